@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ds",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ds-master", targets: ["ds-master"]),
+        .executable(name: "ds-worker", targets: ["ds-worker"]),
+        .executable(name: "ds-submit", targets: ["ds-submit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZooKeeper", path: "Sources/CZooKeeper"),
+        .target(
+            name: "Shared",
+            dependencies: [
+                "CZooKeeper",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(name: "ds-master", dependencies: ["Shared"]),
+        .executableTarget(name: "ds-worker", dependencies: ["Shared"]),
+        .executableTarget(name: "ds-submit", dependencies: ["Shared"]),
+        .testTarget(name: "SharedTests", dependencies: ["Shared"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Shared"]),
+    ]
+)

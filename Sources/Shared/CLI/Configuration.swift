@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+
+/// The flags every tool shares; each falls back to its environment variable, then a default.
+public struct GlobalOptions: ParsableArguments, Sendable {
+    @Option(name: .customLong("zk"), help: "ZooKeeper connect string (env DS_ZK, default 127.0.0.1:2181).")
+    public var zk: String?
+    @Option(name: .customLong("zk-root"), help: "Root znode of this cluster (env DS_ZK_ROOT, default /dolphinscheduler).")
+    public var zkRoot: String?
+    @Option(name: .customLong("zk-session-timeout"), help: "ZooKeeper session timeout, e.g. 10s (env DS_ZK_SESSION_TIMEOUT).")
+    public var zkSessionTimeout: String?
+    @Option(name: .customLong("db"), help: "SQLite database file (env DS_DB, default $DS_HOME/ds.db).")
+    public var db: String?
+    @Option(name: .customLong("home"), help: "State folder (env DS_HOME, default $XDG_STATE_HOME/ds or ~/.local/state/ds).")
+    public var home: String?
+
+    public init() {}
+
+    /// Flags over environment over defaults.
+    public func resolve(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
+        let home = self.home ?? environment["DS_HOME"] ?? {
+            if let xdg = environment["XDG_STATE_HOME"], !xdg.isEmpty { return xdg + "/ds" }
+            return (environment["HOME"] ?? NSHomeDirectory()) + "/.local/state/ds"
+        }()
+        let timeoutText = zkSessionTimeout ?? environment["DS_ZK_SESSION_TIMEOUT"] ?? "10s"
+        guard let timeout = DurationText.parse(timeoutText), timeout >= 0.1 else {
+            throw InputError.configuration("--zk-session-timeout '\(timeoutText)' is not a duration such as 10s or 2500ms")
+        }
+        var root = zkRoot ?? environment["DS_ZK_ROOT"] ?? "/dolphinscheduler"
+        while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
+        guard root.hasPrefix("/") else {
+            throw InputError.configuration("--zk-root '\(root)' must be an absolute znode path such as /dolphinscheduler")
+        }
+        return Configuration(
+            zkConnect: zk ?? environment["DS_ZK"] ?? "127.0.0.1:2181",
+            zkRoot: root,
+            databasePath: db ?? environment["DS_DB"] ?? home + "/ds.db",
+            home: home,
+            sessionTimeoutMillis: Int(timeout * 1000))
+    }
+}
+
+/// Where a tool finds ZooKeeper, the database and its state folder.
+public struct Configuration: Sendable {
+    public var zkConnect: String
+    public var zkRoot: String
+    public var databasePath: String
+    public var home: String
+    public var sessionTimeoutMillis: Int
+
+    public var paths: ZooKeeperPaths { ZooKeeperPaths(root: zkRoot) }
+
+    public init(zkConnect: String, zkRoot: String, databasePath: String, home: String, sessionTimeoutMillis: Int) {
+        self.zkConnect = zkConnect
+        self.zkRoot = zkRoot
+        self.databasePath = databasePath
+        self.home = home
+        self.sessionTimeoutMillis = sessionTimeoutMillis
+    }
+}
+
+/// Durations as the workflow JSON and the flags write them: `500ms`, `10s`, `5m`, `2h`, `1d`, or plain seconds.
+public enum DurationText {
+    /// Seconds, or nil when the text is not a duration.
+    public static func parse(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        let t = text.trimmingCharacters(in: .whitespaces)
+        for (suffix, factor) in units where t.hasSuffix(suffix) {
+            guard let n = Double(t.dropLast(suffix.count)), n >= 0, n.isFinite else { return nil }
+            return n * factor
+        }
+        guard let n = Double(t), n >= 0, n.isFinite else { return nil }
+        return n
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+
+/// An instance and its task attempts, as `--wait` and `--json` print it.
+public struct InstanceReport: Codable, Sendable {
+    public var instance: WorkflowInstanceRecord
+    public var tasks: [TaskInstanceRecord]
+    /// Task names in definition order, for the table.
+    var order: [String]
+
+    enum CodingKeys: String, CodingKey { case instance, tasks }
+
+    public init(instance: WorkflowInstanceRecord, tasks: [TaskInstanceRecord], order: [String]) {
+        self.instance = instance
+        self.tasks = tasks
+        self.order = order
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        instance = try c.decode(WorkflowInstanceRecord.self, forKey: .instance)
+        tasks = try c.decode([TaskInstanceRecord].self, forKey: .tasks)
+        order = []
+    }
+
+    /// One row per task: its latest attempt; `-` for a task that has not run.
+    public func table() -> String {
+        var latest: [String: TaskInstanceRecord] = [:]
+        for t in tasks { latest[t.taskName] = t }
+        var printer = TablePrinter(columns: ["TASK", "STATE", "ATTEMPT", "WORKER", "EXIT", "DURATION"])
+        for name in order {
+            guard let t = latest[name] else { printer.add([name, "-", "", "", "", ""]); continue }
+            printer.add([name, t.state.rawValue, String(t.attempt), t.host ?? "", t.exitCode.map(String.init) ?? "",
+                         t.state.isTerminal ? Self.duration(t.startTime, t.endTime) : ""])
+        }
+        return printer.render()
+    }
+
+    static func duration(_ start: Double?, _ end: Double?) -> String {
+        guard let start, let end else { return "" }
+        let s = max(0, end - start)
+        return s < 10 ? String(format: "%.3fs", s) : String(format: "%.1fs", s)
+    }
+}
+
+/// Follows an instance until it ends, reading the database; says so when nothing can run it.
+struct InstanceWatcher {
+    let store: Store
+    let zk: ZooKeeperClient
+    let paths: ZooKeeperPaths
+    let definition: WorkflowDefinition
+    let instanceID: Int64
+
+    func waitForEnd(live: Bool) async throws -> InstanceReport {
+        var warned: Set<String> = []
+        var lastCheck = 0.0
+        var drawnLines = 0
+        while true {
+            guard let instance = try await store.instance(instanceID) else { throw StoreError.notFound("instance \(instanceID)") }
+            let report = InstanceReport(instance: instance, tasks: try await store.taskAttempts(of: instanceID),
+                                        order: definition.tasks.map(\.name))
+            if instance.state.isTerminal {
+                if live && drawnLines > 0 { print("\u{1B}[\(drawnLines)A\u{1B}[J", terminator: "") }
+                return report
+            }
+            if live {
+                let text = report.table()
+                if drawnLines > 0 { print("\u{1B}[\(drawnLines)A\u{1B}[J", terminator: "") }
+                print(text, terminator: "")
+                drawnLines = text.split(separator: "\n", omittingEmptySubsequences: false).count - 1
+            }
+            let now = ProcessStats.now()
+            if now - lastCheck > 2 {
+                lastCheck = now
+                try await warnAboutMissingServers(report, &warned)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// "waiting for a worker of group gpu": a task with no one to run it is visible, never silent.
+    private func warnAboutMissingServers(_ report: InstanceReport, _ warned: inout Set<String>) async throws {
+        if report.instance.host == nil, !warned.contains("master"),
+           (try? await zk.children(paths.masters))?.isEmpty ?? true {
+            warned.insert("master")
+            Tool.warn("ds-submit", "no master is registered under \(paths.masters); instance \(instanceID) waits for one (start ds-master)")
+        }
+        let waitingGroups = Set(report.tasks.filter { $0.state == .dispatched }.map(\.workerGroup))
+        for group in waitingGroups.sorted() where !warned.contains("group:" + group) {
+            let workers = (try? await zk.children(paths.workerGroup(group))) ?? []
+            if workers.isEmpty {
+                warned.insert("group:" + group)
+                Tool.warn("ds-submit", "waiting for a worker of group \(group): none is registered (start ds-worker --group \(group))")
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+/// What happened to a workflow instance: the only input of the engine.
+public enum EngineEvent: Sendable, Equatable {
+    case start
+    /// An attempt of a task ended.
+    case taskFinished(task: String, outcome: TaskOutcome)
+    /// The retry interval of a failed task has passed.
+    case retryDue(task: String)
+}
+
+/// How one attempt of a task ended.
+public enum TaskOutcome: String, Sendable, Equatable, Codable {
+    case success, failure, killed
+}
+
+/// What the engine wants done: the only output of the engine.
+public enum EngineEffect: Sendable, Equatable {
+    /// Run attempt `attempt` (1-based) of the task now.
+    case dispatch(task: String, attempt: Int)
+    /// Send `.retryDue(task)` after `seconds`.
+    case scheduleRetry(task: String, attempt: Int, seconds: Double)
+    /// The instance is over.
+    case finish(WorkflowState)
+}
+
+/// The progress of one task inside the engine.
+public enum TaskProgress: Sendable, Equatable {
+    case waiting, running(attempt: Int), retrying(attempt: Int), succeeded, failed, skipped
+    var isActive: Bool {
+        switch self { case .running, .retrying: return true; default: return false }
+    }
+}
+
+/// A workflow instance as a pure state machine: `handle(event) -> effects`. No I/O, no clock.
+///
+/// Scheduling is linear in the size of the DAG: each task keeps a count of unfinished upstream
+/// tasks, and each result touches only the finished task's downstream edges.
+public struct WorkflowEngine: Sendable {
+    public let graph: TaskGraph
+    public let failureStrategy: FailureStrategy
+    public let retries: [Int]
+    public let retryIntervals: [Double]
+    public private(set) var progress: [TaskProgress]
+    public private(set) var state: WorkflowState = .submitted
+    private var pendingUpstream: [Int]
+    private var activeCount = 0
+    private var openCount: Int
+    private var anyFailed = false
+
+    public init(definition: WorkflowDefinition) {
+        graph = TaskGraph(definition.tasks)
+        failureStrategy = definition.failureStrategy
+        retries = definition.tasks.map(\.retries)
+        retryIntervals = definition.tasks.map(\.retryInterval)
+        progress = Array(repeating: .waiting, count: graph.count)
+        pendingUpstream = graph.upstream.map(\.count)
+        openCount = graph.count
+    }
+
+    public func progress(of task: String) -> TaskProgress? { graph.index[task].map { progress[$0] } }
+
+    public mutating func handle(_ event: EngineEvent) -> [EngineEffect] {
+        guard !state.isTerminal else { return [] }
+        var effects: [EngineEffect] = []
+        switch event {
+        case .start:
+            guard state == .submitted else { return [] }
+            state = .running
+            for i in 0..<graph.count where pendingUpstream[i] == 0 { dispatch(i, attempt: 1, &effects) }
+        case .taskFinished(let name, let outcome):
+            guard let i = graph.index[name], case .running(let attempt) = progress[i] else { return [] }
+            activeCount -= 1
+            if outcome == .success {
+                progress[i] = .succeeded
+                openCount -= 1
+                for d in graph.downstream[i] {
+                    pendingUpstream[d] -= 1
+                    if pendingUpstream[d] == 0 && progress[d] == .waiting && mayStartNew { dispatch(d, attempt: 1, &effects) }
+                }
+            } else if outcome == .failure && attempt <= retries[i] && mayStartNew {
+                progress[i] = .retrying(attempt: attempt + 1)
+                activeCount += 1
+                effects.append(.scheduleRetry(task: name, attempt: attempt + 1, seconds: retryIntervals[i]))
+            } else {
+                progress[i] = .failed
+                openCount -= 1
+                anyFailed = true
+                skipDownstream(of: i)
+            }
+        case .retryDue(let name):
+            guard let i = graph.index[name], case .retrying(let attempt) = progress[i] else { return [] }
+            activeCount -= 1
+            if mayStartNew {
+                dispatch(i, attempt: attempt, &effects)
+            } else {
+                progress[i] = .failed
+                openCount -= 1
+                anyFailed = true
+            }
+        }
+        if activeCount == 0 && (openCount == 0 || !mayStartNew) {
+            state = anyFailed ? .failure : .success
+            effects.append(.finish(state))
+        }
+        return effects
+    }
+
+    /// END stops starting tasks after the first failure; CONTINUE never does.
+    private var mayStartNew: Bool { !(anyFailed && failureStrategy == .end) }
+
+    private mutating func dispatch(_ i: Int, attempt: Int, _ effects: inout [EngineEffect]) {
+        progress[i] = .running(attempt: attempt)
+        activeCount += 1
+        effects.append(.dispatch(task: graph.names[i], attempt: attempt))
+    }
+
+    /// Marks every task that (transitively) needs task `i` as never to run.
+    private mutating func skipDownstream(of i: Int) {
+        var stack = graph.downstream[i]
+        while let d = stack.popLast() {
+            guard progress[d] == .waiting else { continue }
+            progress[d] = .skipped
+            openCount -= 1
+            stack.append(contentsOf: graph.downstream[d])
+        }
+    }
+}

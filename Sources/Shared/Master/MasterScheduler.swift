@@ -1,0 +1,312 @@
+import Foundation
+import Logging
+
+/// Why a master stopped on its own.
+public enum MasterError: Error, CustomStringConvertible, ExitStatusProviding {
+    case sessionExpired(String)
+    case alreadyRegistered(String)
+
+    public var description: String {
+        switch self {
+        case .sessionExpired(let id):
+            return "master \(id): ZooKeeper session expired; stopped scheduling (fenced). Restart it once ZooKeeper is healthy"
+        case .alreadyRegistered(let id):
+            return "master \(id): another master is registered under this host:port; give this one another --port"
+        }
+    }
+    public var exitStatus: ExitStatus {
+        switch self {
+        case .sessionExpired: return .unavailable
+        case .alreadyRegistered: return .config
+        }
+    }
+}
+
+/// Options of one master.
+public struct MasterOptions: Sendable {
+    public var host: String
+    public var port: Int
+    public var maxWorkflows: Int
+    public var heartbeatSeconds: Double = 5
+    /// A safety net for a lost `/signal/commands` notification; claims are otherwise driven by the watch.
+    public var commandRescanSeconds: Double = 5
+
+    public init(host: String, port: Int, maxWorkflows: Int) {
+        self.host = host
+        self.port = port
+        self.maxWorkflows = maxWorkflows
+    }
+
+    public var identity: String { "\(host):\(port)" }
+}
+
+/// A master: claims START commands, runs instances through the engine, dispatches ready
+/// tasks into the ZooKeeper queue and stores the results workers report.
+///
+/// One event loop mutates the state; ZooKeeper watches and timers only mark what is dirty.
+public actor MasterScheduler {
+    enum Wake: Hashable, Sendable { case commands, results, running, retries }
+
+    let zk: ZooKeeperClient
+    let store: Store
+    let paths: ZooKeeperPaths
+    let options: MasterOptions
+    let logger: Logger
+    let startTime = ProcessStats.now()
+    nonisolated let wakeups = Wakeups<Wake>()
+
+    var active: [Int64: ActiveInstance] = [:]
+    /// Attempts this master dispatched and waits for: task instance id → (instance, task).
+    var attempts: [Int64: (instance: Int64, task: String)] = [:]
+    var seenRunning: Set<Int64> = []
+    var dueRetries: [(instance: Int64, task: String)] = []
+    nonisolated let retryTimers = RetryTimers()
+
+    public init(zk: ZooKeeperClient, store: Store, paths: ZooKeeperPaths, options: MasterOptions, logger: Logger) {
+        self.zk = zk
+        self.store = store
+        self.paths = paths
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Runs until cancelled (graceful stop) or fenced by an expired session.
+    public func run() async throws {
+        for p in paths.skeleton { try await zk.ensurePath(p) }
+        try await register()
+        logger.info("master \(options.identity) registered; max \(options.maxWorkflows) workflows")
+        let sessions = zk.sessionEvents()
+        // Every loop is a child: the first to throw (an expired session) cancels the rest.
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { [zk, logger, identity = options.identity] in
+                for await event in sessions {
+                    switch event {
+                    case .expired: throw MasterError.sessionExpired(identity)
+                    case .disconnected: logger.warning("disconnected from ZooKeeper \(zk.connectString); reconnecting")
+                    case .connected: logger.info("connected to ZooKeeper")
+                    }
+                }
+            }
+            group.addTask { try await self.heartbeatLoop() }
+            group.addTask { [wakeups, options] in
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(options.commandRescanSeconds))
+                    wakeups.mark(.commands)
+                }
+            }
+            group.addTask { [retryTimers, wakeups] in try await retryTimers.run { wakeups.mark(.retries) } }
+            group.addTask { try await self.eventLoop() }
+        }
+    }
+
+    private func eventLoop() async throws {
+        wakeups.mark(.commands)
+        wakeups.mark(.results)
+        wakeups.mark(.running)
+        for await _ in wakeups.stream {
+            try Task.checkCancellation()
+            let dirty = wakeups.take()
+            do {
+                if dirty.contains(.results) { try await processResults() }
+                if dirty.contains(.retries) { try await processRetries() }
+                if dirty.contains(.running) { try await processRunning() }
+                if dirty.contains(.commands) { try await claimCommands() }
+            } catch let error as ZooKeeperError where error.cause == .sessionExpired {
+                throw MasterError.sessionExpired(options.identity)
+            } catch let error as ZooKeeperError where [.connectionLoss(""), .operationTimeout("")].contains(error.cause.kindOnly) {
+                logger.warning("\(error); retrying shortly")
+                try await Task.sleep(for: .milliseconds(200))
+                dirty.forEach { wakeups.mark($0) }
+            } catch let error as StoreError {
+                logger.warning("\(error); retrying shortly")
+                try await Task.sleep(for: .milliseconds(200))
+                dirty.forEach { wakeups.mark($0) }
+            }
+        }
+        throw CancellationError()
+    }
+
+    // MARK: Registry
+
+    private func register() async throws {
+        let path = paths.masters + "/" + options.identity
+        do {
+            try await zk.register(path, data: heartbeat())
+        } catch ZooKeeperError.nodeExists {
+            throw MasterError.alreadyRegistered(options.identity)
+        }
+    }
+
+    private func heartbeat() -> Data {
+        WireJSON.encode(Heartbeat(pid: getpid(), startTime: startTime, loadAverage: ProcessStats.loadAverage(),
+                                  rssBytes: ProcessStats.residentBytes(), activeInstances: active.count))
+    }
+
+    private func heartbeatLoop() async throws {
+        while true {
+            try await Task.sleep(for: .seconds(options.heartbeatSeconds))
+            try? await zk.setData(paths.masters + "/" + options.identity, heartbeat())
+        }
+    }
+
+    // MARK: Commands
+
+    private func claimCommands() async throws {
+        _ = try await zk.exists(paths.commandSignal) { [wakeups] _ in wakeups.mark(.commands) }
+        while active.count < options.maxWorkflows,
+              let claimed = try await store.claimCommand(host: options.identity, now: ProcessStats.now()) {
+            let overrides = (try? JSONDecoder().decode([String: String].self, from: Data(claimed.instance.paramsJson.utf8))) ?? [:]
+            var instance = ActiveInstance(record: claimed.instance, definition: claimed.definition, overrides: overrides,
+                                          runTime: Date(timeIntervalSince1970: claimed.instance.startTime ?? ProcessStats.now()))
+            logger.info("instance \(instance.id) of '\(instance.definition.name)' v\(claimed.instance.version) started")
+            let effects = instance.engine.handle(.start)
+            active[instance.id] = instance
+            var round = Round()
+            apply(effects, to: instance.id, &round)
+            try await commit(&round)
+        }
+    }
+
+    // MARK: Results
+
+    private func processResults() async throws {
+        let names = try await zk.children(paths.results) { [wakeups] _ in wakeups.mark(.results) }
+        let mine = names.compactMap(Int64.init).filter { attempts[$0] != nil }
+        guard !mine.isEmpty else { return }
+        let messages = try await withThrowingTaskGroup(of: TaskResultMessage?.self) { group in
+            for id in mine {
+                group.addTask { [zk, paths] in
+                    do {
+                        let (data, _) = try await zk.getData(paths.result(id))
+                        return try WireJSON.decode(TaskResultMessage.self, data)
+                    } catch ZooKeeperError.noNode { return nil }
+                }
+            }
+            var all: [TaskResultMessage] = []
+            for try await m in group { if let m { all.append(m) } }
+            return all
+        }
+        var round = Round()
+        for m in messages {
+            guard let (instanceID, taskName) = attempts.removeValue(forKey: m.taskInstanceId) else { continue }
+            seenRunning.remove(m.taskInstanceId)
+            round.consumed.append(m.taskInstanceId)
+            let outputsJSON = m.outputs.isEmpty ? nil : String(decoding: WireJSON.encode(m.outputs), as: UTF8.self)
+            round.batch.outcomes.append(AttemptOutcome(
+                taskInstanceId: m.taskInstanceId, state: m.state, host: m.worker, pid: m.pid, logPath: m.logPath,
+                exitCode: m.exitCode, outputJson: outputsJSON, message: m.message, startTime: m.startTime, endTime: m.endTime))
+            guard active[instanceID] != nil else { continue }
+            if !m.outputs.isEmpty { active[instanceID]!.outputs[taskName] = m.outputs }
+            let outcome: TaskOutcome = m.state == .success ? .success : (m.state == .kill ? .killed : .failure)
+            let effects = active[instanceID]!.engine.handle(.taskFinished(task: taskName, outcome: outcome))
+            apply(effects, to: instanceID, &round)
+        }
+        try await commit(&round)
+    }
+
+    private func processRetries() async throws {
+        let due = retryTimers.takeDue(now: ProcessStats.now())
+        guard !due.isEmpty else { return }
+        var round = Round()
+        for (instanceID, task) in due where active[instanceID] != nil {
+            let effects = active[instanceID]!.engine.handle(.retryDue(task: task))
+            apply(effects, to: instanceID, &round)
+        }
+        try await commit(&round)
+    }
+
+    /// Marks attempts RUNNING once their worker has claimed them.
+    private func processRunning() async throws {
+        let names = try await zk.children(paths.running) { [wakeups] _ in wakeups.mark(.running) }
+        var round = Round()
+        let now = ProcessStats.now()
+        for id in names.compactMap(Int64.init) where attempts[id] != nil && !seenRunning.contains(id) {
+            seenRunning.insert(id)
+            round.batch.started.append((id, now))
+        }
+        try await commit(&round)
+    }
+
+    // MARK: Effects
+
+    /// What one pass of the loop writes: one database transaction, then pipelined ZooKeeper calls.
+    struct Round {
+        var batch = SchedulingBatch()
+        var queued: [(key: TaskQueueKey, group: String, task: QueuedTask)] = []
+        var consumed: [Int64] = []
+        var dispatchedNames: [(instance: Int64, task: String)] = []
+    }
+
+    private func apply(_ effects: [EngineEffect], to instanceID: Int64, _ round: inout Round) {
+        let now = ProcessStats.now()
+        for effect in effects {
+            switch effect {
+            case .dispatch(let taskName, let attempt):
+                let task = active[instanceID]!.tasksByName[taskName]!
+                round.batch.newAttempts.append(TaskInstanceRecord(
+                    id: nil, workflowInstanceId: instanceID, taskName: taskName, attempt: attempt, state: .dispatched,
+                    priority: task.priority, workerGroup: task.workerGroup, submitTime: now))
+                round.dispatchedNames.append((instanceID, taskName))
+            case .scheduleRetry(let taskName, let attempt, let seconds):
+                logger.info("instance \(instanceID): task '\(taskName)' failed; attempt \(attempt) in \(seconds)s")
+                retryTimers.schedule(instance: instanceID, task: taskName, at: now + seconds)
+            case .finish(let state):
+                round.batch.finishedInstances.append((instanceID, state, now))
+                logger.info("instance \(instanceID) of '\(active[instanceID]!.definition.name)' ended \(state.rawValue)")
+            }
+        }
+    }
+
+    private func commit(_ round: inout Round) async throws {
+        guard !round.batch.isEmpty || !round.consumed.isEmpty else { return }
+        let inserted = round.batch.isEmpty ? [] : try await store.apply(round.batch)
+        for attempt in inserted {
+            let instanceID = attempt.workflowInstanceId
+            guard var instance = active[instanceID] else { continue }
+            let (task, command, env) = instance.prepare(attempt.taskName)
+            active[instanceID] = instance
+            attempts[attempt.id!] = (instanceID, attempt.taskName)
+            let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: instanceID,
+                                   taskPriority: task.priority, taskInstanceId: attempt.id!)
+            round.queued.append((key, task.workerGroup, QueuedTask(
+                taskInstanceId: attempt.id!, workflowInstanceId: instanceID, workflowName: instance.definition.name,
+                taskName: attempt.taskName, attempt: attempt.attempt, command: command, env: env,
+                timeout: task.timeout, timeoutStrategy: task.timeoutStrategy, master: options.identity)))
+        }
+        for finished in round.batch.finishedInstances { active.removeValue(forKey: finished.id) }
+        let queued = round.queued, consumed = round.consumed
+        try await withThrowingDiscardingTaskGroup { group in
+            for q in queued {
+                group.addTask { [zk, paths] in
+                    let path = paths.queue(q.group) + "/" + q.key.description
+                    do {
+                        try await zk.create(path, data: WireJSON.encode(q.task))
+                    } catch ZooKeeperError.nodeExists {
+                        // created by an earlier try whose answer was lost
+                    } catch ZooKeeperError.noNode {
+                        try await zk.ensurePath(paths.queue(q.group))
+                        try await zk.create(path, data: WireJSON.encode(q.task))
+                    }
+                }
+            }
+            for id in consumed {
+                group.addTask { [zk, paths] in
+                    do { try await zk.delete(paths.result(id)) } catch ZooKeeperError.noNode {}
+                }
+            }
+        }
+        if !round.batch.finishedInstances.isEmpty { wakeups.mark(.commands) }
+        round = Round()
+    }
+}
+
+extension ZooKeeperError {
+    /// The case without its associated path, for matching a kind of failure.
+    var kindOnly: ZooKeeperError {
+        switch self {
+        case .connectionLoss: return .connectionLoss("")
+        case .operationTimeout: return .operationTimeout("")
+        default: return self
+        }
+    }
+}

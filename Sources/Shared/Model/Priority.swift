@@ -1,0 +1,29 @@
+/// Dispatch priority of a workflow or a task; HIGHEST goes first.
+public enum Priority: String, Codable, Sendable, CaseIterable, Comparable {
+    case highest = "HIGHEST", high = "HIGH", medium = "MEDIUM", low = "LOW", lowest = "LOWEST"
+
+    /// 0 for HIGHEST … 4 for LOWEST: the digit that leads a queue key.
+    public var rank: Int { Priority.allCases.firstIndex(of: self)! }
+
+    public static func < (a: Priority, b: Priority) -> Bool { a.rank < b.rank }
+
+    public static var names: String { allCases.map(\.rawValue).joined(separator: " ") }
+}
+
+/// What a workflow does once a task has failed for good.
+public enum FailureStrategy: String, Codable, Sendable, CaseIterable {
+    /// Start nothing new; the tasks already running finish; the workflow ends FAILURE.
+    case end = "END"
+    /// Keep running every task that does not depend on the failed one; the workflow ends FAILURE.
+    case `continue` = "CONTINUE"
+}
+
+/// What the worker does when a task outlives its timeout.
+public enum TimeoutStrategy: String, Codable, Sendable, CaseIterable {
+    case fail = "FAIL", warn = "WARN"
+}
+
+/// Kinds of task. Only SHELL runs yet; the logic nodes come with their own issue.
+public enum TaskType: String, Codable, Sendable, CaseIterable {
+    case shell = "SHELL", subProcess = "SUB_PROCESS", conditions = "CONDITIONS", switchNode = "SWITCH", dependent = "DEPENDENT"
+}

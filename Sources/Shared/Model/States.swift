@@ -1,0 +1,17 @@
+/// The state of a workflow instance (DESIGN §3).
+public enum WorkflowState: String, Codable, Sendable, CaseIterable {
+    case submitted = "SUBMITTED", running = "RUNNING", readyPause = "READY_PAUSE", pause = "PAUSE",
+         readyStop = "READY_STOP", stop = "STOP", failure = "FAILURE", success = "SUCCESS",
+         waitingThread = "WAITING_THREAD", failover = "FAILOVER"
+
+    public var isTerminal: Bool { [.success, .failure, .stop, .pause].contains(self) }
+}
+
+/// The state of one task attempt (DESIGN §3).
+public enum TaskState: String, Codable, Sendable, CaseIterable {
+    case submitted = "SUBMITTED", dispatched = "DISPATCHED", running = "RUNNING", success = "SUCCESS",
+         failure = "FAILURE", kill = "KILL", pause = "PAUSE", delayExecution = "DELAY_EXECUTION",
+         needFaultTolerance = "NEED_FAULT_TOLERANCE", forcedSuccess = "FORCED_SUCCESS"
+
+    public var isTerminal: Bool { [.success, .failure, .kill, .pause, .needFaultTolerance, .forcedSuccess].contains(self) }
+}

@@ -1,0 +1,119 @@
+import Foundation
+
+/// The name of a queue node: it sorts in dispatch order (workflow priority, workflow instance
+/// id, task priority, task instance id), so the first child of `/queue/<group>` runs first.
+public struct TaskQueueKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var workflowPriority: Priority
+    public var workflowInstanceId: Int64
+    public var taskPriority: Priority
+    public var taskInstanceId: Int64
+
+    public init(workflowPriority: Priority, workflowInstanceId: Int64, taskPriority: Priority, taskInstanceId: Int64) {
+        self.workflowPriority = workflowPriority
+        self.workflowInstanceId = workflowInstanceId
+        self.taskPriority = taskPriority
+        self.taskInstanceId = taskInstanceId
+    }
+
+    /// e.g. `1-0000000042-0-0000000107`.
+    public var description: String {
+        "\(workflowPriority.rank)-\(pad(workflowInstanceId))-\(taskPriority.rank)-\(pad(taskInstanceId))"
+    }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "-")
+        guard parts.count == 4, let wp = Int(parts[0]), let wi = Int64(parts[1]), let tp = Int(parts[2]),
+              let ti = Int64(parts[3]), Priority.allCases.indices.contains(wp), Priority.allCases.indices.contains(tp)
+        else { return nil }
+        self.init(workflowPriority: Priority.allCases[wp], workflowInstanceId: wi,
+                  taskPriority: Priority.allCases[tp], taskInstanceId: ti)
+    }
+
+    public static func < (a: TaskQueueKey, b: TaskQueueKey) -> Bool { a.description < b.description }
+
+    private func pad(_ n: Int64) -> String {
+        let s = String(n)
+        return String(repeating: "0", count: max(0, 12 - s.count)) + s
+    }
+}
+
+/// A task ready to run, as a master writes it into `/queue/<group>/<key>`.
+public struct QueuedTask: Codable, Sendable, Equatable {
+    public var taskInstanceId: Int64
+    public var workflowInstanceId: Int64
+    public var workflowName: String
+    public var taskName: String
+    public var attempt: Int
+    public var command: String
+    public var env: [String: String]
+    public var timeout: Double?
+    public var timeoutStrategy: TimeoutStrategy
+    /// The master that dispatched it.
+    public var master: String
+
+    public init(taskInstanceId: Int64, workflowInstanceId: Int64, workflowName: String, taskName: String, attempt: Int,
+                command: String, env: [String: String], timeout: Double?, timeoutStrategy: TimeoutStrategy, master: String) {
+        self.taskInstanceId = taskInstanceId
+        self.workflowInstanceId = workflowInstanceId
+        self.workflowName = workflowName
+        self.taskName = taskName
+        self.attempt = attempt
+        self.command = command
+        self.env = env
+        self.timeout = timeout
+        self.timeoutStrategy = timeoutStrategy
+        self.master = master
+    }
+}
+
+/// Who runs a task, in the ephemeral `/running/<task-instance-id>` of the worker's session.
+public struct RunningTask: Codable, Sendable {
+    public var worker: String
+    public var pid: Int32?
+    public var startTime: Double
+    public var logPath: String
+}
+
+/// How an attempt ended, in `/results/<task-instance-id>` until a master has stored it.
+public struct TaskResultMessage: Codable, Sendable {
+    public var taskInstanceId: Int64
+    public var state: TaskState
+    public var exitCode: Int32?
+    public var worker: String
+    public var pid: Int32?
+    public var logPath: String
+    public var startTime: Double
+    public var endTime: Double
+    public var outputs: [String: String]
+    public var message: String?
+}
+
+/// The heartbeat a daemon keeps in its registry node.
+public struct Heartbeat: Codable, Sendable {
+    public var pid: Int32
+    public var startTime: Double
+    public var loadAverage: Double
+    public var rssBytes: Int64
+    public var activeInstances: Int?
+    public var slots: Int?
+    public var freeSlots: Int?
+    public var groups: [String]?
+}
+
+/// The snake_case JSON used on the wire and in `--json` output.
+public enum WireJSON {
+    public static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+    public static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }()
+    public static func encode<T: Encodable>(_ value: T) -> Data { try! encoder.encode(value) }
+    public static func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T { try decoder.decode(type, from: data) }
+    public static func string<T: Encodable>(_ value: T) -> String { String(decoding: encode(value), as: UTF8.self) }
+}

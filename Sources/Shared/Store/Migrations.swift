@@ -1,0 +1,60 @@
+import GRDB
+
+/// Append-only, named migrations: a migration is never modified once it has shipped.
+enum Migrations {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-core") { db in
+            try db.create(table: "workflow_definition") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("name", .text).notNull()
+                t.column("version", .integer).notNull()
+                t.column("json", .text).notNull()
+                t.column("created_at", .double).notNull()
+                t.uniqueKey(["name", "version"])
+            }
+            try db.create(table: "workflow_instance") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("definition_id", .integer).notNull().references("workflow_definition")
+                t.column("name", .text).notNull()
+                t.column("version", .integer).notNull()
+                t.column("state", .text).notNull()
+                t.column("priority", .text).notNull()
+                t.column("params_json", .text).notNull()
+                t.column("host", .text)
+                t.column("submit_time", .double).notNull()
+                t.column("start_time", .double)
+                t.column("end_time", .double)
+            }
+            try db.create(index: "workflow_instance_by_state", on: "workflow_instance", columns: ["state"])
+            try db.create(table: "task_instance") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("workflow_instance_id", .integer).notNull().references("workflow_instance")
+                t.column("task_name", .text).notNull()
+                t.column("attempt", .integer).notNull()
+                t.column("state", .text).notNull()
+                t.column("priority", .text).notNull()
+                t.column("worker_group", .text).notNull()
+                t.column("host", .text)
+                t.column("pid", .integer)
+                t.column("log_path", .text)
+                t.column("exit_code", .integer)
+                t.column("output_json", .text)
+                t.column("message", .text)
+                t.column("submit_time", .double).notNull()
+                t.column("start_time", .double)
+                t.column("end_time", .double)
+            }
+            try db.create(index: "task_instance_by_workflow", on: "task_instance", columns: ["workflow_instance_id"])
+            try db.create(table: "command") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("type", .text).notNull()
+                t.column("workflow_instance_id", .integer).notNull().references("workflow_instance")
+                t.column("priority_rank", .integer).notNull()
+                t.column("submit_time", .double).notNull()
+            }
+            try db.create(index: "command_by_order", on: "command", columns: ["priority_rank", "id"])
+        }
+        return m
+    }
+}

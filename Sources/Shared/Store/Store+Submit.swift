@@ -1,0 +1,66 @@
+import Foundation
+import GRDB
+
+/// What `ds-submit` stored.
+public struct SubmittedInstance: Sendable, Codable {
+    public var instanceId: Int64
+    public var definitionId: Int64
+    public var name: String
+    public var version: Int
+    public var priority: Priority
+}
+
+extension Store {
+    /// Stores the definition (a new version only when it changed) and a START command for a new instance.
+    public func submit(_ definition: WorkflowDefinition, params: [String: String], now: Double) async throws -> SubmittedInstance {
+        let json = definition.canonicalJSON()
+        let paramsJSON = String(decoding: try JSONEncoder.sorted.encode(params), as: UTF8.self)
+        return try await transaction("submit of workflow '\(definition.name)'") { db in
+            let latest = try WorkflowDefinitionRecord
+                .filter(Column("name") == definition.name)
+                .order(Column("version").desc)
+                .fetchOne(db)
+            var stored: WorkflowDefinitionRecord
+            if let latest, latest.json == json {
+                stored = latest
+            } else {
+                stored = WorkflowDefinitionRecord(id: nil, name: definition.name, version: (latest?.version ?? 0) + 1,
+                                                  json: json, createdAt: now)
+                try stored.insert(db)
+            }
+            var instance = WorkflowInstanceRecord(
+                id: nil, definitionId: stored.id!, name: definition.name, version: stored.version, state: .submitted,
+                priority: definition.priority, paramsJson: paramsJSON, host: nil, submitTime: now)
+            try instance.insert(db)
+            var command = CommandRecord(id: nil, type: "START", workflowInstanceId: instance.id!,
+                                        priorityRank: definition.priority.rank, submitTime: now)
+            try command.insert(db)
+            return SubmittedInstance(instanceId: instance.id!, definitionId: stored.id!, name: definition.name,
+                                     version: stored.version, priority: definition.priority)
+        }
+    }
+
+    public func instance(_ id: Int64) async throws -> WorkflowInstanceRecord? {
+        try await read("reading instance \(id)") { db in try WorkflowInstanceRecord.fetchOne(db, key: id) }
+    }
+
+    /// Every attempt of every task of an instance, in creation order.
+    public func taskAttempts(of instanceID: Int64) async throws -> [TaskInstanceRecord] {
+        try await read("reading tasks of instance \(instanceID)") { db in
+            try TaskInstanceRecord.filter(Column("workflow_instance_id") == instanceID).order(Column("id")).fetchAll(db)
+        }
+    }
+
+    public func definition(id: Int64) async throws -> WorkflowDefinitionRecord? {
+        try await read("reading definition \(id)") { db in try WorkflowDefinitionRecord.fetchOne(db, key: id) }
+    }
+}
+
+extension JSONEncoder {
+    /// Sorted keys, so that equal values give equal text.
+    public static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import GRDB
+
+/// Database failures, naming what failed and what to do.
+public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
+    case open(path: String, reason: String)
+    case busy(String)
+    case failed(String)
+    case notFound(String)
+
+    public var description: String {
+        switch self {
+        case .open(let p, let r): return "database \(p): cannot open: \(r); check --db / DS_DB and the folder's permissions"
+        case .busy(let what): return "database busy during \(what); retry"
+        case .failed(let what): return "database error: \(what)"
+        case .notFound(let what): return "\(what) not found in the database"
+        }
+    }
+
+    public var exitStatus: ExitStatus {
+        switch self {
+        case .open: return .config
+        case .busy: return .tempFail
+        case .failed: return .software
+        case .notFound: return .dataError
+        }
+    }
+}
+
+/// The SQLite store: WAL, a busy timeout so several processes share one file, migrations on open.
+public final class Store: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        self.path = path
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        var config = GRDB.Configuration()
+        config.busyMode = .timeout(30)
+        config.label = "ds"
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            try Migrations.migrator.migrate(pool)
+        } catch {
+            throw StoreError.open(path: path, reason: "\(error)")
+        }
+    }
+
+    /// Runs `body` in one IMMEDIATE transaction, so that read-then-write never races another process.
+    func transaction<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+            throw StoreError.busy("\(what): \(error.message ?? "locked")")
+        } catch let error as DatabaseError {
+            throw StoreError.failed("\(what): \(error)")
+        }
+    }
+
+    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as DatabaseError {
+            throw StoreError.failed("\(what): \(error)")
+        }
+    }
+}

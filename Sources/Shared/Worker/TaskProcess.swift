@@ -1,0 +1,109 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed system call, with errno turned into words.
+public struct SystemCallError: Error, CustomStringConvertible {
+    public var call: String
+    public var errno: Int32
+    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
+}
+
+/// Every call of this file that can fail goes through here.
+@discardableResult
+func posixCheck(_ call: String, _ rc: Int32) throws -> Int32 {
+    if rc == -1 { throw SystemCallError(call: call, errno: errno) }
+    return rc
+}
+
+/// How a task's process ended.
+public enum ProcessExit: Sendable, Equatable {
+    case exited(Int32)
+    case signaled(Int32)
+
+    public var succeeded: Bool { self == .exited(0) }
+    /// The shell convention: the exit status, or 128 + the signal.
+    public var code: Int32 {
+        switch self {
+        case .exited(let c): return c
+        case .signaled(let s): return 128 + s
+        }
+    }
+}
+
+/// A task's shell, started in a process group of its own so that the whole tree can be signalled.
+public struct TaskProcess: Sendable {
+    public let pid: pid_t
+
+    /// Starts `/bin/sh -c command` with stdout and stderr appended to `logPath`, stdin from /dev/null,
+    /// default signal dispositions (the daemon ignores SIGTERM for its own handler; tasks must not).
+    public static func spawn(command: String, environment: [String: String], logPath: String) throws -> TaskProcess {
+        markInheritedDescriptorsCloseOnExec()
+        let logFD = try posixCheck("open \(logPath)", open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644))
+        defer { close(logFD) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, logFD, 1)
+        posix_spawn_file_actions_adddup2(&actions, logFD, 2)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        sigdelset(&defaults, SIGKILL)
+        sigdelset(&defaults, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
+        if rc != 0 { throw SystemCallError(call: "posix_spawn /bin/sh", errno: rc) }
+        return TaskProcess(pid: pid)
+    }
+
+    /// The daemon's own descriptors (the ZooKeeper socket among them, opened by the C client
+    /// without FD_CLOEXEC) must not leak into tasks.
+    private static func markInheritedDescriptorsCloseOnExec() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for fd in entries.compactMap(Int32.init) where fd > 2 {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
+
+    /// Waits for the shell to exit, on a thread of its own so that no task of the cooperative pool blocks.
+    public func waitForExit() async -> ProcessExit {
+        await withCheckedContinuation { continuation in
+            let pid = self.pid
+            let thread = Thread {
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                // WIFEXITED / WTERMSIG, spelled out: Swift does not import the C macros.
+                let signal = status & 0x7f
+                continuation.resume(returning: signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal))
+            }
+            thread.stackSize = 64 * 1024
+            thread.start()
+        }
+    }
+
+    /// Signals the task's whole process group.
+    public func signalGroup(_ signal: Int32) {
+        _ = killpg(pid, signal)
+    }
+}

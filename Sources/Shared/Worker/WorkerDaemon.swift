@@ -1,0 +1,367 @@
+import Foundation
+import Logging
+
+/// Why a worker stopped on its own.
+public enum WorkerError: Error, CustomStringConvertible, ExitStatusProviding {
+    case sessionExpired(String)
+    case alreadyRegistered(String)
+
+    public var description: String {
+        switch self {
+        case .sessionExpired(let id):
+            return "worker \(id): ZooKeeper session expired; killed its running tasks and stopped (fenced). Restart it once ZooKeeper is healthy"
+        case .alreadyRegistered(let id):
+            return "worker \(id): another worker is registered under this host:port; give this one another --port"
+        }
+    }
+    public var exitStatus: ExitStatus {
+        switch self {
+        case .sessionExpired: return .unavailable
+        case .alreadyRegistered: return .config
+        }
+    }
+}
+
+/// Options of one worker.
+public struct WorkerOptions: Sendable {
+    public var host: String
+    public var port: Int
+    public var groups: [String]
+    public var slots: Int
+    public var logDirectory: String
+    /// How long a graceful stop lets running tasks finish before killing them.
+    public var graceSeconds: Double
+    public var heartbeatSeconds: Double = 5
+
+    public init(host: String, port: Int, groups: [String], slots: Int, logDirectory: String, graceSeconds: Double) {
+        self.host = host
+        self.port = port
+        self.groups = groups
+        self.slots = slots
+        self.logDirectory = logDirectory
+        self.graceSeconds = graceSeconds
+    }
+
+    public var identity: String { "\(host):\(port)" }
+}
+
+/// A worker: pulls tasks from the ZooKeeper queue while it has a free slot, runs each in a
+/// process group of its own, writes one log file per task and reports the result.
+/// It never opens the database.
+public actor WorkerDaemon {
+    enum Wake: Hashable, Sendable { case queue, slotFreed, stop, graceOver, expired }
+
+    let zk: ZooKeeperClient
+    let paths: ZooKeeperPaths
+    let options: WorkerOptions
+    let logger: Logger
+    let startTime = ProcessStats.now()
+    nonisolated let wakeups = Wakeups<Wake>()
+
+    var running: [Int64: TaskProcess?] = [:]
+    var stopping = false
+    var killedForStop: Set<Int64> = []
+
+    public init(zk: ZooKeeperClient, paths: ZooKeeperPaths, options: WorkerOptions, logger: Logger) {
+        self.zk = zk
+        self.paths = paths
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Stops claiming; running tasks get the grace period, then their groups are killed.
+    public nonisolated func beginGracefulStop() { wakeups.mark(.stop) }
+
+    /// Runs until a graceful stop completes, or throws when fenced by an expired session.
+    public func run() async throws {
+        for p in paths.skeleton { try await zk.ensurePath(p) }
+        for g in options.groups { try await zk.ensurePath(paths.queue(g)) }
+        try await register()
+        logger.info("worker \(options.identity) registered in \(options.groups.joined(separator: ",")) with \(options.slots) slots")
+        let sessions = zk.sessionEvents()
+        // A discarding group: a million finished tasks leave nothing behind.
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { [zk, logger, wakeups] in
+                for await event in sessions {
+                    switch event {
+                    case .expired:
+                        await self.killAll(signal: SIGKILL)
+                        wakeups.mark(.expired)
+                    case .disconnected: logger.warning("disconnected from ZooKeeper \(zk.connectString); reconnecting")
+                    case .connected: logger.info("connected to ZooKeeper")
+                    }
+                }
+            }
+            group.addTask { try await self.heartbeatLoop() }
+            try await eventLoop(group: &group)
+            group.cancelAll()
+        }
+        zk.close()
+        logger.info("worker \(options.identity) stopped")
+    }
+
+    private func eventLoop(group: inout ThrowingDiscardingTaskGroup<Error>) async throws {
+        wakeups.mark(.queue)
+        for await _ in wakeups.stream {
+            let dirty = wakeups.take()
+            if dirty.contains(.expired) {
+                killAll(signal: SIGKILL)
+                throw WorkerError.sessionExpired(options.identity)
+            }
+            if dirty.contains(.stop) && !stopping {
+                stopping = true
+                logger.info("stopping: no new tasks; \(running.count) running get \(options.graceSeconds)s to finish")
+                group.addTask { [wakeups, options] in
+                    try await Task.sleep(for: .milliseconds(Int(options.graceSeconds * 1000)))
+                    wakeups.mark(.graceOver)
+                }
+            }
+            if dirty.contains(.graceOver) && !running.isEmpty {
+                logger.warning("grace period over: killing \(running.count) running tasks")
+                killedForStop.formUnion(running.keys)
+                killAll(signal: SIGKILL)
+            }
+            if stopping {
+                if running.isEmpty { return }
+                continue
+            }
+            do {
+                try await claimWhileFree(group: &group)
+            } catch let error as ZooKeeperError where error.cause == .sessionExpired {
+                killAll(signal: SIGKILL)
+                throw WorkerError.sessionExpired(options.identity)
+            } catch let error as ZooKeeperError {
+                logger.warning("\(error); retrying shortly")
+                try await Task.sleep(for: .milliseconds(200))
+                wakeups.mark(.queue)
+            }
+        }
+    }
+
+    // MARK: Registry
+
+    private func register() async throws {
+        for g in options.groups {
+            try await zk.ensurePath(paths.workerGroup(g))
+            do {
+                try await zk.register(paths.workerGroup(g) + "/" + options.identity, data: heartbeat())
+            } catch ZooKeeperError.nodeExists {
+                throw WorkerError.alreadyRegistered(options.identity)
+            }
+        }
+    }
+
+    private func heartbeat() -> Data {
+        WireJSON.encode(Heartbeat(pid: getpid(), startTime: startTime, loadAverage: ProcessStats.loadAverage(),
+                                  rssBytes: ProcessStats.residentBytes(), slots: options.slots,
+                                  freeSlots: options.slots - running.count, groups: options.groups))
+    }
+
+    private func heartbeatLoop() async throws {
+        while true {
+            try await Task.sleep(for: .seconds(options.heartbeatSeconds))
+            let data = heartbeat()
+            for g in options.groups { try? await zk.setData(paths.workerGroup(g) + "/" + options.identity, data) }
+        }
+    }
+
+    // MARK: Claiming
+
+    /// Claims queue items in key order while a slot is free. Each claim is one `multi`: delete
+    /// the queue node and create `/running/<id>`; whoever wins the multi owns the task.
+    private func claimWhileFree(group: inout ThrowingDiscardingTaskGroup<Error>) async throws {
+        guard running.count < options.slots else { return }
+        var candidates: [(key: String, group: String)] = []
+        for g in options.groups {
+            // The watch re-arms on every listing; a change marks the queue dirty again.
+            let names = try await zk.children(paths.queue(g)) { [wakeups] _ in wakeups.mark(.queue) }
+            candidates += names.map { ($0, g) }
+        }
+        candidates.sort { $0.key < $1.key }
+        for candidate in candidates where running.count < options.slots {
+            let queuePath = paths.queue(candidate.group) + "/" + candidate.key
+            let task: QueuedTask
+            let version: Int32
+            do {
+                let (data, stat) = try await zk.getData(queuePath)
+                task = try WireJSON.decode(QueuedTask.self, data)
+                version = stat.version
+            } catch ZooKeeperError.noNode {
+                continue
+            } catch is DecodingError {
+                logger.error("queue item \(queuePath) is not a task; leaving it for an operator (ds-queue remove)")
+                continue
+            }
+            let logPath = logPath(for: task)
+            let claim = RunningTask(worker: options.identity, pid: nil, startTime: ProcessStats.now(), logPath: logPath)
+            do {
+                try await zk.multi([
+                    .delete(path: queuePath, version: version),
+                    .create(path: paths.running(task.taskInstanceId), data: WireJSON.encode(claim), mode: .ephemeral),
+                ])
+            } catch let error as ZooKeeperError where [.noNode(queuePath), .nodeExists(paths.running(task.taskInstanceId))].contains(error.cause) {
+                continue  // another worker won this item
+            }
+            running[task.taskInstanceId] = .some(nil)
+            group.addTask { await self.execute(task, logPath: logPath, claimedAt: claim.startTime) }
+        }
+    }
+
+    private func logPath(for task: QueuedTask) -> String {
+        "\(options.logDirectory)/\(task.workflowName)/\(task.workflowInstanceId)/\(task.taskInstanceId).log"
+    }
+
+    // MARK: Running
+
+    private func execute(_ task: QueuedTask, logPath: String, claimedAt: Double) async {
+        let id = task.taskInstanceId
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(task.env) { _, new in new }
+        environment["DS_TASK_INSTANCE_ID"] = String(id)
+        environment["DS_WORKFLOW_INSTANCE_ID"] = String(task.workflowInstanceId)
+        environment["DS_TASK_NAME"] = task.taskName
+        environment["DS_WORKFLOW_NAME"] = task.workflowName
+        environment["DS_TASK_ATTEMPT"] = String(task.attempt)
+        let startTime = ProcessStats.now()
+        var result = TaskResultMessage(taskInstanceId: id, state: .failure, exitCode: nil, worker: options.identity,
+                                       pid: nil, logPath: logPath, startTime: startTime, endTime: startTime,
+                                       outputs: [:], message: nil)
+        do {
+            try FileManager.default.createDirectory(atPath: (logPath as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            let process = try TaskProcess.spawn(command: task.command, environment: environment, logPath: logPath)
+            guard running[id] != nil else { process.signalGroup(SIGKILL); return }
+            running[id] = process
+            result.pid = process.pid
+            let info = RunningTask(worker: options.identity, pid: process.pid, startTime: startTime, logPath: logPath)
+            try? await zk.setData(paths.running(id), WireJSON.encode(info))
+            let exit = await waitWithTimeout(process, task: task, logPath: logPath)
+            result.endTime = ProcessStats.now()
+            result.exitCode = exit.exit.code
+            if exit.timedOut {
+                result.state = .failure
+                result.message = "timed out after \(format(task.timeout ?? 0)) and was killed"
+            } else if killedForStop.contains(id) {
+                result.state = .kill
+                result.message = "killed: worker \(options.identity) stopped and the grace period ran out"
+            } else if exit.exit.succeeded {
+                result.state = .success
+            } else {
+                result.state = .failure
+                result.message = {
+                    switch exit.exit {
+                    case .exited(let c): return "exited with status \(c)"
+                    case .signaled(let s): return "killed by signal \(s)"
+                    }
+                }()
+            }
+            result.outputs = Self.outputs(ofLog: logPath)
+        } catch {
+            result.endTime = ProcessStats.now()
+            result.message = "could not start: \(error)"
+            logger.error("task \(id) '\(task.taskName)': \(error)")
+        }
+        await report(result)
+        running.removeValue(forKey: id)
+        wakeups.mark(.slotFreed)
+        wakeups.mark(.queue)
+    }
+
+    private func waitWithTimeout(_ process: TaskProcess, task: QueuedTask, logPath: String) async -> (exit: ProcessExit, timedOut: Bool) {
+        guard let timeout = task.timeout, timeout > 0 else { return (await process.waitForExit(), false) }
+        return await withTaskGroup(of: (ProcessExit?, Bool).self) { group in
+            group.addTask { (await process.waitForExit(), false) }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                if Task.isCancelled { return (nil, false) }
+                if task.timeoutStrategy == .fail {
+                    process.signalGroup(SIGTERM)
+                    try? await Task.sleep(for: .seconds(2))
+                    if !Task.isCancelled { process.signalGroup(SIGKILL) }
+                    return (nil, true)
+                }
+                Self.appendToLog(logPath, "[ds] warning: task is still running after its timeout of \(Self.format(timeout))\n")
+                return (nil, false)
+            }
+            var timedOut = false
+            var exit: ProcessExit = .exited(0)
+            for await (e, t) in group {
+                timedOut = timedOut || t
+                if let e {
+                    exit = e
+                    group.cancelAll()
+                }
+            }
+            return (exit, timedOut)
+        }
+    }
+
+    /// Creates `/results/<id>` and deletes `/running/<id>` in one multi; retries while the
+    /// session lives, since the result must survive before the worker forgets the task.
+    private func report(_ result: TaskResultMessage) async {
+        let id = result.taskInstanceId
+        while true {
+            do {
+                try await zk.multi([
+                    .create(path: paths.result(id), data: WireJSON.encode(result), mode: .persistent),
+                    .delete(path: paths.running(id)),
+                ])
+                return
+            } catch let error as ZooKeeperError {
+                switch error.cause {
+                case .nodeExists, .noNode:
+                    // Already reported by an earlier try whose answer was lost.
+                    try? await zk.delete(paths.running(id))
+                    return
+                case .sessionExpired, .closing:
+                    logger.error("task \(id): result not reported, session gone: \(error)")
+                    return
+                default:
+                    logger.warning("task \(id): reporting result failed (\(error)); retrying")
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+            } catch {
+                return
+            }
+        }
+    }
+
+    func killAll(signal: Int32) {
+        for case let process? in running.values { process.signalGroup(signal) }
+    }
+
+    // MARK: Helpers
+
+    /// Output parameters printed as `${setValue(k=v)}`; only the log's lines that mention it are kept in memory.
+    static func outputs(ofLog path: String) -> [String: String] {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return [:] }
+        defer { try? handle.close() }
+        var found: [String: String] = [:]
+        var carry = Data()
+        while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            carry.append(chunk)
+            guard let lastNewline = carry.lastIndex(of: 0x0a) else { continue }
+            let lines = carry[carry.startIndex...lastNewline]
+            if lines.range(of: Data("setValue(".utf8)) != nil {
+                found.merge(ParameterResolver.outputParameters(in: String(decoding: lines, as: UTF8.self))) { _, n in n }
+            }
+            carry = Data(carry[(lastNewline + 1)...])
+        }
+        if carry.range(of: Data("setValue(".utf8)) != nil {
+            found.merge(ParameterResolver.outputParameters(in: String(decoding: carry, as: UTF8.self))) { _, n in n }
+        }
+        return found
+    }
+
+    static func appendToLog(_ path: String, _ text: String) {
+        guard let handle = FileHandle(forWritingAtPath: path) else { return }
+        defer { try? handle.close() }
+        _ = try? handle.seekToEnd()
+        try? handle.write(contentsOf: Data(text.utf8))
+    }
+
+    static func format(_ seconds: Double) -> String {
+        seconds == seconds.rounded() ? "\(Int(seconds))s" : String(format: "%.1fs", seconds)
+    }
+    private func format(_ seconds: Double) -> String { Self.format(seconds) }
+}

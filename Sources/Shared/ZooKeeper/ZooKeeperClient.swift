@@ -1,0 +1,408 @@
+import CZooKeeper
+import Foundation
+
+// The only file that imports the ZooKeeper C module. Every C call goes through `check`,
+// every completion through one boxed continuation, every watch through one boxed closure.
+
+/// An asynchronous client for one ZooKeeper session over `libzookeeper_mt`.
+///
+/// Operations are pipelined: each call sends its request and suspends until the C client's
+/// completion thread answers, so many calls may be in flight at once.
+public final class ZooKeeperClient: @unchecked Sendable {
+    public let connectString: String
+    public let sessionTimeoutMillis: Int
+    private let handle: OpaquePointer
+    private let session: SessionHub
+    private let closeLock = NSLock()
+    private var closed = false
+
+    private init(connectString: String, sessionTimeoutMillis: Int, handle: OpaquePointer, session: SessionHub) {
+        self.connectString = connectString
+        self.sessionTimeoutMillis = sessionTimeoutMillis
+        self.handle = handle
+        self.session = session
+    }
+
+    /// Opens a session; throws `ZooKeeperError.unavailable` if none is established in time.
+    public static func connect(_ connectString: String, sessionTimeoutMillis: Int = 10_000) async throws -> ZooKeeperClient {
+        if ProcessInfo.processInfo.environment["DS_ZK_CLIENT_LOG"] == nil {
+            zoo_set_debug_level(ZooLogLevel(rawValue: 0))  // 0 silences the C client's own logging
+        }
+        let hub = SessionHub()
+        let context = Unmanaged.passRetained(hub).toOpaque()  // lives as long as the process
+        guard let zh = zookeeper_init(connectString, globalWatcher, Int32(sessionTimeoutMillis), nil, context, 0) else {
+            throw ZooKeeperError.unavailable(connectString: connectString, timeoutMillis: sessionTimeoutMillis)
+        }
+        let client = ZooKeeperClient(connectString: connectString, sessionTimeoutMillis: sessionTimeoutMillis,
+                                     handle: zh, session: hub)
+        let deadline = ContinuousClock.now + .milliseconds(sessionTimeoutMillis)
+        while zoo_state(zh) != ZOO_CONNECTED_STATE {
+            if ContinuousClock.now >= deadline || zoo_state(zh) == ZOO_EXPIRED_SESSION_STATE {
+                client.close()
+                throw ZooKeeperError.unavailable(connectString: connectString, timeoutMillis: sessionTimeoutMillis)
+            }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return client
+    }
+
+    /// A new stream of this session's state changes.
+    public func sessionEvents() -> AsyncStream<SessionEvent> { session.subscribe() }
+
+    /// The id of this session, as ZooKeeper records it in `ephemeralOwner`.
+    public var sessionID: Int64 { zoo_client_id(handle).pointee.client_id }
+
+    public var isConnected: Bool { zoo_state(handle) == ZOO_CONNECTED_STATE }
+
+    /// Ends the session; its ephemeral nodes go at once.
+    public func close() {
+        closeLock.lock()
+        defer { closeLock.unlock() }
+        guard !closed else { return }
+        closed = true
+        zookeeper_close(handle)
+    }
+
+    // MARK: Operations
+
+    @discardableResult
+    public func create(_ path: String, data: Data = Data(), mode: CreateMode = .persistent) async throws -> String {
+        let reply = try await call(path) { box in
+            data.withUnsafeBytes { raw in
+                zoo_acreate(handle, path, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(data.count),
+                            ds_open_acl_unsafe(), mode.flags, stringCompletion, box)
+            }
+        }
+        if case .string(let created) = reply { return created }
+        return path
+    }
+
+    public func delete(_ path: String, version: Int32 = -1) async throws {
+        _ = try await call(path) { box in zoo_adelete(handle, path, version, voidCompletion, box) }
+    }
+
+    @discardableResult
+    public func setData(_ path: String, _ data: Data, version: Int32 = -1) async throws -> ZNodeStat? {
+        let reply = try await call(path) { box in
+            data.withUnsafeBytes { raw in
+                zoo_aset(handle, path, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(data.count),
+                         version, statCompletion, box)
+            }
+        }
+        if case .stat(let s) = reply { return s }
+        return nil
+    }
+
+    /// The node's data and stat; with `watch`, the closure fires once on its next change.
+    public func getData(_ path: String, watch: (@Sendable (WatchEvent) -> Void)? = nil) async throws -> (Data, ZNodeStat) {
+        let watcher = WatchBox.retain(watch, registeredOn: [ZOK])
+        let reply = try await call(path, watcher: watcher) { box in
+            zoo_awget(handle, path, watcher == nil ? nil : oneShotWatcher, watcher, dataCompletion, box)
+        }
+        if case .data(let d, let s) = reply { return (d, s) }
+        throw ZooKeeperError.other(code: -2, message: "unexpected reply", path: path)
+    }
+
+    /// The node's children (names, unsorted); with `watch`, the closure fires once on the next change.
+    public func children(_ path: String, watch: (@Sendable (WatchEvent) -> Void)? = nil) async throws -> [String] {
+        let watcher = WatchBox.retain(watch, registeredOn: [ZOK])
+        let reply = try await call(path, watcher: watcher) { box in
+            zoo_awget_children(handle, path, watcher == nil ? nil : oneShotWatcher, watcher, stringsCompletion, box)
+        }
+        if case .strings(let s) = reply { return s }
+        return []
+    }
+
+    /// The node's stat, or nil if it does not exist; a watch is set either way.
+    public func exists(_ path: String, watch: (@Sendable (WatchEvent) -> Void)? = nil) async throws -> ZNodeStat? {
+        let watcher = WatchBox.retain(watch, registeredOn: [ZOK, ZNONODE])
+        do {
+            let reply = try await call(path, watcher: watcher) { box in
+                zoo_awexists(handle, path, watcher == nil ? nil : oneShotWatcher, watcher, statCompletion, box)
+            }
+            if case .stat(let s) = reply { return s }
+            return nil
+        } catch ZooKeeperError.noNode { return nil }
+    }
+
+    /// Runs all operations atomically: all take effect or none does.
+    public func multi(_ operations: [ZooKeeperOperation]) async throws {
+        guard !operations.isEmpty else { return }
+        let batch = MultiBatch(operations)
+        do {
+            _ = try await call(operations[0].path) { box in
+                batch.box = box
+                return zoo_amulti(handle, Int32(operations.count), batch.ops, batch.results, multiCompletion,
+                                  Unmanaged.passRetained(batch).toOpaque())
+            }
+        } catch let error as ZooKeeperError {
+            let index = batch.firstFailure() ?? 0
+            let cause = batch.error(at: index) ?? error
+            throw ZooKeeperError.multiFailed(index: index, cause: cause)
+        }
+    }
+
+    /// Creates an ephemeral registry node. A node left by a dead session of the same identity
+    /// vanishes within one session timeout, so a daemon restarted at once waits for it; a node
+    /// that outlives that belongs to a live server, and the error stays `nodeExists`.
+    public func register(_ path: String, data: Data) async throws {
+        let deadline = ContinuousClock.now + .milliseconds(sessionTimeoutMillis + 2_000)
+        while true {
+            do {
+                try await create(path, data: data, mode: .ephemeral)
+                return
+            } catch ZooKeeperError.nodeExists where ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+
+    /// Creates `path` and any missing parents as persistent nodes.
+    public func ensurePath(_ path: String) async throws {
+        var prefix = ""
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            do { try await create(prefix) } catch ZooKeeperError.nodeExists {}
+        }
+    }
+
+    // MARK: Plumbing
+
+    /// Sends one request; a request the C client refuses up front never reaches its completion.
+    private func call(_ path: String, watcher: UnsafeMutableRawPointer? = nil,
+                      _ send: (UnsafeMutableRawPointer) -> Int32) async throws -> Reply {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Reply, Error>) in
+            let box = ReplyBox(path: path, watcher: watcher, continuation: continuation)
+            let context = Unmanaged.passRetained(box).toOpaque()
+            let rc = send(context)
+            if rc != ZOK.rawValue {
+                Unmanaged<ReplyBox>.fromOpaque(context).release()
+                WatchBox.release(watcher)
+                continuation.resume(throwing: zooKeeperError(rc, path: path))
+            }
+        }
+    }
+}
+
+// MARK: - Replies and completions
+
+enum Reply: @unchecked Sendable {
+    case none, string(String), stat(ZNodeStat?), data(Data, ZNodeStat), strings([String])
+}
+
+private final class ReplyBox: @unchecked Sendable {
+    let path: String
+    let watcher: UnsafeMutableRawPointer?
+    let continuation: CheckedContinuation<Reply, Error>
+    init(path: String, watcher: UnsafeMutableRawPointer?, continuation: CheckedContinuation<Reply, Error>) {
+        self.path = path; self.watcher = watcher; self.continuation = continuation
+    }
+
+    static func finish(_ data: UnsafeRawPointer?, rc: Int32, _ reply: @autoclosure () -> Reply) {
+        guard let data else { return }
+        let box = Unmanaged<ReplyBox>.fromOpaque(data).takeRetainedValue()
+        if let w = box.watcher, !Unmanaged<WatchBox>.fromOpaque(w).takeUnretainedValue().registers(rc) {
+            WatchBox.release(w)
+        }
+        if rc == ZOK.rawValue {
+            box.continuation.resume(returning: reply())
+        } else {
+            box.continuation.resume(throwing: zooKeeperError(rc, path: box.path))
+        }
+    }
+}
+
+private func zooKeeperError(_ rc: Int32, path: String) -> ZooKeeperError {
+    switch rc {
+    case ZNONODE.rawValue: return .noNode(path)
+    case ZNODEEXISTS.rawValue: return .nodeExists(path)
+    case ZBADVERSION.rawValue: return .badVersion(path)
+    case ZNOTEMPTY.rawValue: return .notEmpty(path)
+    case ZCONNECTIONLOSS.rawValue: return .connectionLoss(path)
+    case ZSESSIONEXPIRED.rawValue, ZINVALIDSTATE.rawValue: return .sessionExpired
+    case ZCLOSING.rawValue: return .closing
+    case ZOPERATIONTIMEOUT.rawValue: return .operationTimeout(path)
+    default: return .other(code: rc, message: String(cString: zerror(rc)), path: path)
+    }
+}
+
+private func stat(_ s: UnsafePointer<Stat>?) -> ZNodeStat? {
+    guard let s = s?.pointee else { return nil }
+    return ZNodeStat(version: s.version, childrenVersion: s.cversion, createdMillis: s.ctime, modifiedMillis: s.mtime,
+                     ephemeralOwner: s.ephemeralOwner, dataLength: s.dataLength, childCount: s.numChildren)
+}
+
+private let voidCompletion: void_completion_t = { rc, data in ReplyBox.finish(data, rc: rc, .none) }
+private let stringCompletion: string_completion_t = { rc, value, data in
+    ReplyBox.finish(data, rc: rc, value.map { .string(String(cString: $0)) } ?? .none)
+}
+private let statCompletion: stat_completion_t = { rc, s, data in ReplyBox.finish(data, rc: rc, .stat(stat(s))) }
+private let dataCompletion: data_completion_t = { rc, value, length, s, data in
+    ReplyBox.finish(data, rc: rc, {
+        let bytes = value.map { Data(bytes: $0, count: Int(max(length, 0))) } ?? Data()
+        return .data(bytes, stat(s) ?? ZNodeStat(version: 0, childrenVersion: 0, createdMillis: 0, modifiedMillis: 0,
+                                                 ephemeralOwner: 0, dataLength: 0, childCount: 0))
+    }())
+}
+private let stringsCompletion: strings_completion_t = { rc, strings, data in
+    ReplyBox.finish(data, rc: rc, {
+        guard let v = strings?.pointee, v.count > 0, let items = v.data else { return .strings([]) }
+        return .strings((0..<Int(v.count)).map { String(cString: items[$0]!) })
+    }())
+}
+private let multiCompletion: void_completion_t = { rc, data in
+    guard let data else { return }
+    let batch = Unmanaged<MultiBatch>.fromOpaque(data).takeRetainedValue()
+    if let box = batch.box { ReplyBox.finish(UnsafeRawPointer(box), rc: rc, .none) }
+}
+
+// MARK: - Multi
+
+/// Owns the C memory of one `multi` until its completion has run.
+private final class MultiBatch: @unchecked Sendable {
+    let ops: UnsafeMutablePointer<zoo_op_t>
+    let results: UnsafeMutablePointer<zoo_op_result_t>
+    let count: Int
+    private var strings: [UnsafeMutablePointer<CChar>] = []
+    private var buffers: [UnsafeMutableRawPointer] = []
+    var box: UnsafeMutableRawPointer?
+
+    init(_ operations: [ZooKeeperOperation]) {
+        count = operations.count
+        ops = .allocate(capacity: count)
+        results = .allocate(capacity: count)
+        results.initialize(repeating: zoo_op_result_t(), count: count)
+        for (i, op) in operations.enumerated() {
+            var cop = zoo_op_t()
+            switch op {
+            case .create(let path, let data, let mode):
+                let pathBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: path.utf8.count + 32)
+                strings.append(pathBuffer)
+                zoo_create_op_init(&cop, keep(path), bytes(data), Int32(data.count), ds_open_acl_unsafe(), mode.flags,
+                                   pathBuffer, Int32(path.utf8.count + 32))
+            case .delete(let path, let version):
+                zoo_delete_op_init(&cop, keep(path), version)
+            case .setData(let path, let data, let version):
+                let statBuffer = UnsafeMutablePointer<Stat>.allocate(capacity: 1)
+                buffers.append(UnsafeMutableRawPointer(statBuffer))
+                zoo_set_op_init(&cop, keep(path), bytes(data), Int32(data.count), version, statBuffer)
+            case .check(let path, let version):
+                zoo_check_op_init(&cop, keep(path), version)
+            }
+            ops[i] = cop
+        }
+    }
+
+    private func keep(_ s: String) -> UnsafePointer<CChar> {
+        let p = strdup(s)!
+        strings.append(p)
+        return UnsafePointer(p)
+    }
+
+    private func bytes(_ data: Data) -> UnsafePointer<CChar>? {
+        guard !data.isEmpty else { return nil }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: data.count, alignment: 1)
+        data.copyBytes(to: p.assumingMemoryBound(to: UInt8.self), count: data.count)
+        buffers.append(p)
+        return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
+    }
+
+    func firstFailure() -> Int? {
+        (0..<count).first { results[$0].err != ZOK.rawValue && results[$0].err != ZRUNTIMEINCONSISTENCY.rawValue }
+    }
+
+    func error(at index: Int) -> ZooKeeperError? {
+        guard index < count, results[index].err != ZOK.rawValue else { return nil }
+        let path = ops[index].create_op.path.map { String(cString: $0) } ?? ""
+        return zooKeeperError(results[index].err, path: ops[index].type == ZOO_CREATE_OP ? path : pathOf(index))
+    }
+
+    private func pathOf(_ index: Int) -> String {
+        let op = ops[index]
+        let p: UnsafePointer<CChar>? = op.type == ZOO_DELETE_OP ? op.delete_op.path
+            : op.type == ZOO_SETDATA_OP ? op.set_op.path : op.check_op.path
+        return p.map { String(cString: $0) } ?? ""
+    }
+
+    deinit {
+        strings.forEach { free($0) }
+        buffers.forEach { $0.deallocate() }
+        // results[i].value points into our own create buffers (strings), never malloc'd by the client.
+        ops.deallocate()
+        results.deallocate()
+    }
+}
+
+// MARK: - Watches and session events
+
+/// A one-shot watch closure kept alive for the C client until it fires.
+private final class WatchBox: @unchecked Sendable {
+    let fire: @Sendable (WatchEvent) -> Void
+    let registeredOn: [ZOO_ERRORS]
+    init(_ fire: @escaping @Sendable (WatchEvent) -> Void, registeredOn: [ZOO_ERRORS]) {
+        self.fire = fire; self.registeredOn = registeredOn
+    }
+    func registers(_ rc: Int32) -> Bool { registeredOn.contains { $0.rawValue == rc } }
+
+    static func retain(_ fire: (@Sendable (WatchEvent) -> Void)?, registeredOn: [ZOO_ERRORS]) -> UnsafeMutableRawPointer? {
+        fire.map { Unmanaged.passRetained(WatchBox($0, registeredOn: registeredOn)).toOpaque() }
+    }
+    static func release(_ pointer: UnsafeMutableRawPointer?) {
+        if let pointer { Unmanaged<WatchBox>.fromOpaque(pointer).release() }
+    }
+}
+
+// Session events reach per-path watchers too, without removing them: only a node event
+// consumes (and frees) the watch. On expiry the whole client is discarded.
+private let oneShotWatcher: watcher_fn = { _, type, _, path, context in
+    guard let context, type != ZOO_SESSION_EVENT else { return }
+    let box = Unmanaged<WatchBox>.fromOpaque(context).takeRetainedValue()
+    let p = path.map { String(cString: $0) } ?? ""
+    switch type {
+    case ZOO_CREATED_EVENT: box.fire(.created(p))
+    case ZOO_DELETED_EVENT: box.fire(.deleted(p))
+    case ZOO_CHANGED_EVENT: box.fire(.dataChanged(p))
+    case ZOO_CHILD_EVENT: box.fire(.childrenChanged(p))
+    default: box.fire(.other(p))
+    }
+}
+
+private let globalWatcher: watcher_fn = { _, type, state, _, context in
+    guard let context, type == ZOO_SESSION_EVENT else { return }
+    let hub = Unmanaged<SessionHub>.fromOpaque(context).takeUnretainedValue()
+    if state == ZOO_CONNECTED_STATE {
+        hub.publish(.connected)
+    } else if state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE {
+        hub.publish(.expired)
+    } else {
+        hub.publish(.disconnected)
+    }
+}
+
+/// Fans session events out to every subscriber.
+final class SessionHub: @unchecked Sendable {
+    private let lock = NSLock()
+    private var subscribers: [AsyncStream<SessionEvent>.Continuation] = []
+
+    func subscribe() -> AsyncStream<SessionEvent> {
+        let (stream, continuation) = AsyncStream<SessionEvent>.makeStream()
+        lock.withLock { subscribers.append(continuation) }
+        return stream
+    }
+
+    func publish(_ event: SessionEvent) {
+        let current = lock.withLock { subscribers }
+        for s in current { s.yield(event) }
+    }
+}
+
+extension CreateMode {
+    fileprivate var flags: Int32 {
+        switch self {
+        case .persistent: return ZOO_PERSISTENT
+        case .ephemeral: return ZOO_EPHEMERAL
+        case .persistentSequential: return ZOO_PERSISTENT_SEQUENTIAL
+        case .ephemeralSequential: return ZOO_EPHEMERAL_SEQUENTIAL
+        }
+    }
+}

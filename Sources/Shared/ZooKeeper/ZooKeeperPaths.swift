@@ -1,0 +1,25 @@
+import Foundation
+
+/// The znode layout under the cluster root (DESIGN §3).
+public struct ZooKeeperPaths: Sendable {
+    public let root: String
+    public init(root: String) { self.root = root == "/" ? "" : root }
+
+    public var masters: String { root + "/nodes/master" }
+    public var workers: String { root + "/nodes/worker" }
+    public func workerGroup(_ group: String) -> String { workers + "/" + group }
+    public var queue: String { root + "/queue" }
+    public func queue(_ group: String) -> String { queue + "/" + group }
+    public var running: String { root + "/running" }
+    public func running(_ taskInstanceID: Int64) -> String { running + "/\(taskInstanceID)" }
+    public var results: String { root + "/results" }
+    public func result(_ taskInstanceID: Int64) -> String { results + "/\(taskInstanceID)" }
+    public var deadServers: String { root + "/dead-servers" }
+    public var kill: String { root + "/kill" }
+    public var locks: String { root + "/lock" }
+    /// Touched by `ds-submit` so that masters claim a new command at once instead of polling.
+    public var commandSignal: String { root + "/signal/commands" }
+
+    /// The persistent folders every daemon expects.
+    public var skeleton: [String] { [masters, workers, queue, running, results, deadServers, kill, locks, root + "/signal"] }
+}

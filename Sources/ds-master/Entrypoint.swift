@@ -1,0 +1,34 @@
+import ArgumentParser
+import Shared
+
+@main
+struct MasterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ds-master",
+        abstract: "Run a ds master: claim workflow commands, run instances, dispatch tasks to the ZooKeeper queue.",
+        discussion: "Stays in the foreground and logs to stderr. SIGTERM or SIGINT stops it gracefully.\n\n" + exitStatusHelp)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Host name this master registers under (default: the machine's host name).")
+    var host: String?
+    @Option(help: "Port part of this master's identity host:port; unique per host.")
+    var port: Int = 5678
+    @Option(name: .customLong("max-workflows"), help: "Most top-level workflow instances this master runs at once.")
+    var maxWorkflows: Int = 100
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
+        guard maxWorkflows >= 1 else { throw ValidationError("--max-workflows must be at least 1") }
+    }
+
+    func run() async throws {
+        do {
+            let options = MasterOptions(host: host ?? ProcessStats.hostName(), port: port, maxWorkflows: maxWorkflows)
+            try await MasterScheduler.main(configuration: try global.resolve(), options: options, logLevel: logLevel)
+        } catch {
+            Tool.fail("ds-master", error)
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Shared
+
+@main
+struct SubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ds-submit",
+        abstract: "Validate a workflow JSON, store it as a versioned definition and start an instance.",
+        discussion: """
+            Prints the new instance id (or, with --json, an object) and returns at once. With --wait it \
+            blocks until the instance ends: exit 0 on SUCCESS, 1 otherwise. Invalid input exits 65 and \
+            writes nothing.
+
+            """ + exitStatusHelp)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Workflow JSON file, or - for standard input.")
+    var file: String
+    @Option(name: .customLong("param"), help: "Override a parameter, k=v; repeatable.")
+    var params: [String] = []
+    @Option(help: "Workflow priority: HIGHEST, HIGH, MEDIUM, LOW or LOWEST (overrides the file).")
+    var priority: String?
+    @Option(help: "Store and run under this name instead of the file's.")
+    var name: String?
+    @Flag(name: .customLong("dry-run"), help: "Validate and print the normalised workflow; write nothing.")
+    var dryRun = false
+    @Flag(help: "Block until the instance ends; exit 0 on SUCCESS, 1 otherwise.")
+    var wait = false
+    @Flag(help: "Machine-readable output (snake_case JSON).")
+    var json = false
+
+    func validate() throws {
+        for p in params where Submitter.parseParam(p) == nil {
+            throw ValidationError("--param '\(p)' is not of the form name=value")
+        }
+        if let priority, Priority(rawValue: priority) == nil {
+            throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")
+        }
+    }
+
+    func run() async throws {
+        var request = SubmitRequest(input: file)
+        for p in params { let (k, v) = Submitter.parseParam(p)!; request.params[k] = v }
+        request.priority = priority.flatMap(Priority.init(rawValue:))
+        request.name = name
+        request.dryRun = dryRun
+        request.wait = wait
+        request.json = json
+        do {
+            let status = try await Submitter.run(request, configuration: try global.resolve())
+            Tool.exit(status)
+        } catch {
+            Tool.fail("ds-submit", error)
+        }
+    }
+}

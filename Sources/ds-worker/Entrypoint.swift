@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Shared
+
+@main
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ds-worker",
+        abstract: "Run a ds worker: claim tasks from the ZooKeeper priority queue and run them.",
+        discussion: """
+            Stays in the foreground and logs to stderr; never opens the database. SIGTERM or SIGINT stops \
+            claiming and lets running tasks finish for --grace, then kills them.
+
+            """ + exitStatusHelp)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Host name this worker registers under (default: the machine's host name).")
+    var host: String?
+    @Option(help: "Port part of this worker's identity host:port; unique per host.")
+    var port: Int = 1234
+    @Option(name: .customLong("group"), help: "Worker group to serve; repeat for several (default: default).")
+    var groups: [String] = []
+    @Option(help: "Tasks run at once (default: the number of cores).")
+    var slots: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(name: .customLong("log-dir"), help: "Folder of task logs (default: $DS_HOME/logs).")
+    var logDir: String?
+    @Option(help: "How long a graceful stop waits for running tasks, e.g. 60s.")
+    var grace: String = "60s"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
+        guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
+        guard DurationText.parse(grace) != nil else { throw ValidationError("--grace '\(grace)' is not a duration such as 60s") }
+        for g in groups where g.isEmpty || g.contains("/") {
+            throw ValidationError("--group '\(g)' must be a group name without '/'")
+        }
+    }
+
+    func run() async throws {
+        do {
+            let configuration = try global.resolve()
+            let options = WorkerOptions(
+                host: host ?? ProcessStats.hostName(), port: port, groups: groups.isEmpty ? ["default"] : groups,
+                slots: slots, logDirectory: logDir ?? configuration.home + "/logs", graceSeconds: DurationText.parse(grace)!)
+            try await WorkerDaemon.main(configuration: configuration, options: options, logLevel: logLevel)
+        } catch {
+            Tool.fail("ds-worker", error)
+        }
+    }
+}

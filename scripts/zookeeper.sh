@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Start or stop a standalone ZooKeeper on loopback for the demo and the benchmark.
+#   scripts/zookeeper.sh start DIR PORT   writes DIR/zoo.cfg, starts the server, waits for "imok"
+#   scripts/zookeeper.sh stop DIR         stops the server started in DIR, by its pid
+set -euo pipefail
+cmd=${1:?usage: zookeeper.sh start DIR PORT | stop DIR}
+dir=${2:?usage: zookeeper.sh start DIR PORT | stop DIR}
+case "$cmd" in
+start)
+  port=${3:?usage: zookeeper.sh start DIR PORT}
+  mkdir -p "$dir/data"
+  cat > "$dir/zoo.cfg" <<CFG
+tickTime=500
+initLimit=10
+syncLimit=5
+dataDir=$dir/data
+clientPort=$port
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+minSessionTimeout=1000
+maxSessionTimeout=60000
+admin.enableServer=false
+4lw.commands.whitelist=ruok,stat,mntr
+jute.maxbuffer=4194304
+CFG
+  java -Dzookeeper.log.dir="$dir" -Dzookeeper.jute.maxbuffer=4194304 -Xmx512m \
+    -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" > "$dir/zookeeper.log" 2>&1 &
+  echo $! > "$dir/zookeeper.pid"
+  for _ in $(seq 1 300); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$port" && printf ruok >&3 && grep -q imok <&3) 2>/dev/null; then exit 0; fi
+    kill -0 "$(cat "$dir/zookeeper.pid")" 2>/dev/null || { echo "zookeeper.sh: server exited; see $dir/zookeeper.log" >&2; tail -20 "$dir/zookeeper.log" >&2; exit 69; }
+    sleep 0.1
+  done
+  echo "zookeeper.sh: no answer on 127.0.0.1:$port after 30s; see $dir/zookeeper.log" >&2
+  exit 69
+  ;;
+stop)
+  [ -f "$dir/zookeeper.pid" ] || exit 0
+  pid=$(cat "$dir/zookeeper.pid")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$dir/zookeeper.pid"
+  ;;
+*) echo "usage: zookeeper.sh start DIR PORT | stop DIR" >&2; exit 64 ;;
+esac
