@@ -30,7 +30,9 @@ let package = Package(
         .executableTarget(name: "ds-master", dependencies: ["Shared"]),
         .executableTarget(name: "ds-worker", dependencies: ["Shared"]),
         .executableTarget(name: "ds-submit", dependencies: ["Shared"]),
-        .testTarget(name: "SharedTests", dependencies: ["Shared"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Shared"]),
+        .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        // Runs the built ds-* binaries as separate processes against a real ZooKeeper and SQLite.
+        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -64,3 +64,20 @@ extension JSONEncoder {
         return e
     }
 }
+
+extension Store {
+    /// Rows of a table, for operators' checks and tests. `table` must be one of ours.
+    public func countRows(of table: String) async throws -> Int {
+        let tables = ["workflow_definition", "workflow_instance", "task_instance", "command"]
+        guard tables.contains(table) else { throw StoreError.notFound("table \(table)") }
+        return try await read("counting \(table)") { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
+    }
+}
+
+extension Store {
+    public func countInstances(in state: WorkflowState) async throws -> Int {
+        try await read("counting instances") { db in
+            try WorkflowInstanceRecord.filter(Column("state") == state.rawValue).fetchCount(db)
+        }
+    }
+}

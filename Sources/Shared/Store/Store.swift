@@ -40,11 +40,25 @@ public final class Store: Sendable {
         config.busyMode = .timeout(30)
         config.label = "ds"
         do {
-            pool = try DatabasePool(path: path, configuration: config)
-            try Migrations.migrator.migrate(pool)
+            pool = try Self.withFileLock(path + ".open-lock") {
+                let pool = try DatabasePool(path: path, configuration: config)
+                try Migrations.migrator.migrate(pool)
+                return pool
+            }
         } catch {
             throw StoreError.open(path: path, reason: "\(error)")
         }
+    }
+
+    /// Serialises opening: on a new file, two processes switching it to WAL or migrating at
+    /// once fail with "database is locked" or "table already exists".
+    private static func withFileLock<T>(_ lockPath: String, _ body: () throws -> T) throws -> T {
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StoreError.open(path: lockPath, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) == -1 && errno == EINTR {}
+        defer { flock(fd, LOCK_UN) }
+        return try body()
     }
 
     /// Runs `body` in one IMMEDIATE transaction, so that read-then-write never races another process.

@@ -1,0 +1,212 @@
+import Foundation
+import Shared
+import XCTest
+
+/// What a finished tool run printed.
+struct ToolRun {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// The built `ds-*` executables, beside the test bundle.
+enum Binaries {
+    static let directory: URL = {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        if FileManager.default.fileExists(atPath: bundle.appendingPathComponent("ds-submit").path) { return bundle }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug")
+    }()
+
+    static func url(_ tool: String) -> URL { directory.appendingPathComponent(tool) }
+}
+
+/// One test's slice of a shared ZooKeeper server: its own znode root, database, state folder
+/// and daemons, all stopped by pid when the test ends.
+final class Cluster {
+    let zk: ZooKeeperServer
+    let root: String
+    let directory: URL
+    private(set) var daemons: [(name: String, process: Process)] = []
+    private var nextPort = 7000
+
+    init(zk: ZooKeeperServer) throws {
+        self.zk = zk
+        root = "/t\(UUID().uuidString.prefix(8).lowercased())"
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    var databasePath: String { directory.appendingPathComponent("ds.db").path }
+    var logDirectory: String { directory.appendingPathComponent("logs").path }
+
+    var environment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["DS_ZK"] = zk.connectString
+        env["DS_ZK_ROOT"] = root
+        env["DS_DB"] = databasePath
+        env["DS_HOME"] = directory.path
+        env["DS_ZK_SESSION_TIMEOUT"] = "4s"
+        return env
+    }
+
+    var paths: ZooKeeperPaths { ZooKeeperPaths(root: root) }
+
+    // MARK: Daemons
+
+    @discardableResult
+    func startMaster(_ extra: [String] = []) throws -> Process {
+        nextPort += 1
+        return try startDaemon("ds-master", ["--host", "127.0.0.1", "--port", String(nextPort)] + extra)
+    }
+
+    @discardableResult
+    func startWorker(slots: Int = 2, groups: [String] = [], _ extra: [String] = []) throws -> Process {
+        nextPort += 1
+        return try startDaemon("ds-worker", ["--host", "127.0.0.1", "--port", String(nextPort), "--slots", String(slots),
+                                             "--log-dir", logDirectory] + groups.flatMap { ["--group", $0] } + extra)
+    }
+
+    func startDaemon(_ tool: String, _ arguments: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = Binaries.url(tool)
+        p.arguments = arguments
+        p.environment = environment
+        let logPath = directory.appendingPathComponent("\(tool)-\(daemons.count).log").path
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: logPath)
+        p.standardOutput = FileHandle(forWritingAtPath: logPath)
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        daemons.append(("\(tool)-\(daemons.count)", p))
+        return p
+    }
+
+    /// SIGTERM every daemon, then SIGKILL what is left after a while; waits for all.
+    func stopAll() {
+        for d in daemons where d.process.isRunning { kill(d.process.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(20)
+        for d in daemons {
+            while d.process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            if d.process.isRunning { kill(d.process.processIdentifier, SIGKILL); d.process.waitUntilExit() }
+        }
+        daemons.removeAll()
+    }
+
+    func remove() {
+        stopAll()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Every daemon's stderr, for failure messages.
+    func daemonLogs() -> String {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return files.filter { $0.hasPrefix("ds-") && $0.hasSuffix(".log") }.sorted().map { name in
+            "== \(name)\n" + ((try? String(contentsOfFile: directory.appendingPathComponent(name).path, encoding: .utf8)) ?? "")
+        }.joined(separator: "\n")
+    }
+
+    // MARK: Tools
+
+    /// Runs a tool to completion; stdout and stderr go through files, so nothing can block on a pipe.
+    func run(_ tool: String, _ arguments: [String], stdin: String? = nil, environment extra: [String: String] = [:],
+             timeout: TimeInterval = 300) throws -> ToolRun {
+        let p = Process()
+        p.executableURL = Binaries.url(tool)
+        p.arguments = arguments
+        p.environment = environment.merging(extra) { _, new in new }
+        let id = UUID().uuidString
+        let out = directory.appendingPathComponent("run-\(id).out"), err = directory.appendingPathComponent("run-\(id).err")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        if let stdin {
+            let input = directory.appendingPathComponent("run-\(id).in")
+            try stdin.write(to: input, atomically: true, encoding: .utf8)
+            p.standardInput = try FileHandle(forReadingFrom: input)
+        } else {
+            p.standardInput = FileHandle.nullDevice
+        }
+        try p.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            XCTFail("\(tool) \(arguments) did not finish within \(timeout)s\n\(daemonLogs())")
+        }
+        p.waitUntilExit()
+        return ToolRun(status: p.terminationStatus,
+                       stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                       stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
+    /// Writes a workflow file into the test folder and returns its path.
+    func workflowFile(_ json: String, name: String = UUID().uuidString) throws -> String {
+        let url = directory.appendingPathComponent("\(name).json")
+        try json.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    func store() throws -> Store { try Store(path: databasePath) }
+
+    func client() async throws -> ZooKeeperClient { try await ZooKeeperClient.connect(zk.connectString) }
+
+    /// Every znode under this test's root, with its data.
+    func snapshot() async throws -> [String: Data] {
+        let zk = try await client()
+        defer { zk.close() }
+        var result: [String: Data] = [:]
+        var stack = [root]
+        while let path = stack.popLast() {
+            guard let (data, _) = try? await zk.getData(path) else { continue }
+            result[path] = data
+            for child in (try? await zk.children(path)) ?? [] { stack.append(path + "/" + child) }
+        }
+        return result
+    }
+}
+
+/// Waits for `condition`, polling; the deadline is generous because the machines are shared.
+func eventually(_ what: String, timeout: TimeInterval = 120, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    XCTFail("timed out after \(timeout)s waiting for: \(what)")
+}
+
+/// A suite that shares one ZooKeeper server among its tests; each test gets its own cluster.
+class ClusterTestCase: XCTestCase {
+    static var server: ZooKeeperServer?
+    static var serverError: Error?
+    var cluster: Cluster!
+
+    override class func setUp() {
+        super.setUp()
+        do { server = try ZooKeeperServer() } catch { serverError = error }
+    }
+
+    override class func tearDown() {
+        server?.remove()
+        server = nil
+        super.tearDown()
+    }
+
+    override func setUpWithError() throws {
+        guard let server = Self.server else {
+            throw Self.serverError ?? NSError(domain: "ClusterTestCase", code: 1,
+                                              userInfo: [NSLocalizedDescriptionKey: "ZooKeeper did not start"])
+        }
+        cluster = try Cluster(zk: server)
+    }
+
+    override func tearDown() {
+        if let run = testRun, run.failureCount > 0 { print(cluster?.daemonLogs() ?? "") }
+        cluster?.remove()
+        super.tearDown()
+    }
+}

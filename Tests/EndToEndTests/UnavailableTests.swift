@@ -1,0 +1,41 @@
+import Foundation
+import XCTest
+
+/// With no ZooKeeper to reach, every tool that needs it says which connect string failed and exits 69.
+final class UnavailableTests: XCTestCase {
+    func testToolsExit69NamingTheConnectStringWithinTheSessionTimeout() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-nozk-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let connect = "127.0.0.1:\(try freePort())"
+        var env = ProcessInfo.processInfo.environment
+        env["DS_ZK"] = connect
+        env["DS_ZK_SESSION_TIMEOUT"] = "2s"
+        env["DS_HOME"] = directory.path
+        let workflow = directory.appendingPathComponent("w.json")
+        try #"{"name":"w","tasks":[{"name":"a","command":"true"}]}"#.write(to: workflow, atomically: true, encoding: .utf8)
+
+        for (tool, arguments) in [("ds-master", ["--port", "5999"]), ("ds-worker", ["--port", "6999"]),
+                                  ("ds-submit", [workflow.path, "--wait"]), ("ds-submit", [workflow.path])] {
+            let p = Process()
+            p.executableURL = Binaries.url(tool)
+            p.arguments = arguments
+            p.environment = env
+            let err = directory.appendingPathComponent("\(tool).err")
+            FileManager.default.createFile(atPath: err.path, contents: nil)
+            p.standardError = try FileHandle(forWritingTo: err)
+            p.standardOutput = FileHandle.nullDevice
+            let started = Date()
+            try p.run()
+            // Generous: the session timeout is 2 s; this only guards against hanging for ever.
+            while p.isRunning && Date().timeIntervalSince(started) < 60 { Thread.sleep(forTimeInterval: 0.05) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            p.waitUntilExit()
+            let stderr = try String(contentsOf: err, encoding: .utf8)
+            XCTAssertEqual(p.terminationStatus, 69, "\(tool): \(stderr)")
+            XCTAssertTrue(stderr.contains(connect), "\(tool) must name \(connect): \(stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("ds.db").path),
+                       "nothing is written when ZooKeeper is unreachable")
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import Shared
+import XCTest
+
+final class ParametersAndKeysTests: XCTestCase {
+    let utc = TimeZone(identifier: "UTC")!
+    // 2026-03-01 12:34:56 UTC
+    var resolver: ParameterResolver { ParameterResolver(runTime: Date(timeIntervalSince1970: 1772368496), timeZone: utc) }
+
+    func testBuiltInsAndDateArithmetic() {
+        let values = resolver.instanceParameters(workflow: ["dt": "${system.biz.date}"], overrides: [:])
+        XCTAssertEqual(values["system.biz.date"], "20260228")
+        XCTAssertEqual(values["system.biz.curdate"], "20260301")
+        XCTAssertEqual(values["system.datetime"], "20260301123456")
+        XCTAssertEqual(values["dt"], "20260228")
+        XCTAssertEqual(resolver.substitute("$[yyyyMMdd-1] $[yyyy-MM-dd+7] $[HHmmss]", [:]), "20260228 2026-03-08 123456")
+    }
+
+    func testOverridesWinAndUnknownNamesPassThroughToTheShell() {
+        let values = resolver.instanceParameters(workflow: ["a": "1", "b": "2"], overrides: ["a": "9"])
+        XCTAssertEqual(resolver.substitute("${a}-${b}-${HOME}-$PATH-${setValue(x=1)}", values), "9-2-${HOME}-$PATH-${setValue(x=1)}")
+    }
+
+    func testOutputParametersAreRead() {
+        let log = "noise\n${setValue(rows=42)}\nmore ${setValue( name =a=b)} ${setValue(rows=43)}\n${setValue(broken"
+        XCTAssertEqual(ParameterResolver.outputParameters(in: log), ["rows": "43", "name": "a=b"])
+    }
+
+    func testQueueKeysSortInDispatchOrder() {
+        func key(_ wp: Priority, _ wi: Int64, _ tp: Priority, _ ti: Int64) -> TaskQueueKey {
+            TaskQueueKey(workflowPriority: wp, workflowInstanceId: wi, taskPriority: tp, taskInstanceId: ti)
+        }
+        let expected = [
+            key(.highest, 9, .lowest, 900), key(.high, 2, .medium, 5), key(.medium, 3, .highest, 40),
+            key(.medium, 3, .low, 12), key(.medium, 10, .highest, 1), key(.medium, 10, .highest, 11),
+            key(.lowest, 1, .highest, 2),
+        ]
+        let names = expected.map(\.description).shuffled().sorted()
+        XCTAssertEqual(names, expected.map(\.description), "lexical order of node names is dispatch order")
+        XCTAssertEqual(names.compactMap(TaskQueueKey.init), expected, "names parse back")
+        XCTAssertNil(TaskQueueKey("9-1-1-1"))
+    }
+
+    func testDurations() {
+        XCTAssertEqual(DurationText.parse("500ms"), 0.5)
+        XCTAssertEqual(DurationText.parse("10s"), 10)
+        XCTAssertEqual(DurationText.parse("5m"), 300)
+        XCTAssertEqual(DurationText.parse("2h"), 7200)
+        XCTAssertEqual(DurationText.parse("7"), 7)
+        XCTAssertNil(DurationText.parse("-1s"))
+        XCTAssertNil(DurationText.parse("soon"))
+    }
+
+    func testConfigurationPrecedenceFlagOverEnvironmentOverDefault() throws {
+        let env = ["DS_ZK": "zk-env:1", "DS_ZK_ROOT": "/env", "HOME": "/home/u"]
+        var c = try GlobalOptions.parse([]).resolve(env)
+        XCTAssertEqual(c.zkConnect, "zk-env:1")
+        XCTAssertEqual(c.zkRoot, "/env")
+        XCTAssertEqual(c.databasePath, "/home/u/.local/state/ds/ds.db")
+        XCTAssertEqual(c.sessionTimeoutMillis, 10_000)
+        c = try GlobalOptions.parse(["--zk", "zk-flag:2", "--home", "/h", "--zk-session-timeout", "2500ms"]).resolve(env)
+        XCTAssertEqual(c.zkConnect, "zk-flag:2")
+        XCTAssertEqual(c.databasePath, "/h/ds.db")
+        XCTAssertEqual(c.sessionTimeoutMillis, 2500)
+        XCTAssertEqual(try GlobalOptions.parse([]).resolve(["XDG_STATE_HOME": "/x"]).databasePath, "/x/ds/ds.db")
+        XCTAssertEqual(try GlobalOptions.parse([]).resolve([:]).zkConnect, "127.0.0.1:2181")
+        XCTAssertThrowsError(try GlobalOptions.parse(["--zk-root", "relative"]).resolve(env))
+        XCTAssertThrowsError(try GlobalOptions.parse(["--zk-session-timeout", "soon"]).resolve(env))
+    }
+}
