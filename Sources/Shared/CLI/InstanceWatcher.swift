@@ -52,7 +52,8 @@ struct InstanceWatcher {
 
     func waitForEnd(live: Bool) async throws -> InstanceReport {
         var warned: Set<String> = []
-        var lastCheck = 0.0
+        // The first look comes after two seconds: a master that is just starting is not missing.
+        var lastCheck = ProcessStats.now()
         var drawnLines = 0
         while true {
             guard let instance = try await store.instance(instanceID) else { throw StoreError.notFound("instance \(instanceID)") }
