@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "ds-master", targets: ["ds-master"]),
         .executable(name: "ds-worker", targets: ["ds-worker"]),
         .executable(name: "ds-submit", targets: ["ds-submit"]),
+        .executable(name: "ds-failover", targets: ["ds-failover"]),
+        .executable(name: "task-supervisor", targets: ["task-supervisor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -28,11 +30,14 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "ds-master", dependencies: ["Shared"]),
-        .executableTarget(name: "ds-worker", dependencies: ["Shared"]),
+        .executableTarget(name: "ds-worker", dependencies: ["Shared", "task-supervisor"]),
+        // A tiny C helper between a worker and each task: kills the task's group when the worker dies.
+        .executableTarget(name: "task-supervisor"),
         .executableTarget(name: "ds-submit", dependencies: ["Shared"]),
+        .executableTarget(name: "ds-failover", dependencies: ["Shared"]),
         .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Runs the built ds-* binaries as separate processes against a real ZooKeeper and SQLite.
-        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit"],
+        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "task-supervisor"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

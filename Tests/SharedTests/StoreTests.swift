@@ -40,7 +40,7 @@ final class StoreTests: XCTestCase {
             for host in ["m1:1", "m2:2"] {
                 group.addTask {
                     var mine: [Int64] = []
-                    while let c = try await store.claimCommand(host: host, now: 4) { mine.append(c.instance.id!) }
+                    while let c = try await store.claimCommand(host: host, session: host == "m1:1" ? 1 : 2, now: 4) { mine.append(c.instance.id!) }
                     return mine
                 }
             }

@@ -14,7 +14,13 @@ struct ActiveInstance: Sendable {
     /// Output parameters of all upstream tasks, as each task saw them at dispatch.
     var inherited: [String: [String: String]] = [:]
 
-    init(record: WorkflowInstanceRecord, definition: WorkflowDefinition, overrides: [String: String], runTime: Date) {
+    /// Parameters resolve from the stored overrides and start time, so a master taking over
+    /// resolves them exactly as the first one did.
+    init(_ claimed: ClaimedInstance) {
+        let record = claimed.instance
+        let definition = claimed.definition
+        let overrides = (try? JSONDecoder().decode([String: String].self, from: Data(record.paramsJson.utf8))) ?? [:]
+        let runTime = Date(timeIntervalSince1970: record.startTime ?? ProcessStats.now())
         self.record = record
         self.definition = definition
         var byName: [String: TaskDefinition] = [:]

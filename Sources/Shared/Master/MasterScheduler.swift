@@ -5,6 +5,7 @@ import Logging
 public enum MasterError: Error, CustomStringConvertible, ExitStatusProviding {
     case sessionExpired(String)
     case alreadyRegistered(String)
+    case failedOver(String)
 
     public var description: String {
         switch self {
@@ -12,11 +13,13 @@ public enum MasterError: Error, CustomStringConvertible, ExitStatusProviding {
             return "master \(id): ZooKeeper session expired; stopped scheduling (fenced). Restart it once ZooKeeper is healthy"
         case .alreadyRegistered(let id):
             return "master \(id): another master is registered under this host:port; give this one another --port"
+        case .failedOver(let id):
+            return "master \(id): found itself in /dead-servers (failed over while unresponsive); stopped (fenced)"
         }
     }
     public var exitStatus: ExitStatus {
         switch self {
-        case .sessionExpired: return .unavailable
+        case .sessionExpired, .failedOver: return .unavailable
         case .alreadyRegistered: return .config
         }
     }
@@ -30,6 +33,8 @@ public struct MasterOptions: Sendable {
     public var heartbeatSeconds: Double = 5
     /// A safety net for a lost `/signal/commands` notification; claims are otherwise driven by the watch.
     public var commandRescanSeconds: Double = 5
+    /// A safety net for failover: orphans and lost attempts are otherwise found through watches.
+    public var reconcileSeconds: Double = 10
 
     public init(host: String, port: Int, maxWorkflows: Int) {
         self.host = host
@@ -45,7 +50,15 @@ public struct MasterOptions: Sendable {
 ///
 /// One event loop mutates the state; ZooKeeper watches and timers only mark what is dirty.
 public actor MasterScheduler {
-    enum Wake: Hashable, Sendable { case commands, results, running, retries }
+    enum Wake: Hashable, Sendable { case commands, results, running, retries, masters, workers, deadServers, reconcile }
+
+    /// An attempt this master dispatched and waits for.
+    struct AttemptRef: Sendable {
+        var instance: Int64
+        var task: String
+        var attempt: Int
+        var queuePath: String
+    }
 
     let zk: ZooKeeperClient
     let store: Store
@@ -56,11 +69,19 @@ public actor MasterScheduler {
     nonisolated let wakeups = Wakeups<Wake>()
 
     var active: [Int64: ActiveInstance] = [:]
-    /// Attempts this master dispatched and waits for: task instance id → (instance, task).
-    var attempts: [Int64: (instance: Int64, task: String)] = [:]
+    /// Attempts this master dispatched (or adopted) and waits for, by task instance id.
+    var attempts: [Int64: AttemptRef] = [:]
     var seenRunning: Set<Int64> = []
-    var dueRetries: [(instance: Int64, task: String)] = []
     nonisolated let retryTimers = RetryTimers()
+    /// This master's ZooKeeper session: instances it owns carry it.
+    var session: Int64 = 0
+    /// Sessions of registered masters, and sessions that /dead-servers declares dead.
+    var liveMasterSessions: Set<Int64> = []
+    var deadSessions: Set<Int64> = []
+    /// Registered workers (identity → session), to name the dead in /dead-servers.
+    var knownWorkers: [String: Int64] = [:]
+    /// Results of attempts another master owns: not looked up again.
+    var foreignResults: Set<Int64> = []
 
     public init(zk: ZooKeeperClient, store: Store, paths: ZooKeeperPaths, options: MasterOptions, logger: Logger) {
         self.zk = zk
@@ -73,25 +94,39 @@ public actor MasterScheduler {
     /// Runs until cancelled (graceful stop) or fenced by an expired session.
     public func run() async throws {
         for p in paths.skeleton { try await zk.ensurePath(p) }
+        session = zk.sessionID
         try await register()
         logger.info("master \(options.identity) registered; max \(options.maxWorkflows) workflows")
         let sessions = zk.sessionEvents()
         // Every loop is a child: the first to throw (an expired session) cancels the rest.
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { [zk, logger, identity = options.identity] in
+            group.addTask { [zk, logger, wakeups, identity = options.identity] in
                 for await event in sessions {
                     switch event {
                     case .expired: throw MasterError.sessionExpired(identity)
                     case .disconnected: logger.warning("disconnected from ZooKeeper \(zk.connectString); reconnecting")
-                    case .connected: logger.info("connected to ZooKeeper")
+                    case .connected:
+                        logger.info("connected to ZooKeeper")
+                        wakeups.mark(.reconcile)
                     }
                 }
+            }
+            group.addTask { [zk, identity = options.identity] in
+                try await SessionFence.waitForLoss(zk)
+                throw MasterError.sessionExpired(identity)
             }
             group.addTask { try await self.heartbeatLoop() }
             group.addTask { [wakeups, options] in
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(options.commandRescanSeconds))
                     wakeups.mark(.commands)
+                    wakeups.mark(.masters)
+                }
+            }
+            group.addTask { [wakeups, options] in
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(options.reconcileSeconds))
+                    wakeups.mark(.reconcile)
                 }
             }
             group.addTask { [retryTimers, wakeups] in try await retryTimers.run { wakeups.mark(.retries) } }
@@ -100,19 +135,25 @@ public actor MasterScheduler {
     }
 
     private func eventLoop() async throws {
-        wakeups.mark(.commands)
-        wakeups.mark(.results)
-        wakeups.mark(.running)
+        for kind in [Wake.deadServers, .masters, .workers, .commands, .results, .running] { wakeups.mark(kind) }
         for await _ in wakeups.stream {
             try Task.checkCancellation()
             let dirty = wakeups.take()
             do {
+                if dirty.contains(.deadServers) { try await processDeadServers() }
+                if dirty.contains(.masters) || dirty.contains(.deadServers) { try await processMasters() }
+                if dirty.contains(.workers) { try await processWorkers() }
+                if dirty.contains(.reconcile) || dirty.contains(.workers) || dirty.contains(.deadServers) {
+                    try await reconcile()
+                }
                 if dirty.contains(.results) { try await processResults() }
                 if dirty.contains(.retries) { try await processRetries() }
                 if dirty.contains(.running) { try await processRunning() }
                 if dirty.contains(.commands) { try await claimCommands() }
             } catch let error as ZooKeeperError where error.cause == .sessionExpired {
                 throw MasterError.sessionExpired(options.identity)
+            } catch let error as MasterError {
+                throw error
             } catch let error as ZooKeeperError where [.connectionLoss(""), .operationTimeout("")].contains(error.cause.kindOnly) {
                 logger.warning("\(error); retrying shortly")
                 try await Task.sleep(for: .milliseconds(200))
@@ -145,7 +186,7 @@ public actor MasterScheduler {
     private func heartbeatLoop() async throws {
         while true {
             try await Task.sleep(for: .seconds(options.heartbeatSeconds))
-            try? await zk.setData(paths.masters + "/" + options.identity, heartbeat())
+            _ = try? await zk.setData(paths.masters + "/" + options.identity, heartbeat())
         }
     }
 
@@ -154,10 +195,8 @@ public actor MasterScheduler {
     private func claimCommands() async throws {
         _ = try await zk.exists(paths.commandSignal) { [wakeups] _ in wakeups.mark(.commands) }
         while active.count < options.maxWorkflows,
-              let claimed = try await store.claimCommand(host: options.identity, now: ProcessStats.now()) {
-            let overrides = (try? JSONDecoder().decode([String: String].self, from: Data(claimed.instance.paramsJson.utf8))) ?? [:]
-            var instance = ActiveInstance(record: claimed.instance, definition: claimed.definition, overrides: overrides,
-                                          runTime: Date(timeIntervalSince1970: claimed.instance.startTime ?? ProcessStats.now()))
+              let claimed = try await store.claimCommand(host: options.identity, session: session, now: ProcessStats.now()) {
+            var instance = ActiveInstance(claimed)
             logger.info("instance \(instance.id) of '\(instance.definition.name)' v\(claimed.instance.version) started")
             let effects = instance.engine.handle(.start)
             active[instance.id] = instance
@@ -171,7 +210,10 @@ public actor MasterScheduler {
 
     private func processResults() async throws {
         let names = try await zk.children(paths.results) { [wakeups] _ in wakeups.mark(.results) }
-        let mine = names.compactMap(Int64.init).filter { attempts[$0] != nil }
+        let ids = names.compactMap(Int64.init)
+        let mine = ids.filter { attempts[$0] != nil }
+        let unknown = ids.filter { attempts[$0] == nil && !foreignResults.contains($0) }
+        if !unknown.isEmpty { try await processUnexpectedResults(unknown) }
         guard !mine.isEmpty else { return }
         let messages = try await withThrowingTaskGroup(of: TaskResultMessage?.self) { group in
             for id in mine {
@@ -188,12 +230,13 @@ public actor MasterScheduler {
         }
         var round = Round()
         for m in messages {
-            guard let (instanceID, taskName) = attempts.removeValue(forKey: m.taskInstanceId) else { continue }
+            guard let ref = attempts.removeValue(forKey: m.taskInstanceId) else { continue }
+            let (instanceID, taskName) = (ref.instance, ref.task)
             seenRunning.remove(m.taskInstanceId)
             round.consumed.append(m.taskInstanceId)
             let outputsJSON = m.outputs.isEmpty ? nil : String(decoding: WireJSON.encode(m.outputs), as: UTF8.self)
             round.batch.outcomes.append(AttemptOutcome(
-                taskInstanceId: m.taskInstanceId, state: m.state, host: m.worker, pid: m.pid, logPath: m.logPath,
+                taskInstanceId: m.taskInstanceId, workflowInstanceId: instanceID, state: m.state, host: m.worker, pid: m.pid, logPath: m.logPath,
                 exitCode: m.exitCode, outputJson: outputsJSON, message: m.message, startTime: m.startTime, endTime: m.endTime))
             guard active[instanceID] != nil else { continue }
             if !m.outputs.isEmpty { active[instanceID]!.outputs[taskName] = m.outputs }
@@ -220,9 +263,10 @@ public actor MasterScheduler {
         let names = try await zk.children(paths.running) { [wakeups] _ in wakeups.mark(.running) }
         var round = Round()
         let now = ProcessStats.now()
-        for id in names.compactMap(Int64.init) where attempts[id] != nil && !seenRunning.contains(id) {
+        for id in names.compactMap(Int64.init) where !seenRunning.contains(id) {
+            guard let ref = attempts[id] else { continue }
             seenRunning.insert(id)
-            round.batch.started.append((id, now))
+            round.batch.started.append((id, ref.instance, now))
         }
         try await commit(&round)
     }
@@ -234,19 +278,14 @@ public actor MasterScheduler {
         var batch = SchedulingBatch()
         var queued: [(key: TaskQueueKey, group: String, task: QueuedTask)] = []
         var consumed: [Int64] = []
-        var dispatchedNames: [(instance: Int64, task: String)] = []
     }
 
-    private func apply(_ effects: [EngineEffect], to instanceID: Int64, _ round: inout Round) {
+    func apply(_ effects: [EngineEffect], to instanceID: Int64, _ round: inout Round) {
         let now = ProcessStats.now()
         for effect in effects {
             switch effect {
             case .dispatch(let taskName, let attempt):
-                let task = active[instanceID]!.tasksByName[taskName]!
-                round.batch.newAttempts.append(TaskInstanceRecord(
-                    id: nil, workflowInstanceId: instanceID, taskName: taskName, attempt: attempt, state: .dispatched,
-                    priority: task.priority, workerGroup: task.workerGroup, submitTime: now))
-                round.dispatchedNames.append((instanceID, taskName))
+                newAttempt(instanceID, taskName, attempt, &round)
             case .scheduleRetry(let taskName, let attempt, let seconds):
                 logger.info("instance \(instanceID): task '\(taskName)' failed; attempt \(attempt) in \(seconds)s")
                 retryTimers.schedule(instance: instanceID, task: taskName, at: now + seconds)
@@ -257,17 +296,29 @@ public actor MasterScheduler {
         }
     }
 
-    private func commit(_ round: inout Round) async throws {
+    /// A new attempt row for a task the engine started (or whose attempt was lost with its worker).
+    func newAttempt(_ instanceID: Int64, _ taskName: String, _ attempt: Int, _ round: inout Round) {
+        let task = active[instanceID]!.tasksByName[taskName]!
+        round.batch.newAttempts.append(TaskInstanceRecord(
+            id: nil, workflowInstanceId: instanceID, taskName: taskName, attempt: attempt, state: .dispatched,
+            priority: task.priority, workerGroup: task.workerGroup, submitTime: ProcessStats.now()))
+    }
+
+    func commit(_ round: inout Round) async throws {
         guard !round.batch.isEmpty || !round.consumed.isEmpty else { return }
-        let inserted = round.batch.isEmpty ? [] : try await store.apply(round.batch)
-        for attempt in inserted {
+        let applied = round.batch.isEmpty ? AppliedBatch(inserted: [], lostOwnership: [])
+            : try await store.apply(round.batch, session: session)
+        if !applied.lostOwnership.isEmpty { forget(applied.lostOwnership) }
+        try FaultPoint.hit("master-after-commit")
+        for attempt in applied.inserted {
             let instanceID = attempt.workflowInstanceId
             guard var instance = active[instanceID] else { continue }
             let (task, command, env) = instance.prepare(attempt.taskName)
             active[instanceID] = instance
-            attempts[attempt.id!] = (instanceID, attempt.taskName)
             let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: instanceID,
                                    taskPriority: task.priority, taskInstanceId: attempt.id!)
+            attempts[attempt.id!] = AttemptRef(instance: instanceID, task: attempt.taskName, attempt: attempt.attempt,
+                                               queuePath: paths.queue(task.workerGroup) + "/" + key.description)
             round.queued.append((key, task.workerGroup, QueuedTask(
                 taskInstanceId: attempt.id!, workflowInstanceId: instanceID, workflowName: instance.definition.name,
                 taskName: attempt.taskName, attempt: attempt.attempt, command: command, env: env,

@@ -55,6 +55,12 @@ enum Migrations {
             }
             try db.create(index: "command_by_order", on: "command", columns: ["priority_rank", "id"])
         }
+        m.registerMigration("v2-owner-session") { db in
+            // The ZooKeeper session of the owning master: a master restarted under the same
+            // host:port is a new owner, and its dead incarnation's instances are failed over.
+            try db.alter(table: "workflow_instance") { t in t.add(column: "master_session", .integer) }
+            try db.create(index: "task_instance_by_state", on: "task_instance", columns: ["state"])
+        }
         return m
     }
 }

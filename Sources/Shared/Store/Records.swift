@@ -29,6 +29,8 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
     public var paramsJson: String
     /// The master that owns the instance (`host:port`), nil until one claims it.
     public var host: String?
+    /// The owner's ZooKeeper session id; ownership ends with that session.
+    public var masterSession: Int64?
     public var submitTime: Double
     public var startTime: Double?
     public var endTime: Double?
@@ -36,7 +38,7 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, definitionId = "definition_id", name, version, state, priority, paramsJson = "params_json", host,
-             submitTime = "submit_time", startTime = "start_time", endTime = "end_time"
+             masterSession = "master_session", submitTime = "submit_time", startTime = "start_time", endTime = "end_time"
     }
 }
 

@@ -1,15 +1,18 @@
 import Foundation
 import GRDB
 
-/// An instance a master has just claimed, with what it needs to run it.
+/// An instance a master has just claimed or taken over, with what it needs to run it.
 public struct ClaimedInstance: Sendable {
     public var instance: WorkflowInstanceRecord
     public var definition: WorkflowDefinition
+    /// Every attempt so far, in creation order (empty for a fresh claim).
+    public var attempts: [TaskInstanceRecord] = []
 }
 
 /// How a finished attempt is recorded.
 public struct AttemptOutcome: Sendable {
     public var taskInstanceId: Int64
+    public var workflowInstanceId: Int64
     public var state: TaskState
     public var host: String?
     public var pid: Int32?
@@ -24,18 +27,51 @@ public struct AttemptOutcome: Sendable {
 /// Everything one round of a master's scheduling writes, in one transaction.
 public struct SchedulingBatch: Sendable {
     public var outcomes: [AttemptOutcome] = []
-    public var started: [(id: Int64, time: Double)] = []
+    public var started: [(id: Int64, instance: Int64, time: Double)] = []
+    /// Attempts lost with their worker: NEED_FAULT_TOLERANCE, superseded by a new attempt.
+    public var superseded: [(id: Int64, instance: Int64, message: String, time: Double)] = []
     public var newAttempts: [TaskInstanceRecord] = []
     public var finishedInstances: [(id: Int64, state: WorkflowState, time: Double)] = []
     public init() {}
-    public var isEmpty: Bool { outcomes.isEmpty && started.isEmpty && newAttempts.isEmpty && finishedInstances.isEmpty }
+    public var isEmpty: Bool {
+        outcomes.isEmpty && started.isEmpty && superseded.isEmpty && newAttempts.isEmpty && finishedInstances.isEmpty
+    }
+
+    var instanceIDs: Set<Int64> {
+        Set(outcomes.map(\.workflowInstanceId) + started.map(\.instance) + superseded.map(\.instance)
+            + newAttempts.map(\.workflowInstanceId) + finishedInstances.map(\.id))
+    }
+
+    /// The batch without the changes of `lost` instances.
+    func dropping(_ lost: Set<Int64>) -> SchedulingBatch {
+        var b = SchedulingBatch()
+        b.outcomes = outcomes.filter { !lost.contains($0.workflowInstanceId) }
+        b.started = started.filter { !lost.contains($0.instance) }
+        b.superseded = superseded.filter { !lost.contains($0.instance) }
+        b.newAttempts = newAttempts.filter { !lost.contains($0.workflowInstanceId) }
+        b.finishedInstances = finishedInstances.filter { !lost.contains($0.id) }
+        return b
+    }
+}
+
+/// What a round wrote: the new attempts with their ids, and instances this master no longer owns.
+public struct AppliedBatch: Sendable {
+    public var inserted: [TaskInstanceRecord]
+    public var lostOwnership: Set<Int64>
+}
+
+/// Who owns a finished attempt's instance, for a result no master is waiting for.
+public struct AttemptOwner: Sendable {
+    public var attempt: TaskInstanceRecord
+    public var masterSession: Int64?
+    public var instanceState: WorkflowState
 }
 
 extension Store {
     /// Takes the first START command, in priority then submission order, for `host`.
     /// The delete and the owner change happen in one IMMEDIATE transaction: no two masters
     /// ever claim the same command.
-    public func claimCommand(host: String, now: Double) async throws -> ClaimedInstance? {
+    public func claimCommand(host: String, session: Int64, now: Double) async throws -> ClaimedInstance? {
         try await transaction("claiming a command") { db -> ClaimedInstance? in
             while let command = try CommandRecord.order(Column("priority_rank"), Column("id")).fetchOne(db) {
                 try command.delete(db)
@@ -43,6 +79,7 @@ extension Store {
                       instance.host == nil, instance.state == .submitted,
                       let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { continue }
                 instance.host = host
+                instance.masterSession = session
                 instance.state = .running
                 instance.startTime = now
                 try instance.update(db)
@@ -56,21 +93,36 @@ extension Store {
         try await read("counting commands") { db in try CommandRecord.fetchCount(db) }
     }
 
-    /// Writes one round of scheduling; returns the new attempts with their ids.
-    public func apply(_ batch: SchedulingBatch) async throws -> [TaskInstanceRecord] {
+    /// Writes one round of scheduling, but only for instances `session` still owns: a master that
+    /// was failed over while hung can never write for an instance another master now runs.
+    public func apply(_ batch: SchedulingBatch, session: Int64) async throws -> AppliedBatch {
         try await transaction("recording \(batch.outcomes.count) results and \(batch.newAttempts.count) dispatches") { db in
+            let ids = Array(batch.instanceIDs)
+            var owned: Set<Int64> = []
+            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                owned.formUnion(try Int64.fetchAll(db, WorkflowInstanceRecord.select(Column("id"))
+                    .filter(chunk.contains(Column("id")) && Column("master_session") == session)))
+            }
+            let lost = Set(ids).subtracting(owned)
+            let batch = lost.isEmpty ? batch : batch.dropping(lost)
             for o in batch.outcomes {
                 try db.execute(sql: """
                     UPDATE task_instance SET state = ?, host = COALESCE(?, host), pid = COALESCE(?, pid),
                       log_path = COALESCE(?, log_path), exit_code = ?, output_json = ?, message = ?,
                       start_time = COALESCE(?, start_time), end_time = ?
-                    WHERE id = ?
+                    WHERE id = ? AND state IN ('DISPATCHED', 'RUNNING')
                     """, arguments: [o.state, o.host, o.pid, o.logPath, o.exitCode, o.outputJson, o.message,
                                      o.startTime, o.endTime, o.taskInstanceId])
             }
             for s in batch.started {
                 try db.execute(sql: "UPDATE task_instance SET state = 'RUNNING', start_time = COALESCE(start_time, ?) WHERE id = ? AND state = 'DISPATCHED'",
                                arguments: [s.time, s.id])
+            }
+            for s in batch.superseded {
+                try db.execute(sql: """
+                    UPDATE task_instance SET state = 'NEED_FAULT_TOLERANCE', message = ?, end_time = ?
+                    WHERE id = ? AND state IN ('DISPATCHED', 'RUNNING')
+                    """, arguments: [s.message, s.time, s.id])
             }
             var inserted: [TaskInstanceRecord] = []
             for var attempt in batch.newAttempts {
@@ -81,7 +133,95 @@ extension Store {
                 try db.execute(sql: "UPDATE workflow_instance SET state = ?, end_time = ? WHERE id = ?",
                                arguments: [f.state, f.time, f.id])
             }
-            return inserted
+            return AppliedBatch(inserted: inserted, lostOwnership: lost)
+        }
+    }
+
+    /// Owner sessions of RUNNING instances, and whether any has no owner session at all.
+    public func ownerSessions() async throws -> (sessions: Set<Int64>, unowned: Bool) {
+        try await read("reading instance owners") { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT DISTINCT master_session FROM workflow_instance WHERE state = 'RUNNING'")
+            var sessions: Set<Int64> = []
+            var unowned = false
+            for row in rows {
+                if let s: Int64 = row[0] { sessions.insert(s) } else { unowned = true }
+            }
+            return (sessions, unowned)
+        }
+    }
+
+    /// Moves every RUNNING instance owned by one of `deadSessions` (or by no session) to
+    /// `host`/`session`, in one transaction; returns them with their attempts and the previous
+    /// owners as `host:port_session`. Idempotent: an instance moves once, and a master that dies
+    /// after the move leaves instances owned by a dead session, which the next master takes in turn.
+    public func adoptOrphans(host: String, session: Int64,
+                             deadSessions: Set<Int64>) async throws -> (adopted: [ClaimedInstance], previousOwners: [String]) {
+        try await transaction("taking over instances of dead masters") { db in
+            let orphans = try WorkflowInstanceRecord
+                .filter(Column("state") == WorkflowState.running.rawValue)
+                .filter(Array(deadSessions).contains(Column("master_session")) || Column("master_session") == nil)
+                .fetchAll(db)
+            var adopted: [ClaimedInstance] = []
+            var owners: Set<String> = []
+            for var instance in orphans where instance.masterSession != session {
+                owners.insert("\(instance.host ?? "unknown")_\(instance.masterSession ?? 0)")
+                instance.host = host
+                instance.masterSession = session
+                try instance.update(db)
+                guard let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { continue }
+                let attempts = try TaskInstanceRecord.filter(Column("workflow_instance_id") == instance.id!)
+                    .order(Column("id")).fetchAll(db)
+                adopted.append(ClaimedInstance(instance: instance, definition: try WorkflowDefinition.fromStored(record.json),
+                                               attempts: attempts))
+            }
+            return (adopted, owners.sorted())
+        }
+    }
+
+    /// The owner of an attempt's instance; nil for an unknown attempt.
+    public func owner(ofAttempt id: Int64) async throws -> AttemptOwner? {
+        try await read("reading attempt \(id)") { db in
+            guard let attempt = try TaskInstanceRecord.fetchOne(db, key: id),
+                  let instance = try WorkflowInstanceRecord.fetchOne(db, key: attempt.workflowInstanceId) else { return nil }
+            return AttemptOwner(attempt: attempt, masterSession: instance.masterSession, instanceState: instance.state)
+        }
+    }
+
+    /// Notes a result that came after its attempt was superseded or ended; the state stays.
+    public func recordLateResult(attempt id: Int64, note: String) async throws {
+        try await transaction("recording a late result for attempt \(id)") { db in
+            try db.execute(sql: "UPDATE task_instance SET message = COALESCE(message || '; ', '') || ? WHERE id = ?",
+                           arguments: [note, id])
+        }
+    }
+}
+
+extension Store {
+    /// RUNNING instances, for `ds-failover` to compare their owners with the registry.
+    public func runningInstances() async throws -> [WorkflowInstanceRecord] {
+        try await read("reading running instances") { db in
+            try WorkflowInstanceRecord.filter(Column("state") == WorkflowState.running.rawValue).order(Column("id")).fetchAll(db)
+        }
+    }
+
+    /// DISPATCHED or RUNNING attempts of RUNNING instances.
+    public func inFlightAttempts() async throws -> [TaskInstanceRecord] {
+        try await read("reading attempts in flight") { db in
+            try TaskInstanceRecord.fetchAll(db, sql: """
+                SELECT t.* FROM task_instance t JOIN workflow_instance w ON w.id = t.workflow_instance_id
+                WHERE t.state IN ('DISPATCHED', 'RUNNING') AND w.state = 'RUNNING' ORDER BY t.id
+                """)
+        }
+    }
+
+    /// States of the given instances.
+    public func instanceStates(_ ids: [Int64]) async throws -> [Int64: WorkflowState] {
+        try await read("reading instance states") { db in
+            var result: [Int64: WorkflowState] = [:]
+            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                for r in try WorkflowInstanceRecord.filter(chunk.contains(Column("id"))).fetchAll(db) { result[r.id!] = r.state }
+            }
+            return result
         }
     }
 }

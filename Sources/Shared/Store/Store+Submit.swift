@@ -30,7 +30,7 @@ extension Store {
             }
             var instance = WorkflowInstanceRecord(
                 id: nil, definitionId: stored.id!, name: definition.name, version: stored.version, state: .submitted,
-                priority: definition.priority, paramsJson: paramsJSON, host: nil, submitTime: now)
+                priority: definition.priority, paramsJson: paramsJSON, host: nil, masterSession: nil, submitTime: now)
             try instance.insert(db)
             var command = CommandRecord(id: nil, type: "START", workflowInstanceId: instance.id!,
                                         priorityRank: definition.priority.rank, submitTime: now)

@@ -36,9 +36,19 @@ public enum ProcessExit: Sendable, Equatable {
 public struct TaskProcess: Sendable {
     public let pid: pid_t
 
-    /// Starts `/bin/sh -c command` with stdout and stderr appended to `logPath`, stdin from /dev/null,
-    /// default signal dispositions (the daemon ignores SIGTERM for its own handler; tasks must not).
+    /// The supervisor that sits between this worker and each task, beside the worker's executable.
+    public static let supervisorPath: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent + "/task-supervisor"
+    }()
+
+    /// Starts `/bin/sh -c command` under the task supervisor, in a new process group led by the
+    /// supervisor, with stdout and stderr appended to `logPath`, stdin from /dev/null, and default
+    /// signal dispositions (the daemon handles SIGTERM itself; tasks must not inherit that).
     public static func spawn(command: String, environment: [String: String], logPath: String) throws -> TaskProcess {
+        guard access(supervisorPath, X_OK) == 0 else {
+            throw SystemCallError(call: "task supervisor \(supervisorPath) (install it beside ds-worker)", errno: errno)
+        }
         markInheritedDescriptorsCloseOnExec()
         let logFD = try posixCheck("open \(logPath)", open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644))
         defer { close(logFD) }
@@ -64,15 +74,16 @@ public struct TaskProcess: Sendable {
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(supervisorPath), strdup(String(getpid())), strdup("/bin/sh"),
+                                                    strdup("-c"), strdup(command), nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
-        if rc != 0 { throw SystemCallError(call: "posix_spawn /bin/sh", errno: rc) }
+        let rc = posix_spawn(&pid, supervisorPath, &actions, &attributes, argv, envp)
+        if rc != 0 { throw SystemCallError(call: "posix_spawn \(supervisorPath)", errno: rc) }
         return TaskProcess(pid: pid)
     }
 

@@ -5,9 +5,12 @@ import Logging
 public enum WorkerError: Error, CustomStringConvertible, ExitStatusProviding {
     case sessionExpired(String)
     case alreadyRegistered(String)
+    case failedOver(String)
 
     public var description: String {
         switch self {
+        case .failedOver(let id):
+            return "worker \(id): found itself in /dead-servers (failed over while unresponsive); killed its running tasks and stopped (fenced)"
         case .sessionExpired(let id):
             return "worker \(id): ZooKeeper session expired; killed its running tasks and stopped (fenced). Restart it once ZooKeeper is healthy"
         case .alreadyRegistered(let id):
@@ -16,7 +19,7 @@ public enum WorkerError: Error, CustomStringConvertible, ExitStatusProviding {
     }
     public var exitStatus: ExitStatus {
         switch self {
-        case .sessionExpired: return .unavailable
+        case .sessionExpired, .failedOver: return .unavailable
         case .alreadyRegistered: return .config
         }
     }
@@ -49,7 +52,7 @@ public struct WorkerOptions: Sendable {
 /// process group of its own, writes one log file per task and reports the result.
 /// It never opens the database.
 public actor WorkerDaemon {
-    enum Wake: Hashable, Sendable { case queue, slotFreed, stop, graceOver, expired }
+    enum Wake: Hashable, Sendable { case queue, slotFreed, stop, graceOver, expired, failedOver }
 
     let zk: ZooKeeperClient
     let paths: ZooKeeperPaths
@@ -93,6 +96,11 @@ public actor WorkerDaemon {
                 }
             }
             group.addTask { try await self.heartbeatLoop() }
+            group.addTask { [zk, wakeups] in
+                try await SessionFence.waitForLoss(zk)
+                wakeups.mark(.expired)
+            }
+            try await watchOwnDeathRecord()
             try await eventLoop(group: &group)
             group.cancelAll()
         }
@@ -107,6 +115,10 @@ public actor WorkerDaemon {
             if dirty.contains(.expired) {
                 killAll(signal: SIGKILL)
                 throw WorkerError.sessionExpired(options.identity)
+            }
+            if dirty.contains(.failedOver), try await watchOwnDeathRecord() {
+                killAll(signal: SIGKILL)
+                throw WorkerError.failedOver(options.identity)
             }
             if dirty.contains(.stop) && !stopping {
                 stopping = true
@@ -140,6 +152,14 @@ public actor WorkerDaemon {
 
     // MARK: Registry
 
+    /// Watches for `/dead-servers/worker_<me>_<session>`: a master (or `ds-failover`) wrote it
+    /// because this worker was declared dead while its session lived on. Returns whether it exists.
+    @discardableResult
+    private func watchOwnDeathRecord() async throws -> Bool {
+        let marker = paths.deadServers + "/" + DeadServer(type: "worker", identity: options.identity, session: zk.sessionID).name
+        return try await zk.exists(marker) { [wakeups] _ in wakeups.mark(.failedOver) } != nil
+    }
+
     private func register() async throws {
         for g in options.groups {
             try await zk.ensurePath(paths.workerGroup(g))
@@ -161,7 +181,7 @@ public actor WorkerDaemon {
         while true {
             try await Task.sleep(for: .seconds(options.heartbeatSeconds))
             let data = heartbeat()
-            for g in options.groups { try? await zk.setData(paths.workerGroup(g) + "/" + options.identity, data) }
+            for g in options.groups { _ = try? await zk.setData(paths.workerGroup(g) + "/" + options.identity, data) }
         }
     }
 
@@ -234,7 +254,7 @@ public actor WorkerDaemon {
             running[id] = process
             result.pid = process.pid
             let info = RunningTask(worker: options.identity, pid: process.pid, startTime: startTime, logPath: logPath)
-            try? await zk.setData(paths.running(id), WireJSON.encode(info))
+            _ = try? await zk.setData(paths.running(id), WireJSON.encode(info))
             let exit = await waitWithTimeout(process, task: task, logPath: logPath)
             result.endTime = ProcessStats.now()
             result.exitCode = exit.exit.code

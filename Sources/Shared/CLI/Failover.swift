@@ -1,0 +1,131 @@
+import Foundation
+
+/// What `ds-failover --list` finds.
+public struct FailoverReport: Codable, Sendable {
+    public struct Instance: Codable, Sendable {
+        public var id: Int64
+        public var name: String
+        public var owner: String?
+        public var ownerSession: Int64?
+    }
+    public struct Attempt: Codable, Sendable {
+        public var taskInstanceId: Int64
+        public var workflowInstanceId: Int64
+        public var taskName: String
+        public var state: TaskState
+        public var reason: String
+    }
+    public struct QueueItem: Codable, Sendable {
+        public var path: String
+        public var workflowInstanceId: Int64
+        public var workflowState: String
+    }
+    public var deadServers: [String] = []
+    public var orphanedInstances: [Instance] = []
+    public var orphanedTasks: [Attempt] = []
+    public var staleQueueItems: [QueueItem] = []
+}
+
+/// What a forced failover moved (or, with `--dry-run`, would move).
+public struct ForcedFailover: Codable, Sendable {
+    public var type: String
+    public var server: String
+    public var session: Int64
+    public var marker: String
+    public var dryRun: Bool
+    public var instances: [Int64] = []
+    public var tasks: [Int64] = []
+}
+
+/// `ds-failover`: inspect orphaned work, and declare a hung master or worker dead now.
+public enum Failover {
+    /// Dead servers, instances whose owner session is not registered, attempts that are in no
+    /// queue and on no live worker, and queue items of finished workflows.
+    public static func list(zk: ZooKeeperClient, store: Store, paths: ZooKeeperPaths) async throws -> FailoverReport {
+        var report = FailoverReport()
+        let deadNames = (try? await zk.children(paths.deadServers)) ?? []
+        report.deadServers = deadNames.sorted()
+        let dead = Set(deadNames.compactMap(DeadServer.init).map(\.session))
+        var liveMasters: Set<Int64> = []
+        for name in (try? await zk.children(paths.masters)) ?? [] {
+            if let stat = try await zk.exists(paths.masters + "/" + name), !dead.contains(stat.ephemeralOwner) {
+                liveMasters.insert(stat.ephemeralOwner)
+            }
+        }
+        for i in try await store.runningInstances() where !(i.masterSession.map(liveMasters.contains) ?? false) {
+            report.orphanedInstances.append(.init(id: i.id!, name: i.name, owner: i.host, ownerSession: i.masterSession))
+        }
+        var instancePriority: [Int64: Priority] = [:]
+        for i in try await store.runningInstances() { instancePriority[i.id!] = i.priority }
+        for a in try await store.inFlightAttempts() {
+            let key = TaskQueueKey(workflowPriority: instancePriority[a.workflowInstanceId] ?? .medium,
+                                   workflowInstanceId: a.workflowInstanceId, taskPriority: a.priority, taskInstanceId: a.id!)
+            if try await zk.exists(paths.queue(a.workerGroup) + "/" + key.description) != nil { continue }
+            if let stat = try await zk.exists(paths.running(a.id!)) {
+                if dead.contains(stat.ephemeralOwner) {
+                    report.orphanedTasks.append(.init(taskInstanceId: a.id!, workflowInstanceId: a.workflowInstanceId,
+                                                      taskName: a.taskName, state: a.state, reason: "running on a worker declared dead"))
+                }
+                continue
+            }
+            if try await zk.exists(paths.result(a.id!)) != nil { continue }
+            report.orphanedTasks.append(.init(taskInstanceId: a.id!, workflowInstanceId: a.workflowInstanceId,
+                                              taskName: a.taskName, state: a.state, reason: "in no queue and on no live worker"))
+        }
+        var queued: [(String, TaskQueueKey)] = []
+        for group in (try? await zk.children(paths.queue)) ?? [] {
+            for name in (try? await zk.children(paths.queue(group))) ?? [] {
+                if let key = TaskQueueKey(name) { queued.append((paths.queue(group) + "/" + name, key)) }
+            }
+        }
+        let states = try await store.instanceStates(Array(Set(queued.map(\.1.workflowInstanceId))))
+        for (path, key) in queued.sorted(by: { $0.0 < $1.0 }) {
+            let state = states[key.workflowInstanceId]
+            if state == nil || state!.isTerminal {
+                report.staleQueueItems.append(.init(path: path, workflowInstanceId: key.workflowInstanceId,
+                                                    workflowState: state?.rawValue ?? "UNKNOWN"))
+            }
+        }
+        return report
+    }
+
+    /// Declares a registered server dead now: writes `/dead-servers/<type>_<host:port>_<session>`.
+    /// Live masters then take over its instances (a master) or resubmit its tasks (a worker); the
+    /// server itself, when it wakes, finds the record and fences itself.
+    public static func force(type: String, server: String, dryRun: Bool, zk: ZooKeeperClient, store: Store,
+                             paths: ZooKeeperPaths) async throws -> ForcedFailover {
+        var session: Int64?
+        if type == "master" {
+            session = try await zk.exists(paths.masters + "/" + server)?.ephemeralOwner
+        } else {
+            for group in (try? await zk.children(paths.workers)) ?? [] {
+                if let s = try await zk.exists(paths.workerGroup(group) + "/" + server)?.ephemeralOwner { session = s }
+            }
+        }
+        guard let session else { throw FailoverError.notRegistered(type: type, server: server) }
+        let marker = paths.deadServers + "/" + DeadServer(type: type, identity: server, session: session).name
+        var result = ForcedFailover(type: type, server: server, session: session, marker: marker, dryRun: dryRun)
+        if type == "master" {
+            result.instances = try await store.runningInstances().filter { $0.masterSession == session }.map { $0.id! }
+        } else {
+            for a in try await store.inFlightAttempts() {
+                if try await zk.exists(paths.running(a.id!))?.ephemeralOwner == session { result.tasks.append(a.id!) }
+            }
+        }
+        if !dryRun {
+            do { try await zk.create(marker) } catch ZooKeeperError.nodeExists {}
+        }
+        return result
+    }
+}
+
+public enum FailoverError: Error, CustomStringConvertible, ExitStatusProviding {
+    case notRegistered(type: String, server: String)
+    public var description: String {
+        switch self {
+        case .notRegistered(let type, let server):
+            return "no \(type) \(server) is registered; a server that is already gone is failed over by the masters on their own (see ds-failover --list)"
+        }
+    }
+    public var exitStatus: ExitStatus { .dataError }
+}

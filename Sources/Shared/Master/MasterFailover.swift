@@ -1,0 +1,185 @@
+import Foundation
+
+/// Failover: dead masters' instances are adopted, attempts lost with their worker are resubmitted,
+/// late results are recorded without effect. Every step is idempotent, so a master that dies
+/// half-way leaves a state the next one completes.
+extension MasterScheduler {
+    /// Reads /dead-servers; a master that finds itself there was failed over while hung, and stops.
+    func processDeadServers() async throws {
+        let names = try await zk.children(paths.deadServers) { [wakeups] _ in wakeups.mark(.deadServers) }
+        deadSessions = Set(names.compactMap(DeadServer.init).map(\.session))
+        if deadSessions.contains(session) { throw MasterError.failedOver(options.identity) }
+    }
+
+    /// Reads the master registry and adopts the instances of masters that are gone.
+    func processMasters() async throws {
+        // Owner sessions are read before the registry: a master registers before it claims, so
+        // an owner alive now is in the listing that follows.
+        let owners = try await store.ownerSessions()
+        let names = try await zk.children(paths.masters) { [wakeups] _ in wakeups.mark(.masters) }
+        var live: Set<Int64> = [session]
+        for name in names {
+            if let stat = try await zk.exists(paths.masters + "/" + name) { live.insert(stat.ephemeralOwner) }
+        }
+        liveMasterSessions = live
+        let dead = owners.sessions.subtracting(live.subtracting(deadSessions))
+        guard !dead.isEmpty || owners.unowned else { return }
+        try await adopt(deadSessions: dead)
+    }
+
+    private func adopt(deadSessions dead: Set<Int64>) async throws {
+        let lock = paths.locks + "/failover-master"
+        do {
+            try await zk.create(lock, data: Data(options.identity.utf8), mode: .ephemeral)
+        } catch ZooKeeperError.nodeExists {
+            return  // another master is at it; if it dies, its lock goes and the next pass retries
+        }
+        do {
+            try await adoptHoldingLock(deadSessions: dead)
+        } catch {
+            try? await zk.delete(lock)
+            throw error
+        }
+        try? await zk.delete(lock)
+    }
+
+    private func adoptHoldingLock(deadSessions dead: Set<Int64>) async throws {
+        try FaultPoint.hit("takeover-after-lock")
+        let (adopted, previous) = try await store.adoptOrphans(host: options.identity, session: session, deadSessions: dead)
+        try FaultPoint.hit("takeover-after-transfer")
+        for owner in previous {
+            do { try await zk.create(paths.deadServers + "/master_" + owner) } catch ZooKeeperError.nodeExists {}
+        }
+        var round = Round()
+        for claimed in adopted { resume(claimed, &round) }
+        try await commit(&round)
+        try FaultPoint.hit("takeover-after-resume")
+        if !adopted.isEmpty {
+            logger.notice("took over \(adopted.count) instances of dead masters \(previous.joined(separator: ", "))")
+            foreignResults.removeAll()
+            wakeups.mark(.reconcile)
+            wakeups.mark(.results)
+        }
+    }
+
+    /// Rebuilds an adopted instance from its stored attempts and carries on where its master stopped.
+    func resume(_ claimed: ClaimedInstance, _ round: inout Round) {
+        var instance = ActiveInstance(claimed)
+        let restored = WorkflowEngine.restore(definition: claimed.definition, attempts: claimed.attempts.map {
+            StoredAttempt(task: $0.taskName, attempt: $0.attempt, state: $0.state, endTime: $0.endTime)
+        })
+        instance.engine = restored.engine
+        for a in claimed.attempts where a.state == .success {
+            if let json = a.outputJson, let outputs = try? JSONDecoder().decode([String: String].self, from: Data(json.utf8)) {
+                instance.outputs[a.taskName] = outputs
+            }
+        }
+        let id = instance.id
+        active[id] = instance
+        for i in restored.inFlight {
+            let a = claimed.attempts[i]
+            let task = instance.tasksByName[a.taskName]!
+            let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: id,
+                                   taskPriority: task.priority, taskInstanceId: a.id!)
+            attempts[a.id!] = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt,
+                                         queuePath: paths.queue(task.workerGroup) + "/" + key.description)
+            if a.state == .running { seenRunning.insert(a.id!) }
+        }
+        for (task, attempt) in restored.missingDispatches { newAttempt(id, task, attempt, &round) }
+        for r in restored.pendingRetries { retryTimers.schedule(instance: id, task: r.task, at: r.at) }
+        if let state = restored.finish, restored.inFlight.isEmpty {
+            round.batch.finishedInstances.append((id, state, ProcessStats.now()))
+        }
+    }
+
+    /// Reads the worker registry; a worker that left is recorded in /dead-servers.
+    func processWorkers() async throws {
+        let groups = try await zk.children(paths.workers) { [wakeups] _ in wakeups.mark(.workers) }
+        var current: [String: Int64] = [:]
+        for group in groups {
+            let names = (try? await zk.children(paths.workerGroup(group)) { [wakeups] _ in wakeups.mark(.workers) }) ?? []
+            for name in names where current[name] == nil {
+                if let known = knownWorkers[name] {
+                    current[name] = known
+                } else if let stat = try await zk.exists(paths.workerGroup(group) + "/" + name) {
+                    current[name] = stat.ephemeralOwner
+                }
+            }
+        }
+        for (identity, workerSession) in knownWorkers where current[identity] != workerSession {
+            logger.warning("worker \(identity) left the registry; its lost tasks are resubmitted")
+            let marker = paths.deadServers + "/" + DeadServer(type: "worker", identity: identity, session: workerSession).name
+            do { try await zk.create(marker) } catch ZooKeeperError.nodeExists {}
+        }
+        knownWorkers = current
+    }
+
+    /// Checks every attempt this master waits for, in the order of an attempt's life: queued,
+    /// running (on a session not declared dead), reported. One that is none of these was lost
+    /// with its worker: it is marked NEED_FAULT_TOLERANCE and a new attempt (not a retry) is queued.
+    func reconcile() async throws {
+        let refs = attempts
+        guard !refs.isEmpty else { return }
+        enum Whereabouts { case queued, running, reported, lost }
+        let dead = deadSessions
+        let found = try await withThrowingTaskGroup(of: (Int64, Whereabouts).self) { group in
+            for (id, ref) in refs {
+                group.addTask { [zk, paths] in
+                    if try await zk.exists(ref.queuePath) != nil { return (id, .queued) }
+                    if let stat = try await zk.exists(paths.running(id)), !dead.contains(stat.ephemeralOwner) {
+                        return (id, .running)
+                    }
+                    if try await zk.exists(paths.result(id)) != nil { return (id, .reported) }
+                    return (id, .lost)
+                }
+            }
+            var all: [(Int64, Whereabouts)] = []
+            for try await item in group { all.append(item) }
+            return all
+        }
+        var round = Round()
+        let now = ProcessStats.now()
+        for (id, whereabouts) in found {
+            switch whereabouts {
+            case .reported: wakeups.mark(.results)
+            case .queued, .running: break
+            case .lost:
+                guard let ref = attempts.removeValue(forKey: id), active[ref.instance] != nil else { continue }
+                seenRunning.remove(id)
+                logger.warning("instance \(ref.instance): attempt \(id) of '\(ref.task)' was lost; resubmitting")
+                round.batch.superseded.append((id, ref.instance, "lost with its worker; superseded by a new attempt", now))
+                newAttempt(ref.instance, ref.task, ref.attempt, &round)
+            }
+        }
+        try await commit(&round)
+    }
+
+    /// Results no attempt of this master waits for: a superseded attempt's late result, or one for
+    /// an instance another master owns (left to it).
+    func processUnexpectedResults(_ ids: [Int64]) async throws {
+        for id in ids {
+            guard let owner = try await store.owner(ofAttempt: id) else {
+                foreignResults.insert(id)
+                continue
+            }
+            let mineOrOver = owner.masterSession == session || owner.instanceState.isTerminal
+            guard mineOrOver, !(owner.attempt.state == .dispatched || owner.attempt.state == .running) else {
+                foreignResults.insert(id)
+                continue
+            }
+            let data = try? await zk.getData(paths.result(id)).0
+            let message = data.flatMap { try? WireJSON.decode(TaskResultMessage.self, $0) }
+            let note = "late result ignored: \(message?.state.rawValue ?? "?") from \(message?.worker ?? "?") after this attempt was \(owner.attempt.state.rawValue)"
+            try await store.recordLateResult(attempt: id, note: note)
+            logger.notice("attempt \(id): \(note)")
+            do { try await zk.delete(paths.result(id)) } catch ZooKeeperError.noNode {}
+        }
+    }
+
+    /// Drops instances another master now owns (this one was failed over while unresponsive).
+    func forget(_ instances: Set<Int64>) {
+        logger.warning("instances \(instances.sorted()) are owned by another master now; dropped")
+        for id in instances { active.removeValue(forKey: id) }
+        attempts = attempts.filter { !instances.contains($0.value.instance) }
+    }
+}
