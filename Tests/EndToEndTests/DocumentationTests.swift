@@ -3,7 +3,7 @@ import XCTest
 
 /// Every tool answers --help and ships a man page that mandoc lints clean.
 final class DocumentationTests: XCTestCase {
-    static let tools = [("ds-master", "8"), ("ds-worker", "8"), ("ds-submit", "1")]
+    static let tools = [("ds-master", "8"), ("ds-worker", "8"), ("ds-submit", "1"), ("ds-failover", "1")]
     static let manDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("man")
 

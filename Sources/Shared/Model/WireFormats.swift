@@ -86,6 +86,20 @@ public struct TaskResultMessage: Codable, Sendable {
     public var endTime: Double
     public var outputs: [String: String]
     public var message: String?
+
+    public init(taskInstanceId: Int64, state: TaskState, exitCode: Int32?, worker: String, pid: Int32?, logPath: String,
+                startTime: Double, endTime: Double, outputs: [String: String], message: String?) {
+        self.taskInstanceId = taskInstanceId
+        self.state = state
+        self.exitCode = exitCode
+        self.worker = worker
+        self.pid = pid
+        self.logPath = logPath
+        self.startTime = startTime
+        self.endTime = endTime
+        self.outputs = outputs
+        self.message = message
+    }
 }
 
 /// The heartbeat a daemon keeps in its registry node.

@@ -88,6 +88,7 @@ public actor WorkerDaemon {
                 for await event in sessions {
                     switch event {
                     case .expired:
+                        logger.error("ZooKeeper session expired: killing running tasks and stopping")
                         await self.killAll(signal: SIGKILL)
                         wakeups.mark(.expired)
                     case .disconnected: logger.warning("disconnected from ZooKeeper \(zk.connectString); reconnecting")
@@ -337,6 +338,8 @@ public actor WorkerDaemon {
                     logger.error("task \(id): result not reported, session gone: \(error)")
                     return
                 default:
+                    // Cancelled means the worker is fencing itself: the result must not be written.
+                    if Task.isCancelled { return }
                     logger.warning("task \(id): reporting result failed (\(error)); retrying")
                     try? await Task.sleep(for: .milliseconds(200))
                 }

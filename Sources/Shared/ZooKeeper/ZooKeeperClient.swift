@@ -178,7 +178,10 @@ public final class ZooKeeperClient: @unchecked Sendable {
             if rc != ZOK.rawValue {
                 Unmanaged<ReplyBox>.fromOpaque(context).release()
                 WatchBox.release(watcher)
-                continuation.resume(throwing: zooKeeperError(rc, path: path))
+                // An expired handle refuses requests with assorted codes (ZMARSHALLINGERROR for a
+                // multi); callers need to know the session is gone, not that marshalling failed.
+                let expired = zoo_state(handle) == ZOO_EXPIRED_SESSION_STATE
+                continuation.resume(throwing: expired ? ZooKeeperError.sessionExpired : zooKeeperError(rc, path: path))
             }
         }
     }

@@ -55,24 +55,28 @@ final class Cluster {
 
     // MARK: Daemons
 
+    /// Starts a master; `port` fixes its identity 127.0.0.1:port (a restart under the same name).
     @discardableResult
-    func startMaster(_ extra: [String] = []) throws -> Process {
+    func startMaster(port: Int? = nil, environment extra: [String: String] = [:], _ arguments: [String] = []) throws -> Process {
         nextPort += 1
-        return try startDaemon("ds-master", ["--host", "127.0.0.1", "--port", String(nextPort)] + extra)
+        return try startDaemon("ds-master", ["--host", "127.0.0.1", "--port", String(port ?? nextPort)] + arguments,
+                               environment: extra)
     }
 
     @discardableResult
-    func startWorker(slots: Int = 2, groups: [String] = [], _ extra: [String] = []) throws -> Process {
+    func startWorker(slots: Int = 2, port: Int? = nil, groups: [String] = [], environment extra: [String: String] = [:],
+                     _ arguments: [String] = []) throws -> Process {
         nextPort += 1
-        return try startDaemon("ds-worker", ["--host", "127.0.0.1", "--port", String(nextPort), "--slots", String(slots),
-                                             "--log-dir", logDirectory] + groups.flatMap { ["--group", $0] } + extra)
+        return try startDaemon("ds-worker", ["--host", "127.0.0.1", "--port", String(port ?? nextPort), "--slots", String(slots),
+                                             "--log-dir", logDirectory] + groups.flatMap { ["--group", $0] } + arguments,
+                               environment: extra)
     }
 
-    func startDaemon(_ tool: String, _ arguments: [String]) throws -> Process {
+    func startDaemon(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Process {
         let p = Process()
         p.executableURL = Binaries.url(tool)
         p.arguments = arguments
-        p.environment = environment
+        p.environment = environment.merging(extra) { _, new in new }
         let logPath = directory.appendingPathComponent("\(tool)-\(daemons.count).log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
         p.standardError = FileHandle(forWritingAtPath: logPath)
@@ -83,9 +87,25 @@ final class Cluster {
         return p
     }
 
+    /// `kill -9`, and waits until it is gone.
+    func kill9(_ process: Process) {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Waits for a daemon to exit on its own; its status, or nil if it did not within `timeout`.
+    func exitStatus(of process: Process, within timeout: TimeInterval = 120) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
     /// SIGTERM every daemon, then SIGKILL what is left after a while; waits for all.
     func stopAll() {
-        for d in daemons where d.process.isRunning { kill(d.process.processIdentifier, SIGTERM) }
+        for d in daemons where d.process.isRunning {
+            kill(d.process.processIdentifier, SIGCONT)
+            kill(d.process.processIdentifier, SIGTERM)
+        }
         let deadline = Date().addingTimeInterval(20)
         for d in daemons {
             while d.process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
@@ -151,6 +171,29 @@ final class Cluster {
     }
 
     func store() throws -> Store { try Store(path: databasePath) }
+
+    /// Submits without waiting; the instance id.
+    func submit(_ json: String, _ arguments: [String] = []) throws -> Int64 {
+        let run = try self.run("ds-submit", [try workflowFile(json)] + arguments)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        return Int64(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    /// Waits until the instance ends; its state.
+    func waitForEnd(_ instance: Int64, timeout: TimeInterval = 180) async throws -> WorkflowState? {
+        let store = try store()
+        var state: WorkflowState?
+        try await eventually("instance \(instance) ends", timeout: timeout) {
+            state = try await store.instance(instance)?.state
+            return state?.isTerminal ?? false
+        }
+        return state
+    }
+
+    /// Lines of a marker file that tasks append to.
+    func lines(_ path: String) -> [String] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
 
     func client() async throws -> ZooKeeperClient { try await ZooKeeperClient.connect(zk.connectString) }
 

@@ -1,0 +1,50 @@
+import Foundation
+import Shared
+import XCTest
+
+/// ZooKeeper itself goes away: briefly (nothing happens) or for longer than a session (the
+/// daemons fence themselves and exit 69; restarted, the work completes).
+final class ZooKeeperOutageTests: ClusterTestCase {
+    var marker: String { cluster.directory.appendingPathComponent("markers").path }
+
+    func testRestartWithinTheSessionTimeoutChangesNothing() async throws {
+        let long = ["DS_ZK_SESSION_TIMEOUT": "30s"]
+        let master = try cluster.startMaster(environment: long)
+        let worker = try cluster.startWorker(slots: 1, environment: long)
+        let id = try cluster.submit(#"""
+            {"name":"blip","tasks":[{"name":"a","command":"echo a >> \#(marker); sleep 4"},{"name":"b","deps":["a"],"command":"echo b >> \#(marker)"}]}
+            """#)
+        try await eventually("a runs") { cluster.lines(marker).count == 1 }
+        cluster.zk.stop()
+        try await Task.sleep(for: .seconds(1))
+        try cluster.zk.start()
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        XCTAssertTrue(master.isRunning && worker.isRunning, "no daemon stopped")
+        let attempts = try await cluster.store().taskAttempts(of: id)
+        XCTAssertEqual(attempts.map(\.state), [.success, .success], "no failover happened")
+        XCTAssertEqual(cluster.lines(marker), ["a", "b"])
+    }
+
+    func testLongOutageFencesDaemonsWithExit69AndTheWorkResumesAfterRestart() async throws {
+        let short = ["DS_ZK_SESSION_TIMEOUT": "3s"]
+        let master = try cluster.startMaster(port: 7501, environment: short)
+        let worker = try cluster.startWorker(slots: 1, port: 7601, environment: short)
+        let id = try cluster.submit(#"""
+            {"name":"outage","tasks":[{"name":"a","command":"echo a-$DS_TASK_INSTANCE_ID >> \#(marker); sleep 8; echo a-end-$DS_TASK_INSTANCE_ID >> \#(marker)"},{"name":"b","deps":["a"],"command":"echo b >> \#(marker)"}]}
+            """#)
+        try await eventually("a runs") { cluster.lines(marker).count == 1 }
+        cluster.zk.stop()
+        XCTAssertEqual(cluster.exitStatus(of: master), 69, "the master fences itself")
+        XCTAssertEqual(cluster.exitStatus(of: worker), 69, "the worker fences itself")
+        try cluster.zk.start()
+        try cluster.startMaster(port: 7501, environment: short)
+        try cluster.startWorker(slots: 1, port: 7601, environment: short)
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        let attempts = try await cluster.store().taskAttempts(of: id)
+        XCTAssertEqual(attempts.filter { $0.taskName == "a" }.map(\.state), [.needFaultTolerance, .success])
+        let firstEnd = "a-end-\(attempts[0].id!)"
+        XCTAssertFalse(cluster.lines(marker).contains(firstEnd), "the fenced worker killed its task")
+    }
+}
