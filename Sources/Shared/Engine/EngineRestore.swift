@@ -4,12 +4,17 @@ public struct StoredAttempt: Sendable, Equatable {
     public var attempt: Int
     public var state: TaskState
     public var endTime: Double?
+    /// Where the attempt's dispatch and its stored outcome stand in the global event order.
+    public var dispatchSeq: Int64
+    public var finishSeq: Int64?
 
-    public init(task: String, attempt: Int, state: TaskState, endTime: Double?) {
+    public init(task: String, attempt: Int, state: TaskState, endTime: Double?, dispatchSeq: Int64, finishSeq: Int64?) {
         self.task = task
         self.attempt = attempt
         self.state = state
         self.endTime = endTime
+        self.dispatchSeq = dispatchSeq
+        self.finishSeq = finishSeq
     }
 }
 
@@ -27,11 +32,11 @@ public struct RestoredRun: Sendable {
 }
 
 extension WorkflowEngine {
-    /// Replays stored attempts (in creation order) through a fresh engine. Pure.
-    ///
-    /// Creation order is causal: a task's attempt is created only after its upstream attempts
-    /// succeeded, and a retry after the failed attempt; superseded (NEED_FAULT_TOLERANCE)
-    /// attempts are skipped because their replacement carries the same attempt number.
+    /// Replays stored attempts through a fresh engine, in the global event order the store
+    /// recorded (dispatches and outcomes share one sequence), so that the engine sees results
+    /// in the order the first master did: under END the order decides what may still start.
+    /// Superseded (NEED_FAULT_TOLERANCE) attempts are skipped: their replacement carries the
+    /// same attempt number. Pure.
     public static func restore(definition: WorkflowDefinition, attempts: [StoredAttempt]) -> RestoredRun {
         var engine = WorkflowEngine(definition: definition)
         var finish: WorkflowState?
@@ -48,22 +53,39 @@ extension WorkflowEngine {
         absorb(engine.handle(.start))
         var inFlight: [Int] = []
         var lastEnd: [String: Double] = [:]
-        for (i, a) in attempts.enumerated() where a.state != .needFaultTolerance {
-            if retryAttempt[a.task] == a.attempt {
-                retryAttempt.removeValue(forKey: a.task)
-                absorb(engine.handle(.retryDue(task: a.task)))
+        // Each live attempt contributes its dispatch event and, once stored, its outcome event.
+        var events: [(seq: Int64, index: Int, isFinish: Bool)] = []
+        for (i, a) in attempts.enumerated() {
+            // A superseded attempt's dispatch still marks when its retry came due.
+            events.append((a.dispatchSeq, i, false))
+            if a.state == .needFaultTolerance { continue }
+            if let f = a.finishSeq, a.state.isTerminal { events.append((f, i, true)) } else { inFlight.append(i) }
+        }
+        events.sort { ($0.seq, $0.isFinish ? 1 : 0) < ($1.seq, $1.isFinish ? 1 : 0) }
+        for event in events {
+            let a = attempts[event.index]
+            if !event.isFinish {
+                // A later attempt's dispatch is the moment its retry came due.
+                if retryAttempt[a.task] == a.attempt {
+                    retryAttempt.removeValue(forKey: a.task)
+                    absorb(engine.handle(.retryDue(task: a.task)))
+                }
+                continue
             }
             switch a.state {
             case .success, .forcedSuccess:
                 absorb(engine.handle(.taskFinished(task: a.task, outcome: .success)))
-            case .failure:
-                absorb(engine.handle(.taskFinished(task: a.task, outcome: .failure)))
             case .kill:
                 absorb(engine.handle(.taskFinished(task: a.task, outcome: .killed)))
             default:
-                inFlight.append(i)
+                absorb(engine.handle(.taskFinished(task: a.task, outcome: .failure)))
             }
             if let end = a.endTime { lastEnd[a.task] = end }
+        }
+        // A retry that comes due once END has stopped new work is refused, leaving no row behind:
+        // carry those out now rather than wait for their timers.
+        for (i, name) in engine.graph.names.enumerated() where !engine.acceptsNewTasks {
+            if case .retrying = engine.progress[i] { absorb(engine.handle(.retryDue(task: name))) }
         }
         var missing: [(String, Int)] = []
         var retries: [(String, Int, Double)] = []

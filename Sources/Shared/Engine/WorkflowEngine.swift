@@ -107,6 +107,9 @@ public struct WorkflowEngine: Sendable {
     /// END stops starting tasks after the first failure; CONTINUE never does.
     private var mayStartNew: Bool { !(anyFailed && failureStrategy == .end) }
 
+    /// Whether a task may still start (false once END has seen a failure).
+    public var acceptsNewTasks: Bool { mayStartNew }
+
     private mutating func dispatch(_ i: Int, attempt: Int, _ effects: inout [EngineEffect]) {
         progress[i] = .running(attempt: attempt)
         activeCount += 1

@@ -66,7 +66,9 @@ extension MasterScheduler {
     func resume(_ claimed: ClaimedInstance, _ round: inout Round) {
         var instance = ActiveInstance(claimed)
         let restored = WorkflowEngine.restore(definition: claimed.definition, attempts: claimed.attempts.map {
-            StoredAttempt(task: $0.taskName, attempt: $0.attempt, state: $0.state, endTime: $0.endTime)
+            // Rows from before sequences existed fall back to creation order.
+            StoredAttempt(task: $0.taskName, attempt: $0.attempt, state: $0.state, endTime: $0.endTime,
+                          dispatchSeq: $0.dispatchSeq ?? $0.id!, finishSeq: $0.finishSeq ?? ($0.state.isTerminal ? $0.id! : nil))
         })
         instance.engine = restored.engine
         for a in claimed.attempts where a.state == .success {

@@ -61,6 +61,19 @@ enum Migrations {
             try db.alter(table: "workflow_instance") { t in t.add(column: "master_session", .integer) }
             try db.create(index: "task_instance_by_state", on: "task_instance", columns: ["state"])
         }
+        m.registerMigration("v3-event-sequence") { db in
+            // One counter orders every dispatch and every stored outcome, across masters: a master
+            // taking over replays the history in the order the engine saw it.
+            try db.alter(table: "task_instance") { t in
+                t.add(column: "dispatch_seq", .integer)
+                t.add(column: "finish_seq", .integer)
+            }
+            try db.create(table: "sequence") { t in
+                t.primaryKey("name", .text)
+                t.column("value", .integer).notNull()
+            }
+            try db.execute(sql: "INSERT INTO sequence (name, value) VALUES ('event', 0)")
+        }
         return m
     }
 }

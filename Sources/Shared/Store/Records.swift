@@ -62,12 +62,16 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
     public var submitTime: Double
     public var startTime: Double?
     public var endTime: Double?
+    /// Position of this attempt's dispatch, and of its stored outcome, in the global event order.
+    public var dispatchSeq: Int64?
+    public var finishSeq: Int64?
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority,
              workerGroup = "worker_group", host, pid, logPath = "log_path", exitCode = "exit_code",
-             outputJson = "output_json", message, submitTime = "submit_time", startTime = "start_time", endTime = "end_time"
+             outputJson = "output_json", message, submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
+             dispatchSeq = "dispatch_seq", finishSeq = "finish_seq"
     }
 }
 

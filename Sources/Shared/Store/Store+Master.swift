@@ -105,14 +105,17 @@ extension Store {
             }
             let lost = Set(ids).subtracting(owned)
             let batch = lost.isEmpty ? batch : batch.dropping(lost)
+            // Outcomes, then new attempts, in the order the engine consumed and produced them.
+            var seq = try Int64.fetchOne(db, sql: "SELECT value FROM sequence WHERE name = 'event'") ?? 0
             for o in batch.outcomes {
+                seq += 1
                 try db.execute(sql: """
                     UPDATE task_instance SET state = ?, host = COALESCE(?, host), pid = COALESCE(?, pid),
                       log_path = COALESCE(?, log_path), exit_code = ?, output_json = ?, message = ?,
-                      start_time = COALESCE(?, start_time), end_time = ?
+                      start_time = COALESCE(?, start_time), end_time = ?, finish_seq = ?
                     WHERE id = ? AND state IN ('DISPATCHED', 'RUNNING')
                     """, arguments: [o.state, o.host, o.pid, o.logPath, o.exitCode, o.outputJson, o.message,
-                                     o.startTime, o.endTime, o.taskInstanceId])
+                                     o.startTime, o.endTime, seq, o.taskInstanceId])
             }
             for s in batch.started {
                 try db.execute(sql: "UPDATE task_instance SET state = 'RUNNING', start_time = COALESCE(start_time, ?) WHERE id = ? AND state = 'DISPATCHED'",
@@ -126,9 +129,12 @@ extension Store {
             }
             var inserted: [TaskInstanceRecord] = []
             for var attempt in batch.newAttempts {
+                seq += 1
+                attempt.dispatchSeq = seq
                 try attempt.insert(db)
                 inserted.append(attempt)
             }
+            try db.execute(sql: "UPDATE sequence SET value = ? WHERE name = 'event'", arguments: [seq])
             for f in batch.finishedInstances {
                 try db.execute(sql: "UPDATE workflow_instance SET state = ?, end_time = ? WHERE id = ?",
                                arguments: [f.state, f.time, f.id])
