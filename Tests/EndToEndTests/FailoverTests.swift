@@ -79,6 +79,37 @@ final class FailoverTests: ClusterTestCase {
         }
     }
 
+    func testForcedFailoverOfAHungMasterMovesItsInstancesAndFencesIt() async throws {
+        let long = ["DS_ZK_SESSION_TIMEOUT": "60s"]
+        let hung = try cluster.startMaster(port: 7301, environment: long)
+        try cluster.startWorker(slots: 2)
+        let id = try cluster.submit(#"""
+            {"name":"hung-master","tasks":[{"name":"a","command":"echo a >> \#(marker); sleep 1"},
+             {"name":"b","deps":["a"],"command":"echo b >> \#(marker)"}]}
+            """#)
+        try await eventually("a runs") { cluster.lines(marker).count == 1 }
+        kill(hung.processIdentifier, SIGSTOP)
+        try cluster.startMaster(port: 7302)
+        let dry = try cluster.run("ds-failover", ["--master", "127.0.0.1:7301", "--dry-run", "--json"])
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        let would = try JSONSerialization.jsonObject(with: Data(dry.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(would["instances"] as? [Int], [Int(id)], dry.stdout)
+        let human = try cluster.run("ds-failover", ["--master", "127.0.0.1:7301"])
+        XCTAssertEqual(human.status, 0, human.stderr)
+        XCTAssertTrue(human.stdout.hasPrefix("failed over master 127.0.0.1:7301"), human.stdout)
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        let owner = try await cluster.store().instance(id)?.host
+        XCTAssertEqual(owner, "127.0.0.1:7302")
+        kill(hung.processIdentifier, SIGCONT)
+        XCTAssertEqual(cluster.exitStatus(of: hung), 69, "the hung master finds itself in /dead-servers and stops")
+        XCTAssertEqual(cluster.lines(marker), ["a", "b"], "each task ran once")
+        let listing = try cluster.run("ds-failover", ["--list"])
+        XCTAssertEqual(listing.status, 0, listing.stderr)
+        XCTAssertTrue(listing.stdout.contains("master_127.0.0.1:7301_"), listing.stdout)
+        XCTAssertTrue(listing.stdout.contains("ORPHANED INSTANCES\n(none)"), listing.stdout)
+    }
+
     func testWholeClusterKilledAndRestartedCompletesEveryWorkflow() async throws {
         var daemons = [try cluster.startMaster(port: 7801), try cluster.startWorker(slots: 2, port: 7901)]
         let ids = try (0..<3).map { i in
@@ -89,6 +120,7 @@ final class FailoverTests: ClusterTestCase {
         }
         try await Task.sleep(for: .milliseconds(1500))
         for d in daemons { cluster.kill9(d) }
+        let killedAt = Date().timeIntervalSince1970
         // The same identities come back, as after a power cut.
         daemons = [try cluster.startMaster(port: 7801), try cluster.startWorker(slots: 2, port: 7901)]
         for id in ids {
@@ -96,6 +128,13 @@ final class FailoverTests: ClusterTestCase {
             XCTAssertEqual(state, .success, "instance \(id)")
         }
         XCTAssertEqual(cluster.lines(marker).sorted(), ["0", "1", "2"])
+        // Only attempts of the dead incarnation were failed over, never one the restarted worker
+        // (same host:port, new session) had started.
+        for id in ids {
+            for a in try await cluster.store().taskAttempts(of: id) where a.state == .needFaultTolerance {
+                XCTAssertLessThan(a.submitTime, killedAt, "attempt \(a.id!) was started after the restart and failed over")
+            }
+        }
     }
 
     func testFrozenWorkerIsFailedOverThenFencesItselfAndItsLateResultNeverCounts() async throws {
