@@ -15,17 +15,21 @@ struct MasterCommand: AsyncParsableCommand {
     var port: Int = 5678
     @Option(name: .customLong("max-workflows"), help: "Most top-level workflow instances this master runs at once.")
     var maxWorkflows: Int = 100
+    @Option(name: .customLong("queue-window"), help: "Most items waiting in one group's ZooKeeper queue; more wait in the database.")
+    var queueWindow: Int = 1000
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
         guard maxWorkflows >= 1 else { throw ValidationError("--max-workflows must be at least 1") }
+        guard queueWindow >= 1 else { throw ValidationError("--queue-window must be at least 1") }
     }
 
     func run() async throws {
         do {
-            let options = MasterOptions(host: host ?? ProcessStats.hostName(), port: port, maxWorkflows: maxWorkflows)
+            var options = MasterOptions(host: host ?? ProcessStats.hostName(), port: port, maxWorkflows: maxWorkflows)
+            options.queueWindow = queueWindow
             try await MasterScheduler.main(configuration: try global.resolve(), options: options, logLevel: logLevel)
         } catch {
             Tool.fail("ds-master", error)

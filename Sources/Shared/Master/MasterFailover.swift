@@ -53,6 +53,7 @@ extension MasterScheduler {
         var round = Round()
         for claimed in adopted { resume(claimed, &round) }
         try await commit(&round)
+        try await classifyAdoptedBacklog()
         try FaultPoint.hit("takeover-after-resume")
         if !adopted.isEmpty {
             logger.notice("took over \(adopted.count) instances of dead masters \(previous.joined(separator: ", "))")
@@ -83,8 +84,14 @@ extension MasterScheduler {
             let task = instance.tasksByName[a.taskName]!
             let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: id,
                                    taskPriority: task.priority, taskInstanceId: a.id!)
-            attempts[a.id!] = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt,
-                                         queuePath: paths.queue(task.workerGroup) + "/" + key.description)
+            let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt,
+                                 queuePath: paths.queue(task.workerGroup) + "/" + key.description)
+            if a.state == .submitted {
+                unclassified.append((ref, BacklogEntry(key: key, group: task.workerGroup, instance: id, task: a.taskName,
+                                                       attempt: a.attempt)))
+                continue
+            }
+            attempts[a.id!] = ref
             if a.state == .running { seenRunning.insert(a.id!) }
         }
         for (task, attempt) in restored.missingDispatches { newAttempt(id, task, attempt, &round) }
@@ -92,6 +99,36 @@ extension MasterScheduler {
         if let state = restored.finish, restored.inFlight.isEmpty {
             round.batch.finishedInstances.append((id, state, ProcessStats.now()))
         }
+    }
+
+    /// SUBMITTED attempts of adopted instances: the dead master may have fed some into ZooKeeper
+    /// before recording them DISPATCHED. Those are attached to; the others go back to the backlog
+    /// (feeding one twice would run it twice).
+    func classifyAdoptedBacklog() async throws {
+        let pending = unclassified
+        unclassified = []
+        guard !pending.isEmpty else { return }
+        let fed = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            for (i, item) in pending.enumerated() {
+                group.addTask { [zk, paths] in
+                    let id = item.entry.key.taskInstanceId
+                    if try await zk.exists(item.ref.queuePath) != nil { return (i, true) }
+                    if try await zk.exists(paths.running(id)) != nil { return (i, true) }
+                    return (i, try await zk.exists(paths.result(id)) != nil)
+                }
+            }
+            var all: [Int: Bool] = [:]
+            for try await (i, f) in group { all[i] = f }
+            return all
+        }
+        for (i, item) in pending.enumerated() {
+            if fed[i] ?? false {
+                attempts[item.entry.key.taskInstanceId] = item.ref
+            } else {
+                backlog[item.entry.group, default: MinHeap()].push(item.entry)
+            }
+        }
+        wakeups.mark(.feed)
     }
 
     /// Reads the worker registry; a worker that left is recorded in /dead-servers.

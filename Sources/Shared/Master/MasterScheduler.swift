@@ -35,6 +35,8 @@ public struct MasterOptions: Sendable {
     public var commandRescanSeconds: Double = 5
     /// A safety net for failover: orphans and lost attempts are otherwise found through watches.
     public var reconcileSeconds: Double = 10
+    /// Most items waiting in one group's ZooKeeper queue; more ready attempts wait in the database.
+    public var queueWindow: Int = 1000
 
     public init(host: String, port: Int, maxWorkflows: Int) {
         self.host = host
@@ -50,7 +52,7 @@ public struct MasterOptions: Sendable {
 ///
 /// One event loop mutates the state; ZooKeeper watches and timers only mark what is dirty.
 public actor MasterScheduler {
-    enum Wake: Hashable, Sendable { case commands, results, running, retries, masters, workers, deadServers, reconcile }
+    enum Wake: Hashable, Sendable { case commands, results, running, retries, masters, workers, deadServers, reconcile, feed }
 
     /// An attempt this master dispatched and waits for.
     struct AttemptRef: Sendable {
@@ -82,6 +84,10 @@ public actor MasterScheduler {
     var knownWorkers: [String: Int64] = [:]
     /// Results of attempts another master owns: not looked up again.
     var foreignResults: Set<Int64> = []
+    /// Ready attempts beyond the queue window, per group, smallest key first.
+    var backlog: [String: MinHeap<BacklogEntry>] = [:]
+    /// SUBMITTED attempts of adopted instances, not yet checked against ZooKeeper.
+    var unclassified: [(ref: AttemptRef, entry: BacklogEntry)] = []
 
     public init(zk: ZooKeeperClient, store: Store, paths: ZooKeeperPaths, options: MasterOptions, logger: Logger) {
         self.zk = zk
@@ -130,6 +136,13 @@ public actor MasterScheduler {
                 }
             }
             group.addTask { [retryTimers, wakeups] in try await retryTimers.run { wakeups.mark(.retries) } }
+            group.addTask { [wakeups] in
+                // Room in a full queue frees as workers claim; look again while a backlog waits.
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .milliseconds(100))
+                    if await self.backlogCount > 0 { wakeups.mark(.feed) }
+                }
+            }
             group.addTask { try await self.eventLoop() }
         }
     }
@@ -150,6 +163,7 @@ public actor MasterScheduler {
                 if dirty.contains(.retries) { try await processRetries() }
                 if dirty.contains(.running) { try await processRunning() }
                 if dirty.contains(.commands) { try await claimCommands() }
+                if dirty.contains(.feed) { try await feedQueues() }
             } catch let error as ZooKeeperError where error.cause == .sessionExpired {
                 throw MasterError.sessionExpired(options.identity)
             } catch let error as MasterError {
@@ -306,11 +320,38 @@ public actor MasterScheduler {
 
     func commit(_ round: inout Round) async throws {
         guard !round.batch.isEmpty || !round.consumed.isEmpty else { return }
+        // New attempts go to ZooKeeper as far as the window has room (in key order: the sort is
+        // stable and ids follow insertion order); the rest wait as SUBMITTED in the backlog.
+        if !round.batch.newAttempts.isEmpty {
+            var room = try await self.room(for: Set(round.batch.newAttempts.map(\.workerGroup)))
+            for g in room.keys where !(backlog[g]?.isEmpty ?? true) { room[g] = 0 }  // the backlog goes first
+            round.batch.newAttempts = round.batch.newAttempts.enumerated().sorted { a, b in
+                let ka = (active[a.element.workflowInstanceId]?.record.priority.rank ?? 0, a.element.workflowInstanceId, a.element.priority.rank, a.offset)
+                let kb = (active[b.element.workflowInstanceId]?.record.priority.rank ?? 0, b.element.workflowInstanceId, b.element.priority.rank, b.offset)
+                return ka < kb
+            }.map(\.element)
+            for i in round.batch.newAttempts.indices {
+                let g = round.batch.newAttempts[i].workerGroup
+                if room[g, default: 0] > 0 {
+                    room[g]! -= 1
+                } else {
+                    round.batch.newAttempts[i].state = .submitted
+                }
+            }
+        }
         let applied = round.batch.isEmpty ? AppliedBatch(inserted: [], lostOwnership: [])
             : try await store.apply(round.batch, session: session)
         if !applied.lostOwnership.isEmpty { forget(applied.lostOwnership) }
         try FaultPoint.hit("master-after-commit")
-        for attempt in applied.inserted {
+        for attempt in applied.inserted where attempt.state == .submitted {
+            guard let instance = active[attempt.workflowInstanceId] else { continue }
+            let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: attempt.workflowInstanceId,
+                                   taskPriority: attempt.priority, taskInstanceId: attempt.id!)
+            backlog[attempt.workerGroup, default: MinHeap()].push(BacklogEntry(
+                key: key, group: attempt.workerGroup, instance: attempt.workflowInstanceId, task: attempt.taskName,
+                attempt: attempt.attempt))
+        }
+        for attempt in applied.inserted where attempt.state == .dispatched {
             let instanceID = attempt.workflowInstanceId
             guard var instance = active[instanceID] else { continue }
             let (task, command, env) = instance.prepare(attempt.taskName)
@@ -325,27 +366,20 @@ public actor MasterScheduler {
                 timeout: task.timeout, timeoutStrategy: task.timeoutStrategy, master: options.identity)))
         }
         for finished in round.batch.finishedInstances { active.removeValue(forKey: finished.id) }
-        let queued = round.queued, consumed = round.consumed
+        if !round.batch.finishedInstances.isEmpty {
+            let done = Set(round.batch.finishedInstances.map(\.id))
+            for g in backlog.keys { backlog[g]!.removeAll { done.contains($0.instance) } }
+        }
+        let consumed = round.consumed
+        try await createQueueNodes(round.queued.map { (paths.queue($0.group) + "/" + $0.key.description, $0.task) })
         try await withThrowingDiscardingTaskGroup { group in
-            for q in queued {
-                group.addTask { [zk, paths] in
-                    let path = paths.queue(q.group) + "/" + q.key.description
-                    do {
-                        try await zk.create(path, data: WireJSON.encode(q.task))
-                    } catch ZooKeeperError.nodeExists {
-                        // created by an earlier try whose answer was lost
-                    } catch ZooKeeperError.noNode {
-                        try await zk.ensurePath(paths.queue(q.group))
-                        try await zk.create(path, data: WireJSON.encode(q.task))
-                    }
-                }
-            }
             for id in consumed {
                 group.addTask { [zk, paths] in
                     do { try await zk.delete(paths.result(id)) } catch ZooKeeperError.noNode {}
                 }
             }
         }
+        if !consumed.isEmpty && backlogCount > 0 { wakeups.mark(.feed) }
         if !round.batch.finishedInstances.isEmpty { wakeups.mark(.commands) }
         round = Round()
     }

@@ -113,7 +113,7 @@ extension Store {
                     UPDATE task_instance SET state = ?, host = COALESCE(?, host), pid = COALESCE(?, pid),
                       log_path = COALESCE(?, log_path), exit_code = ?, output_json = ?, message = ?,
                       start_time = COALESCE(?, start_time), end_time = ?, finish_seq = ?
-                    WHERE id = ? AND state IN ('DISPATCHED', 'RUNNING')
+                    WHERE id = ? AND state IN ('SUBMITTED', 'DISPATCHED', 'RUNNING')
                     """, arguments: [o.state, o.host, o.pid, o.logPath, o.exitCode, o.outputJson, o.message,
                                      o.startTime, o.endTime, seq, o.taskInstanceId])
             }
@@ -124,7 +124,7 @@ extension Store {
             for s in batch.superseded {
                 try db.execute(sql: """
                     UPDATE task_instance SET state = 'NEED_FAULT_TOLERANCE', message = ?, end_time = ?
-                    WHERE id = ? AND state IN ('DISPATCHED', 'RUNNING')
+                    WHERE id = ? AND state IN ('SUBMITTED', 'DISPATCHED', 'RUNNING')
                     """, arguments: [s.message, s.time, s.id])
             }
             var inserted: [TaskInstanceRecord] = []
@@ -153,6 +153,19 @@ extension Store {
                 if let s: Int64 = row[0] { sessions.insert(s) } else { unowned = true }
             }
             return (sessions, unowned)
+        }
+    }
+
+    /// Backlog attempts now in ZooKeeper: SUBMITTED → DISPATCHED, for instances `session` owns.
+    public func markDispatched(_ ids: [Int64], session: Int64) async throws {
+        try await transaction("recording \(ids.count) dispatches") { db in
+            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                let marks = chunk.map { _ in "?" }.joined(separator: ",")
+                try db.execute(sql: """
+                    UPDATE task_instance SET state = 'DISPATCHED' WHERE state = 'SUBMITTED' AND id IN (\(marks))
+                      AND workflow_instance_id IN (SELECT id FROM workflow_instance WHERE master_session = ?)
+                    """, arguments: StatementArguments(chunk + [session]))
+            }
         }
     }
 

@@ -1,0 +1,74 @@
+import Foundation
+
+/// The bounded window: at most `queueWindow` items wait in `/queue/<group>`; the rest of the
+/// ready attempts wait in the database as SUBMITTED and in this master's backlog, and are fed
+/// in key order as room frees. ZooKeeper never holds a million nodes, and no listing of a
+/// queue comes near its response size limit.
+extension MasterScheduler {
+    /// A ready attempt waiting outside ZooKeeper.
+    struct BacklogEntry: Comparable, Sendable {
+        var key: TaskQueueKey
+        var group: String
+        var instance: Int64
+        var task: String
+        var attempt: Int
+        static func < (a: BacklogEntry, b: BacklogEntry) -> Bool { a.key < b.key }
+        static func == (a: BacklogEntry, b: BacklogEntry) -> Bool { a.key == b.key }
+    }
+
+    /// How many more items each group's queue may take now.
+    func room(for groups: Set<String>) async throws -> [String: Int] {
+        var room: [String: Int] = [:]
+        for group in groups {
+            let queued = try await zk.exists(paths.queue(group))?.childCount ?? 0
+            room[group] = max(0, options.queueWindow - Int(queued))
+        }
+        return room
+    }
+
+    /// Moves backlog entries into ZooKeeper while there is room, then records them DISPATCHED.
+    func feedQueues() async throws {
+        let groups = Set(backlog.filter { !$0.value.isEmpty }.keys)
+        guard !groups.isEmpty else { return }
+        let room = try await room(for: groups)
+        var fed: [(id: Int64, path: String, task: QueuedTask)] = []
+        for group in groups.sorted() {
+            var left = room[group] ?? 0
+            while left > 0, let entry = backlog[group]?.pop() {
+                guard var instance = active[entry.instance] else { continue }
+                let (task, command, env) = instance.prepare(entry.task)
+                active[entry.instance] = instance
+                let id = entry.key.taskInstanceId
+                let path = paths.queue(group) + "/" + entry.key.description
+                attempts[id] = AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: path)
+                fed.append((id, path, QueuedTask(
+                    taskInstanceId: id, workflowInstanceId: entry.instance, workflowName: instance.definition.name,
+                    taskName: entry.task, attempt: entry.attempt, command: command, env: env, timeout: task.timeout,
+                    timeoutStrategy: task.timeoutStrategy, master: options.identity)))
+                left -= 1
+            }
+        }
+        guard !fed.isEmpty else { return }
+        try await createQueueNodes(fed.map { ($0.path, $0.task) })
+        try await store.markDispatched(fed.map(\.id), session: session)
+    }
+
+    func createQueueNodes(_ nodes: [(path: String, task: QueuedTask)]) async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            for node in nodes {
+                group.addTask { [zk] in
+                    do {
+                        try await zk.create(node.path, data: WireJSON.encode(node.task))
+                    } catch ZooKeeperError.nodeExists {
+                        // created by an earlier try whose answer was lost
+                    } catch ZooKeeperError.noNode {
+                        try await zk.ensurePath((node.path as NSString).deletingLastPathComponent)
+                        do { try await zk.create(node.path, data: WireJSON.encode(node.task)) } catch ZooKeeperError.nodeExists {}
+                    }
+                }
+            }
+        }
+    }
+
+    var backlogCount: Int { backlog.values.reduce(0) { $0 + $1.count } }
+}
