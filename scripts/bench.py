@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of ds on this machine (release build), one JSON object per workload.
+
+Every workload gets a fresh cluster (its own ZooKeeper root and SQLite file) on one ZooKeeper
+server started here, runs no-op `true` tasks through the real binaries, and prints:
+wall time (submit to SUCCESS), tasks per second, hop latency p50/p99 (end of a task to the start
+of its successor, from the stored timestamps), ZooKeeper requests per task (the server's
+zk_packets_received), database transactions per task (counted by the masters), peak RSS of
+master and worker (VmHWM), and the physical floor: the same number of `true` processes spawned
+directly with the same parallelism, with the overhead over it.
+
+    scripts/bench.py BIN_DIR [workload ...]      workloads: floor fanout chain layers many big backlog
+"""
+import json, os, random, signal, socket, sqlite3, statistics, subprocess, sys, tempfile, time
+
+BIN = sys.argv[1]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = tempfile.mkdtemp(prefix="ds-bench-")
+BACKLOG_TASKS = int(os.environ.get("BACKLOG_TASKS", "1000000"))
+BACKLOG_SECONDS = float(os.environ.get("BACKLOG_SECONDS", "20"))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+ZK_PORT = free_port()
+ZK_DIR = os.path.join(WORK, "zookeeper")
+
+
+def mntr():
+    with socket.create_connection(("127.0.0.1", ZK_PORT), timeout=5) as s:
+        s.sendall(b"mntr")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    out = {}
+    for line in data.decode().splitlines():
+        k, _, v = line.partition("\t")
+        try:
+            out[k] = float(v)
+        except ValueError:
+            pass
+    return out
+
+
+class Cluster:
+    def __init__(self, name, window=None):
+        self.name = name
+        self.dir = os.path.join(WORK, name)
+        os.makedirs(self.dir)
+        self.env = dict(os.environ, DS_ZK=f"127.0.0.1:{ZK_PORT}", DS_ZK_ROOT="/" + name,
+                        DS_DB=os.path.join(self.dir, "ds.db"), DS_HOME=self.dir)
+        self.procs = []
+        self.port = 9000
+        self.window = window
+
+    def daemon(self, tool, *args):
+        self.port += 1
+        log = open(os.path.join(self.dir, f"{tool}-{self.port}.log"), "w")
+        p = subprocess.Popen([os.path.join(BIN, tool), "--host", "127.0.0.1", "--port", str(self.port), *args],
+                             env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        p.tool, p.logpath = tool, log.name
+        self.procs.append(p)
+        return p
+
+    def master(self):
+        extra = ["--queue-window", str(self.window)] if self.window else []
+        return self.daemon("ds-master", *extra)
+
+    def worker(self, slots=4):
+        return self.daemon("ds-worker", "--slots", str(slots), "--log-dir", os.path.join(self.dir, "logs"))
+
+    def write(self, workflow):
+        path = os.path.join(self.dir, f"{workflow['name']}-{random.random()}.json")
+        with open(path, "w") as f:
+            json.dump(workflow, f)
+        return path
+
+    def submit(self, path, *args):
+        out = subprocess.run([os.path.join(BIN, "ds-submit"), path, *args], env=self.env, capture_output=True, text=True)
+        if out.returncode not in (0,):
+            raise SystemExit(f"ds-submit failed ({out.returncode}): {out.stderr}")
+        return out.stdout
+
+    def db(self):
+        return sqlite3.connect(self.env["DS_DB"])
+
+    def wait_all(self, ids, timeout=3600):
+        deadline = time.time() + timeout
+        marks = ",".join("?" * len(ids))
+        while time.time() < deadline:
+            with self.db() as db:
+                left = db.execute(f"SELECT COUNT(*) FROM workflow_instance WHERE id IN ({marks}) AND state NOT IN ('SUCCESS','FAILURE')", ids).fetchone()[0]
+            if left == 0:
+                return
+            time.sleep(0.01)
+        raise SystemExit(f"{self.name}: timed out")
+
+    def peak_rss_mb(self, tool):
+        peaks = []
+        for p in self.procs:
+            if p.tool == tool and p.poll() is None:
+                with open(f"/proc/{p.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peaks.append(int(line.split()[1]) / 1024)
+        return round(max(peaks), 1) if peaks else None
+
+    def stop(self):
+        stats = {"master_peak_rss_mb": self.peak_rss_mb("ds-master"), "worker_peak_rss_mb": self.peak_rss_mb("ds-worker")}
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        transactions = 0
+        for p in self.procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            if p.tool == "ds-master":
+                with open(p.logpath) as f:
+                    for line in f:
+                        if "db_transactions=" in line:
+                            transactions += int(line.rsplit("db_transactions=", 1)[1].split()[0])
+        stats["db_transactions"] = transactions
+        return stats
+
+
+def hops(cluster, ids):
+    """End of each dependency to the start of its dependent, over the successful attempts."""
+    with cluster.db() as db:
+        defs = {}
+        for (iid, js) in db.execute("SELECT w.id, d.json FROM workflow_instance w JOIN workflow_definition d ON d.id = w.definition_id"):
+            if iid in ids:
+                defs[iid] = {t["name"]: t.get("deps", []) for t in json.loads(js)["tasks"]}
+        times = {}
+        for (iid, name, start, end) in db.execute("SELECT workflow_instance_id, task_name, start_time, end_time FROM task_instance WHERE state = 'SUCCESS'"):
+            times[(iid, name)] = (start, end)
+    out = []
+    for iid, tasks in defs.items():
+        for name, deps in tasks.items():
+            if deps and (iid, name) in times:
+                out.append((times[(iid, name)][0] - max(times[(iid, d)][1] for d in deps)) * 1000)
+    return out
+
+
+def pct(values, p):
+    if not values:
+        return None
+    v = sorted(values)
+    return round(v[min(len(v) - 1, int(len(v) * p / 100))], 2)
+
+
+def floor_seconds(n, parallel):
+    """n `true` processes, `parallel` at a time, each spawned on its own (xargs -I)."""
+    t = time.time()
+    subprocess.run(["sh", "-c", f"seq {n} | xargs -P {parallel} -I{{}} true"], check=True)
+    return time.time() - t
+
+
+def run(name, workflows, masters=1, workers=2, slots=4, window=None, submit_parallel=1):
+    c = Cluster(name, window)
+    for _ in range(masters):
+        c.master()
+    for _ in range(workers):
+        c.worker(slots)
+    time.sleep(1.0)
+    paths = [c.write(w) for w in workflows]
+    before = mntr()["zk_packets_received"]
+    t0 = time.time()
+    if submit_parallel > 1:
+        procs = [subprocess.Popen([os.path.join(BIN, "ds-submit"), p], env=c.env, stdout=subprocess.PIPE, text=True) for p in paths]
+        ids = [int(p.communicate()[0].strip()) for p in procs]
+    else:
+        ids = [int(c.submit(p).strip()) for p in paths]
+    c.wait_all(ids)
+    wall = time.time() - t0
+    packets = mntr()["zk_packets_received"] - before
+    with c.db() as db:
+        marks = ",".join("?" * len(ids))
+        states = [s for (s,) in db.execute(f"SELECT state FROM workflow_instance WHERE id IN ({marks})", ids)]
+    hop = hops(c, set(ids))
+    stats = c.stop()
+    tasks = sum(len(w["tasks"]) for w in workflows)
+    floor = floor_seconds(tasks, workers * slots)
+    return {
+        "workload": name, "tasks": tasks, "workflows": len(ids), "all_success": all(s == "SUCCESS" for s in states),
+        "wall_seconds": round(wall, 3), "tasks_per_second": round(tasks / wall, 1),
+        "hop_ms_p50": pct(hop, 50), "hop_ms_p99": pct(hop, 99),
+        "zk_ops_per_task": round(packets / tasks, 2), "db_tx_per_task": round(stats["db_transactions"] / tasks, 3),
+        "master_peak_rss_mb": stats["master_peak_rss_mb"], "worker_peak_rss_mb": stats["worker_peak_rss_mb"],
+        "floor_seconds": round(floor, 3), "overhead_vs_floor": round(wall / floor, 2),
+    }
+
+
+def shell(name, deps=()):
+    t = {"name": name, "command": "true"}
+    if deps:
+        t["deps"] = list(deps)
+    return t
+
+
+def fanout(n):
+    return {"name": f"fanout{n}", "tasks": [shell(f"t{i}") for i in range(n)]}
+
+
+def chain(n):
+    return {"name": f"chain{n}", "tasks": [shell(f"t{i}", [f"t{i-1}"] if i else []) for i in range(n)]}
+
+
+def layers(depth, width):
+    tasks = []
+    for l in range(depth):
+        for i in range(width):
+            deps = [f"l{l-1}t{i}", f"l{l-1}t{(i + 1) % width}"] if l else []
+            tasks.append(shell(f"l{l}t{i}", deps))
+    return {"name": f"layers{depth}x{width}", "tasks": tasks}
+
+
+def big(n, lanes=100):
+    return {"name": f"big{n}", "tasks": [shell(f"t{i}", [f"t{i - lanes}"] if i >= lanes else []) for i in range(n)]}
+
+
+def dry_run_seconds(workflow):
+    c = Cluster("dryrun" + str(random.randint(0, 1 << 30)))
+    path = c.write(workflow)
+    best = None
+    for _ in range(3):
+        t = time.time()
+        c.submit(path, "--dry-run")
+        d = time.time() - t
+        best = d if best is None else min(best, d)
+    return round(best, 3)
+
+
+def backlog():
+    """BACKLOG_TASKS ready tasks in one group with no worker, then workers for BACKLOG_SECONDS."""
+    window = 1000
+    c = Cluster("backlog", window)
+    c.master()
+    time.sleep(1.0)
+    prio = ["LOWEST", "LOW", "MEDIUM", "HIGH", "HIGHEST"]
+    marker = os.path.join(c.dir, "ran")
+    workflow = {"name": "backlog", "tasks": [
+        {"name": f"t{i}", "priority": prio[i % 5], "command": f"echo {prio[i % 5]} >> {marker}"} for i in range(BACKLOG_TASKS)]}
+    path = c.write(workflow)
+    t0 = time.time()
+    iid = int(c.submit(path).strip())
+    baseline = None
+    # Wait until the master has stored every attempt and filled the window.
+    while True:
+        with c.db() as db:
+            n = db.execute("SELECT COUNT(*) FROM task_instance WHERE workflow_instance_id = ?", (iid,)).fetchone()[0]
+        if n == BACKLOG_TASKS:
+            break
+        time.sleep(0.5)
+    enqueue = time.time() - t0
+    time.sleep(1.0)
+    largest = peak_nodes = mntr()["zk_znode_count"]
+    for _ in range(2):
+        c.worker(4)
+    t1 = time.time()
+    while time.time() - t1 < BACKLOG_SECONDS:
+        peak_nodes = max(peak_nodes, mntr()["zk_znode_count"])
+        time.sleep(0.05)
+    with open(marker) as f:
+        ran = [line.strip() for line in f if line.strip()]
+    stats = c.stop()
+    errors = 0
+    for p in c.procs:
+        with open(p.logpath) as f:
+            errors += sum(1 for line in f if " error " in line or "ZooKeeper:" in line and "retry" not in line)
+    return {
+        "workload": "backlog", "ready_tasks": BACKLOG_TASKS, "queue_window": window,
+        "seconds_to_store_and_queue": round(enqueue, 1), "znodes_before_workers": int(largest),
+        "peak_znodes_while_running": int(peak_nodes), "ran_in_sample": len(ran), "sample_seconds": BACKLOG_SECONDS,
+        "tasks_per_second": round(len(ran) / BACKLOG_SECONDS, 1),
+        "ran_in_priority_order": all(prio.index(a) >= prio.index(b) for a, b in zip(ran, ran[1:])),
+        "highest_priority_tasks_left": BACKLOG_TASKS // 5 - ran.count("HIGHEST"),
+        "daemon_errors": errors, "master_peak_rss_mb": stats["master_peak_rss_mb"],
+    }
+
+
+def main():
+    subprocess.run([os.path.join(ROOT, "scripts", "zookeeper.sh"), "start", ZK_DIR, str(ZK_PORT)], check=True)
+    try:
+        chosen = sys.argv[2:] or ["floor", "fanout", "chain", "layers", "many", "big", "backlog"]
+        for w in chosen:
+            if w == "floor":
+                n = 1000
+                print(json.dumps({"workload": "floor", "processes": n, "parallel": 8,
+                                  "seconds": round(floor_seconds(n, 8), 3)}), flush=True)
+            elif w == "fanout":
+                print(json.dumps(run("fanout", [fanout(1000)])), flush=True)
+            elif w == "chain":
+                print(json.dumps(run("chain", [chain(100)])), flush=True)
+            elif w == "layers":
+                print(json.dumps(run("layers", [layers(10, 20)])), flush=True)
+            elif w == "many":
+                wfs = [dict(fanout(20), name=f"many{i}") for i in range(50)]
+                print(json.dumps(run("many", wfs, masters=2, submit_parallel=50)), flush=True)
+            elif w == "big":
+                wf = big(10000)
+                result = run("big", [wf])
+                result["dry_run_seconds"] = dry_run_seconds(wf)
+                print(json.dumps(result), flush=True)
+            elif w == "backlog":
+                print(json.dumps(backlog()), flush=True)
+            else:
+                raise SystemExit(f"unknown workload {w}")
+    finally:
+        subprocess.run([os.path.join(ROOT, "scripts", "zookeeper.sh"), "stop", ZK_DIR])
+
+
+if __name__ == "__main__":
+    main()
