@@ -114,8 +114,20 @@ class Cluster:
                             peaks.append(int(line.split()[1]) / 1024)
         return round(max(peaks), 1) if peaks else None
 
+    def cpu_seconds(self, tool):
+        """User + system CPU of the live daemons of one kind (children's time not included)."""
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for p in self.procs:
+            if p.tool == tool and p.poll() is None:
+                with open(f"/proc/{p.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return round(total, 2)
+
     def stop(self):
-        stats = {"master_peak_rss_mb": self.peak_rss_mb("ds-master"), "worker_peak_rss_mb": self.peak_rss_mb("ds-worker")}
+        stats = {"master_peak_rss_mb": self.peak_rss_mb("ds-master"), "worker_peak_rss_mb": self.peak_rss_mb("ds-worker"),
+                 "master_cpu_s": self.cpu_seconds("ds-master"), "worker_cpu_s": self.cpu_seconds("ds-worker")}
         for p in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -153,6 +165,14 @@ def hops(cluster, ids):
     return out
 
 
+def zk_cpu():
+    with open(os.path.join(ZK_DIR, "zookeeper.pid")) as f:
+        pid = f.read().strip()
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values, p):
     if not values:
         return None
@@ -176,6 +196,7 @@ def run(name, workflows, masters=1, workers=2, slots=4, window=None, submit_para
     time.sleep(1.0)
     paths = [c.write(w) for w in workflows]
     before = mntr()["zk_packets_received"]
+    zk_before = zk_cpu()
     t0 = time.time()
     if submit_parallel > 1:
         procs = [subprocess.Popen([os.path.join(BIN, "ds-submit"), p], env=c.env, stdout=subprocess.PIPE, text=True) for p in paths]
@@ -199,6 +220,8 @@ def run(name, workflows, masters=1, workers=2, slots=4, window=None, submit_para
         "zk_ops_per_task": round(packets / tasks, 2), "db_tx_per_task": round(stats["db_transactions"] / tasks, 3),
         "master_peak_rss_mb": stats["master_peak_rss_mb"], "worker_peak_rss_mb": stats["worker_peak_rss_mb"],
         "floor_seconds": round(floor, 3), "overhead_vs_floor": round(wall / floor, 2),
+        "master_cpu_s": stats["master_cpu_s"], "worker_cpu_s": stats["worker_cpu_s"],
+        "zookeeper_cpu_s": round(zk_cpu() - zk_before, 2),
     }
 
 
@@ -300,7 +323,7 @@ def main():
                 print(json.dumps({"workload": "floor", "processes": n, "parallel": 8,
                                   "seconds": round(floor_seconds(n, 8), 3)}), flush=True)
             elif w == "fanout":
-                print(json.dumps(run("fanout", [fanout(1000)])), flush=True)
+                print(json.dumps(run("fanout" + str(random.randint(0, 9999)), [fanout(1000)])), flush=True)
             elif w == "chain":
                 print(json.dumps(run("chain", [chain(100)])), flush=True)
             elif w == "layers":

@@ -22,6 +22,7 @@ maxSessionTimeout=60000
 admin.enableServer=false
 4lw.commands.whitelist=ruok,stat,mntr
 jute.maxbuffer=4194304
+${ZK_EXTRA_CONFIG:-}
 CFG
   java -Dzookeeper.log.dir="$dir" -Dzookeeper.jute.maxbuffer=4194304 -Xmx512m \
     -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" > "$dir/zookeeper.log" 2>&1 &

@@ -371,14 +371,8 @@ public actor MasterScheduler {
             for g in backlog.keys { backlog[g]!.removeAll { done.contains($0.instance) } }
         }
         let consumed = round.consumed
-        try await createQueueNodes(round.queued.map { (paths.queue($0.group) + "/" + $0.key.description, $0.task) })
-        try await withThrowingDiscardingTaskGroup { group in
-            for id in consumed {
-                group.addTask { [zk, paths] in
-                    do { try await zk.delete(paths.result(id)) } catch ZooKeeperError.noNode {}
-                }
-            }
-        }
+        try await writeRound(creates: round.queued.map { (paths.queue($0.group) + "/" + $0.key.description, WireJSON.encode($0.task)) },
+                             deletes: consumed.map { paths.result($0) })
         if !consumed.isEmpty && backlogCount > 0 { wakeups.mark(.feed) }
         if !round.batch.finishedInstances.isEmpty { wakeups.mark(.commands) }
         round = Round()
@@ -391,6 +385,8 @@ extension ZooKeeperError {
         switch self {
         case .connectionLoss: return .connectionLoss("")
         case .operationTimeout: return .operationTimeout("")
+        case .nodeExists: return .nodeExists("")
+        case .noNode: return .noNode("")
         default: return self
         }
     }

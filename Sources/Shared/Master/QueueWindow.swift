@@ -54,18 +54,44 @@ extension MasterScheduler {
     }
 
     func createQueueNodes(_ nodes: [(path: String, task: QueuedTask)]) async throws {
+        try await writeRound(creates: nodes.map { ($0.path, WireJSON.encode($0.task)) }, deletes: [])
+    }
+
+    /// A round's ZooKeeper writes as a few `multi`s of up to 200 operations: one request and one
+    /// transaction each instead of one per node. A chunk that fails as a whole (a node created by
+    /// an earlier try whose answer was lost, a result already deleted) is redone one node at a time.
+    func writeRound(creates: [(path: String, data: Data)], deletes: [String]) async throws {
+        let ops: [ZooKeeperOperation] = creates.map { .create(path: $0.path, data: $0.data, mode: .persistent) }
+            + deletes.map { .delete(path: $0) }
+        let chunks = stride(from: 0, to: ops.count, by: 200).map { Array(ops[$0..<min($0 + 200, ops.count)]) }
         try await withThrowingDiscardingTaskGroup { group in
-            for node in nodes {
+            for chunk in chunks {
                 group.addTask { [zk] in
                     do {
-                        try await zk.create(node.path, data: WireJSON.encode(node.task))
-                    } catch ZooKeeperError.nodeExists {
-                        // created by an earlier try whose answer was lost
-                    } catch ZooKeeperError.noNode {
-                        try await zk.ensurePath((node.path as NSString).deletingLastPathComponent)
-                        do { try await zk.create(node.path, data: WireJSON.encode(node.task)) } catch ZooKeeperError.nodeExists {}
+                        try await zk.multi(chunk)
+                    } catch let error as ZooKeeperError where [.nodeExists(""), .noNode("")].contains(error.cause.kindOnly) {
+                        try await Self.writeOneByOne(chunk, zk)
                     }
                 }
+            }
+        }
+    }
+
+    private static func writeOneByOne(_ ops: [ZooKeeperOperation], _ zk: ZooKeeperClient) async throws {
+        for op in ops {
+            switch op {
+            case .create(let path, let data, _):
+                do {
+                    try await zk.create(path, data: data)
+                } catch ZooKeeperError.nodeExists {
+                } catch ZooKeeperError.noNode {
+                    try await zk.ensurePath((path as NSString).deletingLastPathComponent)
+                    do { try await zk.create(path, data: data) } catch ZooKeeperError.nodeExists {}
+                }
+            case .delete(let path, _):
+                do { try await zk.delete(path) } catch ZooKeeperError.noNode {}
+            default:
+                break
             }
         }
     }

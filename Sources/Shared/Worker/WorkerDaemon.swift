@@ -52,7 +52,7 @@ public struct WorkerOptions: Sendable {
 /// process group of its own, writes one log file per task and reports the result.
 /// It never opens the database.
 public actor WorkerDaemon {
-    enum Wake: Hashable, Sendable { case queue, slotFreed, stop, graceOver, expired, failedOver }
+    enum Wake: Hashable, Sendable { case queue, queueChanged, slotFreed, stop, graceOver, expired, failedOver }
 
     let zk: ZooKeeperClient
     let paths: ZooKeeperPaths
@@ -62,6 +62,11 @@ public actor WorkerDaemon {
     nonisolated let wakeups = Wakeups<Wake>()
 
     var running: [Int64: TaskProcess?] = [:]
+    /// Queue items from the last listing, smallest key first, not yet tried.
+    var candidates: ArraySlice<(key: String, group: String)> = []
+    /// Set by the queue watch: the listing may be stale (new items, perhaps of higher priority).
+    var queueChanged = true
+    var lastListing = ContinuousClock.now - .seconds(1)
     var stopping = false
     var killedForStop: Set<Int64> = []
 
@@ -117,6 +122,7 @@ public actor WorkerDaemon {
                 killAll(signal: SIGKILL)
                 throw WorkerError.sessionExpired(options.identity)
             }
+            if dirty.contains(.queueChanged) { queueChanged = true }
             if dirty.contains(.failedOver), try await watchOwnDeathRecord() {
                 killAll(signal: SIGKILL)
                 throw WorkerError.failedOver(options.identity)
@@ -189,46 +195,78 @@ public actor WorkerDaemon {
     // MARK: Claiming
 
     /// Claims queue items in key order while a slot is free. Each claim is one `multi`: delete
-    /// the queue node and create `/running/<id>`; whoever wins the multi owns the task.
+    /// the queue node and create `/running/<id>`; whoever wins the multi owns the task. Claims for
+    /// several free slots go out together, and the queue is listed again only when the last listing
+    /// is used up, or when it changed and 25 ms have passed (so newly queued higher-priority items
+    /// are seen, without listing the whole queue for every claim).
     private func claimWhileFree(group: inout ThrowingDiscardingTaskGroup<Error>) async throws {
-        guard running.count < options.slots else { return }
-        var candidates: [(key: String, group: String)] = []
-        for g in options.groups {
-            // The watch re-arms on every listing; a change marks the queue dirty again.
-            let names = try await zk.children(paths.queue(g)) { [wakeups] _ in wakeups.mark(.queue) }
-            candidates += names.map { ($0, g) }
-        }
-        candidates.sort { $0.key < $1.key }
-        for candidate in candidates where running.count < options.slots {
-            let queuePath = paths.queue(candidate.group) + "/" + candidate.key
-            let task: QueuedTask
-            let version: Int32
-            do {
-                let (data, stat) = try await zk.getData(queuePath)
-                task = try WireJSON.decode(QueuedTask.self, data)
-                version = stat.version
-            } catch ZooKeeperError.noNode {
-                continue
-            } catch is DecodingError {
-                logger.error("queue item \(queuePath) is not a task; leaving it for an operator (ds-queue remove)")
-                continue
+        while running.count < options.slots {
+            if candidates.isEmpty || (queueChanged && ContinuousClock.now - lastListing > .milliseconds(25)) {
+                guard queueChanged || candidates.isEmpty else { return }
+                try await listQueues()
             }
-            let logPath = logPath(for: task)
-            let claim = RunningTask(worker: options.identity, pid: nil, startTime: ProcessStats.now(), logPath: logPath)
-            do {
-                try await zk.multi([
-                    .delete(path: queuePath, version: version),
-                    .create(path: paths.running(task.taskInstanceId), data: WireJSON.encode(claim), mode: .ephemeral),
-                ])
-            } catch let error as ZooKeeperError where [.noNode(queuePath), .nodeExists(paths.running(task.taskInstanceId))].contains(error.cause) {
-                continue  // another worker won this item
+            guard !candidates.isEmpty else { return }
+            let batch = Array(candidates.prefix(options.slots - running.count))
+            candidates = candidates.dropFirst(batch.count)
+            let claimed = try await withThrowingTaskGroup(of: (QueuedTask, String, Double)?.self) { claims in
+                for candidate in batch {
+                    claims.addTask { try await self.claim(candidate.key, in: candidate.group) }
+                }
+                var won: [(QueuedTask, String, Double)] = []
+                for try await c in claims { if let c { won.append(c) } }
+                return won
             }
-            running[task.taskInstanceId] = .some(nil)
-            group.addTask { await self.execute(task, logPath: logPath, claimedAt: claim.startTime) }
+            for (task, logPath, claimedAt) in claimed {
+                running[task.taskInstanceId] = .some(nil)
+                group.addTask { await self.execute(task, logPath: logPath, claimedAt: claimedAt) }
+            }
         }
     }
 
-    private func logPath(for task: QueuedTask) -> String {
+    private func listQueues() async throws {
+        queueChanged = false
+        lastListing = .now
+        var all: [(key: String, group: String)] = []
+        for g in options.groups {
+            // The watch is re-armed by every listing; a change marks the queue dirty again.
+            let names = try await zk.children(paths.queue(g)) { [wakeups] _ in wakeups.mark(.queueChanged) }
+            all += names.map { ($0, g) }
+        }
+        all.sort { $0.key < $1.key }
+        candidates = all[...]
+    }
+
+    /// One claim: read the item, then delete it (at the version read) and create the running node
+    /// in one multi. Nil when another worker won it.
+    private nonisolated func claim(_ key: String, in group: String) async throws -> (QueuedTask, String, Double)? {
+        let queuePath = paths.queue(group) + "/" + key
+        let task: QueuedTask
+        let version: Int32
+        do {
+            let (data, stat) = try await zk.getData(queuePath)
+            task = try WireJSON.decode(QueuedTask.self, data)
+            version = stat.version
+        } catch ZooKeeperError.noNode {
+            return nil
+        } catch is DecodingError {
+            logger.error("queue item \(queuePath) is not a task; leaving it for an operator")
+            return nil
+        }
+        let logPath = logPath(for: task)
+        let claim = RunningTask(worker: options.identity, pid: nil, startTime: ProcessStats.now(), logPath: logPath)
+        do {
+            try await zk.multi([
+                .delete(path: queuePath, version: version),
+                .create(path: paths.running(task.taskInstanceId), data: WireJSON.encode(claim), mode: .ephemeral),
+            ])
+        } catch let error as ZooKeeperError where [.noNode(queuePath), .nodeExists(paths.running(task.taskInstanceId)),
+                                                   .badVersion(queuePath)].contains(error.cause) {
+            return nil  // another worker won this item
+        }
+        return (task, logPath, claim.startTime)
+    }
+
+    private nonisolated func logPath(for task: QueuedTask) -> String {
         "\(options.logDirectory)/\(task.workflowName)/\(task.workflowInstanceId)/\(task.taskInstanceId).log"
     }
 
@@ -254,8 +292,6 @@ public actor WorkerDaemon {
             guard running[id] != nil else { process.signalGroup(SIGKILL); return }
             running[id] = process
             result.pid = process.pid
-            let info = RunningTask(worker: options.identity, pid: process.pid, startTime: startTime, logPath: logPath)
-            _ = try? await zk.setData(paths.running(id), WireJSON.encode(info))
             let exit = await waitWithTimeout(process, task: task, logPath: logPath)
             result.endTime = ProcessStats.now()
             result.exitCode = exit.exit.code
