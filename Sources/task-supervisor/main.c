@@ -8,10 +8,12 @@
  * children, which is why this process stays between them and the worker.
  * Exit status: PROGRAM's, or 128 + the signal that ended it.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +30,10 @@ int main(int argc, char **argv) {
         return 64;
     }
     pid_t worker = (pid_t)atol(argv[1]);
+    /* The worker's own descriptors (its ZooKeeper socket among them) must not reach the task. */
+    if (close_range(3, ~0U, 0) != 0) {
+        for (int fd = 3; fd < 1024; fd++) close(fd);
+    }
     signal(SIGTERM, kill_group);
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
         perror("task-supervisor: prctl");

@@ -49,7 +49,7 @@ public struct TaskProcess: Sendable {
         guard access(supervisorPath, X_OK) == 0 else {
             throw SystemCallError(call: "task supervisor \(supervisorPath) (install it beside ds-worker)", errno: errno)
         }
-        markInheritedDescriptorsCloseOnExec()
+        // The supervisor closes every inherited descriptor above 2 before the task starts.
         let logFD = try posixCheck("open \(logPath)", open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644))
         defer { close(logFD) }
 
@@ -85,16 +85,6 @@ public struct TaskProcess: Sendable {
         let rc = posix_spawn(&pid, supervisorPath, &actions, &attributes, argv, envp)
         if rc != 0 { throw SystemCallError(call: "posix_spawn \(supervisorPath)", errno: rc) }
         return TaskProcess(pid: pid)
-    }
-
-    /// The daemon's own descriptors (the ZooKeeper socket among them, opened by the C client
-    /// without FD_CLOEXEC) must not leak into tasks.
-    private static func markInheritedDescriptorsCloseOnExec() {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
-        for fd in entries.compactMap(Int32.init) where fd > 2 {
-            let flags = fcntl(fd, F_GETFD)
-            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
-        }
     }
 
     /// Waits for the shell to exit, on a thread of its own so that no task of the cooperative pool blocks.

@@ -69,6 +69,10 @@ public actor WorkerDaemon {
     var lastListing = ContinuousClock.now - .seconds(1)
     var stopping = false
     var killedForStop: Set<Int64> = []
+    /// The worker's own environment, read once: every task starts from it.
+    let baseEnvironment = ProcessInfo.processInfo.environment
+    /// Log folders already made.
+    var logFolders: Set<String> = []
 
     public init(zk: ZooKeeperClient, paths: ZooKeeperPaths, options: WorkerOptions, logger: Logger) {
         self.zk = zk
@@ -274,7 +278,7 @@ public actor WorkerDaemon {
 
     private func execute(_ task: QueuedTask, logPath: String, claimedAt: Double) async {
         let id = task.taskInstanceId
-        var environment = ProcessInfo.processInfo.environment
+        var environment = baseEnvironment
         environment.merge(task.env) { _, new in new }
         environment["DS_TASK_INSTANCE_ID"] = String(id)
         environment["DS_WORKFLOW_INSTANCE_ID"] = String(task.workflowInstanceId)
@@ -286,8 +290,12 @@ public actor WorkerDaemon {
                                        pid: nil, logPath: logPath, startTime: startTime, endTime: startTime,
                                        outputs: [:], message: nil)
         do {
-            try FileManager.default.createDirectory(atPath: (logPath as NSString).deletingLastPathComponent,
-                                                    withIntermediateDirectories: true)
+            let folder = (logPath as NSString).deletingLastPathComponent
+            if !logFolders.contains(folder) {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                if logFolders.count > 10_000 { logFolders.removeAll() }  // one per instance: keep it bounded
+                logFolders.insert(folder)
+            }
             let process = try TaskProcess.spawn(command: task.command, environment: environment, logPath: logPath)
             guard running[id] != nil else { process.signalGroup(SIGKILL); return }
             running[id] = process
@@ -318,6 +326,8 @@ public actor WorkerDaemon {
             result.message = "could not start: \(error)"
             logger.error("task \(id) '\(task.taskName)': \(error)")
         }
+        // The slot stays taken until the result is written: the window in which a dying worker
+        // leaves a finished but unrecorded task (which then runs again elsewhere) stays short.
         await report(result)
         running.removeValue(forKey: id)
         wakeups.mark(.slotFreed)
