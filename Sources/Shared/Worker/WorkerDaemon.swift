@@ -69,6 +69,8 @@ public actor WorkerDaemon {
     var lastListing = ContinuousClock.now - .seconds(1)
     var stopping = false
     var killedForStop: Set<Int64> = []
+    /// Set once the worker has fenced itself; `run()` throws it however its loops ended.
+    var fenced: WorkerError?
     /// The worker's own environment, read once: every task starts from it.
     let baseEnvironment = ProcessInfo.processInfo.environment
     /// Log folders already made.
@@ -92,13 +94,13 @@ public actor WorkerDaemon {
         logger.info("worker \(options.identity) registered in \(options.groups.joined(separator: ",")) with \(options.slots) slots")
         let sessions = zk.sessionEvents()
         // A discarding group: a million finished tasks leave nothing behind.
-        try await withThrowingDiscardingTaskGroup { group in
+        do { try await withThrowingDiscardingTaskGroup { group in
             group.addTask { [zk, logger, wakeups] in
                 for await event in sessions {
                     switch event {
                     case .expired:
                         logger.error("ZooKeeper session expired: killing running tasks and stopping")
-                        await self.killAll(signal: SIGKILL)
+                        await self.fence(.sessionExpired(self.options.identity))
                         wakeups.mark(.expired)
                     case .disconnected: logger.warning("disconnected from ZooKeeper \(zk.connectString); reconnecting")
                     case .connected: logger.info("connected to ZooKeeper")
@@ -108,12 +110,16 @@ public actor WorkerDaemon {
             group.addTask { try await self.heartbeatLoop() }
             group.addTask { [zk, wakeups] in
                 try await SessionFence.waitForLoss(zk)
+                await self.fence(.sessionExpired(self.options.identity))
                 wakeups.mark(.expired)
             }
             try await watchOwnDeathRecord()
             try await eventLoop(group: &group)
             group.cancelAll()
+        } } catch {
+            throw fenced ?? error
         }
+        if let fenced { throw fenced }
         zk.close()
         logger.info("worker \(options.identity) stopped")
     }
@@ -123,13 +129,13 @@ public actor WorkerDaemon {
         for await _ in wakeups.stream {
             let dirty = wakeups.take()
             if dirty.contains(.expired) {
-                killAll(signal: SIGKILL)
-                throw WorkerError.sessionExpired(options.identity)
+                fence(.sessionExpired(options.identity))
+                throw fenced!
             }
             if dirty.contains(.queueChanged) { queueChanged = true }
             if dirty.contains(.failedOver), try await watchOwnDeathRecord() {
-                killAll(signal: SIGKILL)
-                throw WorkerError.failedOver(options.identity)
+                fence(.failedOver(options.identity))
+                throw fenced!
             }
             if dirty.contains(.stop) && !stopping {
                 stopping = true
@@ -151,8 +157,8 @@ public actor WorkerDaemon {
             do {
                 try await claimWhileFree(group: &group)
             } catch let error as ZooKeeperError where error.cause == .sessionExpired {
-                killAll(signal: SIGKILL)
-                throw WorkerError.sessionExpired(options.identity)
+                fence(.sessionExpired(options.identity))
+                throw fenced!
             } catch let error as ZooKeeperError {
                 logger.warning("\(error); retrying shortly")
                 try await Task.sleep(for: .milliseconds(200))
@@ -393,6 +399,12 @@ public actor WorkerDaemon {
                 return
             }
         }
+    }
+
+    /// Kills every running task and records why this worker must stop; the first reason stays.
+    func fence(_ reason: WorkerError) {
+        killAll(signal: SIGKILL)
+        if fenced == nil { fenced = reason }
     }
 
     func killAll(signal: Int32) {
