@@ -365,11 +365,9 @@ public actor MasterScheduler {
                 taskName: attempt.taskName, attempt: attempt.attempt, command: command, env: env,
                 timeout: task.timeout, timeoutStrategy: task.timeoutStrategy, master: options.identity)))
         }
+        // An instance never finishes with attempts in the backlog (they count as running in its
+        // engine); feedQueues skips any entry whose instance is gone, so nothing is purged here.
         for finished in round.batch.finishedInstances { active.removeValue(forKey: finished.id) }
-        if !round.batch.finishedInstances.isEmpty {
-            let done = Set(round.batch.finishedInstances.map(\.id))
-            for g in backlog.keys { backlog[g]!.removeAll { done.contains($0.instance) } }
-        }
         let consumed = round.consumed
         try await writeRound(creates: round.queued.map { (paths.queue($0.group) + "/" + $0.key.description, WireJSON.encode($0.task)) },
                              deletes: consumed.map { paths.result($0) })

@@ -33,10 +33,4 @@ public struct MinHeap<Element: Comparable> {
         }
         return top
     }
-
-    public mutating func removeAll(where shouldRemove: (Element) -> Bool) {
-        let kept = items.filter { !shouldRemove($0) }
-        items = []
-        for e in kept { push(e) }
-    }
 }
