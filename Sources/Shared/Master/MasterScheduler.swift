@@ -86,6 +86,9 @@ public actor MasterScheduler {
     var foreignResults: Set<Int64> = []
     /// Ready attempts beyond the queue window, per group, smallest key first.
     var backlog: [String: MinHeap<BacklogEntry>] = [:]
+    var lastRunningScan = ContinuousClock.now - .seconds(1)
+    /// A /running change came in during the quiet period; the 100 ms ticker looks again.
+    var runningScanDue = false
     /// SUBMITTED attempts of adopted instances, not yet checked against ZooKeeper.
     var unclassified: [(ref: AttemptRef, entry: BacklogEntry)] = []
 
@@ -141,6 +144,7 @@ public actor MasterScheduler {
                 while !Task.isCancelled {
                     try await Task.sleep(for: .milliseconds(100))
                     if await self.backlogCount > 0 { wakeups.mark(.feed) }
+                    if await self.runningScanDue { wakeups.mark(.running) }
                 }
             }
             group.addTask { try await self.eventLoop() }
@@ -272,8 +276,16 @@ public actor MasterScheduler {
         try await commit(&round)
     }
 
-    /// Marks attempts RUNNING once their worker has claimed them.
+    /// Marks attempts RUNNING once their worker has claimed them, at most ten times a second:
+    /// the mark is for people watching, and listing /running on every claim costs ZooKeeper work.
     private func processRunning() async throws {
+        let since = ContinuousClock.now - lastRunningScan
+        if since < .milliseconds(100) {
+            runningScanDue = true
+            return
+        }
+        lastRunningScan = .now
+        runningScanDue = false
         let names = try await zk.children(paths.running) { [wakeups] _ in wakeups.mark(.running) }
         var round = Round()
         let now = ProcessStats.now()
