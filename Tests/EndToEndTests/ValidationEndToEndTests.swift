@@ -7,8 +7,8 @@ final class ValidationEndToEndTests: ClusterTestCase {
     func counts() async throws -> [Int] {
         let store = try cluster.store()
         return [
-            try await store.rowCount("workflow_definition"), try await store.rowCount("workflow_instance"),
-            try await store.rowCount("task_instance"), try await store.rowCount("command"),
+            try await store.countRows(of: "workflow_definition"), try await store.countRows(of: "workflow_instance"),
+            try await store.countRows(of: "task_instance"), try await store.countRows(of: "command"),
         ]
     }
 
@@ -77,8 +77,4 @@ final class ValidationEndToEndTests: ClusterTestCase {
         XCTAssertEqual(task["priority"] as? String, "MEDIUM")
         XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.databasePath), "dry run created the database")
     }
-}
-
-extension Store {
-    func rowCount(_ table: String) async throws -> Int { try await countRows(of: table) }
 }

@@ -60,17 +60,18 @@ public enum Failover {
         for a in try await store.inFlightAttempts() {
             let key = TaskQueueKey(workflowPriority: instancePriority[a.workflowInstanceId] ?? .medium,
                                    workflowInstanceId: a.workflowInstanceId, taskPriority: a.priority, taskInstanceId: a.id!)
-            if try await zk.exists(paths.queue(a.workerGroup) + "/" + key.description) != nil { continue }
-            if let stat = try await zk.exists(paths.running(a.id!)) {
-                if dead.contains(stat.ephemeralOwner) {
-                    report.orphanedTasks.append(.init(taskInstanceId: a.id!, workflowInstanceId: a.workflowInstanceId,
-                                                      taskName: a.taskName, state: a.state, reason: "running on a worker declared dead"))
-                }
-                continue
+            let reason: String
+            switch try await AttemptWhereabouts.locate(a.id!, queuePath: paths.queue(a.workerGroup) + "/" + key.description,
+                                                       zk: zk, paths: paths) {
+            case .queued, .reported: continue
+            case .running(let holder):
+                guard dead.contains(holder) else { continue }
+                reason = "running on a worker declared dead"
+            case .nowhere:
+                reason = "in no queue and on no live worker"
             }
-            if try await zk.exists(paths.result(a.id!)) != nil { continue }
             report.orphanedTasks.append(.init(taskInstanceId: a.id!, workflowInstanceId: a.workflowInstanceId,
-                                              taskName: a.taskName, state: a.state, reason: "in no queue and on no live worker"))
+                                              taskName: a.taskName, state: a.state, reason: reason))
         }
         var queued: [(String, TaskQueueKey)] = []
         for group in (try? await zk.children(paths.queue)) ?? [] {

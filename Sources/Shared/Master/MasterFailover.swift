@@ -111,10 +111,9 @@ extension MasterScheduler {
         let fed = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
             for (i, item) in pending.enumerated() {
                 group.addTask { [zk, paths] in
-                    let id = item.entry.key.taskInstanceId
-                    if try await zk.exists(item.ref.queuePath) != nil { return (i, true) }
-                    if try await zk.exists(paths.running(id)) != nil { return (i, true) }
-                    return (i, try await zk.exists(paths.result(id)) != nil)
+                    let whereabouts = try await AttemptWhereabouts.locate(item.entry.key.taskInstanceId,
+                                                                          queuePath: item.ref.queuePath, zk: zk, paths: paths)
+                    return (i, whereabouts != .nowhere)
                 }
             }
             var all: [Int: Bool] = [:]
@@ -153,26 +152,19 @@ extension MasterScheduler {
         knownWorkers = current
     }
 
-    /// Checks every attempt this master waits for, in the order of an attempt's life: queued,
-    /// running (on a session not declared dead), reported. One that is none of these was lost
-    /// with its worker: it is marked NEED_FAULT_TOLERANCE and a new attempt (not a retry) is queued.
+    /// Checks every attempt this master waits for. One that is nowhere, or held by a session
+    /// declared dead, was lost with its worker: it is marked NEED_FAULT_TOLERANCE and a new attempt
+    /// (not a retry) is queued.
     func reconcile() async throws {
         let refs = attempts
         guard !refs.isEmpty else { return }
-        enum Whereabouts { case queued, running, reported, lost }
-        let dead = deadSessions
-        let found = try await withThrowingTaskGroup(of: (Int64, Whereabouts).self) { group in
+        let found = try await withThrowingTaskGroup(of: (Int64, AttemptWhereabouts).self) { group in
             for (id, ref) in refs {
                 group.addTask { [zk, paths] in
-                    if try await zk.exists(ref.queuePath) != nil { return (id, .queued) }
-                    if let stat = try await zk.exists(paths.running(id)), !dead.contains(stat.ephemeralOwner) {
-                        return (id, .running)
-                    }
-                    if try await zk.exists(paths.result(id)) != nil { return (id, .reported) }
-                    return (id, .lost)
+                    (id, try await AttemptWhereabouts.locate(id, queuePath: ref.queuePath, zk: zk, paths: paths))
                 }
             }
-            var all: [(Int64, Whereabouts)] = []
+            var all: [(Int64, AttemptWhereabouts)] = []
             for try await item in group { all.append(item) }
             return all
         }
@@ -181,8 +173,9 @@ extension MasterScheduler {
         for (id, whereabouts) in found {
             switch whereabouts {
             case .reported: wakeups.mark(.results)
-            case .queued, .running: break
-            case .lost:
+            case .queued: break
+            case .running(let holder) where !deadSessions.contains(holder): break
+            case .running, .nowhere:
                 guard let ref = attempts.removeValue(forKey: id), active[ref.instance] != nil else { continue }
                 seenRunning.remove(id)
                 logger.warning("instance \(ref.instance): attempt \(id) of '\(ref.task)' was lost; resubmitting")

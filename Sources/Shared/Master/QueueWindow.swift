@@ -63,9 +63,8 @@ extension MasterScheduler {
     func writeRound(creates: [(path: String, data: Data)], deletes: [String]) async throws {
         let ops: [ZooKeeperOperation] = creates.map { .create(path: $0.path, data: $0.data, mode: .persistent) }
             + deletes.map { .delete(path: $0) }
-        let chunks = stride(from: 0, to: ops.count, by: 200).map { Array(ops[$0..<min($0 + 200, ops.count)]) }
         try await withThrowingDiscardingTaskGroup { group in
-            for chunk in chunks {
+            for chunk in ops.chunked(200) {
                 group.addTask { [zk] in
                     do {
                         try await zk.multi(chunk)

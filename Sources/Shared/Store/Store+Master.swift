@@ -89,17 +89,13 @@ extension Store {
         }
     }
 
-    public func pendingCommandCount() async throws -> Int {
-        try await read("counting commands") { db in try CommandRecord.fetchCount(db) }
-    }
-
     /// Writes one round of scheduling, but only for instances `session` still owns: a master that
     /// was failed over while hung can never write for an instance another master now runs.
     public func apply(_ batch: SchedulingBatch, session: Int64) async throws -> AppliedBatch {
         try await transaction("recording \(batch.outcomes.count) results and \(batch.newAttempts.count) dispatches") { db in
             let ids = Array(batch.instanceIDs)
             var owned: Set<Int64> = []
-            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+            for chunk in ids.chunked(500) {
                 owned.formUnion(try Int64.fetchAll(db, WorkflowInstanceRecord.select(Column("id"))
                     .filter(chunk.contains(Column("id")) && Column("master_session") == session)))
             }
@@ -159,7 +155,7 @@ extension Store {
     /// Backlog attempts now in ZooKeeper: SUBMITTED → DISPATCHED, for instances `session` owns.
     public func markDispatched(_ ids: [Int64], session: Int64) async throws {
         try await transaction("recording \(ids.count) dispatches") { db in
-            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+            for chunk in ids.chunked(500) {
                 let marks = chunk.map { _ in "?" }.joined(separator: ",")
                 try db.execute(sql: """
                     UPDATE task_instance SET state = 'DISPATCHED' WHERE state = 'SUBMITTED' AND id IN (\(marks))
@@ -237,7 +233,7 @@ extension Store {
     public func instanceStates(_ ids: [Int64]) async throws -> [Int64: WorkflowState] {
         try await read("reading instance states") { db in
             var result: [Int64: WorkflowState] = [:]
-            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+            for chunk in ids.chunked(500) {
                 for r in try WorkflowInstanceRecord.filter(chunk.contains(Column("id"))).fetchAll(db) { result[r.id!] = r.state }
             }
             return result

@@ -50,10 +50,6 @@ extension Store {
             try TaskInstanceRecord.filter(Column("workflow_instance_id") == instanceID).order(Column("id")).fetchAll(db)
         }
     }
-
-    public func definition(id: Int64) async throws -> WorkflowDefinitionRecord? {
-        try await read("reading definition \(id)") { db in try WorkflowDefinitionRecord.fetchOne(db, key: id) }
-    }
 }
 
 extension JSONEncoder {

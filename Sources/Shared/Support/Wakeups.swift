@@ -24,6 +24,4 @@ public final class Wakeups<Kind: Hashable & Sendable>: @unchecked Sendable {
             return dirty
         }
     }
-
-    public func finish() { continuation.finish() }
 }
