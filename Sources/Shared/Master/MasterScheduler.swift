@@ -229,6 +229,8 @@ public actor MasterScheduler {
     private func processResults() async throws {
         let names = try await zk.children(paths.results) { [wakeups] _ in wakeups.mark(.results) }
         let ids = names.compactMap(Int64.init)
+        // Other masters delete their results; an id no longer listed never comes back.
+        foreignResults.formIntersection(ids)
         let mine = ids.filter { attempts[$0] != nil }
         let unknown = ids.filter { attempts[$0] == nil && !foreignResults.contains($0) }
         if !unknown.isEmpty { try await processUnexpectedResults(unknown) }
