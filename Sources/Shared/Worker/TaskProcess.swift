@@ -36,6 +36,13 @@ public enum ProcessExit: Sendable, Equatable {
 public struct TaskProcess: Sendable {
     public let pid: pid_t
 
+    /// Checked once at start-up: without the supervisor no task can run.
+    public static func checkSupervisor() throws {
+        guard access(supervisorPath, X_OK) == 0 else {
+            throw InputError.configuration("task supervisor \(supervisorPath) is missing or not executable; install it beside ds-worker")
+        }
+    }
+
     /// The supervisor that sits between this worker and each task, beside the worker's executable.
     public static let supervisorPath: String = {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
@@ -46,9 +53,6 @@ public struct TaskProcess: Sendable {
     /// supervisor, with stdout and stderr appended to `logPath`, stdin from /dev/null, and default
     /// signal dispositions (the daemon handles SIGTERM itself; tasks must not inherit that).
     public static func spawn(command: String, environment: [String: String], logPath: String) throws -> TaskProcess {
-        guard access(supervisorPath, X_OK) == 0 else {
-            throw SystemCallError(call: "task supervisor \(supervisorPath) (install it beside ds-worker)", errno: errno)
-        }
         // The supervisor closes every inherited descriptor above 2 before the task starts.
         let logFD = try posixCheck("open \(logPath)", open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644))
         defer { close(logFD) }

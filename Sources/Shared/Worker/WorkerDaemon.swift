@@ -218,17 +218,17 @@ public actor WorkerDaemon {
             guard !candidates.isEmpty else { return }
             let batch = Array(candidates.prefix(options.slots - running.count))
             candidates = candidates.dropFirst(batch.count)
-            let claimed = try await withThrowingTaskGroup(of: (QueuedTask, String, Double)?.self) { claims in
+            let claimed = try await withThrowingTaskGroup(of: (QueuedTask, String)?.self) { claims in
                 for candidate in batch {
                     claims.addTask { try await self.claim(candidate.key, in: candidate.group) }
                 }
-                var won: [(QueuedTask, String, Double)] = []
+                var won: [(QueuedTask, String)] = []
                 for try await c in claims { if let c { won.append(c) } }
                 return won
             }
-            for (task, logPath, claimedAt) in claimed {
+            for (task, logPath) in claimed {
                 running[task.taskInstanceId] = .some(nil)
-                group.addTask { await self.execute(task, logPath: logPath, claimedAt: claimedAt) }
+                group.addTask { await self.execute(task, logPath: logPath) }
             }
         }
     }
@@ -248,7 +248,7 @@ public actor WorkerDaemon {
 
     /// One claim: read the item, then delete it (at the version read) and create the running node
     /// in one multi. Nil when another worker won it.
-    private nonisolated func claim(_ key: String, in group: String) async throws -> (QueuedTask, String, Double)? {
+    private nonisolated func claim(_ key: String, in group: String) async throws -> (QueuedTask, String)? {
         let queuePath = paths.queue(group) + "/" + key
         let task: QueuedTask
         let version: Int32
@@ -273,7 +273,7 @@ public actor WorkerDaemon {
                                                    .badVersion(queuePath)].contains(error.cause) {
             return nil  // another worker won this item
         }
-        return (task, logPath, claim.startTime)
+        return (task, logPath)
     }
 
     private nonisolated func logPath(for task: QueuedTask) -> String {
@@ -282,7 +282,7 @@ public actor WorkerDaemon {
 
     // MARK: Running
 
-    private func execute(_ task: QueuedTask, logPath: String, claimedAt: Double) async {
+    private func execute(_ task: QueuedTask, logPath: String) async {
         let id = task.taskInstanceId
         var environment = baseEnvironment
         environment.merge(task.env) { _, new in new }
