@@ -32,7 +32,7 @@ let package = Package(
         .executableTarget(name: "ds-master", dependencies: ["Shared"]),
         .executableTarget(name: "ds-worker", dependencies: ["Shared", "task-supervisor"]),
         // A tiny C helper between a worker and each task: kills the task's group when the worker dies.
-        .executableTarget(name: "task-supervisor"),
+        .executableTarget(name: "task-supervisor", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .executableTarget(name: "ds-submit", dependencies: ["Shared"]),
         .executableTarget(name: "ds-failover", dependencies: ["Shared"]),
         .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: [.swiftLanguageMode(.v5)]),

@@ -10,6 +10,9 @@ master and worker (VmHWM), and the physical floor: the same number of `true` pro
 directly with the same parallelism, with the overhead over it.
 
     scripts/bench.py BIN_DIR [workload ...]      workloads: floor fanout chain layers many big backlog
+
+With PERF_DIR=DIR, each workload of a fresh cluster is also sampled by `perf record -a -g` into
+DIR/<workload>.perf.data (read it with `perf report -i ... --sort comm,dso`).
 """
 import json, os, random, signal, socket, sqlite3, statistics, subprocess, sys, tempfile, time
 
@@ -175,6 +178,24 @@ def zk_cpu():
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def start_profiler(name):
+    """With PERF_DIR set, `perf record` samples the whole machine (call graphs) while a workload runs."""
+    folder = os.environ.get("PERF_DIR")
+    if not folder:
+        return None
+    os.makedirs(folder, exist_ok=True)
+    out = os.path.join(folder, name + ".perf.data")
+    p = subprocess.Popen(["perf", "record", "-a", "-g", "-F", "999", "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # perf needs a moment before it samples
+    return p
+
+
+def stop_profiler(p):
+    if p:
+        p.send_signal(signal.SIGINT)
+        p.wait()
+
+
 def pct(values, p):
     if not values:
         return None
@@ -199,6 +220,7 @@ def run(name, workflows, masters=1, workers=2, slots=4, window=None, submit_para
     paths = [c.write(w) for w in workflows]
     before = mntr()["zk_packets_received"]
     zk_before = zk_cpu()
+    profiler = start_profiler(name)
     t0 = time.time()
     if submit_parallel > 1:
         procs = [subprocess.Popen([os.path.join(BIN, "ds-submit"), p], env=c.env, stdout=subprocess.PIPE, text=True) for p in paths]
@@ -207,6 +229,7 @@ def run(name, workflows, masters=1, workers=2, slots=4, window=None, submit_para
         ids = [int(c.submit(p).strip()) for p in paths]
     c.wait_all(ids)
     wall = time.time() - t0
+    stop_profiler(profiler)
     packets = mntr()["zk_packets_received"] - before
     with c.db() as db:
         marks = ",".join("?" * len(ids))

@@ -28,7 +28,8 @@ CFG
     -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" > "$dir/zookeeper.log" 2>&1 &
   echo $! > "$dir/zookeeper.pid"
   for _ in $(seq 1 300); do
-    if (exec 3<>/dev/tcp/127.0.0.1/"$port" && printf ruok >&3 && grep -q imok <&3) 2>/dev/null; then exit 0; fi
+    # A server still starting can accept the connection and never answer: bound each try.
+    if timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/"$1" && printf ruok >&3 && grep -q imok <&3' _ "$port" 2>/dev/null; then exit 0; fi
     kill -0 "$(cat "$dir/zookeeper.pid")" 2>/dev/null || { echo "zookeeper.sh: server exited; see $dir/zookeeper.log" >&2; tail -20 "$dir/zookeeper.log" >&2; exit 69; }
     sleep 0.1
   done
