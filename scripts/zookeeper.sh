@@ -24,7 +24,7 @@ admin.enableServer=false
 jute.maxbuffer=4194304
 ${ZK_EXTRA_CONFIG:-}
 CFG
-  java -Dzookeeper.log.dir="$dir" -Dzookeeper.jute.maxbuffer=4194304 -Xmx512m \
+  java -Dzookeeper.log.dir="$dir" -Dzookeeper.jute.maxbuffer=4194304 -Xmx512m ${ZK_JAVA_OPTS:--XX:TieredStopAtLevel=1 -XX:+UseSerialGC} \
     -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" > "$dir/zookeeper.log" 2>&1 &
   echo $! > "$dir/zookeeper.pid"
   for _ in $(seq 1 300); do

@@ -33,6 +33,10 @@ public final class ZooKeeperClient: @unchecked Sendable {
         guard let zh = zookeeper_init(connectString, globalWatcher, Int32(sessionTimeoutMillis), nil, context, 0) else {
             throw ZooKeeperError.unavailable(connectString: connectString, timeoutMillis: sessionTimeoutMillis)
         }
+        // By default the C client resolves the server names again (getaddrinfo, a netlink dump) every
+        // time it polls its socket, which is for every request: once a minute is enough for DNS
+        // changes, and it still resolves afresh on every reconnect.
+        zoo_set_servers_resolution_delay(zh, 60_000)
         let client = ZooKeeperClient(connectString: connectString, sessionTimeoutMillis: sessionTimeoutMillis,
                                      handle: zh, session: hub)
         let deadline = ContinuousClock.now + .milliseconds(sessionTimeoutMillis)
