@@ -7,6 +7,17 @@ import XCTest
 final class FailoverTests: ClusterTestCase {
     var marker: String { cluster.directory.appendingPathComponent("markers").path }
 
+    /// Child processes of `parent` with this command name, from /proc.
+    func children(of parent: pid_t, named name: String) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> pid_t? in
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return stat[stat.index(after: open)..<close] == name && fields.count > 2 && pid_t(fields[1]) == parent ? pid : nil
+        }
+    }
+
     func attempts(_ instance: Int64) async throws -> [TaskInstanceRecord] {
         try await cluster.store().taskAttempts(of: instance)
     }
@@ -32,6 +43,34 @@ final class FailoverTests: ClusterTestCase {
         XCTAssertFalse(lines.contains("end-\(long[0].id!)"), "the killed worker's task ran on: \(lines)")
         XCTAssertTrue(lines.contains("end-\(long[1].id!)"), "\(lines)")
         XCTAssertEqual(lines.filter { $0 == "after" }.count, 1)
+    }
+
+    /// The worker's one task-supervisor is the parent of all its tasks. Killed, it leaves them
+    /// orphaned: the worker kills their groups, writes nothing, and stops (exit 70), and the task
+    /// fails over to another worker.
+    func testKilledTaskSupervisorStopsItsWorkerAndItsTaskFailsOver() async throws {
+        try cluster.startMaster()
+        let doomed = try cluster.startWorker(slots: 1)
+        let id = try cluster.submit(#"""
+            {"name":"orphan","tasks":[{"name":"long","command":"echo start-$DS_TASK_INSTANCE_ID >> \#(marker); sleep 3; echo end-$DS_TASK_INSTANCE_ID >> \#(marker)"}]}
+            """#)
+        try await eventually("the task started on the doomed worker") { cluster.lines(marker).count == 1 }
+        let supervisors = children(of: doomed.processIdentifier, named: "task-supervisor")
+        XCTAssertEqual(supervisors.count, 1, "one supervisor per worker, however many tasks")
+        let supervisor = try XCTUnwrap(supervisors.first)
+        try cluster.startWorker(slots: 1)
+        kill(supervisor, SIGKILL)
+        XCTAssertEqual(cluster.exitStatus(of: doomed), 70, cluster.daemonLogs())
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        let long = try await attempts(id)
+        XCTAssertEqual(long.map(\.state), [.needFaultTolerance, .success], "the orphaned attempt reported nothing")
+        guard long.count == 2 else { return }
+        try await Task.sleep(for: .seconds(4))
+        let lines = cluster.lines(marker)
+        XCTAssertFalse(lines.contains("end-\(long[0].id!)"), "the orphaned task ran on: \(lines)")
+        XCTAssertTrue(lines.contains("end-\(long[1].id!)"), "\(lines)")
+        XCTAssertTrue(cluster.daemonLogs().contains("task-supervisor exited unexpectedly"))
     }
 
     func testKilledMasterIsTakenOverAndRunningTasksAreNotStartedAgain() async throws {

@@ -30,40 +30,80 @@ public enum ProcessExit: Sendable, Equatable {
         case .signaled(let s): return 128 + s
         }
     }
+
+    /// From a wait status (WIFEXITED / WTERMSIG spelled out: Swift does not import the C macros).
+    init(waitStatus status: Int32) {
+        let signal = status & 0x7f
+        self = signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
+    }
 }
 
-/// A task's shell, started in a process group of its own so that the whole tree can be signalled.
+/// A running task: the leader of its own process group, a child of the worker's supervisor.
 public struct TaskProcess: Sendable {
+    public let id: Int64
     public let pid: pid_t
+    let supervisor: TaskSupervisor
 
-    /// Checked once at start-up: without the supervisor no task can run.
-    public static func checkSupervisor() throws {
-        guard access(supervisorPath, X_OK) == 0 else {
-            throw InputError.configuration("task supervisor \(supervisorPath) is missing or not executable; install it beside ds-worker")
-        }
-    }
+    /// Signals the task's whole process group.
+    public func signalGroup(_ signal: Int32) { supervisor.signal(id, signal) }
+    public func waitForExit() async -> ProcessExit { await supervisor.waitForExit(id) }
+}
 
-    /// The supervisor that sits between this worker and each task, beside the worker's executable.
-    public static let supervisorPath: String = {
+/// The worker's end of `task-supervisor`, the one helper process that starts every task of this
+/// worker and is their parent (see its source for the protocol). It is started from a thread of
+/// its own that lives as long as the worker, because PR_SET_PDEATHSIG fires when the *thread*
+/// that started the supervisor ends; the same thread then reads the supervisor's events.
+public final class TaskSupervisor: @unchecked Sendable {
+    /// The supervisor beside the worker's executable.
+    public static let path: String = {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return (exe as NSString).deletingLastPathComponent + "/task-supervisor"
     }()
 
-    /// Starts `/bin/sh -c command` under the task supervisor, in a new process group led by the
-    /// supervisor, with stdout and stderr appended to `logPath`, stdin from /dev/null, and default
-    /// signal dispositions (the daemon handles SIGTERM itself; tasks must not inherit that).
-    public static func spawn(command: String, environment: [String: String], logPath: String) throws -> TaskProcess {
-        // The supervisor closes every inherited descriptor above 2 before the task starts.
-        let logFD = try posixCheck("open \(logPath)", open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644))
-        defer { close(logFD) }
+    private let lock = NSLock()
+    private let sendLock = NSLock()
+    private var requests: Int32 = -1
+    private var supervisorPID: pid_t = 0
+    private var starts: [Int64: CheckedContinuation<pid_t, Error>] = [:]
+    private var exitWaiters: [Int64: CheckedContinuation<ProcessExit, Never>] = [:]
+    /// Exits that arrived before anyone waited for them.
+    private var exits: [Int64: ProcessExit] = [:]
+    private var pids: [Int64: pid_t] = [:]
+    private var lost = false
+    private var onLost: (@Sendable () -> Void)?
 
+    /// Starts the supervisor.
+    public init() throws {
+        guard access(Self.path, X_OK) == 0 else {
+            throw InputError.configuration("task supervisor \(Self.path) is missing or not executable; install it beside ds-worker")
+        }
+        Glibc.signal(SIGPIPE, SIG_IGN)  // a dead supervisor must surface as an error, not kill the worker
+        let started = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var startError: Error?
+        let thread = Thread { [self] in
+            var events: Int32 = -1
+            do { events = try self.launch() } catch { startError = error }
+            started.signal()
+            if events >= 0 { self.readEvents(events) }
+        }
+        thread.stackSize = 256 * 1024
+        thread.start()
+        started.wait()
+        if let startError { throw startError }
+    }
+
+    /// Spawns the supervisor with a pipe each way; returns the events end.
+    private func launch() throws -> Int32 {
+        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
+        // At start-up, before any task: nothing else spawns while these are not yet close-on-exec.
+        try posixCheck("pipe", pipe(&toChild))
+        try posixCheck("pipe", pipe(&fromChild))
+        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, logFD, 1)
-        posix_spawn_file_actions_adddup2(&actions, logFD, 2)
-
+        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -75,40 +115,188 @@ public struct TaskProcess: Sendable {
         var emptyMask = sigset_t()
         sigemptyset(&emptyMask)
         posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        // Its own process group: a ^C at the worker's terminal is the worker's to handle.
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(supervisorPath), strdup(String(getpid())), strdup("/bin/sh"),
-                                                    strdup("-c"), strdup(command), nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(Self.path), strdup(String(getpid())), nil]
+        defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, supervisorPath, &actions, &attributes, argv, envp)
-        if rc != 0 { throw SystemCallError(call: "posix_spawn \(supervisorPath)", errno: rc) }
-        return TaskProcess(pid: pid)
+        let rc = posix_spawn(&pid, Self.path, &actions, &attributes, argv, environ)
+        close(toChild[0])
+        close(fromChild[1])
+        if rc != 0 {
+            close(toChild[1])
+            close(fromChild[0])
+            throw SystemCallError(call: "posix_spawn \(Self.path)", errno: rc)
+        }
+        lock.withLock {
+            requests = toChild[1]
+            supervisorPID = pid
+        }
+        return fromChild[0]
     }
 
-    /// Waits for the shell to exit, on a thread of its own so that no task of the cooperative pool blocks.
-    public func waitForExit() async -> ProcessExit {
-        await withCheckedContinuation { continuation in
-            let pid = self.pid
-            let thread = Thread {
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-                // WIFEXITED / WTERMSIG, spelled out: Swift does not import the C macros.
-                let signal = status & 0x7f
-                continuation.resume(returning: signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal))
+    /// Starts `/bin/sh -c command` through the supervisor.
+    public func spawn(id: Int64, command: String, environment: [String: String], logPath: String) async throws -> TaskProcess {
+        var message: [UInt8] = [UInt8(ascii: "S")]
+        Self.append(id, to: &message)
+        for field in [logPath, command] {
+            message.append(contentsOf: field.utf8)
+            message.append(0)
+        }
+        for (key, value) in environment {
+            message.append(contentsOf: key.utf8)
+            message.append(UInt8(ascii: "="))
+            message.append(contentsOf: value.utf8)
+            message.append(0)
+        }
+        let pid = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<pid_t, Error>) in
+            let isLost: Bool = lock.withLock {
+                if !lost { starts[id] = continuation }
+                return lost
             }
-            thread.stackSize = 64 * 1024
-            thread.start()
+            if isLost { return continuation.resume(throwing: SystemCallError(call: "task supervisor", errno: ECHILD)) }
+            if let error = send(message), let start = lock.withLock({ starts.removeValue(forKey: id) }) {
+                start.resume(throwing: error)
+            }
+        }
+        return TaskProcess(id: id, pid: pid, supervisor: self)
+    }
+
+    func waitForExit(_ id: Int64) async -> ProcessExit {
+        await withCheckedContinuation { continuation in
+            let ready: ProcessExit? = lock.withLock {
+                if let exit = exits.removeValue(forKey: id) { return exit }
+                exitWaiters[id] = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
         }
     }
 
-    /// Signals the task's whole process group.
-    public func signalGroup(_ signal: Int32) {
-        _ = killpg(pid, signal)
+    func signal(_ id: Int64, _ signal: Int32) {
+        var message: [UInt8] = [UInt8(ascii: "K")]
+        Self.append(id, to: &message)
+        withUnsafeBytes(of: signal) { message.append(contentsOf: $0) }
+        let orphan: pid_t? = lock.withLock { lost ? pids[id] : nil }
+        if let orphan {
+            // The supervisor is gone, so nobody reaps the task: its pid cannot have been reused.
+            killpg(orphan, signal)
+        } else {
+            _ = send(message)
+        }
+    }
+
+    private static func append(_ id: Int64, to message: inout [UInt8]) {
+        withUnsafeBytes(of: UInt64(bitPattern: id)) { message.append(contentsOf: $0) }
+    }
+
+    /// Writes one length-prefixed request. Its own lock keeps requests whole, and the state lock
+    /// is never held while writing: the event thread must always be free to drain events.
+    private func send(_ message: [UInt8]) -> Error? {
+        sendLock.withLock { sendLocked(message) }
+    }
+
+    private func sendLocked(_ message: [UInt8]) -> Error? {
+        var framed = [UInt8]()
+        framed.reserveCapacity(message.count + 4)
+        withUnsafeBytes(of: UInt32(message.count)) { framed.append(contentsOf: $0) }
+        framed.append(contentsOf: message)
+        var done = 0
+        while done < framed.count {
+            let n = framed.withUnsafeBytes { write(requests, $0.baseAddress! + done, framed.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return SystemCallError(call: "write to task supervisor", errno: errno) }
+            done += n
+        }
+        return nil
+    }
+
+    /// The event loop of the supervisor's thread: 16-byte records until end of file.
+    private func readEvents(_ fd: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 16 * 256)
+        var filled = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            filled += n
+            var at = 0
+            while filled - at >= 16 {
+                let (id, kind, value) = buffer.withUnsafeBytes { raw in
+                    (Int64(bitPattern: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)),
+                     raw.loadUnaligned(fromByteOffset: at + 8, as: Int32.self),
+                     raw.loadUnaligned(fromByteOffset: at + 12, as: Int32.self))
+                }
+                handle(id: id, kind: UInt8(truncatingIfNeeded: kind), value: value)
+                at += 16
+            }
+            buffer.replaceSubrange(0..<(filled - at), with: buffer[at..<filled])
+            filled -= at
+        }
+        supervisorLost()
+    }
+
+    private func handle(id: Int64, kind: UInt8, value: Int32) {
+        switch kind {
+        case UInt8(ascii: "P"):
+            let start: CheckedContinuation<pid_t, Error>? = lock.withLock {
+                pids[id] = value
+                return starts.removeValue(forKey: id)
+            }
+            start?.resume(returning: value)
+        case UInt8(ascii: "F"):
+            let start = lock.withLock { starts.removeValue(forKey: id) }
+            start?.resume(throwing: SystemCallError(call: "start /bin/sh", errno: value))
+        case UInt8(ascii: "X"):
+            let exit = ProcessExit(waitStatus: value)
+            let waiter: CheckedContinuation<ProcessExit, Never>? = lock.withLock {
+                pids[id] = nil
+                guard let waiter = exitWaiters.removeValue(forKey: id) else {
+                    exits[id] = exit
+                    return nil
+                }
+                return waiter
+            }
+            waiter?.resume(returning: exit)
+        default:
+            break
+        }
+    }
+
+    /// The supervisor exited (killed, or crashed): its tasks are orphans now. Kill their groups,
+    /// end every wait, and tell the worker, which must not run tasks without a supervisor.
+    private func supervisorLost() {
+        let (pending, waiters, running, pid): ([CheckedContinuation<pid_t, Error>], [Int64: CheckedContinuation<ProcessExit, Never>], [pid_t], pid_t) = lock.withLock {
+            lost = true
+            defer {
+                starts.removeAll()
+                exitWaiters.removeAll()
+            }
+            return (Array(starts.values), exitWaiters, Array(pids.values), supervisorPID)
+        }
+        for p in running { killpg(p, SIGKILL) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        for start in pending { start.resume(throwing: SystemCallError(call: "task supervisor", errno: ECHILD)) }
+        lock.withLock {
+            for (id, _) in waiters { exits[id] = nil }
+            for id in pids.keys where waiters[id] == nil { exits[id] = .signaled(SIGKILL) }
+        }
+        for (_, waiter) in waiters { waiter.resume(returning: .signaled(SIGKILL)) }
+        lock.withLock { onLost }?()
+    }
+
+    /// Whether the supervisor has exited: exits reported from then on are its killings, not the tasks' own.
+    public var isLost: Bool { lock.withLock { lost } }
+
+    /// `handler` runs once if the supervisor exits while the worker lives (at once if it already
+    /// has): its running tasks have then been killed, and their waits return `signaled(SIGKILL)`.
+    public func whenLost(_ handler: @escaping @Sendable () -> Void) {
+        let already: Bool = lock.withLock {
+            onLost = handler
+            return lost
+        }
+        if already { handler() }
     }
 }

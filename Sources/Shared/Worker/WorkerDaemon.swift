@@ -6,9 +6,12 @@ public enum WorkerError: Error, CustomStringConvertible, ExitStatusProviding {
     case sessionExpired(String)
     case alreadyRegistered(String)
     case failedOver(String)
+    case supervisorLost(String)
 
     public var description: String {
         switch self {
+        case .supervisorLost(let id):
+            return "worker \(id): its task-supervisor exited unexpectedly; killed the task groups it left behind and stopped (their tasks fail over to other workers)"
         case .failedOver(let id):
             return "worker \(id): found itself in /dead-servers (failed over while unresponsive); killed its running tasks and stopped (fenced)"
         case .sessionExpired(let id):
@@ -20,6 +23,7 @@ public enum WorkerError: Error, CustomStringConvertible, ExitStatusProviding {
     public var exitStatus: ExitStatus {
         switch self {
         case .sessionExpired, .failedOver: return .unavailable
+        case .supervisorLost: return .software
         case .alreadyRegistered: return .config
         }
     }
@@ -52,11 +56,12 @@ public struct WorkerOptions: Sendable {
 /// process group of its own, writes one log file per task and reports the result.
 /// It never opens the database.
 public actor WorkerDaemon {
-    enum Wake: Hashable, Sendable { case queue, queueChanged, slotFreed, stop, graceOver, expired, failedOver }
+    enum Wake: Hashable, Sendable { case queue, queueChanged, slotFreed, stop, graceOver, expired, failedOver, supervisorLost }
 
     let zk: ZooKeeperClient
     let paths: ZooKeeperPaths
     let options: WorkerOptions
+    let supervisor: TaskSupervisor
     let logger: Logger
     let startTime = ProcessStats.now()
     nonisolated let wakeups = Wakeups<Wake>()
@@ -76,11 +81,13 @@ public actor WorkerDaemon {
     /// Log folders already made.
     var logFolders: Set<String> = []
 
-    public init(zk: ZooKeeperClient, paths: ZooKeeperPaths, options: WorkerOptions, logger: Logger) {
+    public init(zk: ZooKeeperClient, paths: ZooKeeperPaths, options: WorkerOptions, supervisor: TaskSupervisor, logger: Logger) {
         self.zk = zk
         self.paths = paths
         self.options = options
+        self.supervisor = supervisor
         self.logger = logger
+        supervisor.whenLost { [wakeups] in wakeups.mark(.supervisorLost) }
     }
 
     /// Stops claiming; running tasks get the grace period, then their groups are killed.
@@ -130,6 +137,11 @@ public actor WorkerDaemon {
             let dirty = wakeups.take()
             if dirty.contains(.expired) {
                 fence(.sessionExpired(options.identity))
+                throw fenced!
+            }
+            if dirty.contains(.supervisorLost) {
+                logger.error("task-supervisor exited unexpectedly: its task groups were killed; stopping")
+                fence(.supervisorLost(options.identity))
                 throw fenced!
             }
             if dirty.contains(.queueChanged) { queueChanged = true }
@@ -302,7 +314,7 @@ public actor WorkerDaemon {
                 if logFolders.count > 10_000 { logFolders.removeAll() }  // one per instance: keep it bounded
                 logFolders.insert(folder)
             }
-            let process = try TaskProcess.spawn(command: task.command, environment: environment, logPath: logPath)
+            let process = try await supervisor.spawn(id: id, command: task.command, environment: environment, logPath: logPath)
             guard running[id] != nil else { process.signalGroup(SIGKILL); return }
             running[id] = process
             result.pid = process.pid
@@ -332,6 +344,8 @@ public actor WorkerDaemon {
             result.message = "could not start: \(error)"
             logger.error("task \(id) '\(task.taskName)': \(error)")
         }
+        // A fenced worker writes nothing: its tasks fail over, like those of a dead worker.
+        if fenced != nil || supervisor.isLost { return }
         // The slot stays taken until the result is written: the window in which a dying worker
         // leaves a finished but unrecorded task (which then runs again elsewhere) stays short.
         await report(result)

@@ -5,11 +5,11 @@ extension WorkerDaemon {
     /// Connects and runs tasks until SIGTERM (graceful, bounded by the grace period) or fencing.
     public static func main(configuration: Configuration, options: WorkerOptions, logLevel: String) async throws {
         let logger = try Tool.logger("ds-worker", level: logLevel)
-        try TaskProcess.checkSupervisor()
+        let supervisor = try TaskSupervisor()
         let zk = try await ZooKeeperClient.connect(configuration.zkConnect,
                                                    sessionTimeoutMillis: configuration.sessionTimeoutMillis)
         defer { zk.close() }
-        let worker = WorkerDaemon(zk: zk, paths: configuration.paths, options: options, logger: logger)
+        let worker = WorkerDaemon(zk: zk, paths: configuration.paths, options: options, supervisor: supervisor, logger: logger)
         try await Daemon.run(logger: logger, stop: .notify({ worker.beginGracefulStop() })) { try await worker.run() }
     }
 }
