@@ -2,6 +2,11 @@
 # Start or stop a standalone ZooKeeper on loopback for the demo and the benchmark.
 #   scripts/zookeeper.sh start DIR PORT   writes DIR/zoo.cfg, starts the server, waits for "imok"
 #   scripts/zookeeper.sh stop DIR         stops the server started in DIR, by its pid
+# ZK_EXTRA_CONFIG adds zoo.cfg lines. ZK_JAVA_OPTS replaces the JVM flags, which by default are
+# -XX:TieredStopAtLevel=1 -XX:+UseSerialGC: on a small machine shared with the daemons, C2's
+# compile threads took a fifth of the CPU of a fresh server's first 1,000 tasks, while C1's code
+# serves requests as cheaply as a warmed-up C2's (measured: scripts/bench.sh fanout, repeated);
+# the serial GC adds no collector threads for a heap this small.
 set -euo pipefail
 cmd=${1:?usage: zookeeper.sh start DIR PORT | stop DIR}
 dir=${2:?usage: zookeeper.sh start DIR PORT | stop DIR}

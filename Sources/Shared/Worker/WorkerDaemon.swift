@@ -315,7 +315,11 @@ public actor WorkerDaemon {
                 logFolders.insert(folder)
             }
             let process = try await supervisor.spawn(id: id, command: task.command, environment: environment, logPath: logPath)
-            guard running[id] != nil else { process.signalGroup(SIGKILL); return }
+            guard running[id] != nil else {
+                process.signalGroup(SIGKILL)
+                _ = await process.waitForExit()
+                return
+            }
             running[id] = process
             result.pid = process.pid
             let exit = await waitWithTimeout(process, task: task, logPath: logPath)

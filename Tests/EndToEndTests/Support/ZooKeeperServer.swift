@@ -34,7 +34,8 @@ final class ZooKeeperServer {
     func start() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/java")
-        p.arguments = ["-Xmx512m", "-Dzookeeper.log.dir=\(directory.path)", "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
+        // The JVM flags of scripts/zookeeper.sh: C1 only and the serial GC suit a small shared machine.
+        p.arguments = ["-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Dzookeeper.log.dir=\(directory.path)", "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
                        "org.apache.zookeeper.server.quorum.QuorumPeerMain", directory.appendingPathComponent("zoo.cfg").path]
         let log = FileHandle(forWritingAtPath: directory.appendingPathComponent("zookeeper.log").path)
             ?? { FileManager.default.createFile(atPath: directory.appendingPathComponent("zookeeper.log").path, contents: nil)
