@@ -137,18 +137,26 @@ class Cluster:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         transactions = 0
+        requests = {}
         for p in self.procs:
             try:
                 p.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-            if p.tool == "ds-master":
-                with open(p.logpath) as f:
-                    for line in f:
-                        if "db_transactions=" in line:
-                            transactions += int(line.rsplit("db_transactions=", 1)[1].split()[0])
+            with open(p.logpath) as f:
+                for line in f:
+                    if "stats:" not in line:
+                        continue
+                    for token in line.rsplit("stats:", 1)[1].split():
+                        name, _, value = token.partition("=")
+                        if name == "db_transactions":
+                            transactions += int(value)
+                        elif name.startswith("zk_"):
+                            kinds = requests.setdefault(p.tool.replace("ds-", ""), {})
+                            kinds[name[3:]] = kinds.get(name[3:], 0) + int(value)
         stats["db_transactions"] = transactions
+        stats["zk_requests"] = requests
         return stats
 
 
@@ -247,6 +255,9 @@ def run(name, workflows, masters=1, workers=2, slots=4, window=None, submit_para
         "floor_seconds": round(floor, 3), "overhead_vs_floor": round(wall / floor, 2),
         "master_cpu_s": stats["master_cpu_s"], "worker_cpu_s": stats["worker_cpu_s"],
         "zookeeper_cpu_s": round(zk_cpu() - zk_before, 2),
+        # Requests each kind of daemon sent, per task, by request type (from their stop-time stats).
+        "zk_requests_per_task": {tool: {k: round(v / tasks, 2) for k, v in sorted(kinds.items())}
+                                 for tool, kinds in sorted(stats["zk_requests"].items())},
     }
 
 

@@ -20,6 +20,31 @@ final class SchedulingOrderTests: ClusterTestCase {
         (try? await zk.children(cluster.paths.queue(group)).count) ?? 0
     }
 
+    /// Workers deal each listing out among themselves (ClaimShare), but the queue's head never
+    /// waits for a busy peer: the free worker, second in rank, runs both tasks, the head included,
+    /// while the first worker is still busy.
+    func testFreeWorkerTakesTheHeadWhenItsPeerIsBusy() async throws {
+        try cluster.startMaster()
+        let first = try cluster.startWorker(slots: 1, port: 7101)
+        let busy = try submit(#"{"name":"busy","tasks":[{"name":"long","command":"echo long-start >> \#(marker); sleep 120"}]}"#)
+        try await eventually("the first worker is busy") { lines() == ["long-start"] }
+        try cluster.startWorker(slots: 1, port: 7102)
+        let zk = try await cluster.client()
+        defer { zk.close() }
+        try await eventually("both workers registered") { (try? await zk.children(cluster.paths.workerGroup("default")).count) == 2 }
+        let quick = try submit(#"""
+            {"name":"quick","tasks":[{"name":"a","command":"echo a >> \#(marker)"},{"name":"b","command":"echo b >> \#(marker)"}]}
+            """#)
+        let state = try await cluster.waitForEnd(quick)
+        XCTAssertEqual(state, .success)
+        XCTAssertEqual(Set(lines()), ["long-start", "a", "b"])
+        let workers = try await cluster.store().taskAttempts(of: quick).map(\.host)
+        XCTAssertEqual(workers, ["127.0.0.1:7102", "127.0.0.1:7102"], "the free worker ran both")
+        let long = try await cluster.store().instance(busy)
+        XCTAssertEqual(long?.state, .running, "the busy worker was still busy")
+        cluster.kill9(first)  // rather than wait out its grace period at tear-down
+    }
+
     func testOneSlotRunsQueueInPriorityOrderThenOlderInstanceFirst() async throws {
         try cluster.startMaster()
         func one(_ label: String, _ priority: String) -> String {

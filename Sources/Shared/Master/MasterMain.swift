@@ -12,6 +12,6 @@ extension MasterScheduler {
         logger.info("database \(configuration.databasePath), ZooKeeper \(configuration.zkConnect)\(configuration.zkRoot)")
         let scheduler = MasterScheduler(zk: zk, store: store, paths: configuration.paths, options: options, logger: logger)
         try await Daemon.run(logger: logger, stop: .cancel) { try await scheduler.run() }
-        logger.info("master \(options.identity) stopped; stats: db_transactions=\(store.transactionCount)")
+        logger.info("master \(options.identity) stopped; stats: db_transactions=\(store.transactionCount) \(zk.requestCounts.summary(prefix: "zk_"))")
     }
 }

@@ -56,7 +56,7 @@ public struct WorkerOptions: Sendable {
 /// process group of its own, writes one log file per task and reports the result.
 /// It never opens the database.
 public actor WorkerDaemon {
-    enum Wake: Hashable, Sendable { case queue, queueChanged, slotFreed, stop, graceOver, expired, failedOver, supervisorLost }
+    enum Wake: Hashable, Sendable { case queue, queueChanged, slotFreed, stop, graceOver, expired, failedOver, supervisorLost, peersChanged }
 
     let zk: ZooKeeperClient
     let paths: ZooKeeperPaths
@@ -71,6 +71,13 @@ public actor WorkerDaemon {
     var candidates: ArraySlice<(key: String, group: String)> = []
     /// Set by the queue watch: the listing may be stale (new items, perhaps of higher priority).
     var queueChanged = true
+    /// This worker's share of each group's listings, from the group's registered workers.
+    var shares: [String: ClaimShare] = [:]
+    /// Set by the registry watch: the group's workers changed, so the shares must be read again.
+    var peersChanged = true
+    /// The head of the last listing: found again at the head of the next, no peer took it.
+    var lastHead: String?
+    var headIsStale = false
     var lastListing = ContinuousClock.now - .seconds(1)
     var stopping = false
     var killedForStop: Set<Int64> = []
@@ -124,11 +131,13 @@ public actor WorkerDaemon {
             try await eventLoop(group: &group)
             group.cancelAll()
         } } catch {
-            throw fenced ?? error
+            if let fenced { throw fenced }
+            // After a graceful stop the group's cancelled loops end by throwing CancellationError.
+            guard stopping, error is CancellationError else { throw error }
         }
         if let fenced { throw fenced }
         zk.close()
-        logger.info("worker \(options.identity) stopped")
+        logger.info("worker \(options.identity) stopped; stats: \(zk.requestCounts.summary(prefix: "zk_"))")
     }
 
     private func eventLoop(group: inout ThrowingDiscardingTaskGroup<Error>) async throws {
@@ -145,6 +154,7 @@ public actor WorkerDaemon {
                 throw fenced!
             }
             if dirty.contains(.queueChanged) { queueChanged = true }
+            if dirty.contains(.peersChanged) { peersChanged = true }
             if dirty.contains(.failedOver), try await watchOwnDeathRecord() {
                 fence(.failedOver(options.identity))
                 throw fenced!
@@ -216,10 +226,10 @@ public actor WorkerDaemon {
 
     // MARK: Claiming
 
-    /// Claims queue items in key order while a slot is free. Each claim is one `multi`: delete
-    /// the queue node and create `/running/<id>`; whoever wins the multi owns the task. Claims for
-    /// several free slots go out together, and the queue is listed again only when the last listing
-    /// is used up, or when it changed and 25 ms have passed (so newly queued higher-priority items
+    /// Claims queue items in key order, dealt out among the group's workers (see `ClaimShare`),
+    /// while a slot is free. Each claim is one `multi`: delete the queue node and create
+    /// `/running/<id>`; whoever wins the multi owns the task. Claims for several free slots go out
+    /// together, and the queue is listed again only when the last listing is used up, or when it changed and 25 ms have passed (so newly queued higher-priority items
     /// are seen, without listing the whole queue for every claim).
     private func claimWhileFree(group: inout ThrowingDiscardingTaskGroup<Error>) async throws {
         while running.count < options.slots {
@@ -228,8 +238,10 @@ public actor WorkerDaemon {
                 try await listQueues()
             }
             guard !candidates.isEmpty else { return }
-            let batch = Array(candidates.prefix(options.slots - running.count))
-            candidates = candidates.dropFirst(batch.count)
+            let share = headIsStale ? .alone : shares[candidates.first!.group] ?? .alone
+            headIsStale = false
+            let (batch, used) = share.pick(from: candidates, wanted: options.slots - running.count)
+            candidates = candidates.dropFirst(used)
             let claimed = try await withThrowingTaskGroup(of: (QueuedTask, String)?.self) { claims in
                 for candidate in batch {
                     claims.addTask { try await self.claim(candidate.key, in: candidate.group) }
@@ -246,6 +258,13 @@ public actor WorkerDaemon {
     }
 
     private func listQueues() async throws {
+        if peersChanged {
+            peersChanged = false
+            for g in options.groups {
+                let names = try await zk.children(paths.workerGroup(g)) { [wakeups] _ in wakeups.mark(.peersChanged) }
+                shares[g] = ClaimShare(me: options.identity, registered: names)
+            }
+        }
         queueChanged = false
         lastListing = .now
         var all: [(key: String, group: String)] = []
@@ -256,6 +275,8 @@ public actor WorkerDaemon {
         }
         all.sort { $0.key < $1.key }
         candidates = all[...]
+        headIsStale = lastHead != nil && all.first?.key == lastHead
+        lastHead = all.first?.key
     }
 
     /// One claim: read the item, then delete it (at the version read) and create the running node

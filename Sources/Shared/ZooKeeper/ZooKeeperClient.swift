@@ -56,6 +56,9 @@ public final class ZooKeeperClient: @unchecked Sendable {
     /// The id of this session, as ZooKeeper records it in `ephemeralOwner`.
     public var sessionID: Int64 { zoo_client_id(handle).pointee.client_id }
 
+    /// Requests sent so far, by kind (a multi counts once): for the daemons' stop-time stats.
+    public let requestCounts = Counters()
+
     public var isConnected: Bool { zoo_state(handle) == ZOO_CONNECTED_STATE }
 
     /// Ends the session; its ephemeral nodes go at once.
@@ -71,7 +74,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
 
     @discardableResult
     public func create(_ path: String, data: Data = Data(), mode: CreateMode = .persistent) async throws -> String {
-        let reply = try await call(path) { box in
+        let reply = try await call("create", path) { box in
             data.withUnsafeBytes { raw in
                 zoo_acreate(handle, path, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(data.count),
                             ds_open_acl_unsafe(), mode.flags, stringCompletion, box)
@@ -82,12 +85,12 @@ public final class ZooKeeperClient: @unchecked Sendable {
     }
 
     public func delete(_ path: String, version: Int32 = -1) async throws {
-        _ = try await call(path) { box in zoo_adelete(handle, path, version, voidCompletion, box) }
+        _ = try await call("delete", path) { box in zoo_adelete(handle, path, version, voidCompletion, box) }
     }
 
     @discardableResult
     public func setData(_ path: String, _ data: Data, version: Int32 = -1) async throws -> ZNodeStat? {
-        let reply = try await call(path) { box in
+        let reply = try await call("setData", path) { box in
             data.withUnsafeBytes { raw in
                 zoo_aset(handle, path, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(data.count),
                          version, statCompletion, box)
@@ -100,7 +103,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
     /// The node's data and stat; with `watch`, the closure fires once on its next change.
     public func getData(_ path: String, watch: (@Sendable (WatchEvent) -> Void)? = nil) async throws -> (Data, ZNodeStat) {
         let watcher = WatchBox.retain(watch, registeredOn: [ZOK])
-        let reply = try await call(path, watcher: watcher) { box in
+        let reply = try await call("getData", path, watcher: watcher) { box in
             zoo_awget(handle, path, watcher == nil ? nil : oneShotWatcher, watcher, dataCompletion, box)
         }
         if case .data(let d, let s) = reply { return (d, s) }
@@ -110,7 +113,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
     /// The node's children (names, unsorted); with `watch`, the closure fires once on the next change.
     public func children(_ path: String, watch: (@Sendable (WatchEvent) -> Void)? = nil) async throws -> [String] {
         let watcher = WatchBox.retain(watch, registeredOn: [ZOK])
-        let reply = try await call(path, watcher: watcher) { box in
+        let reply = try await call("getChildren", path, watcher: watcher) { box in
             zoo_awget_children(handle, path, watcher == nil ? nil : oneShotWatcher, watcher, stringsCompletion, box)
         }
         if case .strings(let s) = reply { return s }
@@ -121,7 +124,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
     public func exists(_ path: String, watch: (@Sendable (WatchEvent) -> Void)? = nil) async throws -> ZNodeStat? {
         let watcher = WatchBox.retain(watch, registeredOn: [ZOK, ZNONODE])
         do {
-            let reply = try await call(path, watcher: watcher) { box in
+            let reply = try await call("exists", path, watcher: watcher) { box in
                 zoo_awexists(handle, path, watcher == nil ? nil : oneShotWatcher, watcher, statCompletion, box)
             }
             if case .stat(let s) = reply { return s }
@@ -134,7 +137,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
         guard !operations.isEmpty else { return }
         let batch = MultiBatch(operations)
         do {
-            _ = try await call(operations[0].path) { box in
+            _ = try await call("multi", operations[0].path) { box in
                 batch.box = box
                 return zoo_amulti(handle, Int32(operations.count), batch.ops, batch.results, multiCompletion,
                                   Unmanaged.passRetained(batch).toOpaque())
@@ -173,9 +176,10 @@ public final class ZooKeeperClient: @unchecked Sendable {
     // MARK: Plumbing
 
     /// Sends one request; a request the C client refuses up front never reaches its completion.
-    private func call(_ path: String, watcher: UnsafeMutableRawPointer? = nil,
+    private func call(_ kind: String, _ path: String, watcher: UnsafeMutableRawPointer? = nil,
                       _ send: (UnsafeMutableRawPointer) -> Int32) async throws -> Reply {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Reply, Error>) in
+        requestCounts.count(kind)
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Reply, Error>) in
             let box = ReplyBox(path: path, watcher: watcher, continuation: continuation)
             let context = Unmanaged.passRetained(box).toOpaque()
             let rc = send(context)
