@@ -367,9 +367,10 @@ public actor MasterScheduler {
         }
         for attempt in applied.inserted where attempt.state == .dispatched {
             let instanceID = attempt.workflowInstanceId
-            guard var instance = active[instanceID] else { continue }
-            let (task, command, env) = instance.prepare(attempt.taskName)
-            active[instanceID] = instance
+            // Prepared in place: a copy taken out and put back would duplicate the instance's
+            // tables on every task (quadratic in a big workflow that passes outputs on).
+            guard let (task, command, env) = active[instanceID]?.prepare(attempt.taskName),
+                  let instance = active[instanceID] else { continue }
             let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: instanceID,
                                    taskPriority: task.priority, taskInstanceId: attempt.id!)
             attempts[attempt.id!] = AttemptRef(instance: instanceID, task: attempt.taskName, attempt: attempt.attempt,

@@ -35,9 +35,9 @@ extension MasterScheduler {
         for group in groups.sorted() {
             var left = room[group] ?? 0
             while left > 0, let entry = backlog[group]?.pop() {
-                guard var instance = active[entry.instance] else { continue }
-                let (task, command, env) = instance.prepare(entry.task)
-                active[entry.instance] = instance
+                // In place, as in `commit`: no copy of the instance per task.
+                guard let (task, command, env) = active[entry.instance]?.prepare(entry.task),
+                      let instance = active[entry.instance] else { continue }
                 let id = entry.key.taskInstanceId
                 let path = paths.queue(group) + "/" + entry.key.description
                 attempts[id] = AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: path)
