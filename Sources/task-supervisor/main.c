@@ -10,6 +10,7 @@
  *              'S' spawn: NUL-terminated strings: log path, command, then VAR=value entries
  *              'K' kill:  i32 signal, sent to the task's whole process group
  *   event    = u64 task id, i32 kind, i32 value (native byte order, 16 bytes)
+ *              'R' ready, first of all (id 0, value: protocol version, 1),
  *              'P' started (value: pid), 'F' could not start (value: errno),
  *              'X' exited (value: wait status)
  * Each task runs `/bin/sh -c command` as the leader of a new process group, stdin from
@@ -163,6 +164,7 @@ int main(int argc, char **argv) {
     if (getppid() != worker) return 137; /* the worker died before we could watch it */
     fcntl(0, F_SETFD, FD_CLOEXEC);
     fcntl(1, F_SETFD, FD_CLOEXEC);
+    send_event(0, 'R', 1);
 
     size_t cap = 1 << 16, len = 0;
     unsigned char *buf = malloc(cap);

@@ -3,6 +3,41 @@ import XCTest
 
 /// With no ZooKeeper to reach, every tool that needs it says which connect string failed and exits 69.
 final class UnavailableTests: XCTestCase {
+    /// A worker without a working task-supervisor beside it runs no task: it exits 78 at once,
+    /// before connecting anywhere, and says what to install.
+    func testWorkerWithoutAWorkingSupervisorExits78() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-nosup-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let worker = directory.appendingPathComponent("ds-worker")
+        try FileManager.default.copyItem(at: Binaries.url("ds-worker"), to: worker)
+        let supervisor = directory.appendingPathComponent("task-supervisor")
+        for (installed, expected) in [(nil, "is missing or not executable"),
+                                      ("#!/bin/sh\nexit 3\n", "did not start (exited with status 3)")] {
+            try? FileManager.default.removeItem(at: supervisor)
+            if let installed {
+                try installed.write(to: supervisor, atomically: true, encoding: .utf8)
+                chmod(supervisor.path, 0o755)
+            }
+            let p = Process()
+            p.executableURL = worker
+            p.arguments = ["--port", "6998"]
+            var env = ProcessInfo.processInfo.environment
+            env["DS_ZK"] = "127.0.0.1:\(try freePort())"  // never reached
+            env["DS_HOME"] = directory.path
+            p.environment = env
+            let err = directory.appendingPathComponent("worker.err")
+            FileManager.default.createFile(atPath: err.path, contents: nil)
+            p.standardError = try FileHandle(forWritingTo: err)
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            let stderr = try String(contentsOf: err, encoding: .utf8)
+            XCTAssertEqual(p.terminationStatus, 78, stderr)
+            XCTAssertTrue(stderr.contains(supervisor.path) && stderr.contains(expected), stderr)
+        }
+    }
+
     func testToolsExit69NamingTheConnectStringWithinTheSessionTimeout() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-nozk-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

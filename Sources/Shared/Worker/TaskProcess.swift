@@ -82,9 +82,14 @@ public final class TaskSupervisor: @unchecked Sendable {
         nonisolated(unsafe) var startError: Error?
         let thread = Thread { [self] in
             var events: Int32 = -1
-            do { events = try self.launch() } catch { startError = error }
+            do {
+                events = try self.launch()
+                try self.awaitReady(events)
+            } catch {
+                startError = error
+            }
             started.signal()
-            if events >= 0 { self.readEvents(events) }
+            if startError == nil { self.readEvents(events) }
         }
         thread.stackSize = 256 * 1024
         thread.start()
@@ -134,6 +139,34 @@ public final class TaskSupervisor: @unchecked Sendable {
             supervisorPID = pid
         }
         return fromChild[0]
+    }
+
+    /// The supervisor's first event says it runs and speaks this protocol; anything else (an
+    /// older or foreign executable, one that exits) is a broken installation.
+    private func awaitReady(_ fd: Int32) throws {
+        var event = [UInt8](repeating: 0, count: 16)
+        var filled = 0
+        while filled < 16 {
+            let n = event.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, 16 - filled) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            filled += n
+        }
+        let (kind, version) = event.withUnsafeBytes { ($0.loadUnaligned(fromByteOffset: 8, as: Int32.self),
+                                                      $0.loadUnaligned(fromByteOffset: 12, as: Int32.self)) }
+        guard filled == 16, kind == Int32(UInt8(ascii: "R")), version == 1 else {
+            close(fd)
+            let pid = lock.withLock { supervisorPID }
+            var status: Int32 = 0
+            kill(pid, SIGKILL)
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            let how = filled > 0 ? "answered in a protocol this worker does not speak"
+                : { switch ProcessExit(waitStatus: status) {
+                    case .exited(let code): return "exited with status \(code)"
+                    case .signaled(let signal): return "was killed by signal \(signal)"
+                } }()
+            throw InputError.configuration("task supervisor \(Self.path) did not start (\(how)); install the one built with this ds-worker beside it")
+        }
     }
 
     /// Starts `/bin/sh -c command` through the supervisor.
