@@ -14,7 +14,7 @@ directly with the same parallelism, with the overhead over it.
 With PERF_DIR=DIR, each workload of a fresh cluster is also sampled by `perf record -a -g` into
 DIR/<workload>.perf.data (read it with `perf report -i ... --sort comm,dso`).
 """
-import json, os, random, signal, socket, sqlite3, statistics, subprocess, sys, tempfile, time
+import json, os, random, shutil, signal, socket, sqlite3, statistics, subprocess, sys, tempfile, time
 
 BIN = sys.argv[1]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -191,6 +191,8 @@ def start_profiler(name):
     folder = os.environ.get("PERF_DIR")
     if not folder:
         return None
+    if not shutil.which("perf"):
+        raise SystemExit("PERF_DIR is set but perf is not installed (Debian: apt-get install -y linux-perf)")
     os.makedirs(folder, exist_ok=True)
     out = os.path.join(folder, name + ".perf.data")
     p = subprocess.Popen(["perf", "record", "-a", "-g", "-F", "999", "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
