@@ -229,8 +229,9 @@ public actor WorkerDaemon {
     /// Claims queue items in key order, dealt out among the group's workers (see `ClaimShare`),
     /// while a slot is free. Each claim is one `multi`: delete the queue node and create
     /// `/running/<id>`; whoever wins the multi owns the task. Claims for several free slots go out
-    /// together, and the queue is listed again only when the last listing is used up, or when it changed and 25 ms have passed (so newly queued higher-priority items
-    /// are seen, without listing the whole queue for every claim).
+    /// together, and the queue is listed again only when the last listing is used up, or when it
+    /// changed and 25 ms have passed (so newly queued higher-priority items are seen, without
+    /// listing the whole queue for every claim).
     private func claimWhileFree(group: inout ThrowingDiscardingTaskGroup<Error>) async throws {
         while running.count < options.slots {
             if candidates.isEmpty || (queueChanged && ContinuousClock.now - lastListing > .milliseconds(25)) {
