@@ -31,7 +31,9 @@ let package = Package(
         ),
         .executableTarget(name: "ds-master", dependencies: ["Shared"]),
         .executableTarget(name: "ds-worker", dependencies: ["Shared", "task-supervisor"]),
-        // A tiny C helper between a worker and each task: kills the task's group when the worker dies.
+        // A tiny C helper, one per worker, parent of its tasks: kills their groups when the worker dies.
+        // Static: SwiftPM links every executable against libswiftCore, whose loading made each start
+        // twice as slow. The static Swift runtime's link prints a harmless warning about dlopen.
         .executableTarget(name: "task-supervisor", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .executableTarget(name: "ds-submit", dependencies: ["Shared"]),
         .executableTarget(name: "ds-failover", dependencies: ["Shared"]),
