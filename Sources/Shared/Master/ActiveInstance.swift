@@ -4,7 +4,6 @@ import Foundation
 struct ActiveInstance: Sendable {
     var record: WorkflowInstanceRecord
     let definition: WorkflowDefinition
-    let tasksByName: [String: TaskDefinition]
     var engine: WorkflowEngine
     /// Built-ins, workflow params and overrides, resolved at start.
     let parameters: [String: String]
@@ -23,9 +22,6 @@ struct ActiveInstance: Sendable {
         let runTime = Date(timeIntervalSince1970: record.startTime ?? ProcessStats.now())
         self.record = record
         self.definition = definition
-        var byName: [String: TaskDefinition] = [:]
-        for t in definition.tasks { byName[t.name] = t }
-        tasksByName = byName
         engine = WorkflowEngine(definition: definition)
         resolver = ParameterResolver(runTime: runTime)
         parameters = resolver.instanceParameters(workflow: definition.params, overrides: overrides)
@@ -33,9 +29,12 @@ struct ActiveInstance: Sendable {
 
     var id: Int64 { record.id! }
 
+    /// A task of the definition by name, through the engine's index (no second table of tasks).
+    func task(_ name: String) -> TaskDefinition { definition.tasks[engine.graph.index[name]!] }
+
     /// The command and environment of a task, with upstream outputs visible; records them as inherited.
     mutating func prepare(_ taskName: String) -> (task: TaskDefinition, command: String, env: [String: String]) {
-        let task = tasksByName[taskName]!
+        let task = self.task(taskName)
         var visible: [String: String] = [:]
         for dep in task.deps {
             if let up = inherited[dep] { visible.merge(up) { _, new in new } }

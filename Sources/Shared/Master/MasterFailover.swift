@@ -81,7 +81,7 @@ extension MasterScheduler {
         active[id] = instance
         for i in restored.inFlight {
             let a = claimed.attempts[i]
-            let task = instance.tasksByName[a.taskName]!
+            let task = instance.task(a.taskName)
             let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: id,
                                    taskPriority: task.priority, taskInstanceId: a.id!)
             let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt,

@@ -326,7 +326,7 @@ public actor MasterScheduler {
 
     /// A new attempt row for a task the engine started (or whose attempt was lost with its worker).
     func newAttempt(_ instanceID: Int64, _ taskName: String, _ attempt: Int, _ round: inout Round) {
-        let task = active[instanceID]!.tasksByName[taskName]!
+        let task = active[instanceID]!.task(taskName)
         round.batch.newAttempts.append(TaskInstanceRecord(
             id: nil, workflowInstanceId: instanceID, taskName: taskName, attempt: attempt, state: .dispatched,
             priority: task.priority, workerGroup: task.workerGroup, submitTime: ProcessStats.now()))
