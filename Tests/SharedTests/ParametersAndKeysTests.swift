@@ -38,6 +38,7 @@ final class ParametersAndKeysTests: XCTestCase {
         let names = expected.map(\.description).shuffled().sorted()
         XCTAssertEqual(names, expected.map(\.description), "lexical order of node names is dispatch order")
         XCTAssertEqual(names.compactMap(TaskQueueKey.init), expected, "names parse back")
+        XCTAssertEqual(expected.shuffled().sorted(), expected, "keys compare as their names sort")
         XCTAssertNil(TaskQueueKey("9-1-1-1"))
     }
 

@@ -46,23 +46,19 @@ public enum Failover {
         let deadNames = (try? await zk.children(paths.deadServers)) ?? []
         report.deadServers = deadNames.sorted()
         let dead = Set(deadNames.compactMap(DeadServer.init).map(\.session))
-        var liveMasters: Set<Int64> = []
-        for name in (try? await zk.children(paths.masters)) ?? [] {
-            if let stat = try await zk.exists(paths.masters + "/" + name), !dead.contains(stat.ephemeralOwner) {
-                liveMasters.insert(stat.ephemeralOwner)
-            }
-        }
-        for i in try await store.runningInstances() where !(i.masterSession.map(liveMasters.contains) ?? false) {
+        let masters = (try? await zk.children(paths.masters)) ?? []
+        let liveMasters = try await zk.ephemeralOwners(of: masters, under: paths.masters).subtracting(dead)
+        let running = try await store.runningInstances()
+        for i in running where !(i.masterSession.map(liveMasters.contains) ?? false) {
             report.orphanedInstances.append(.init(id: i.id!, name: i.name, owner: i.host, ownerSession: i.masterSession))
         }
         var instancePriority: [Int64: Priority] = [:]
-        for i in try await store.runningInstances() { instancePriority[i.id!] = i.priority }
+        for i in running { instancePriority[i.id!] = i.priority }
         for a in try await store.inFlightAttempts() {
             let key = TaskQueueKey(workflowPriority: instancePriority[a.workflowInstanceId] ?? .medium,
                                    workflowInstanceId: a.workflowInstanceId, taskPriority: a.priority, taskInstanceId: a.id!)
             let reason: String
-            switch try await AttemptWhereabouts.locate(a.id!, queuePath: paths.queue(a.workerGroup) + "/" + key.description,
-                                                       zk: zk, paths: paths) {
+            switch try await AttemptWhereabouts.locate(a.id!, queuePath: paths.queueItem(a.workerGroup, key), zk: zk, paths: paths) {
             case .queued, .reported: continue
             case .running(let holder):
                 guard dead.contains(holder) else { continue }
@@ -104,7 +100,7 @@ public enum Failover {
             }
         }
         guard let session else { throw FailoverError.notRegistered(type: type, server: server) }
-        let marker = paths.deadServers + "/" + DeadServer(type: type, identity: server, session: session).name
+        let marker = paths.deadServer(DeadServer(type: type, identity: server, session: session))
         var result = ForcedFailover(type: type, server: server, session: session, marker: marker, dryRun: dryRun)
         if type == "master" {
             result.instances = try await store.runningInstances().filter { $0.masterSession == session }.map { $0.id! }

@@ -17,11 +17,7 @@ extension MasterScheduler {
         // an owner alive now is in the listing that follows.
         let owners = try await store.ownerSessions()
         let names = try await zk.children(paths.masters) { [wakeups] _ in wakeups.mark(.masters) }
-        var live: Set<Int64> = [session]
-        for name in names {
-            if let stat = try await zk.exists(paths.masters + "/" + name) { live.insert(stat.ephemeralOwner) }
-        }
-        liveMasterSessions = live
+        let live = try await zk.ephemeralOwners(of: names, under: paths.masters).union([session])
         let dead = owners.sessions.subtracting(live.subtracting(deadSessions))
         guard !dead.isEmpty || owners.unowned else { return }
         try await adopt(deadSessions: dead)
@@ -48,7 +44,7 @@ extension MasterScheduler {
         let (adopted, previous) = try await store.adoptOrphans(host: options.identity, session: session, deadSessions: dead)
         try FaultPoint.hit("takeover-after-transfer")
         for owner in previous {
-            do { try await zk.create(paths.deadServers + "/master_" + owner) } catch ZooKeeperError.nodeExists {}
+            do { try await zk.create(paths.deadServer(owner)) } catch ZooKeeperError.nodeExists {}
         }
         var round = Round()
         for claimed in adopted { resume(claimed, &round) }
@@ -56,7 +52,7 @@ extension MasterScheduler {
         try await classifyAdoptedBacklog()
         try FaultPoint.hit("takeover-after-resume")
         if !adopted.isEmpty {
-            logger.notice("took over \(adopted.count) instances of dead masters \(previous.joined(separator: ", "))")
+            logger.notice("took over \(adopted.count) instances of dead masters \(previous.map { "\($0.identity)_\($0.session)" }.joined(separator: ", "))")
             foreignResults.removeAll()
             wakeups.mark(.reconcile)
             wakeups.mark(.results)
@@ -84,8 +80,7 @@ extension MasterScheduler {
             let task = instance.task(a.taskName)
             let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: id,
                                    taskPriority: task.priority, taskInstanceId: a.id!)
-            let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt,
-                                 queuePath: paths.queue(task.workerGroup) + "/" + key.description)
+            let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt, queuePath: paths.queueItem(task.workerGroup, key))
             if a.state == .submitted {
                 unclassified.append((ref, BacklogEntry(key: key, group: task.workerGroup, instance: id, task: a.taskName,
                                                        attempt: a.attempt)))
@@ -146,7 +141,7 @@ extension MasterScheduler {
         }
         for (identity, workerSession) in knownWorkers where current[identity] != workerSession {
             logger.warning("worker \(identity) left the registry; its lost tasks are resubmitted")
-            let marker = paths.deadServers + "/" + DeadServer(type: "worker", identity: identity, session: workerSession).name
+            let marker = paths.deadServer(DeadServer(type: "worker", identity: identity, session: workerSession))
             do { try await zk.create(marker) } catch ZooKeeperError.nodeExists {}
         }
         knownWorkers = current

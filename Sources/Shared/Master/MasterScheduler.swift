@@ -77,8 +77,7 @@ public actor MasterScheduler {
     nonisolated let retryTimers = RetryTimers()
     /// This master's ZooKeeper session: instances it owns carry it.
     var session: Int64 = 0
-    /// Sessions of registered masters, and sessions that /dead-servers declares dead.
-    var liveMasterSessions: Set<Int64> = []
+    /// Sessions that /dead-servers declares dead.
     var deadSessions: Set<Int64> = []
     /// Registered workers (identity → session), to name the dead in /dead-servers.
     var knownWorkers: [String: Int64] = [:]
@@ -304,7 +303,8 @@ public actor MasterScheduler {
     /// What one pass of the loop writes: one database transaction, then pipelined ZooKeeper calls.
     struct Round {
         var batch = SchedulingBatch()
-        var queued: [(key: TaskQueueKey, group: String, task: QueuedTask)] = []
+        /// Queue nodes to create: path and encoded `QueuedTask`.
+        var queued: [(path: String, data: Data)] = []
         var consumed: [Int64] = []
     }
 
@@ -339,11 +339,12 @@ public actor MasterScheduler {
         if !round.batch.newAttempts.isEmpty {
             var room = try await self.room(for: Set(round.batch.newAttempts.map(\.workerGroup)))
             for g in room.keys where !(backlog[g]?.isEmpty ?? true) { room[g] = 0 }  // the backlog goes first
-            round.batch.newAttempts = round.batch.newAttempts.enumerated().sorted { a, b in
-                let ka = (active[a.element.workflowInstanceId]?.record.priority.rank ?? 0, a.element.workflowInstanceId, a.element.priority.rank, a.offset)
-                let kb = (active[b.element.workflowInstanceId]?.record.priority.rank ?? 0, b.element.workflowInstanceId, b.element.priority.rank, b.offset)
-                return ka < kb
-            }.map(\.element)
+            // Sort keys made once per attempt, not per comparison (a round can hold a million).
+            let new = round.batch.newAttempts
+            let keys = new.enumerated().map { i, a in
+                (active[a.workflowInstanceId]?.record.priority.rank ?? 0, a.workflowInstanceId, a.priority.rank, i)
+            }
+            round.batch.newAttempts = new.indices.sorted { keys[$0] < keys[$1] }.map { new[$0] }
             for i in round.batch.newAttempts.indices {
                 let g = round.batch.newAttempts[i].workerGroup
                 if room[g, default: 0] > 0 {
@@ -366,26 +367,15 @@ public actor MasterScheduler {
                 attempt: attempt.attempt))
         }
         for attempt in applied.inserted where attempt.state == .dispatched {
-            let instanceID = attempt.workflowInstanceId
-            // Prepared in place: a copy taken out and put back would duplicate the instance's
-            // tables on every task (quadratic in a big workflow that passes outputs on).
-            guard let (task, command, env) = active[instanceID]?.prepare(attempt.taskName),
-                  let instance = active[instanceID] else { continue }
-            let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: instanceID,
-                                   taskPriority: task.priority, taskInstanceId: attempt.id!)
-            attempts[attempt.id!] = AttemptRef(instance: instanceID, task: attempt.taskName, attempt: attempt.attempt,
-                                               queuePath: paths.queue(task.workerGroup) + "/" + key.description)
-            round.queued.append((key, task.workerGroup, QueuedTask(
-                taskInstanceId: attempt.id!, workflowInstanceId: instanceID, workflowName: instance.definition.name,
-                taskName: attempt.taskName, attempt: attempt.attempt, command: command, env: env,
-                timeout: task.timeout, timeoutStrategy: task.timeoutStrategy, master: options.identity)))
+            if let item = enqueue(attempt.id!, instance: attempt.workflowInstanceId, task: attempt.taskName, attempt: attempt.attempt) {
+                round.queued.append(item)
+            }
         }
         // An instance never finishes with attempts in the backlog (they count as running in its
         // engine); feedQueues skips any entry whose instance is gone, so nothing is purged here.
         for finished in round.batch.finishedInstances { active.removeValue(forKey: finished.id) }
         let consumed = round.consumed
-        try await writeRound(creates: round.queued.map { (paths.queue($0.group) + "/" + $0.key.description, WireJSON.encode($0.task)) },
-                             deletes: consumed.map { paths.result($0) })
+        try await writeRound(creates: round.queued, deletes: consumed.map { paths.result($0) })
         if !consumed.isEmpty && backlogCount > 0 { wakeups.mark(.feed) }
         if !round.batch.finishedInstances.isEmpty { wakeups.mark(.commands) }
         round = Round()

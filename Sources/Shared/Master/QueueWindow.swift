@@ -31,30 +31,36 @@ extension MasterScheduler {
         let groups = Set(backlog.filter { !$0.value.isEmpty }.keys)
         guard !groups.isEmpty else { return }
         let room = try await room(for: groups)
-        var fed: [(id: Int64, path: String, task: QueuedTask)] = []
+        var fed: [Int64] = []
+        var nodes: [(path: String, data: Data)] = []
         for group in groups.sorted() {
             var left = room[group] ?? 0
             while left > 0, let entry = backlog[group]?.pop() {
-                // In place, as in `commit`: no copy of the instance per task.
-                guard let (task, command, env) = active[entry.instance]?.prepare(entry.task),
-                      let instance = active[entry.instance] else { continue }
                 let id = entry.key.taskInstanceId
-                let path = paths.queue(group) + "/" + entry.key.description
-                attempts[id] = AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: path)
-                fed.append((id, path, QueuedTask(
-                    taskInstanceId: id, workflowInstanceId: entry.instance, workflowName: instance.definition.name,
-                    taskName: entry.task, attempt: entry.attempt, command: command, env: env, timeout: task.timeout,
-                    timeoutStrategy: task.timeoutStrategy, master: options.identity)))
+                guard let item = enqueue(id, instance: entry.instance, task: entry.task, attempt: entry.attempt) else { continue }
+                fed.append(id)
+                nodes.append(item)
                 left -= 1
             }
         }
         guard !fed.isEmpty else { return }
-        try await createQueueNodes(fed.map { ($0.path, $0.task) })
-        try await store.markDispatched(fed.map(\.id), session: session)
+        try await writeRound(creates: nodes, deletes: [])
+        try await store.markDispatched(fed, session: session)
     }
 
-    func createQueueNodes(_ nodes: [(path: String, task: QueuedTask)]) async throws {
-        try await writeRound(creates: nodes.map { ($0.path, WireJSON.encode($0.task)) }, deletes: [])
+    /// Readies an attempt for its queue: its command and environment, with upstream outputs passed
+    /// on; the node it goes to; and the attempt recorded as awaited. Nil if its instance is gone.
+    func enqueue(_ id: Int64, instance instanceID: Int64, task taskName: String, attempt: Int) -> (path: String, data: Data)? {
+        // Prepared in place: a copy taken out and put back would duplicate the instance's tables.
+        guard let (task, command, env) = active[instanceID]?.prepare(taskName), let instance = active[instanceID] else { return nil }
+        let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: instanceID,
+                               taskPriority: task.priority, taskInstanceId: id)
+        let path = paths.queueItem(task.workerGroup, key)
+        attempts[id] = AttemptRef(instance: instanceID, task: taskName, attempt: attempt, queuePath: path)
+        return (path, WireJSON.encode(QueuedTask(
+            taskInstanceId: id, workflowInstanceId: instanceID, workflowName: instance.definition.name, taskName: taskName,
+            attempt: attempt, command: command, env: env, timeout: task.timeout, timeoutStrategy: task.timeoutStrategy,
+            master: options.identity)))
     }
 
     /// A round's ZooKeeper writes as a few `multi`s of up to 200 operations: one request and one

@@ -3,7 +3,15 @@ public enum Priority: String, Codable, Sendable, CaseIterable, Comparable {
     case highest = "HIGHEST", high = "HIGH", medium = "MEDIUM", low = "LOW", lowest = "LOWEST"
 
     /// 0 for HIGHEST … 4 for LOWEST: the digit that leads a queue key.
-    public var rank: Int { Priority.allCases.firstIndex(of: self)! }
+    public var rank: Int {
+        switch self {  // not allCases.firstIndex: queue keys compare ranks in the backlog's hot loop
+        case .highest: return 0
+        case .high: return 1
+        case .medium: return 2
+        case .low: return 3
+        case .lowest: return 4
+        }
+    }
 
     public static func < (a: Priority, b: Priority) -> Bool { a.rank < b.rank }
 

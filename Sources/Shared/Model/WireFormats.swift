@@ -29,7 +29,12 @@ public struct TaskQueueKey: Sendable, Hashable, Comparable, CustomStringConverti
                   taskPriority: Priority.allCases[tp], taskInstanceId: ti)
     }
 
-    public static func < (a: TaskQueueKey, b: TaskQueueKey) -> Bool { a.description < b.description }
+    /// The order of the node names (which workers sort as text), field by field: the master's
+    /// backlog compares keys millions of times and must not build two strings each time.
+    public static func < (a: TaskQueueKey, b: TaskQueueKey) -> Bool {
+        (a.workflowPriority.rank, a.workflowInstanceId, a.taskPriority.rank, a.taskInstanceId)
+            < (b.workflowPriority.rank, b.workflowInstanceId, b.taskPriority.rank, b.taskInstanceId)
+    }
 
     private func pad(_ n: Int64) -> String {
         let s = String(n)

@@ -167,19 +167,19 @@ extension Store {
 
     /// Moves every RUNNING instance owned by one of `deadSessions` (or by no session) to
     /// `host`/`session`, in one transaction; returns them with their attempts and the previous
-    /// owners as `host:port_session`. Idempotent: an instance moves once, and a master that dies
+    /// owners, as the dead masters to record. Idempotent: an instance moves once, and a master that dies
     /// after the move leaves instances owned by a dead session, which the next master takes in turn.
     public func adoptOrphans(host: String, session: Int64,
-                             deadSessions: Set<Int64>) async throws -> (adopted: [ClaimedInstance], previousOwners: [String]) {
+                             deadSessions: Set<Int64>) async throws -> (adopted: [ClaimedInstance], previousOwners: [DeadServer]) {
         try await transaction("taking over instances of dead masters") { db in
             let orphans = try WorkflowInstanceRecord
                 .filter(Column("state") == WorkflowState.running.rawValue)
                 .filter(Array(deadSessions).contains(Column("master_session")) || Column("master_session") == nil)
                 .fetchAll(db)
             var adopted: [ClaimedInstance] = []
-            var owners: Set<String> = []
+            var owners: Set<DeadServer> = []
             for var instance in orphans where instance.masterSession != session {
-                owners.insert("\(instance.host ?? "unknown")_\(instance.masterSession ?? 0)")
+                owners.insert(DeadServer(type: "master", identity: instance.host ?? "unknown", session: instance.masterSession ?? 0))
                 instance.host = host
                 instance.masterSession = session
                 try instance.update(db)
@@ -189,7 +189,7 @@ extension Store {
                 adopted.append(ClaimedInstance(instance: instance, definition: try WorkflowDefinition.fromStored(record.json),
                                                attempts: attempts))
             }
-            return (adopted, owners.sorted())
+            return (adopted, owners.sorted { $0.name < $1.name })
         }
     }
 

@@ -31,10 +31,10 @@ public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
 public final class Store: Sendable {
     public let path: String
     let pool: DatabasePool
-    private let transactions = Counter()
+    private let counts = Counters()
 
     /// Write transactions committed through this store, for the benchmark's per-task figures.
-    public var transactionCount: Int { transactions.value }
+    public var transactionCount: Int { counts.value("transactions") }
 
     public init(path: String) throws {
         self.path = path
@@ -74,7 +74,7 @@ public final class Store: Sendable {
                     result = try body(db)
                     return .commit
                 }
-                self.transactions.increment()
+                self.counts.count("transactions")
                 return result!
             }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
@@ -91,12 +91,4 @@ public final class Store: Sendable {
             throw StoreError.failed("\(what): \(error)")
         }
     }
-}
-
-/// A thread-safe counter.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func increment() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
 }

@@ -11,6 +11,8 @@ public final class Counters: @unchecked Sendable {
         lock.withLock { counts[name, default: 0] += amount }
     }
 
+    public func value(_ name: String) -> Int { lock.withLock { counts[name, default: 0] } }
+
     /// `a=1 b=2`, sorted by name, with `prefix` before each name.
     public func summary(prefix: String = "") -> String {
         lock.withLock { counts.sorted { $0.key < $1.key }.map { "\(prefix)\($0.key)=\($0.value)" }.joined(separator: " ") }

@@ -313,7 +313,6 @@ public final class TaskSupervisor: @unchecked Sendable {
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         for start in pending { start.resume(throwing: SystemCallError(call: "task supervisor", errno: ECHILD)) }
         lock.withLock {
-            for (id, _) in waiters { exits[id] = nil }
             for id in pids.keys where waiters[id] == nil { exits[id] = .signaled(SIGKILL) }
         }
         for (_, waiter) in waiters { waiter.resume(returning: .signaled(SIGKILL)) }

@@ -195,7 +195,7 @@ public actor WorkerDaemon {
     /// because this worker was declared dead while its session lived on. Returns whether it exists.
     @discardableResult
     private func watchOwnDeathRecord() async throws -> Bool {
-        let marker = paths.deadServers + "/" + DeadServer(type: "worker", identity: options.identity, session: zk.sessionID).name
+        let marker = paths.deadServer(DeadServer(type: "worker", identity: options.identity, session: zk.sessionID))
         return try await zk.exists(marker) { [wakeups] _ in wakeups.mark(.failedOver) } != nil
     }
 

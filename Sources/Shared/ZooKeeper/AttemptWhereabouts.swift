@@ -21,10 +21,3 @@ public enum AttemptWhereabouts: Sendable, Equatable {
         return .nowhere
     }
 }
-
-extension Array {
-    /// Consecutive slices of at most `size` elements: SQL parameter lists and `multi`s stay bounded.
-    func chunked(_ size: Int) -> [[Element]] {
-        stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min($0 + size, count)]) }
-    }
-}

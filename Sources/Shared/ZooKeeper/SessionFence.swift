@@ -40,3 +40,15 @@ public struct DeadServer: Sendable, Hashable {
 
     public var name: String { "\(type)_\(identity)_\(session)" }
 }
+
+extension ZooKeeperClient {
+    /// The sessions holding the ephemeral registry nodes `names` under `parent`; a node gone
+    /// since the listing is left out.
+    public func ephemeralOwners(of names: [String], under parent: String) async throws -> Set<Int64> {
+        var owners: Set<Int64> = []
+        for name in names {
+            if let stat = try await exists(parent + "/" + name) { owners.insert(stat.ephemeralOwner) }
+        }
+        return owners
+    }
+}

@@ -15,6 +15,9 @@ public struct ZooKeeperPaths: Sendable {
     public var results: String { root + "/results" }
     public func result(_ taskInstanceID: Int64) -> String { results + "/\(taskInstanceID)" }
     public var deadServers: String { root + "/dead-servers" }
+    public func deadServer(_ dead: DeadServer) -> String { deadServers + "/" + dead.name }
+    /// A queue item's node: `/queue/<group>/<key>`.
+    public func queueItem(_ group: String, _ key: TaskQueueKey) -> String { queue(group) + "/" + key.description }
     public var kill: String { root + "/kill" }
     public var locks: String { root + "/lock" }
     /// Touched by `ds-submit` so that masters claim a new command at once instead of polling.
