@@ -2,11 +2,13 @@
 # Start or stop a standalone ZooKeeper on loopback for the demo and the benchmark.
 #   scripts/zookeeper.sh start DIR PORT   writes DIR/zoo.cfg, starts the server, waits for "imok"
 #   scripts/zookeeper.sh stop DIR         stops the server started in DIR, by its pid
-# ZK_EXTRA_CONFIG adds zoo.cfg lines. ZK_JAVA_OPTS replaces the JVM flags, which by default are
-# -XX:TieredStopAtLevel=1 -XX:+UseSerialGC: on a small machine shared with the daemons, C2's
-# compile threads took a fifth of the CPU of a fresh server's first 1,000 tasks, while C1's code
-# serves requests as cheaply as a warmed-up C2's (measured: scripts/bench.sh fanout, repeated);
-# the serial GC adds no collector threads for a heap this small.
+# The configuration is scripts/zookeeper/zoo.cfg.in and the JVM flags scripts/zookeeper/jvm.options,
+# shared with the tests. ZK_EXTRA_CONFIG adds zoo.cfg lines; ZK_JAVA_OPTS adds JVM flags after the
+# shared ones (the last of two alike wins). The shared -XX:TieredStopAtLevel=1 -XX:+UseSerialGC:
+# on a small machine shared with the daemons, C2's compile threads took a fifth of the CPU of a
+# fresh server's first 1,000 tasks, while C1's code serves requests as cheaply as a warmed-up C2's
+# (measured: scripts/bench.sh fanout, repeated); the serial GC adds no collector threads for a
+# heap this small.
 set -euo pipefail
 cmd=${1:?usage: zookeeper.sh start DIR PORT | stop DIR}
 dir=${2:?usage: zookeeper.sh start DIR PORT | stop DIR}
@@ -14,22 +16,11 @@ case "$cmd" in
 start)
   port=${3:?usage: zookeeper.sh start DIR PORT}
   mkdir -p "$dir/data"
-  cat > "$dir/zoo.cfg" <<CFG
-tickTime=500
-initLimit=10
-syncLimit=5
-dataDir=$dir/data
-clientPort=$port
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-minSessionTimeout=1000
-maxSessionTimeout=60000
-admin.enableServer=false
-4lw.commands.whitelist=ruok,stat,mntr
-jute.maxbuffer=4194304
-${ZK_EXTRA_CONFIG:-}
-CFG
-  java -Dzookeeper.log.dir="$dir" -Dzookeeper.jute.maxbuffer=4194304 -Xmx512m ${ZK_JAVA_OPTS:--XX:TieredStopAtLevel=1 -XX:+UseSerialGC} \
+  shared=$(cd "$(dirname "$0")" && pwd)/zookeeper
+  sed -e "s|@DATA_DIR@|$dir/data|" -e "s|@PORT@|$port|" "$shared/zoo.cfg.in" > "$dir/zoo.cfg"
+  if [ -n "${ZK_EXTRA_CONFIG:-}" ]; then printf '%s\n' "$ZK_EXTRA_CONFIG" >> "$dir/zoo.cfg"; fi
+  # shellcheck disable=SC2046 # the options are words
+  java -Dzookeeper.log.dir="$dir" $(cat "$shared/jvm.options") ${ZK_JAVA_OPTS:-} \
     -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" > "$dir/zookeeper.log" 2>&1 &
   echo $! > "$dir/zookeeper.pid"
   for _ in $(seq 1 300); do

@@ -10,23 +10,17 @@ final class ZooKeeperServer {
 
     var connectString: String { "127.0.0.1:\(port)" }
 
+    /// The configuration and JVM flags `scripts/zookeeper.sh` uses too.
+    static let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scripts/zookeeper")
+
     init() throws {
         port = try freePort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-zk-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("data"), withIntermediateDirectories: true)
-        let config = """
-            tickTime=500
-            initLimit=10
-            syncLimit=5
-            dataDir=\(directory.path)/data
-            clientPort=\(port)
-            clientPortAddress=127.0.0.1
-            maxClientCnxns=0
-            minSessionTimeout=1000
-            maxSessionTimeout=60000
-            admin.enableServer=false
-            4lw.commands.whitelist=ruok,stat,mntr
-            """
+        let config = try String(contentsOf: Self.shared.appendingPathComponent("zoo.cfg.in"), encoding: .utf8)
+            .replacingOccurrences(of: "@DATA_DIR@", with: directory.appendingPathComponent("data").path)
+            .replacingOccurrences(of: "@PORT@", with: String(port))
         try config.write(to: directory.appendingPathComponent("zoo.cfg"), atomically: true, encoding: .utf8)
         try start()
     }
@@ -34,9 +28,11 @@ final class ZooKeeperServer {
     func start() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/java")
-        // The JVM flags of scripts/zookeeper.sh: C1 only and the serial GC suit a small shared machine.
-        p.arguments = ["-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Dzookeeper.log.dir=\(directory.path)", "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
-                       "org.apache.zookeeper.server.quorum.QuorumPeerMain", directory.appendingPathComponent("zoo.cfg").path]
+        let flags = try String(contentsOf: Self.shared.appendingPathComponent("jvm.options"), encoding: .utf8)
+            .split(whereSeparator: \.isWhitespace).map(String.init)
+        p.arguments = ["-Dzookeeper.log.dir=\(directory.path)"] + flags
+            + ["-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar", "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+               directory.appendingPathComponent("zoo.cfg").path]
         let log = FileHandle(forWritingAtPath: directory.appendingPathComponent("zookeeper.log").path)
             ?? { FileManager.default.createFile(atPath: directory.appendingPathComponent("zookeeper.log").path, contents: nil)
                  return FileHandle(forWritingAtPath: directory.appendingPathComponent("zookeeper.log").path)! }()
