@@ -337,12 +337,10 @@ public actor WorkerDaemon {
                 logFolders.insert(folder)
             }
             let process = try await supervisor.spawn(id: id, command: task.command, environment: environment, logPath: logPath)
-            guard running[id] != nil else {
-                process.signalGroup(SIGKILL)
-                _ = await process.waitForExit()
-                return
-            }
             running[id] = process
+            // A fence, or the end of a stop's grace period, that came while this spawn was in
+            // flight found no process to kill: kill it now (the guard here before could never fail).
+            if fenced != nil || killedForStop.contains(id) { process.signalGroup(SIGKILL) }
             result.pid = process.pid
             let exit = await waitWithTimeout(process, task: task, logPath: logPath)
             result.endTime = ProcessStats.now()
