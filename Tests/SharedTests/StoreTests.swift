@@ -25,7 +25,7 @@ final class StoreTests: XCTestCase {
         }
     }
 
-    func testDefinitionIsVersionedOnlyWhenItChangesAndCommandsAreClaimedOnce() async throws {
+    func testDefinitionIsVersionedOnlyWhenItChangesAndAClaimStartsTheInstance() async throws {
         let store = try Store(path: directory.appendingPathComponent("ds.db").path)
         var w = WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "a", command: "true")])
         let first = try await store.submit(w, params: [:], now: 1)
@@ -35,24 +35,236 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual([first.version, same.version, changed.version], [1, 1, 2])
         XCTAssertEqual(first.definitionId, same.definitionId)
 
-        // Two claimers race for three commands: each is taken exactly once.
-        let claimed = try await withThrowingTaskGroup(of: [Int64].self) { group in
-            for host in ["m1:1", "m2:2"] {
-                group.addTask {
-                    var mine: [Int64] = []
-                    while let c = try await store.claimCommand(host: host, session: host == "m1:1" ? 1 : 2, now: 4) { mine.append(c.instance.id!) }
-                    return mine
-                }
-            }
-            var all: [Int64] = []
-            for try await ids in group { all += ids }
-            return all
-        }
-        XCTAssertEqual(claimed.sorted(), [first.instanceId, same.instanceId, changed.instanceId])
+        // One claimer takes the commands in submission order (equal priorities), then finds none.
+        var claimed: [ClaimedInstance] = []
+        while let c = try await store.claimCommand(host: "m1:1", session: 1, now: 4) { claimed.append(c) }
+        XCTAssertEqual(claimed.map(\.instance.id), [first.instanceId, same.instanceId, changed.instanceId])
+        XCTAssertEqual(claimed.map(\.definition.tasks[0].command), ["true", "true", "false"])
         let left = try await store.countRows(of: "command")
         XCTAssertEqual(left, 0)
         let instance = try await store.instance(same.instanceId)
         XCTAssertEqual(instance?.state, .running)
+        XCTAssertEqual(instance?.host, "m1:1")
+        XCTAssertEqual(instance?.masterSession, 1)
+        XCTAssertEqual(instance?.startTime, 4)
         XCTAssertEqual(instance?.paramsJson, #"{"k":"v"}"#)
+    }
+
+    // MARK: - Masters racing for commands
+
+    /// Masters claim through separate connections to one file; only SQLite's locking keeps two of
+    /// them from taking one command. One `Store` cannot show that: its single writer queue runs
+    /// every claim one after the other. So every claimer here has a `Store` of its own (its own
+    /// DatabasePool: its own writer connection and writer queue), all start together, and each
+    /// claims in a loop until the queue is empty. A claim that is not one atomic transaction (the
+    /// head of the queue read in one transaction and taken in another, or made atomic only per
+    /// `Store`) hands the head to two of them, or leaves an instance owned by a master other than
+    /// the one that got it; a claim that reads before it locks (a DEFERRED transaction) fails
+    /// with "database is locked".
+    func testFourStoresOnOneFileClaimEachCommandExactlyOnce() async throws {
+        let path = directory.appendingPathComponent("race.db").path
+        let submitted = try await Self.submitInstances(200, path: path)
+        let claimers = (1...4).map { Claimer(host: "m\($0):\(5000 + $0)", session: Int64(100 + $0), now: Double(10 + $0)) }
+        let stores = try claimers.map { _ in try Store(path: path) }
+        let results = try await withThrowingTaskGroup(of: (Int, [Int64]).self) { group in
+            for (k, claimer) in claimers.enumerated() {
+                group.addTask { (k, try await Self.claimUntilEmpty(stores[k], claimer)) }
+            }
+            var results = Array(repeating: [Int64](), count: claimers.count)
+            for try await (k, ids) in group { results[k] = ids }
+            return results
+        }
+        try await verifyEachClaimedOnce(Array(zip(claimers, results)), submitted: submitted, path: path)
+    }
+
+    /// The same race between processes, as between masters: two claimers in child processes (this
+    /// test binary run again, as `StoreClaimerProcess`) and two in this one, each with its own
+    /// `Store`. This also catches a claim made atomic only within one process (by a lock in memory).
+    func testClaimersInSeparateProcessesClaimEachCommandExactlyOnce() async throws {
+        #if os(Linux)
+        let path = directory.appendingPathComponent("processes.db").path
+        let submitted = try await Self.submitInstances(200, path: path)
+        let go = directory.appendingPathComponent("go").path
+        let claimers = (1...4).map { Claimer(host: "m\($0):\(6000 + $0)", session: Int64(200 + $0), now: Double(20 + $0)) }
+        let local = try claimers[0..<2].map { _ in try Store(path: path) }
+
+        var children: [(process: Process, config: ClaimerProcessConfig)] = []
+        defer { for c in children where c.process.isRunning { c.process.terminate() } }
+        for (k, claimer) in claimers.enumerated().dropFirst(2) {
+            let config = ClaimerProcessConfig(claimer: claimer, db: path,
+                                              ready: directory.appendingPathComponent("ready-\(k)").path, go: go,
+                                              result: directory.appendingPathComponent("result-\(k).json").path,
+                                              log: directory.appendingPathComponent("claimer-\(k).log").path)
+            children.append((try Self.spawnClaimerProcess(config), config))
+        }
+        // Every child has opened its store: start everyone at once.
+        let deadline = Date().addingTimeInterval(120)
+        for c in children {
+            while !FileManager.default.fileExists(atPath: c.config.ready) {
+                guard c.process.isRunning, Date() < deadline else {
+                    return XCTFail("claimer \(c.config.claimer.host) did not get ready:\n\(Self.text(c.config.log))")
+                }
+                try await Task.sleep(nanoseconds: 1_000_000)
+            }
+        }
+        XCTAssertTrue(FileManager.default.createFile(atPath: go, contents: nil))
+        let localResults = try await withThrowingTaskGroup(of: (Int, [Int64]).self) { group in
+            for k in 0..<2 { group.addTask { (k, try await Self.claimUntilEmpty(local[k], claimers[k])) } }
+            var results = [[Int64]](repeating: [], count: 2)
+            for try await (k, ids) in group { results[k] = ids }
+            return results
+        }
+        var results = Array(zip(claimers[0..<2], localResults))
+        for c in children {
+            while c.process.isRunning {
+                guard Date() < deadline else { return XCTFail("claimer \(c.config.claimer.host) did not end:\n\(Self.text(c.config.log))") }
+                try await Task.sleep(nanoseconds: 5_000_000)
+            }
+            guard c.process.terminationStatus == 0, let data = FileManager.default.contents(atPath: c.config.result) else {
+                return XCTFail("claimer \(c.config.claimer.host) exited \(c.process.terminationStatus):\n\(Self.text(c.config.log))")
+            }
+            results.append((c.config.claimer, try JSONDecoder().decode([Int64].self, from: data)))
+        }
+        try await verifyEachClaimedOnce(results, submitted: submitted, path: path)
+        XCTAssertTrue(localResults.contains { !$0.isEmpty } && results.dropFirst(2).contains { !$0.1.isEmpty },
+                      "the race did not cross processes: \(results.map { "\($0.0.host): \($0.1.count)" })")
+        #else
+        throw XCTSkip("runs the test binary again as a child process, which this test does on Linux only")
+        #endif
+    }
+
+    struct Claimer: Codable {
+        var host: String
+        var session: Int64
+        var now: Double
+    }
+
+    /// `count` instances of five workflows, one per priority, submitted in turn.
+    static func submitInstances(_ count: Int, path: String) async throws -> [SubmittedInstance] {
+        let store = try Store(path: path)
+        var submitted: [SubmittedInstance] = []
+        for i in 0..<count {
+            var w = WorkflowDefinition(name: "w\(i % 5)", tasks: [TaskDefinition(name: "a", command: "echo \(i % 5)")])
+            w.priority = Priority.allCases[i % 5]
+            submitted.append(try await store.submit(w, params: ["i": "\(i)"], now: 1))
+        }
+        return submitted
+    }
+
+    /// What a master does with its store: claim until there is nothing left to claim.
+    static func claimUntilEmpty(_ store: Store, _ claimer: Claimer) async throws -> [Int64] {
+        var ids: [Int64] = []
+        while let c = try await store.claimCommand(host: claimer.host, session: claimer.session, now: claimer.now) {
+            guard let id = c.instance.id, c.instance.host == claimer.host, c.instance.masterSession == claimer.session,
+                  c.definition.name == c.instance.name else {
+                throw StoreError.failed("\(claimer.host) got a claim that is not its own: \(c.instance)")
+            }
+            ids.append(id)
+            // A master starts the instance before it claims again. Without a pause the claimer that
+            // holds the lock takes it again before the others' busy handlers wake from their sleeps,
+            // and one claimer takes nearly everything: no race.
+            try await Task.sleep(nanoseconds: UInt64.random(in: 0..<1_000_000))
+        }
+        return ids
+    }
+
+    /// Every submitted instance was claimed by exactly one claimer, and the store says that claimer owns it.
+    func verifyEachClaimedOnce(_ results: [(Claimer, [Int64])], submitted: [SubmittedInstance], path: String) async throws {
+        let store = try Store(path: path)
+        var problems: [String] = []
+        var owner: [Int64: String] = [:]
+        for (claimer, ids) in results {
+            for id in ids {
+                if let other = owner.updateValue(claimer.host, forKey: id) { problems.append("instance \(id) claimed by \(other) and by \(claimer.host)") }
+            }
+        }
+        let expected = Set(submitted.map(\.instanceId))
+        for id in Set(owner.keys).subtracting(expected).sorted() { problems.append("instance \(id) claimed but never submitted") }
+        for id in expected.subtracting(owner.keys).sorted() { problems.append("instance \(id) never claimed") }
+        let left = try await store.countRows(of: "command")
+        if left != 0 { problems.append("\(left) commands left") }
+        let running = try await store.countInstances(in: .running)
+        if running != submitted.count { problems.append("\(running) instances RUNNING, not \(submitted.count)") }
+        let rank = Dictionary(uniqueKeysWithValues: submitted.map { ($0.instanceId, $0.priority.rank) })
+        for (claimer, ids) in results {
+            for id in ids {
+                guard let stored = try await store.instance(id) else { problems.append("instance \(id) is gone"); continue }
+                // The claimer that got it is the one the store names, session and start time included.
+                if stored.host != claimer.host || stored.masterSession != claimer.session || stored.startTime != claimer.now
+                    || stored.state != .running {
+                    problems.append("instance \(id), claimed by \(claimer.host) (session \(claimer.session), time \(claimer.now)), is stored as "
+                                    + "\(stored.state) of \(stored.host ?? "nobody") (session \(stored.masterSession.map(String.init) ?? "none"), "
+                                    + "time \(stored.startTime.map { "\($0)" } ?? "none"))")
+                }
+            }
+            // The queue only shrinks, so each claimer's claims follow priority, then submission order.
+            let keys = ids.map { [rank[$0] ?? -1, Int($0)] }
+            if keys != keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) { problems.append("\(claimer.host) claimed out of order: \(ids)") }
+        }
+        let shares = results.map { "\($0.0.host): \($0.1.count)" }.joined(separator: ", ")
+        print("claims per claimer: \(shares)")
+        if !problems.isEmpty {
+            XCTFail("\(problems.count) problems (claims per claimer: \(shares)):\n" + problems.prefix(20).joined(separator: "\n"))
+        }
+        // The race did run: more than one claimer got commands.
+        XCTAssertGreaterThan(results.filter { !$0.1.isEmpty }.count, 1, "one claimer took everything: \(shares)")
+    }
+
+    static func text(_ path: String) -> String {
+        (try? String(contentsOfFile: path, encoding: .utf8)) ?? "(no output)"
+    }
+
+    #if os(Linux)
+    /// Runs this test binary again with only `StoreClaimerProcess` selected.
+    static func spawnClaimerProcess(_ config: ClaimerProcessConfig) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        process.arguments = ["SharedTests.StoreClaimerProcess/testClaimUntilTheQueueIsEmpty"]
+        var environment = ProcessInfo.processInfo.environment
+        environment[ClaimerProcessConfig.variable] = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        process.environment = environment
+        _ = FileManager.default.createFile(atPath: config.log, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: config.log))
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        try log.close()
+        return process
+    }
+    #endif
+}
+
+/// What a claimer child process is to do, in its environment.
+struct ClaimerProcessConfig: Codable {
+    static let variable = "DS_TEST_CLAIMER_PROCESS"
+    var claimer: StoreTests.Claimer
+    var db: String
+    /// Created by the child once its store is open.
+    var ready: String
+    /// Created by the parent when every claimer is ready.
+    var go: String
+    /// The claimed instance ids, as JSON.
+    var result: String
+    var log: String
+}
+
+/// A claimer child process of `StoreTests.testClaimersInSeparateProcessesClaimEachCommandExactlyOnce`.
+/// Does nothing (skipped) when run as a test of its own.
+final class StoreClaimerProcess: XCTestCase {
+    func testClaimUntilTheQueueIsEmpty() async throws {
+        guard let json = ProcessInfo.processInfo.environment[ClaimerProcessConfig.variable] else {
+            throw XCTSkip("a claimer child process of StoreTests; does nothing on its own")
+        }
+        let config = try JSONDecoder().decode(ClaimerProcessConfig.self, from: Data(json.utf8))
+        let store = try Store(path: config.db)
+        guard FileManager.default.createFile(atPath: config.ready, contents: nil) else { throw StoreError.failed("cannot create \(config.ready)") }
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: config.go) {
+            guard Date() < deadline else { throw StoreError.failed("no go from the parent test") }
+            usleep(200)
+        }
+        let ids = try await StoreTests.claimUntilEmpty(store, config.claimer)
+        try JSONEncoder().encode(ids).write(to: URL(fileURLWithPath: config.result + ".tmp"))
+        try FileManager.default.moveItem(atPath: config.result + ".tmp", toPath: config.result)
     }
 }
