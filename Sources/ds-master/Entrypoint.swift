@@ -17,6 +17,9 @@ struct MasterCommand: AsyncParsableCommand {
     var maxWorkflows: Int = 100
     @Option(name: .customLong("queue-window"), help: "Most items waiting in one group's ZooKeeper queue; more wait in the database.")
     var queueWindow: Int = 1000
+    @Option(name: .customLong("dead-server-retention"),
+            help: "How long a /dead-servers record of a server whose session is gone is kept (e.g. 1h, 10m, 0s).")
+    var deadServerRetention: String = "1h"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -24,12 +27,16 @@ struct MasterCommand: AsyncParsableCommand {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
         guard maxWorkflows >= 1 else { throw ValidationError("--max-workflows must be at least 1") }
         guard queueWindow >= 1 else { throw ValidationError("--queue-window must be at least 1") }
+        guard let retention = DurationText.parse(deadServerRetention), retention >= 0, retention <= 30 * 86_400 else {
+            throw ValidationError("--dead-server-retention must be a duration from 0s to 30d, such as 1h or 10m")
+        }
     }
 
     func run() async throws {
         do {
             var options = MasterOptions(host: host ?? ProcessStats.hostName(), port: port, maxWorkflows: maxWorkflows)
             options.queueWindow = queueWindow
+            options.deadServerRetentionSeconds = DurationText.parse(deadServerRetention) ?? 3600
             try await MasterScheduler.main(configuration: try global.resolve(), options: options, logLevel: logLevel)
         } catch {
             Tool.fail("ds-master", error)

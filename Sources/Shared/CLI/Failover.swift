@@ -43,10 +43,10 @@ public enum Failover {
     /// queue and on no live worker, and queue items of finished workflows.
     public static func list(zk: ZooKeeperClient, store: Store, paths: ZooKeeperPaths) async throws -> FailoverReport {
         var report = FailoverReport()
-        let deadNames = (try? await zk.children(paths.deadServers)) ?? []
+        let deadNames = try await zk.childrenIfPresent(paths.deadServers)
         report.deadServers = deadNames.sorted()
         let dead = Set(deadNames.compactMap(DeadServer.init).map(\.session))
-        let masters = (try? await zk.children(paths.masters)) ?? []
+        let masters = try await zk.childrenIfPresent(paths.masters)
         let liveMasters = try await zk.ephemeralOwners(of: masters, under: paths.masters).subtracting(dead)
         let running = try await store.runningInstances()
         for i in running where !(i.masterSession.map(liveMasters.contains) ?? false) {
@@ -70,8 +70,8 @@ public enum Failover {
                                               taskName: a.taskName, state: a.state, reason: reason))
         }
         var queued: [(String, TaskQueueKey)] = []
-        for group in (try? await zk.children(paths.queue)) ?? [] {
-            for name in (try? await zk.children(paths.queue(group))) ?? [] {
+        for group in try await zk.childrenIfPresent(paths.queue) {
+            for name in try await zk.childrenIfPresent(paths.queue(group)) {
                 if let key = TaskQueueKey(name) { queued.append((paths.queue(group) + "/" + name, key)) }
             }
         }
@@ -95,7 +95,7 @@ public enum Failover {
         if type == "master" {
             session = try await zk.exists(paths.masters + "/" + server)?.ephemeralOwner
         } else {
-            for group in (try? await zk.children(paths.workers)) ?? [] {
+            for group in try await zk.childrenIfPresent(paths.workers) {
                 if let s = try await zk.exists(paths.workerGroup(group) + "/" + server)?.ephemeralOwner { session = s }
             }
         }

@@ -72,7 +72,8 @@ struct InstanceWatcher {
             let now = ProcessStats.now()
             if now - lastCheck > 2 {
                 lastCheck = now
-                try await warnAboutMissingServers(report, &warned)
+                // A warning comes only from a listing that succeeded; a failed one is tried again later.
+                do { try await warnAboutMissingServers(report, &warned) } catch let error as ZooKeeperError where error.cause != .sessionExpired {}
             }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -81,13 +82,13 @@ struct InstanceWatcher {
     /// "waiting for a worker of group gpu": a task with no one to run it is visible, never silent.
     private func warnAboutMissingServers(_ report: InstanceReport, _ warned: inout Set<String>) async throws {
         if report.instance.host == nil, !warned.contains("master"),
-           (try? await zk.children(paths.masters))?.isEmpty ?? true {
+           try await zk.childrenIfPresent(paths.masters).isEmpty {
             warned.insert("master")
             Tool.warn("ds-submit", "no master is registered under \(paths.masters); instance \(instanceID) waits for one (start ds-master)")
         }
         let waitingGroups = Set(report.tasks.filter { $0.state == .dispatched }.map(\.workerGroup))
         for group in waitingGroups.sorted() where !warned.contains("group:" + group) {
-            let workers = (try? await zk.children(paths.workerGroup(group))) ?? []
+            let workers = try await zk.childrenIfPresent(paths.workerGroup(group))
             if workers.isEmpty {
                 warned.insert("group:" + group)
                 Tool.warn("ds-submit", "waiting for a worker of group \(group): none is registered (start ds-worker --group \(group))")

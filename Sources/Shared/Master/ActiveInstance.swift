@@ -8,10 +8,8 @@ struct ActiveInstance: Sendable {
     /// Built-ins, workflow params and overrides, resolved at start.
     let parameters: [String: String]
     let resolver: ParameterResolver
-    /// Output parameters each task printed.
-    var outputs: [String: [String: String]] = [:]
-    /// Output parameters of all upstream tasks, as each task saw them at dispatch.
-    var inherited: [String: [String: String]] = [:]
+    /// What succeeded tasks printed, and what each task sees of it: a function of stored state.
+    var outputs = OutputVisibility()
 
     /// Parameters resolve from the stored overrides and start time, so a master taking over
     /// resolves them exactly as the first one did.
@@ -32,17 +30,17 @@ struct ActiveInstance: Sendable {
     /// A task of the definition by name, through the engine's index (no second table of tasks).
     func task(_ name: String) -> TaskDefinition { definition.tasks[engine.graph.index[name]!] }
 
-    /// The command and environment of a task, with upstream outputs visible; records them as inherited.
+    /// Records the outputs of a task's succeeded attempt.
+    mutating func recordOutputs(of taskName: String, _ printed: [String: String]) {
+        if let i = engine.graph.index[taskName] { outputs.record(i, printed: printed) }
+    }
+
+    /// The command and environment of a task, with the outputs of the tasks upstream visible.
     mutating func prepare(_ taskName: String) -> (task: TaskDefinition, command: String, env: [String: String]) {
-        let task = self.task(taskName)
-        var visible: [String: String] = [:]
-        for dep in task.deps {
-            if let up = inherited[dep] { visible.merge(up) { _, new in new } }
-            if let own = outputs[dep] { visible.merge(own) { _, new in new } }
-        }
-        if !visible.isEmpty { inherited[taskName] = visible }
+        let i = engine.graph.index[taskName]!
+        let task = definition.tasks[i]
         var values = parameters
-        values.merge(visible) { _, new in new }
+        values.merge(outputs.visible(to: i, in: engine.graph)) { _, new in new }
         var env = values
         for (k, v) in task.env { env[k] = resolver.substitute(v, values) }
         return (task, resolver.substitute(task.command, values), env)

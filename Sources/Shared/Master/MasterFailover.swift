@@ -28,15 +28,17 @@ extension MasterScheduler {
         do {
             try await zk.create(lock, data: Data(options.identity.utf8), mode: .ephemeral)
         } catch ZooKeeperError.nodeExists {
-            return  // another master is at it; if it dies, its lock goes and the next pass retries
+            // Ours if an earlier create went through but its answer was lost; otherwise another
+            // master is at it, and if it dies, its lock goes and the next pass retries.
+            guard try await zk.exists(lock)?.ephemeralOwner == session else { return }
         }
         do {
             try await adoptHoldingLock(deadSessions: dead)
         } catch {
-            try? await zk.delete(lock)
+            try? await zk.delete(lock)  // best effort: the error goes on; a lock left behind is ours to take again
             throw error
         }
-        try? await zk.delete(lock)
+        do { try await zk.delete(lock) } catch ZooKeeperError.noNode {}
     }
 
     private func adoptHoldingLock(deadSessions dead: Set<Int64>) async throws {
@@ -62,6 +64,7 @@ extension MasterScheduler {
     /// Rebuilds an adopted instance from its stored attempts and carries on where its master stopped.
     func resume(_ claimed: ClaimedInstance, _ round: inout Round) {
         var instance = ActiveInstance(claimed)
+        touched.insert(instance.id)
         let restored = WorkflowEngine.restore(definition: claimed.definition, attempts: claimed.attempts.map {
             // Rows from before sequences existed fall back to creation order.
             StoredAttempt(task: $0.taskName, attempt: $0.attempt, state: $0.state, endTime: $0.endTime,
@@ -70,7 +73,7 @@ extension MasterScheduler {
         instance.engine = restored.engine
         for a in claimed.attempts where a.state == .success {
             if let json = a.outputJson, let outputs = try? JSONDecoder().decode([String: String].self, from: Data(json.utf8)) {
-                instance.outputs[a.taskName] = outputs
+                instance.recordOutputs(of: a.taskName, outputs)
             }
         }
         let id = instance.id
@@ -103,20 +106,13 @@ extension MasterScheduler {
         let pending = unclassified
         unclassified = []
         guard !pending.isEmpty else { return }
-        let fed = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
-            for (i, item) in pending.enumerated() {
-                group.addTask { [zk, paths] in
-                    let whereabouts = try await AttemptWhereabouts.locate(item.entry.key.taskInstanceId,
-                                                                          queuePath: item.ref.queuePath, zk: zk, paths: paths)
-                    return (i, whereabouts != .nowhere)
-                }
-            }
-            var all: [Int: Bool] = [:]
-            for try await (i, f) in group { all[i] = f }
-            return all
+        for item in pending { touched.insert(item.ref.instance) }
+        let fed = try await pending.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths] item in
+            try await AttemptWhereabouts.locate(item.entry.key.taskInstanceId, queuePath: item.ref.queuePath,
+                                                zk: zk, paths: paths) != .nowhere
         }
         for (i, item) in pending.enumerated() {
-            if fed[i] ?? false {
+            if fed[i] {
                 attempts[item.entry.key.taskInstanceId] = item.ref
             } else {
                 backlog[item.entry.group, default: MinHeap()].push(item.entry)
@@ -130,7 +126,9 @@ extension MasterScheduler {
         let groups = try await zk.children(paths.workers) { [wakeups] _ in wakeups.mark(.workers) }
         var current: [String: Int64] = [:]
         for group in groups {
-            let names = (try? await zk.children(paths.workerGroup(group)) { [wakeups] _ in wakeups.mark(.workers) }) ?? []
+            // Only a listing that succeeded may declare a worker gone: a connection loss throws and
+            // the pass is retried. A group removed since the listing above is empty.
+            let names = try await zk.childrenIfPresent(paths.workerGroup(group)) { [wakeups] _ in wakeups.mark(.workers) }
             for name in names where current[name] == nil {
                 if let known = knownWorkers[name] {
                     current[name] = known
@@ -151,18 +149,12 @@ extension MasterScheduler {
     /// declared dead, was lost with its worker: it is marked NEED_FAULT_TOLERANCE and a new attempt
     /// (not a retry) is queued.
     func reconcile() async throws {
-        let refs = attempts
+        let refs = Array(attempts)
         guard !refs.isEmpty else { return }
-        let found = try await withThrowingTaskGroup(of: (Int64, AttemptWhereabouts).self) { group in
-            for (id, ref) in refs {
-                group.addTask { [zk, paths] in
-                    (id, try await AttemptWhereabouts.locate(id, queuePath: ref.queuePath, zk: zk, paths: paths))
-                }
-            }
-            var all: [(Int64, AttemptWhereabouts)] = []
-            for try await item in group { all.append(item) }
-            return all
+        let whereabouts = try await refs.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths] item in
+            try await AttemptWhereabouts.locate(item.key, queuePath: item.value.queuePath, zk: zk, paths: paths)
         }
+        let found = zip(refs.map(\.key), whereabouts)
         var round = Round()
         let now = ProcessStats.now()
         for (id, whereabouts) in found {
@@ -172,6 +164,7 @@ extension MasterScheduler {
             case .running(let holder) where !deadSessions.contains(holder): break
             case .running, .nowhere:
                 guard let ref = attempts.removeValue(forKey: id), active[ref.instance] != nil else { continue }
+                touched.insert(ref.instance)
                 seenRunning.remove(id)
                 logger.warning("instance \(ref.instance): attempt \(id) of '\(ref.task)' was lost; resubmitting")
                 round.batch.superseded.append((id, ref.instance, "lost with its worker; superseded by a new attempt", now))
@@ -194,8 +187,15 @@ extension MasterScheduler {
                 foreignResults.insert(id)
                 continue
             }
-            let data = try? await zk.getData(paths.result(id)).0
-            let message = data.flatMap { try? WireJSON.decode(TaskResultMessage.self, $0) }
+            let data: Data
+            do { data = try await zk.getData(paths.result(id)).0 } catch ZooKeeperError.noNode { continue }
+            let message = try? WireJSON.decode(TaskResultMessage.self, data)
+            if let message, owner.attempt.state == message.state, owner.attempt.host == message.worker,
+               owner.attempt.endTime == message.endTime {
+                // Stored by a round whose deletes were then lost (a connection loss): only the node is left.
+                do { try await zk.delete(paths.result(id)) } catch ZooKeeperError.noNode {}
+                continue
+            }
             let note = "late result ignored: \(message?.state.rawValue ?? "?") from \(message?.worker ?? "?") after this attempt was \(owner.attempt.state.rawValue)"
             try await store.recordLateResult(attempt: id, note: note)
             logger.notice("attempt \(id): \(note)")
@@ -206,7 +206,44 @@ extension MasterScheduler {
     /// Drops instances another master now owns (this one was failed over while unresponsive).
     func forget(_ instances: Set<Int64>) {
         logger.warning("instances \(instances.sorted()) are owned by another master now; dropped")
-        for id in instances { active.removeValue(forKey: id) }
-        attempts = attempts.filter { !instances.contains($0.value.instance) }
+        drop(instances)
     }
+
+    /// Forgets everything memory holds of these instances: engines, awaited attempts, backlog
+    /// entries, retry timers.
+    func drop(_ instances: Set<Int64>) {
+        for id in instances { active.removeValue(forKey: id) }
+        for (id, ref) in attempts where instances.contains(ref.instance) {
+            attempts.removeValue(forKey: id)
+            seenRunning.remove(id)
+        }
+        unclassified.removeAll { instances.contains($0.ref.instance) }
+        for (group, heap) in backlog where heap.contains(where: { instances.contains($0.instance) }) {
+            backlog[group] = heap.filter { !instances.contains($0.instance) }
+        }
+        retryTimers.cancel(instances: instances)
+    }
+
+    /// After a pass failed half-way: drops what memory holds of the instances it touched, and adopts
+    /// those this master still owns again from the database and ZooKeeper, exactly as a takeover
+    /// does. Memory never stays ahead of what is stored; if this fails too, it is redone.
+    func reload() async throws {
+        let ids = pendingReload
+        drop(ids)
+        let owned = try await store.ownedInstances(ids, session: session)
+        var round = Round()
+        for claimed in owned { resume(claimed, &round) }
+        try await commit(&round)
+        try await classifyAdoptedBacklog()
+        pendingReload.subtract(ids)
+        logger.notice("re-read \(owned.count) instances from storage after a failed pass")
+        // Results of the dropped attempts may have been set aside as another master's.
+        foreignResults.removeAll()
+        wakeups.mark(.results)
+        wakeups.mark(.reconcile)
+        wakeups.mark(.feed)
+    }
+
+    /// At most this many ZooKeeper lookups in flight at once for one check of many attempts.
+    static let lookupConcurrency = 64
 }

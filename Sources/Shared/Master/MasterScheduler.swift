@@ -37,6 +37,10 @@ public struct MasterOptions: Sendable {
     public var reconcileSeconds: Double = 10
     /// Most items waiting in one group's ZooKeeper queue; more ready attempts wait in the database.
     public var queueWindow: Int = 1000
+    /// How long a `/dead-servers` record of a session that is gone is kept for operators.
+    public var deadServerRetentionSeconds: Double = 3600
+    /// How often a master looks for records to prune (on its reconcile timer).
+    public var deadServerPruneSeconds: Double = 60
 
     public init(host: String, port: Int, maxWorkflows: Int) {
         self.host = host
@@ -90,6 +94,14 @@ public actor MasterScheduler {
     var runningScanDue = false
     /// SUBMITTED attempts of adopted instances, not yet checked against ZooKeeper.
     var unclassified: [(ref: AttemptRef, entry: BacklogEntry)] = []
+    /// Instances whose memory the current pass of the loop has changed. If the pass fails half-way
+    /// (a connection loss, a busy database), memory may be ahead of what is stored: they are dropped
+    /// and adopted again from storage (`reload`) before anything else happens.
+    var touched: Set<Int64> = []
+    /// Instances to adopt again from storage after a failed pass.
+    var pendingReload: Set<Int64> = []
+    /// When /dead-servers was last pruned.
+    var lastDeadServerPrune = ContinuousClock.now - .seconds(3600)
 
     public init(zk: ZooKeeperClient, store: Store, paths: ZooKeeperPaths, options: MasterOptions, logger: Logger) {
         self.zk = zk
@@ -101,9 +113,11 @@ public actor MasterScheduler {
 
     /// Runs until cancelled (graceful stop) or fenced by an expired session.
     public func run() async throws {
-        for p in paths.skeleton { try await zk.ensurePath(p) }
+        try await zk.retryingTransientFaults {
+            for p in paths.skeleton { try await zk.ensurePath(p) }
+        }
         session = zk.sessionID
-        try await register()
+        try await zk.retryingTransientFaults { try await register() }
         logger.info("master \(options.identity) registered; max \(options.maxWorkflows) workflows")
         let sessions = zk.sessionEvents()
         // Every loop is a child: the first to throw (an expired session) cancels the rest.
@@ -155,7 +169,9 @@ public actor MasterScheduler {
         for await _ in wakeups.stream {
             try Task.checkCancellation()
             let dirty = wakeups.take()
+            touched = []
             do {
+                if !pendingReload.isEmpty { try await reload() }
                 if dirty.contains(.deadServers) { try await processDeadServers() }
                 if dirty.contains(.masters) || dirty.contains(.deadServers) { try await processMasters() }
                 if dirty.contains(.workers) { try await processWorkers() }
@@ -167,16 +183,16 @@ public actor MasterScheduler {
                 if dirty.contains(.running) { try await processRunning() }
                 if dirty.contains(.commands) { try await claimCommands() }
                 if dirty.contains(.feed) { try await feedQueues() }
+                if dirty.contains(.reconcile) { try await pruneDeadServers() }
             } catch let error as ZooKeeperError where error.cause == .sessionExpired {
                 throw MasterError.sessionExpired(options.identity)
             } catch let error as MasterError {
                 throw error
-            } catch let error as ZooKeeperError where [.connectionLoss(""), .operationTimeout("")].contains(error.cause.kindOnly) {
-                logger.warning("\(error); retrying shortly")
-                try await Task.sleep(for: .milliseconds(200))
-                dirty.forEach { wakeups.mark($0) }
-            } catch let error as StoreError {
-                logger.warning("\(error); retrying shortly")
+            } catch let error where error is ZooKeeperError || error is StoreError {
+                // Whatever the pass changed in memory may not be stored: adopt it again from storage.
+                pendingReload.formUnion(touched)
+                let undone = touched.isEmpty ? "" : "; instances \(touched.sorted()) are read again from storage"
+                logger.warning("\(error)\(undone); retrying shortly")
                 try await Task.sleep(for: .milliseconds(200))
                 dirty.forEach { wakeups.mark($0) }
             }
@@ -214,6 +230,7 @@ public actor MasterScheduler {
         while active.count < options.maxWorkflows,
               let claimed = try await store.claimCommand(host: options.identity, session: session, now: ProcessStats.now()) {
             var instance = ActiveInstance(claimed)
+            touched.insert(instance.id)
             logger.info("instance \(instance.id) of '\(instance.definition.name)' v\(claimed.instance.version) started")
             let effects = instance.engine.handle(.start)
             active[instance.id] = instance
@@ -247,18 +264,27 @@ public actor MasterScheduler {
             for try await m in group { if let m { all.append(m) } }
             return all
         }
+        try FaultPoint.hit("master-results-read")
         var round = Round()
         for m in messages {
             guard let ref = attempts.removeValue(forKey: m.taskInstanceId) else { continue }
             let (instanceID, taskName) = (ref.instance, ref.task)
+            touched.insert(instanceID)
             seenRunning.remove(m.taskInstanceId)
-            round.consumed.append(m.taskInstanceId)
+            round.consumed.append((m.taskInstanceId, instanceID))
             let outputsJSON = m.outputs.isEmpty ? nil : String(decoding: WireJSON.encode(m.outputs), as: UTF8.self)
             round.batch.outcomes.append(AttemptOutcome(
                 taskInstanceId: m.taskInstanceId, workflowInstanceId: instanceID, state: m.state, host: m.worker, pid: m.pid, logPath: m.logPath,
                 exitCode: m.exitCode, outputJson: outputsJSON, message: m.message, startTime: m.startTime, endTime: m.endTime))
             guard active[instanceID] != nil else { continue }
-            if !m.outputs.isEmpty { active[instanceID]!.outputs[taskName] = m.outputs }
+            if m.state == .needFaultTolerance {
+                // Killed by its worker's own stop: it fails over as if the worker had died (a new
+                // attempt with the same number, not a retry); the engine still waits for the task.
+                logger.notice("instance \(instanceID): attempt \(m.taskInstanceId) of '\(taskName)' was stopped with its worker; resubmitting")
+                newAttempt(instanceID, taskName, ref.attempt, &round)
+                continue
+            }
+            if m.state == .success { active[instanceID]!.recordOutputs(of: taskName, m.outputs) }
             let outcome: TaskOutcome = m.state == .success ? .success : (m.state == .kill ? .killed : .failure)
             let effects = active[instanceID]!.engine.handle(.taskFinished(task: taskName, outcome: outcome))
             apply(effects, to: instanceID, &round)
@@ -271,6 +297,7 @@ public actor MasterScheduler {
         guard !due.isEmpty else { return }
         var round = Round()
         for (instanceID, task) in due where active[instanceID] != nil {
+            touched.insert(instanceID)
             let effects = active[instanceID]!.engine.handle(.retryDue(task: task))
             apply(effects, to: instanceID, &round)
         }
@@ -292,6 +319,7 @@ public actor MasterScheduler {
         let now = ProcessStats.now()
         for id in names.compactMap(Int64.init) where !seenRunning.contains(id) {
             guard let ref = attempts[id] else { continue }
+            touched.insert(ref.instance)
             seenRunning.insert(id)
             round.batch.started.append((id, ref.instance, now))
         }
@@ -305,10 +333,12 @@ public actor MasterScheduler {
         var batch = SchedulingBatch()
         /// Queue nodes to create: path and encoded `QueuedTask`.
         var queued: [(path: String, data: Data)] = []
-        var consumed: [Int64] = []
+        /// Results stored this round, with their instance: deleted once stored, if still ours.
+        var consumed: [(id: Int64, instance: Int64)] = []
     }
 
     func apply(_ effects: [EngineEffect], to instanceID: Int64, _ round: inout Round) {
+        touched.insert(instanceID)
         let now = ProcessStats.now()
         for effect in effects {
             switch effect {
@@ -326,6 +356,7 @@ public actor MasterScheduler {
 
     /// A new attempt row for a task the engine started (or whose attempt was lost with its worker).
     func newAttempt(_ instanceID: Int64, _ taskName: String, _ attempt: Int, _ round: inout Round) {
+        touched.insert(instanceID)
         let task = active[instanceID]!.task(taskName)
         round.batch.newAttempts.append(TaskInstanceRecord(
             id: nil, workflowInstanceId: instanceID, taskName: taskName, attempt: attempt, state: .dispatched,
@@ -374,7 +405,9 @@ public actor MasterScheduler {
         // An instance never finishes with attempts in the backlog (they count as running in its
         // engine); feedQueues skips any entry whose instance is gone, so nothing is purged here.
         for finished in round.batch.finishedInstances { active.removeValue(forKey: finished.id) }
-        let consumed = round.consumed
+        // Only results stored under this master's ownership are deleted: a master failed over while
+        // it hung must leave the results it read to the new owner.
+        let consumed = round.consumed.filter { !applied.lostOwnership.contains($0.instance) }.map(\.id)
         try await writeRound(creates: round.queued, deletes: consumed.map { paths.result($0) })
         if !consumed.isEmpty && backlogCount > 0 { wakeups.mark(.feed) }
         if !round.batch.finishedInstances.isEmpty { wakeups.mark(.commands) }

@@ -56,6 +56,7 @@ extension MasterScheduler {
         let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: instanceID,
                                taskPriority: task.priority, taskInstanceId: id)
         let path = paths.queueItem(task.workerGroup, key)
+        touched.insert(instanceID)
         attempts[id] = AttemptRef(instance: instanceID, task: taskName, attempt: attempt, queuePath: path)
         return (path, WireJSON.encode(QueuedTask(
             taskInstanceId: id, workflowInstanceId: instanceID, workflowName: instance.definition.name, taskName: taskName,

@@ -5,9 +5,16 @@ final class RetryTimers: @unchecked Sendable {
     private let lock = NSLock()
     private var pending: [(at: Double, instance: Int64, task: String)] = []
     private let (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    /// The sleep until the next deadline; cut short when an earlier deadline is scheduled.
+    private var sleeper: (until: Double, task: Task<Void, Never>)?
 
     func schedule(instance: Int64, task: String, at: Double) {
-        lock.withLock { pending.append((at, instance, task)) }
+        let interrupted = lock.withLock { () -> Task<Void, Never>? in
+            pending.append((at, instance, task))
+            guard let sleeper, at < sleeper.until else { return nil }
+            return sleeper.task
+        }
+        interrupted?.cancel()
         changed.yield()
     }
 
@@ -19,21 +26,41 @@ final class RetryTimers: @unchecked Sendable {
         }
     }
 
-    /// Calls `wake` whenever a deadline passes; runs until cancelled. While retries are pending
-    /// it checks every 20 ms at most; with none pending it sleeps until one is scheduled.
+    /// Drops the timers of instances this master no longer runs from memory.
+    func cancel(instances: Set<Int64>) {
+        lock.withLock { pending.removeAll { instances.contains($0.instance) } }
+    }
+
+    var count: Int { lock.withLock { pending.count } }
+
+    /// Calls `wake` whenever a deadline passes; runs until cancelled. It sleeps until the next
+    /// deadline, or until a timer is scheduled (which may be earlier); never in a polling loop.
     func run(_ wake: @escaping @Sendable () -> Void) async throws {
         var iterator = changes.makeAsyncIterator()
         while !Task.isCancelled {
-            guard let next = lock.withLock({ pending.map(\.at).min() }) else {
+            // The next deadline and the sleep until it are set under one lock, so that a timer
+            // scheduled in between either is seen here or cuts the sleep short.
+            let plan = lock.withLock { () -> (due: Bool, nap: Task<Void, Never>?)? in
+                guard let next = pending.map(\.at).min() else { return nil }
+                let wait = next - ProcessStats.now()
+                if wait <= 0 { return (true, nil) }
+                // Bounded so that a deadline far away (a retry interval of days) cannot overflow the clock.
+                let sleep = Duration.milliseconds(Int64(min(wait, 86_400) * 1000) + 1)
+                let nap = Task<Void, Never> { try? await Task.sleep(for: sleep) }
+                sleeper = (next, nap)
+                return (false, nap)
+            }
+            guard let plan else {
                 _ = await iterator.next()
                 continue
             }
-            let wait = next - ProcessStats.now()
-            if wait <= 0 {
+            if plan.due {
                 wake()
+                // The scheduler takes the due timers; give it a moment before looking again.
                 try await Task.sleep(for: .milliseconds(5))
-            } else {
-                try await Task.sleep(for: .milliseconds(Int(min(wait, 0.02) * 1000) + 1))
+            } else if let nap = plan.nap {
+                await withTaskCancellationHandler { await nap.value } onCancel: { nap.cancel() }
+                lock.withLock { sleeper = nil }
             }
         }
     }

@@ -183,14 +183,35 @@ extension Store {
                 instance.host = host
                 instance.masterSession = session
                 try instance.update(db)
-                guard let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { continue }
-                let attempts = try TaskInstanceRecord.filter(Column("workflow_instance_id") == instance.id!)
-                    .order(Column("id")).fetchAll(db)
-                adopted.append(ClaimedInstance(instance: instance, definition: try WorkflowDefinition.fromStored(record.json),
-                                               attempts: attempts))
+                if let claimed = try Self.withHistory(instance, db) { adopted.append(claimed) }
             }
             return (adopted, owners.sorted { $0.name < $1.name })
         }
+    }
+
+    /// The RUNNING instances among `ids` that `session` owns, with their attempts: what a master
+    /// reads again after a pass that failed half-way.
+    public func ownedInstances(_ ids: Set<Int64>, session: Int64) async throws -> [ClaimedInstance] {
+        try await read("reading \(ids.count) instances again") { db in
+            var claimed: [ClaimedInstance] = []
+            for chunk in Array(ids).sorted().chunked(500) {
+                let instances = try WorkflowInstanceRecord.filter(chunk.contains(Column("id")))
+                    .filter(Column("master_session") == session && Column("state") == WorkflowState.running.rawValue)
+                    .order(Column("id")).fetchAll(db)
+                for instance in instances {
+                    if let c = try Self.withHistory(instance, db) { claimed.append(c) }
+                }
+            }
+            return claimed
+        }
+    }
+
+    /// An instance with its definition and every attempt so far, in creation order.
+    private static func withHistory(_ instance: WorkflowInstanceRecord, _ db: Database) throws -> ClaimedInstance? {
+        guard let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { return nil }
+        let attempts = try TaskInstanceRecord.filter(Column("workflow_instance_id") == instance.id!)
+            .order(Column("id")).fetchAll(db)
+        return ClaimedInstance(instance: instance, definition: try WorkflowDefinition.fromStored(record.json), attempts: attempts)
     }
 
     /// The owner of an attempt's instance; nil for an unknown attempt.

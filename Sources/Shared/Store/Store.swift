@@ -67,6 +67,9 @@ public final class Store: Sendable {
 
     /// Runs `body` in one IMMEDIATE transaction, so that read-then-write never races another process.
     func transaction<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        if FaultInjector.database?.fault(kind: "transaction", path: what) != nil {
+            throw StoreError.busy("\(what): injected fault (DS_FAULT_DB)")
+        }
         do {
             return try await pool.writeWithoutTransaction { db in
                 var result: T?

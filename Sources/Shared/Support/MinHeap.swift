@@ -33,4 +33,13 @@ public struct MinHeap<Element: Comparable> {
         }
         return top
     }
+
+    public func contains(where predicate: (Element) -> Bool) -> Bool { items.contains(where: predicate) }
+
+    /// The elements that satisfy `predicate`, as a heap (O(n log n); for rare clean-ups only).
+    public func filter(_ isIncluded: (Element) -> Bool) -> MinHeap {
+        var heap = MinHeap()
+        for item in items where isIncluded(item) { heap.push(item) }
+        return heap
+    }
 }

@@ -81,6 +81,9 @@ public actor WorkerDaemon {
     var lastListing = ContinuousClock.now - .seconds(1)
     var stopping = false
     var killedForStop: Set<Int64> = []
+    /// Claims whose multi got no answer (a connection loss): they hold a slot until the
+    /// `/running` node says whether they went through.
+    var uncertainClaims: [Int64: (task: QueuedTask, logPath: String)] = [:]
     /// Set once the worker has fenced itself; `run()` throws it however its loops ended.
     var fenced: WorkerError?
     /// The worker's own environment, read once: every task starts from it.
@@ -102,9 +105,11 @@ public actor WorkerDaemon {
 
     /// Runs until a graceful stop completes, or throws when fenced by an expired session.
     public func run() async throws {
-        for p in paths.skeleton { try await zk.ensurePath(p) }
-        for g in options.groups { try await zk.ensurePath(paths.queue(g)) }
-        try await register()
+        try await zk.retryingTransientFaults {
+            for p in paths.skeleton { try await zk.ensurePath(p) }
+            for g in options.groups { try await zk.ensurePath(paths.queue(g)) }
+        }
+        try await zk.retryingTransientFaults { try await register() }
         logger.info("worker \(options.identity) registered in \(options.groups.joined(separator: ",")) with \(options.slots) slots")
         let sessions = zk.sessionEvents()
         // A discarding group: a million finished tasks leave nothing behind.
@@ -127,7 +132,7 @@ public actor WorkerDaemon {
                 await self.fence(.sessionExpired(self.options.identity))
                 wakeups.mark(.expired)
             }
-            try await watchOwnDeathRecord()
+            try await zk.retryingTransientFaults { try await watchOwnDeathRecord() }
             try await eventLoop(group: &group)
             group.cancelAll()
         } } catch {
@@ -155,9 +160,18 @@ public actor WorkerDaemon {
             }
             if dirty.contains(.queueChanged) { queueChanged = true }
             if dirty.contains(.peersChanged) { peersChanged = true }
-            if dirty.contains(.failedOver), try await watchOwnDeathRecord() {
-                fence(.failedOver(options.identity))
-                throw fenced!
+            if dirty.contains(.failedOver) {
+                do {
+                    if try await watchOwnDeathRecord() {
+                        fence(.failedOver(options.identity))
+                        throw fenced!
+                    }
+                } catch let error as ZooKeeperError where error.cause != .sessionExpired {
+                    // Only a read that succeeded decides; look again shortly.
+                    logger.warning("\(error); checking /dead-servers again shortly")
+                    try await Task.sleep(for: .milliseconds(200))
+                    wakeups.mark(.failedOver)
+                }
             }
             if dirty.contains(.stop) && !stopping {
                 stopping = true
@@ -233,6 +247,7 @@ public actor WorkerDaemon {
     /// changed and 25 ms have passed (so newly queued higher-priority items are seen, without
     /// listing the whole queue for every claim).
     private func claimWhileFree(group: inout ThrowingDiscardingTaskGroup<Error>) async throws {
+        try await settleUncertainClaims(group: &group)
         while running.count < options.slots {
             if candidates.isEmpty || (queueChanged && ContinuousClock.now - lastListing > .milliseconds(25)) {
                 guard queueChanged || candidates.isEmpty else { return }
@@ -243,19 +258,60 @@ public actor WorkerDaemon {
             headIsStale = false
             let (batch, used) = share.pick(from: candidates, wanted: options.slots - running.count)
             candidates = candidates.dropFirst(used)
-            let claimed = try await withThrowingTaskGroup(of: (QueuedTask, String)?.self) { claims in
+            // Every claim's outcome is kept, even when another claim of the batch failed: a claim
+            // that went through must run, or its task would hang on this worker.
+            let outcomes = await withTaskGroup(of: ClaimOutcome.self) { claims in
                 for candidate in batch {
-                    claims.addTask { try await self.claim(candidate.key, in: candidate.group) }
+                    claims.addTask { await self.claim(candidate.key, in: candidate.group) }
                 }
-                var won: [(QueuedTask, String)] = []
-                for try await c in claims { if let c { won.append(c) } }
-                return won
+                var all: [ClaimOutcome] = []
+                for await c in claims { all.append(c) }
+                return all
             }
-            for (task, logPath) in claimed {
-                running[task.taskInstanceId] = .some(nil)
-                group.addTask { await self.execute(task, logPath: logPath) }
+            var failure: Error?
+            for outcome in outcomes {
+                switch outcome {
+                case .won(let task, let logPath):
+                    running[task.taskInstanceId] = .some(nil)
+                    group.addTask { await self.execute(task, logPath: logPath) }
+                case .uncertain(let task, let logPath, let error):
+                    running[task.taskInstanceId] = .some(nil)
+                    uncertainClaims[task.taskInstanceId] = (task, logPath)
+                    failure = error
+                case .lost:
+                    break
+                case .failed(let error):
+                    failure = error
+                }
+            }
+            if let failure { throw failure }
+        }
+    }
+
+    /// Claims whose answer was lost: a `/running` node of this session means the claim went
+    /// through (run the task); none means it did not (the item is still queued, or another worker
+    /// has it). Decided only from a read that succeeded.
+    private func settleUncertainClaims(group: inout ThrowingDiscardingTaskGroup<Error>) async throws {
+        for (id, claim) in uncertainClaims {
+            let mine = try await zk.exists(paths.running(id))?.ephemeralOwner == zk.sessionID
+            uncertainClaims.removeValue(forKey: id)
+            if mine {
+                logger.notice("task \(id): the claim whose answer was lost went through; running it")
+                group.addTask { await self.execute(claim.task, logPath: claim.logPath) }
+            } else {
+                running.removeValue(forKey: id)
             }
         }
+    }
+
+    enum ClaimOutcome: Sendable {
+        case won(QueuedTask, String)
+        /// Another worker took it first, or it is gone.
+        case lost
+        /// The multi got no answer: it may have gone through.
+        case uncertain(QueuedTask, String, Error)
+        /// Nothing was claimed (the item could not be read).
+        case failed(Error)
     }
 
     private func listQueues() async throws {
@@ -281,8 +337,8 @@ public actor WorkerDaemon {
     }
 
     /// One claim: read the item, then delete it (at the version read) and create the running node
-    /// in one multi. Nil when another worker won it.
-    private nonisolated func claim(_ key: String, in group: String) async throws -> (QueuedTask, String)? {
+    /// in one multi. Whoever wins the multi owns the task.
+    private nonisolated func claim(_ key: String, in group: String) async -> ClaimOutcome {
         let queuePath = paths.queue(group) + "/" + key
         let task: QueuedTask
         let version: Int32
@@ -291,10 +347,12 @@ public actor WorkerDaemon {
             task = try WireJSON.decode(QueuedTask.self, data)
             version = stat.version
         } catch ZooKeeperError.noNode {
-            return nil
+            return .lost
         } catch is DecodingError {
             logger.error("queue item \(queuePath) is not a task; leaving it for an operator")
-            return nil
+            return .lost
+        } catch {
+            return .failed(error)
         }
         let logPath = logPath(for: task)
         let claim = RunningTask(worker: options.identity, pid: nil, startTime: ProcessStats.now(), logPath: logPath)
@@ -305,9 +363,13 @@ public actor WorkerDaemon {
             ])
         } catch let error as ZooKeeperError where [.noNode(queuePath), .nodeExists(paths.running(task.taskInstanceId)),
                                                    .badVersion(queuePath)].contains(error.cause) {
-            return nil  // another worker won this item
+            return .lost  // another worker won this item
+        } catch let error as ZooKeeperError where error.cause != .sessionExpired && error.cause != .closing {
+            return .uncertain(task, logPath, error)
+        } catch {
+            return .failed(error)
         }
-        return (task, logPath)
+        return .won(task, logPath)
     }
 
     private nonisolated func logPath(for task: QueuedTask) -> String {
@@ -349,8 +411,10 @@ public actor WorkerDaemon {
                 result.state = .failure
                 result.message = "timed out after \(format(task.timeout ?? 0)) and was killed"
             } else if killedForStop.contains(id) {
-                result.state = .kill
-                result.message = "killed: worker \(options.identity) stopped and the grace period ran out"
+                // Not the task's failure: it fails over to another worker, as after a kill -9 of
+                // this one (a new attempt, not a retry), so a rolling restart fails no workflow.
+                result.state = .needFaultTolerance
+                result.message = "killed: worker \(options.identity) stopped and the grace period ran out; runs again on another worker"
             } else if exit.exit.succeeded {
                 result.state = .success
             } else {

@@ -52,3 +52,37 @@ extension ZooKeeperClient {
         return owners
     }
 }
+
+extension ZooKeeperClient {
+    /// The children of `path`, or none if the node does not exist. Any other failure throws:
+    /// a listing that failed must never read as an empty one.
+    public func childrenIfPresent(_ path: String, watch: (@Sendable (WatchEvent) -> Void)? = nil) async throws -> [String] {
+        do { return try await children(path, watch: watch) } catch ZooKeeperError.noNode { return [] }
+    }
+}
+
+extension ZooKeeperError {
+    /// A fault that passes while the session lives: a connection loss (a leader election, a
+    /// server restart) or an operation timeout. The request may or may not have been applied.
+    public var isTransient: Bool {
+        switch cause {
+        case .connectionLoss, .operationTimeout: return true
+        default: return false
+        }
+    }
+}
+
+extension ZooKeeperClient {
+    /// Runs `body` again after each transient fault, while the session lives: for start-up steps
+    /// that must not turn a leader election into an exit. `body` must be safe to repeat.
+    public func retryingTransientFaults<T>(isolation: isolated (any Actor)? = #isolation,
+                                           _ body: () async throws -> T) async throws -> T {
+        while true {
+            do {
+                return try await body()
+            } catch let error as ZooKeeperError where error.isTransient {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+}

@@ -150,26 +150,45 @@ public final class ZooKeeperClient: @unchecked Sendable {
     }
 
     /// Creates an ephemeral registry node. A node left by a dead session of the same identity
-    /// vanishes within one session timeout, so a daemon restarted at once waits for it; a node
-    /// that outlives that belongs to a live server, and the error stays `nodeExists`.
-    public func register(_ path: String, data: Data) async throws {
-        let deadline = ContinuousClock.now + .milliseconds(sessionTimeoutMillis + 2_000)
+    /// vanishes once ZooKeeper expires that session, which can take longer than one session
+    /// timeout: a leader election gives every session a fresh timeout. So a daemon restarted at
+    /// once waits while the node stays unchanged, and gives up (`nodeExists`) as soon as the node
+    /// changes, because a live server rewrites its node at every heartbeat (`heartbeatSeconds`),
+    /// or after `patience`.
+    public func register(_ path: String, data: Data, patience: Duration? = nil) async throws {
+        let deadline = ContinuousClock.now + (patience ?? .milliseconds(3 * sessionTimeoutMillis) + .seconds(30))
+        var holder: (owner: Int64, version: Int32)?
         while true {
             do {
                 try await create(path, data: data, mode: .ephemeral)
                 return
-            } catch ZooKeeperError.nodeExists where ContinuousClock.now < deadline {
+            } catch ZooKeeperError.nodeExists {
+                guard let stat = try await exists(path) else { continue }  // gone since: try again now
+                // Ours if an earlier create went through and only its answer was lost.
+                if stat.ephemeralOwner == sessionID { return }
+                if let holder, holder.owner == stat.ephemeralOwner, holder.version != stat.version {
+                    throw ZooKeeperError.nodeExists(path)  // its owner heartbeats: a live server
+                }
+                holder = (stat.ephemeralOwner, stat.version)
+                guard ContinuousClock.now < deadline else { throw ZooKeeperError.nodeExists(path) }
+                try await Task.sleep(for: .milliseconds(250))
+            } catch let error as ZooKeeperError where error.isTransient {
+                // The create may or may not have gone through: the next try tells which.
+                guard ContinuousClock.now < deadline else { throw error }
                 try await Task.sleep(for: .milliseconds(250))
             }
         }
     }
 
-    /// Creates `path` and any missing parents as persistent nodes.
+    /// Creates `path` and any missing parents as persistent nodes. Each create is repeated after a
+    /// transient fault (it is idempotent: a node made by a try whose answer was lost exists).
     public func ensurePath(_ path: String) async throws {
         var prefix = ""
         for component in path.split(separator: "/") {
             prefix += "/" + component
-            do { try await create(prefix) } catch ZooKeeperError.nodeExists {}
+            try await retryingTransientFaults {
+                do { try await create(prefix) } catch ZooKeeperError.nodeExists {}
+            }
         }
     }
 
@@ -179,7 +198,24 @@ public final class ZooKeeperClient: @unchecked Sendable {
     private func call(_ kind: String, _ path: String, watcher: UnsafeMutableRawPointer? = nil,
                       _ send: (UnsafeMutableRawPointer) -> Int32) async throws -> Reply {
         requestCounts.count(kind)
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Reply, Error>) in
+        let fault = FaultInjector.zooKeeper?.fault(kind: kind, path: path)
+        if fault == .before {
+            WatchBox.release(watcher)
+            throw ZooKeeperError.connectionLoss(path)
+        }
+        let reply: Reply
+        do {
+            reply = try await request(path, watcher: watcher, send)
+        } catch where fault == .after {
+            throw ZooKeeperError.connectionLoss(path)
+        }
+        if fault == .after { throw ZooKeeperError.connectionLoss(path) }
+        return reply
+    }
+
+    private func request(_ path: String, watcher: UnsafeMutableRawPointer?,
+                         _ send: (UnsafeMutableRawPointer) -> Int32) async throws -> Reply {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Reply, Error>) in
             let box = ReplyBox(path: path, watcher: watcher, continuation: continuation)
             let context = Unmanaged.passRetained(box).toOpaque()
             let rc = send(context)
