@@ -22,17 +22,20 @@ enum Binaries {
     static func url(_ tool: String) -> URL { directory.appendingPathComponent(tool) }
 }
 
-/// One test's slice of a shared ZooKeeper server: its own znode root, database, state folder
-/// and daemons, all stopped by pid when the test ends.
+/// One test's slice of a shared ZooKeeper server or ensemble: its own znode root, database,
+/// state folder and daemons, all stopped by pid when the test ends.
 final class Cluster {
-    let zk: ZooKeeperServer
+    let zk: any ZooKeeperService
+    /// The daemons' `DS_ZK_SESSION_TIMEOUT`.
+    let sessionTimeout: String
     let root: String
     let directory: URL
     private(set) var daemons: [(name: String, process: Process)] = []
     private var nextPort = 7000
 
-    init(zk: ZooKeeperServer) throws {
+    init(zk: any ZooKeeperService, sessionTimeout: String = "4s") throws {
         self.zk = zk
+        self.sessionTimeout = sessionTimeout
         root = "/t\(UUID().uuidString.prefix(8).lowercased())"
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -47,7 +50,7 @@ final class Cluster {
         env["DS_ZK_ROOT"] = root
         env["DS_DB"] = databasePath
         env["DS_HOME"] = directory.path
-        env["DS_ZK_SESSION_TIMEOUT"] = "4s"
+        env["DS_ZK_SESSION_TIMEOUT"] = sessionTimeout
         return env
     }
 
@@ -249,6 +252,67 @@ class ClusterTestCase: XCTestCase {
 
     override func tearDown() {
         if let run = testRun, run.failureCount > 0 { print(cluster?.daemonLogs() ?? "") }
+        cluster?.remove()
+        super.tearDown()
+    }
+}
+
+/// A suite that shares one 3-server ZooKeeper ensemble among its tests; each test gets its own
+/// cluster, whose daemons know all three servers.
+class EnsembleClusterTestCase: XCTestCase {
+    static var ensemble: ZooKeeperEnsemble?
+    static var ensembleError: Error?
+    /// The daemons' session timeout. When the leader dies every client of every server is
+    /// disconnected (followers drop their clients until a new leader has synced them), and a
+    /// daemon cut off for a whole session timeout fences itself and exits 69, as it must. An
+    /// election on loopback takes a second or two, but on a loaded 2-core machine three JVMs
+    /// (one restarting) plus the daemons and hundreds of task processes can stretch it, and its
+    /// sync, many times; 15 s survives that with room to spare while a dead daemon is still
+    /// noticed within a test's patience. It is no timing assertion: nothing checks how long an
+    /// election took.
+    static let sessionTimeout = "15s"
+    var cluster: Cluster!
+
+    var ensemble: ZooKeeperEnsemble { Self.ensemble! }
+
+    override class func setUp() {
+        super.setUp()
+        do { ensemble = try ZooKeeperEnsemble() } catch { ensembleError = error }
+    }
+
+    override class func tearDown() {
+        ensemble?.remove()
+        ensemble = nil
+        super.tearDown()
+    }
+
+    override func setUpWithError() throws {
+        guard let ensemble = Self.ensemble else {
+            throw Self.ensembleError ?? NSError(domain: "EnsembleClusterTestCase", code: 1,
+                                                userInfo: [NSLocalizedDescriptionKey: "the ZooKeeper ensemble did not start"])
+        }
+        // A server a previous test of the suite stopped and could not restart: start it again.
+        try ensemble.start()
+        cluster = try Cluster(zk: ensemble, sessionTimeout: Self.sessionTimeout)
+    }
+
+    override func tearDown() {
+        if let run = testRun, run.failureCount > 0, let cluster {
+            // The logs are long after hundreds of tasks: keep a copy beside printing them.
+            let keep = FileManager.default.temporaryDirectory
+                .appendingPathComponent("ds-ensemble-failure-\(name.filter { $0.isLetter || $0.isNumber })-\(Int(Date().timeIntervalSince1970))")
+            try? FileManager.default.createDirectory(at: keep, withIntermediateDirectories: true)
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: cluster.directory.path)) ?? []
+            where file.hasPrefix("ds-") || file.hasPrefix("ds.db") || file == "markers" {
+                try? FileManager.default.copyItem(at: cluster.directory.appendingPathComponent(file), to: keep.appendingPathComponent(file))
+            }
+            for server in Self.ensemble?.servers ?? [] {
+                try? FileManager.default.copyItem(atPath: server.logPath, toPath: keep.appendingPathComponent("zookeeper-\(server.peer!.id).log").path)
+            }
+            print("daemon and ZooKeeper logs kept in \(keep.path)")
+            print(cluster.daemonLogs())
+            print(Self.ensemble?.logTails() ?? "")
+        }
         cluster?.remove()
         super.tearDown()
     }
