@@ -16,7 +16,7 @@ final class OutputVisibilityTests: XCTestCase {
     }
 
     func testOutputsAfterATakeoverEqualOutputsWithoutOneOverRandomDAGs() {
-        var rng = VisibilityRandom(seed: 0x5eed_0d75)
+        var rng = WorkflowEngineTests.SplitMix(state: 0x5eed_0d75)
         for round in 0..<300 {
             let n = Int.random(in: 1...14, using: &rng)
             var tasks: [TaskDefinition] = []
@@ -85,18 +85,5 @@ final class OutputVisibilityTests: XCTestCase {
         print("chain of \(n): largest queue item \(largest) bytes; most cached entries \(largestCache)")
         XCTAssertLessThan(largest, 64 * 1024, "far below ZooKeeper's 1 MB node limit")
         XCTAssertLessThanOrEqual(largestCache, 2 * n, "the cache holds the frontier, not every task's view")
-    }
-}
-
-/// A small deterministic generator, so a failing round can be replayed.
-struct VisibilityRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
