@@ -102,6 +102,32 @@ final class TransientFaultTests: ClusterTestCase {
         XCTAssertTrue(logs.contains("injected fault (DS_FAULT_DB)"), "the database faults were injected")
     }
 
+    /// A worker's claim or report whose answer is lost may have gone through: a claim that did
+    /// runs its task (settled by the `/running` node's owner), one that did not frees its slot, a
+    /// report is not repeated. Every task runs once, and the worker still stops gracefully.
+    func testWorkerWhoseClaimsAndReportsLoseTheirAnswersRunsEachTaskOnce() async throws {
+        try cluster.startMaster()
+        let tasks = ["a", "b", "c", "d", "e", "f", "g"]
+        let faults: [(String, String)] = [
+            ("w-multi-after", "every=2,after,op=multi,limit=8"),
+            ("w-multi-before", "every=2,op=multi,limit=8"),
+            ("w-after-3", "every=3,after,limit=20"),
+            ("w-before-4", "every=4,limit=20"),
+        ]
+        for (run, spec) in faults {
+            let worker = try cluster.startWorker(slots: 3, environment: ["DS_FAULT_ZK": spec])
+            let id = try cluster.submit(faultWorkflow(run))
+            let state = try await waitForEnd(id, unlessExits: worker)
+            XCTAssertEqual(state, .success, "\(run): \(spec)")
+            try await assertEachTaskRanOnce(id, run, tasks: tasks)
+            XCTAssertTrue(worker.isRunning, "\(run): the worker survived its faults")
+            kill(worker.processIdentifier, SIGTERM)
+            XCTAssertEqual(cluster.exitStatus(of: worker), 0, "\(run): graceful stop")
+        }
+        XCTAssertTrue(cluster.daemonLogs().contains("the claim whose answer was lost went through; running it"),
+                      "a claim whose answer was lost did go through and ran")
+    }
+
     /// Finding 3: a connection loss on one listing of a worker group must not make the group look
     /// empty and fence its live workers.
     func testFailedListingOfAWorkerGroupFencesNoWorker() async throws {

@@ -186,6 +186,16 @@ public actor WorkerDaemon {
                 killedForStop.formUnion(running.keys)
                 killAll(signal: SIGKILL)
             }
+            do {
+                // Also while stopping: a claim that went through must run (and, after the grace
+                // period, fail over); one that did not must free its slot, or the stop never ends.
+                try await settleUncertainClaims(group: &group)
+            } catch let error as ZooKeeperError where error.cause != .sessionExpired {
+                logger.warning("\(error); settling lost claims again shortly")
+                try await Task.sleep(for: .milliseconds(200))
+                wakeups.mark(.queue)
+                continue
+            }
             if stopping {
                 if running.isEmpty { return }
                 continue
@@ -247,7 +257,6 @@ public actor WorkerDaemon {
     /// changed and 25 ms have passed (so newly queued higher-priority items are seen, without
     /// listing the whole queue for every claim).
     private func claimWhileFree(group: inout ThrowingDiscardingTaskGroup<Error>) async throws {
-        try await settleUncertainClaims(group: &group)
         while running.count < options.slots {
             if candidates.isEmpty || (queueChanged && ContinuousClock.now - lastListing > .milliseconds(25)) {
                 guard queueChanged || candidates.isEmpty else { return }
@@ -277,7 +286,7 @@ public actor WorkerDaemon {
                 case .uncertain(let task, let logPath, let error):
                     running[task.taskInstanceId] = .some(nil)
                     uncertainClaims[task.taskInstanceId] = (task, logPath)
-                    failure = error
+                    failure = error  // the loop settles it after a pause
                 case .lost:
                     break
                 case .failed(let error):
