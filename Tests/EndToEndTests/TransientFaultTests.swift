@@ -244,6 +244,35 @@ final class TransientFaultTests: ClusterTestCase {
         XCTAssertTrue(cluster.daemonLogs().contains("are owned by another master now; dropped"), "the old master did wake into a lost ownership")
     }
 
+    /// The window after a master's database commit and before its ZooKeeper writes: paused there,
+    /// failed over, its new attempts reconciled as lost and run again by the new owner, it wakes
+    /// and would queue the superseded attempts too (each task twice). Its writes check its fence,
+    /// which the failover removed: ZooKeeper refuses them, and it stops.
+    func testMasterPausedBetweenItsCommitAndItsQueueWritesCannotQueueAfterItsFailover() async throws {
+        let old = try cluster.startMaster(port: 7611, environment: ["DS_ZK_SESSION_TIMEOUT": "60s", "DS_FAULT_PAUSE": "master-after-commit"])
+        try cluster.startWorker(slots: 2)
+        let id = try cluster.submit(#"""
+            {"name":"fenced","tasks":[{"name":"a","command":"echo a >> \#(marker)"},{"name":"b","command":"echo b >> \#(marker)"},
+             {"name":"c","deps":["a","b"],"command":"echo c >> \#(marker)"}]}
+            """#)
+        try await eventually("the old master stops itself after storing a and b, before queueing them") {
+            processState(old.processIdentifier) == "T"
+        }
+        try cluster.startMaster(port: 7612)
+        let forced = try cluster.run("ds-failover", ["--master", "127.0.0.1:7611"])
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        kill(old.processIdentifier, SIGCONT)
+        XCTAssertEqual(cluster.exitStatus(of: old), 69, "the old master is refused and stops")
+        try await Task.sleep(for: .seconds(2))  // time for a wrongly queued attempt to run
+        XCTAssertEqual(cluster.lines(marker).sorted(), ["a", "b", "c"], "each task ran once")
+        let zk = try await cluster.client()
+        defer { zk.close() }
+        let queued = try await zk.childrenIfPresent(cluster.paths.queue("default"))
+        XCTAssertEqual(queued, [], "the old master queued nothing after its failover")
+    }
+
     /// Finding 6: /dead-servers stays bounded. 510 worker restarts each leave a record; records of
     /// sessions that are gone are pruned after the retention (20 s here), so the folder holds the
     /// servers that left within the retention; a record of a hung server whose session lives is

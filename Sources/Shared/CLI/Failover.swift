@@ -110,6 +110,9 @@ public enum Failover {
             }
         }
         if !dryRun {
+            // The fence first: once the marker exists, masters act on it, and by then nothing the
+            // hung server sends can be written any more.
+            try await zk.lowerFence(of: session, paths)
             do { try await zk.create(marker) } catch ZooKeeperError.nodeExists {}
         }
         return result

@@ -20,6 +20,9 @@ extension MasterScheduler {
         let live = try await zk.ephemeralOwners(of: names, under: paths.masters).union([session])
         let dead = owners.sessions.subtracting(live.subtracting(deadSessions))
         guard !dead.isEmpty || owners.unowned else { return }
+        // A session declared dead while it lives (a hung master) may still wake and write: its
+        // fence goes first (ds-failover lowers it too; this covers a ds-failover that died).
+        for s in dead.intersection(live) { try await zk.lowerFence(of: s, paths) }
         try await adopt(deadSessions: dead)
     }
 

@@ -118,6 +118,7 @@ public actor MasterScheduler {
         }
         session = zk.sessionID
         try await zk.retryingTransientFaults { try await register() }
+        try await zk.raiseFence(paths)
         logger.info("master \(options.identity) registered; max \(options.maxWorkflows) workflows")
         let sessions = zk.sessionEvents()
         // Every loop is a child: the first to throw (an expired session) cancels the rest.

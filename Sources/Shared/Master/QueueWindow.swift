@@ -70,32 +70,45 @@ extension MasterScheduler {
     func writeRound(creates: [(path: String, data: Data)], deletes: [String]) async throws {
         let ops: [ZooKeeperOperation] = creates.map { .create(path: $0.path, data: $0.data, mode: .persistent) }
             + deletes.map { .delete(path: $0) }
+        // Each multi first checks this master's fence: once it has been failed over, nothing it
+        // writes goes through, however late it wakes.
+        let fence = zk.fenceCheck(paths)
         try await withThrowingDiscardingTaskGroup { group in
-            for chunk in ops.chunked(200) {
-                group.addTask { [zk] in
+            for chunk in ops.chunked(199) {
+                group.addTask { [zk, identity = options.identity] in
                     do {
-                        try await zk.multi(chunk)
+                        try await zk.multi([fence] + chunk)
+                    } catch let error as ZooKeeperError where ZooKeeperClient.isFenced(error) {
+                        throw MasterError.failedOver(identity)
                     } catch let error as ZooKeeperError where [.nodeExists(""), .noNode("")].contains(error.cause.kindOnly) {
-                        try await Self.writeOneByOne(chunk, zk)
+                        try await Self.writeOneByOne(chunk, fence: fence, identity: identity, zk)
                     }
                 }
             }
         }
     }
 
-    private static func writeOneByOne(_ ops: [ZooKeeperOperation], _ zk: ZooKeeperClient) async throws {
+    private static func writeOneByOne(_ ops: [ZooKeeperOperation], fence: ZooKeeperOperation, identity: String,
+                                      _ zk: ZooKeeperClient) async throws {
+        func write(_ op: ZooKeeperOperation) async throws {
+            do {
+                try await zk.multi([fence, op])
+            } catch let error as ZooKeeperError where ZooKeeperClient.isFenced(error) {
+                throw MasterError.failedOver(identity)
+            }
+        }
         for op in ops {
             switch op {
-            case .create(let path, let data, _):
+            case .create(let path, _, _):
                 do {
-                    try await zk.create(path, data: data)
-                } catch ZooKeeperError.nodeExists {
-                } catch ZooKeeperError.noNode {
+                    try await write(op)
+                } catch let error as ZooKeeperError where error.cause == .nodeExists(path) {
+                } catch let error as ZooKeeperError where error.cause == .noNode(path) {
                     try await zk.ensurePath((path as NSString).deletingLastPathComponent)
-                    do { try await zk.create(path, data: data) } catch ZooKeeperError.nodeExists {}
+                    do { try await write(op) } catch let error as ZooKeeperError where error.cause == .nodeExists(path) {}
                 }
             case .delete(let path, _):
-                do { try await zk.delete(path) } catch ZooKeeperError.noNode {}
+                do { try await write(op) } catch let error as ZooKeeperError where error.cause == .noNode(path) {}
             default:
                 break
             }

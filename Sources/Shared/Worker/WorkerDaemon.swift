@@ -110,6 +110,7 @@ public actor WorkerDaemon {
             for g in options.groups { try await zk.ensurePath(paths.queue(g)) }
         }
         try await zk.retryingTransientFaults { try await register() }
+        try await zk.raiseFence(paths)
         logger.info("worker \(options.identity) registered in \(options.groups.joined(separator: ",")) with \(options.slots) slots")
         let sessions = zk.sessionEvents()
         // A discarding group: a million finished tasks leave nothing behind.
@@ -204,6 +205,9 @@ public actor WorkerDaemon {
                 try await claimWhileFree(group: &group)
             } catch let error as ZooKeeperError where error.cause == .sessionExpired {
                 fence(.sessionExpired(options.identity))
+                throw fenced!
+            } catch let error as WorkerError {
+                fence(error)
                 throw fenced!
             } catch let error as ZooKeeperError {
                 logger.warning("\(error); retrying shortly")
@@ -367,9 +371,12 @@ public actor WorkerDaemon {
         let claim = RunningTask(worker: options.identity, pid: nil, startTime: ProcessStats.now(), logPath: logPath)
         do {
             try await zk.multi([
+                zk.fenceCheck(paths),
                 .delete(path: queuePath, version: version),
                 .create(path: paths.running(task.taskInstanceId), data: WireJSON.encode(claim), mode: .ephemeral),
             ])
+        } catch let error as ZooKeeperError where ZooKeeperClient.isFenced(error) {
+            return .failed(WorkerError.failedOver(options.identity))  // declared dead while it hung
         } catch let error as ZooKeeperError where [.noNode(queuePath), .nodeExists(paths.running(task.taskInstanceId)),
                                                    .badVersion(queuePath)].contains(error.cause) {
             return .lost  // another worker won this item

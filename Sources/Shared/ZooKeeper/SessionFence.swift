@@ -86,3 +86,28 @@ extension ZooKeeperClient {
         }
     }
 }
+
+extension ZooKeeperClient {
+    /// Creates this session's fence node (see `ZooKeeperPaths.fence`); a daemon does so once,
+    /// right after it registers.
+    public func raiseFence(_ paths: ZooKeeperPaths) async throws {
+        try await retryingTransientFaults {
+            do { try await create(paths.fence(sessionID), mode: .ephemeral) } catch ZooKeeperError.nodeExists {}
+        }
+    }
+
+    /// The operation that makes a `multi` fail once this session has been failed over.
+    public func fenceCheck(_ paths: ZooKeeperPaths) -> ZooKeeperOperation { .check(path: paths.fence(sessionID), version: -1) }
+
+    /// Whether a `multi` that began with `fenceCheck` failed because the fence is gone.
+    public static func isFenced(_ error: ZooKeeperError) -> Bool {
+        if case .multiFailed(0, .noNode) = error { return true }
+        return false
+    }
+
+    /// Fails a hung server's session over in ZooKeeper: deletes its fence node, so that no write it
+    /// makes after it wakes goes through. Idempotent.
+    public func lowerFence(of session: Int64, _ paths: ZooKeeperPaths) async throws {
+        do { try await delete(paths.fence(session)) } catch ZooKeeperError.noNode {}
+    }
+}

@@ -20,9 +20,14 @@ public struct ZooKeeperPaths: Sendable {
     public func queueItem(_ group: String, _ key: TaskQueueKey) -> String { queue(group) + "/" + key.description }
     public var kill: String { root + "/kill" }
     public var locks: String { root + "/lock" }
+    /// One ephemeral node per live daemon session. Every write a master or worker makes with a
+    /// `multi` checks its own; failing a hung server over deletes it first, so whatever the server
+    /// sends after it wakes is refused by ZooKeeper itself, not by its own good timing.
+    public var fences: String { root + "/fence" }
+    public func fence(_ session: Int64) -> String { fences + "/\(session)" }
     /// Touched by `ds-submit` so that masters claim a new command at once instead of polling.
     public var commandSignal: String { root + "/signal/commands" }
 
     /// The persistent folders every daemon expects.
-    public var skeleton: [String] { [masters, workers, queue, running, results, deadServers, kill, locks, root + "/signal"] }
+    public var skeleton: [String] { [masters, workers, queue, running, results, deadServers, kill, locks, fences, root + "/signal"] }
 }
