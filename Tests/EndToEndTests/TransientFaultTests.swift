@@ -64,13 +64,27 @@ final class TransientFaultTests: ClusterTestCase {
         XCTAssertTrue(lines.contains("\(run) d-saw-A1"), "\(run): d saw the output of a: \(lines)", file: file, line: line)
     }
 
+    /// For each fault setting: starts a daemon with it, runs `faultWorkflow` through it, checks the
+    /// outcome and that the daemon survived, then stops the daemon gracefully.
+    func runFaultWorkflows(_ faults: [(String, [String: String])], start: ([String: String]) throws -> Process) async throws {
+        for (run, environment) in faults {
+            let daemon = try start(environment)
+            let id = try cluster.submit(faultWorkflow(run))
+            let state = try await waitForEnd(id, unlessExits: daemon)
+            XCTAssertEqual(state, .success, "\(run): \(environment)")
+            try await assertEachTaskRanOnce(id, run, tasks: ["a", "b", "c", "d", "e", "f", "g"])
+            XCTAssertTrue(daemon.isRunning, "\(run): the daemon survived its faults")
+            kill(daemon.processIdentifier, SIGTERM)
+            XCTAssertEqual(cluster.exitStatus(of: daemon), 0, "\(run): graceful stop")
+        }
+    }
+
     /// Finding 1 (and the retries around it): a master whose ZooKeeper calls lose their connection
     /// (before the request, or after the server applied it) or whose transactions find the database
     /// busy, at every Nth call, rides through: the instance completes with the right states, every
     /// task once, and the master never exits.
     func testMasterRidesThroughConnectionLossesAndBusyDatabaseInsideItsRounds() async throws {
         try cluster.startWorker(slots: 4)
-        let tasks = ["a", "b", "c", "d", "e", "f", "g"]
         // Faults come at every Nth matching call, up to a limit: a burst like a leader election's,
         // not a period (a round retried as a whole could never get through a fault every 3 calls).
         // Different periods put the faults at different calls of the rounds.
@@ -87,16 +101,7 @@ final class TransientFaultTests: ClusterTestCase {
             ("db-3", ["DS_FAULT_DB": "every=3,limit=15"]),
             ("both", ["DS_FAULT_ZK": "every=7,after,limit=15", "DS_FAULT_DB": "every=4,limit=10"]),
         ]
-        for (run, environment) in faults {
-            let master = try cluster.startMaster(environment: environment)
-            let id = try cluster.submit(faultWorkflow(run))
-            let state = try await waitForEnd(id, unlessExits: master)
-            XCTAssertEqual(state, .success, "\(run): \(environment)")
-            try await assertEachTaskRanOnce(id, run, tasks: tasks)
-            XCTAssertTrue(master.isRunning, "\(run): the master survived its faults")
-            kill(master.processIdentifier, SIGTERM)
-            XCTAssertEqual(cluster.exitStatus(of: master), 0, "\(run): graceful stop")
-        }
+        try await runFaultWorkflows(faults) { try cluster.startMaster(environment: $0) }
         let logs = cluster.daemonLogs()
         XCTAssertTrue(logs.contains("are read again from storage"), "the faults did hit rounds that had changed memory")
         XCTAssertTrue(logs.contains("injected fault (DS_FAULT_DB)"), "the database faults were injected")
@@ -107,23 +112,13 @@ final class TransientFaultTests: ClusterTestCase {
     /// report is not repeated. Every task runs once, and the worker still stops gracefully.
     func testWorkerWhoseClaimsAndReportsLoseTheirAnswersRunsEachTaskOnce() async throws {
         try cluster.startMaster()
-        let tasks = ["a", "b", "c", "d", "e", "f", "g"]
-        let faults: [(String, String)] = [
-            ("w-multi-after", "every=2,after,op=multi,limit=8"),
-            ("w-multi-before", "every=2,op=multi,limit=8"),
-            ("w-after-3", "every=3,after,limit=20"),
-            ("w-before-4", "every=4,limit=20"),
+        let faults: [(String, [String: String])] = [
+            ("w-multi-after", ["DS_FAULT_ZK": "every=2,after,op=multi,limit=8"]),
+            ("w-multi-before", ["DS_FAULT_ZK": "every=2,op=multi,limit=8"]),
+            ("w-after-3", ["DS_FAULT_ZK": "every=3,after,limit=20"]),
+            ("w-before-4", ["DS_FAULT_ZK": "every=4,limit=20"]),
         ]
-        for (run, spec) in faults {
-            let worker = try cluster.startWorker(slots: 3, environment: ["DS_FAULT_ZK": spec])
-            let id = try cluster.submit(faultWorkflow(run))
-            let state = try await waitForEnd(id, unlessExits: worker)
-            XCTAssertEqual(state, .success, "\(run): \(spec)")
-            try await assertEachTaskRanOnce(id, run, tasks: tasks)
-            XCTAssertTrue(worker.isRunning, "\(run): the worker survived its faults")
-            kill(worker.processIdentifier, SIGTERM)
-            XCTAssertEqual(cluster.exitStatus(of: worker), 0, "\(run): graceful stop")
-        }
+        try await runFaultWorkflows(faults) { try cluster.startWorker(slots: 3, environment: $0) }
         XCTAssertTrue(cluster.daemonLogs().contains("the claim whose answer was lost went through; running it"),
                       "a claim whose answer was lost did go through and ran")
     }
@@ -216,17 +211,24 @@ final class TransientFaultTests: ClusterTestCase {
         return stat[stat.index(close, offsetBy: 2)]
     }
 
+    /// A master (long session: it hangs, it does not die) that stops itself with SIGSTOP at a point
+    /// of its round, a worker, and a workflow a, b → c whose first round reaches that point.
+    func masterPausedMidRound(port: Int, at point: String) async throws -> (Process, Int64) {
+        let old = try cluster.startMaster(port: port, environment: ["DS_ZK_SESSION_TIMEOUT": "60s", "DS_FAULT_PAUSE": point])
+        try cluster.startWorker(slots: 2)
+        let id = try cluster.submit(#"""
+            {"name":"paused","tasks":[{"name":"a","command":"echo a >> \#(marker)"},{"name":"b","command":"echo b >> \#(marker)"},
+             {"name":"c","deps":["a","b"],"command":"echo c >> \#(marker)"}]}
+            """#)
+        try await eventually("the master stops itself at \(point)") { processState(old.processIdentifier) == "T" }
+        return (old, id)
+    }
+
     /// Finding 2: a master stopped half-way through storing results it has read is failed over;
     /// the new owner adopts the instance; the old one wakes, finds its ownership gone, and must
     /// leave the results to the new owner (deleting them made the new owner run the tasks again).
     func testSupersededMasterLeavesTheResultsItReadToTheNewOwner() async throws {
-        let old = try cluster.startMaster(port: 7601, environment: ["DS_ZK_SESSION_TIMEOUT": "60s", "DS_FAULT_PAUSE": "master-results-read"])
-        try cluster.startWorker(slots: 2)
-        let id = try cluster.submit(#"""
-            {"name":"superseded","tasks":[{"name":"a","command":"echo a >> \#(marker)"},{"name":"b","command":"echo b >> \#(marker)"},
-             {"name":"c","deps":["a","b"],"command":"echo c >> \#(marker)"}]}
-            """#)
-        try await eventually("the old master stops itself holding results it read") { processState(old.processIdentifier) == "T" }
+        let (old, id) = try await masterPausedMidRound(port: 7601, at: "master-results-read")
         let new = try cluster.startMaster(port: 7602, environment: ["DS_FAULT_PAUSE": "takeover-after-resume"])
         let forced = try cluster.run("ds-failover", ["--master", "127.0.0.1:7601"])
         XCTAssertEqual(forced.status, 0, forced.stderr)
@@ -249,15 +251,7 @@ final class TransientFaultTests: ClusterTestCase {
     /// and would queue the superseded attempts too (each task twice). Its writes check its fence,
     /// which the failover removed: ZooKeeper refuses them, and it stops.
     func testMasterPausedBetweenItsCommitAndItsQueueWritesCannotQueueAfterItsFailover() async throws {
-        let old = try cluster.startMaster(port: 7611, environment: ["DS_ZK_SESSION_TIMEOUT": "60s", "DS_FAULT_PAUSE": "master-after-commit"])
-        try cluster.startWorker(slots: 2)
-        let id = try cluster.submit(#"""
-            {"name":"fenced","tasks":[{"name":"a","command":"echo a >> \#(marker)"},{"name":"b","command":"echo b >> \#(marker)"},
-             {"name":"c","deps":["a","b"],"command":"echo c >> \#(marker)"}]}
-            """#)
-        try await eventually("the old master stops itself after storing a and b, before queueing them") {
-            processState(old.processIdentifier) == "T"
-        }
+        let (old, id) = try await masterPausedMidRound(port: 7611, at: "master-after-commit")
         try cluster.startMaster(port: 7612)
         let forced = try cluster.run("ds-failover", ["--master", "127.0.0.1:7611"])
         XCTAssertEqual(forced.status, 0, forced.stderr)
