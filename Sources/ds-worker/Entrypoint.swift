@@ -32,9 +32,11 @@ struct WorkerCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
-        guard DurationText.parse(grace) != nil else { throw ValidationError("--grace '\(grace)' is not a duration such as 60s") }
-        for g in groups where g.isEmpty || g.contains("/") {
-            throw ValidationError("--group '\(g)' must be a group name without '/'")
+        guard let seconds = DurationText.parse(grace), seconds <= Limits.maxDurationSeconds else {
+            throw ValidationError("--grace '\(grace)' is not a duration from 0s to 30d, such as 60s")
+        }
+        for g in groups {
+            if let problem = Limits.groupNameProblem(g) { throw ValidationError("--group '\(g)' \(problem)") }
         }
     }
 

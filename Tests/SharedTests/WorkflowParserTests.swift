@@ -62,4 +62,38 @@ final class WorkflowParserTests: XCTestCase {
         XCTAssertEqual(problems("[]"), ["the top level must be a JSON object with 'name' and 'tasks'"])
         XCTAssertEqual(problems(#"{"name":"w","tasks":[]}"#), ["field 'tasks': is empty; a workflow needs at least one task"])
     }
+
+    /// Issue 9's poison pills that validation must stop: a worker group that is no znode name,
+    /// and durations that overflow the daemons' clocks. Each is refused naming task and field.
+    func testPoisonPillGroupsAndDurationsAreRefusedNamingTaskAndField() {
+        for group in ["..", ".", "a\\u0001b", "a/b", "", String(repeating: "g", count: 65), "gpu pool"] {
+            let p = problems(#"{"name":"w","tasks":[{"name":"t","command":"c","worker_group":"\#(group)"}]}"#)
+            XCTAssertEqual(p.count, 1, "group '\(group)': \(p)")
+            XCTAssertTrue(p.first?.hasPrefix("task 't', field 'worker_group': ") ?? false, "\(p)")
+        }
+        XCTAssertEqual(problems(#"{"name":"w","tasks":[{"name":"t","command":"c","worker_group":"gpu-2.a_b"}]}"#), [])
+        for (field, value) in [("timeout", #""1e308s""#), ("retry_interval", #""1e308d""#), ("timeout", "1e308"), ("timeout", #""31d""#)] {
+            let p = problems(#"{"name":"w","tasks":[{"name":"t","command":"c","\#(field)":\#(value)}]}"#)
+            XCTAssertEqual(p.count, 1, "\(field)=\(value): \(p)")
+            XCTAssertTrue(p.first?.hasPrefix("task 't', field '\(field)': ") ?? false, "\(p)")
+        }
+        XCTAssertEqual(problems(#"{"name":"w","tasks":[{"name":"t","command":"c","timeout":"30d"}]}"#), [])
+    }
+
+    /// A date offset that overflows, or passes 100 years, is no date expression: left as written.
+    func testDateArithmeticBeyondItsLimitIsLeftAsWritten() {
+        let resolver = ParameterResolver(runTime: Date(timeIntervalSince1970: 1_790_000_000))
+        for text in ["$[yyyyMMdd-99999999999999999999]", "$[yyyyMMdd+36501]", "$[yyyyMMdd-9223372036854775808]"] {
+            XCTAssertEqual(resolver.substitute("echo \(text)", [:]), "echo \(text)")
+        }
+        XCTAssertNotEqual(resolver.substitute("$[yyyyMMdd-36500]", [:]), "$[yyyyMMdd-36500]")
+    }
+
+    /// Encoding a definition never traps, whatever number it holds.
+    func testEncodingANonFiniteNumberDoesNotTrap() {
+        var w = WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "t", command: "c")])
+        w.tasks[0].retryInterval = .infinity
+        XCTAssertTrue(w.canonicalJSON().contains("inf"))
+        XCTAssertFalse(WireJSON.string(["x": Double.nan]).isEmpty)
+    }
 }

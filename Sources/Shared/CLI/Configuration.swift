@@ -23,8 +23,10 @@ public struct GlobalOptions: ParsableArguments, Sendable {
             return (environment["HOME"] ?? NSHomeDirectory()) + "/.local/state/ds"
         }()
         let timeoutText = zkSessionTimeout ?? environment["DS_ZK_SESSION_TIMEOUT"] ?? "10s"
-        guard let timeout = DurationText.parse(timeoutText), timeout >= 0.1 else {
-            throw InputError.configuration("--zk-session-timeout '\(timeoutText)' is not a duration such as 10s or 2500ms")
+        // ZooKeeper servers cap sessions at maxSessionTimeout (20 ticks by default); an hour is far
+        // beyond any server's, and keeps the conversion to milliseconds from trapping.
+        guard let timeout = DurationText.parse(timeoutText), timeout >= 0.1, timeout <= 3600 else {
+            throw InputError.configuration("--zk-session-timeout '\(timeoutText)' is not a duration from 100ms to 1h, such as 10s or 2500ms")
         }
         var root = zkRoot ?? environment["DS_ZK_ROOT"] ?? "/dolphinscheduler"
         while root.count > 1 && root.hasSuffix("/") { root.removeLast() }

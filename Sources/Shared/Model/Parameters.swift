@@ -68,7 +68,10 @@ public struct ParameterResolver: Sendable {
         var days = 0
         if let r = expression.range(of: #"[+-][0-9]+$"#, options: .regularExpression),
            r.lowerBound > expression.startIndex {
-            days = Int(expression[r])!
+            // An offset beyond the limit (or one that overflows Int) is no date expression: the
+            // text stays as written, instead of trapping every master that resolves it.
+            guard let offset = Int(expression[r]), offset.magnitude <= UInt(Limits.maxDayOffset) else { return nil }
+            days = offset
             pattern = String(expression[..<r.lowerBound])
         }
         guard !pattern.isEmpty, pattern.allSatisfy({ "yMdHhms-_:/. ".contains($0) }) else { return nil }

@@ -125,6 +125,9 @@ public enum WireJSON {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // A non-finite number is written as a string rather than making the encoder throw: with
+        // it, encoding these plain value types cannot fail, so `encode` cannot trap.
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return e
     }()
     public static let decoder: JSONDecoder = {

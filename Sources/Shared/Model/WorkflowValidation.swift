@@ -117,7 +117,7 @@ public enum WorkflowParser {
             if let v = t["priority"] { task.priority = enumValue(v, field: "priority", task: taskName, fail) ?? .medium }
             if let v = t["worker_group"] {
                 let g = string(v, field: "worker_group", task: taskName, required: false, fail) ?? "default"
-                if g.isEmpty || g.contains("/") { fail("must be a group name without '/'", task: taskName, field: "worker_group") }
+                if let problem = Limits.groupNameProblem(g) { fail("'\(g.debugDescription.dropFirst().dropLast())' \(problem)", task: taskName, field: "worker_group") }
                 task.workerGroup = g
             }
             if let v = t["env"] { task.env = stringMap(v, field: "env", task: taskName, fail) }
@@ -163,8 +163,14 @@ public enum WorkflowParser {
     }
 
     private static func duration(_ v: Any, field: String, task: String?, _ fail: (String, String?, String?) -> Void) -> Double? {
-        if let n = v as? Double, !(v is Bool), n >= 0 { return n }
-        if let s = v as? String, let d = DurationText.parse(s) { return d }
+        var seconds: Double?
+        if let n = v as? Double, !(v is Bool), n >= 0, n.isFinite { seconds = n }
+        if let s = v as? String, let d = DurationText.parse(s) { seconds = d }
+        if let seconds {
+            if seconds <= Limits.maxDurationSeconds { return seconds }
+            fail("'\(v)' is longer than the limit of 30d", task, field)
+            return nil
+        }
         fail("'\(v)' is not a duration such as 30s, 5m, 2h or a number of seconds", task, field)
         return nil
     }

@@ -178,7 +178,7 @@ public actor WorkerDaemon {
                 stopping = true
                 logger.info("stopping: no new tasks; \(running.count) running get \(options.graceSeconds)s to finish")
                 group.addTask { [wakeups, options] in
-                    try await Task.sleep(for: .milliseconds(Int(options.graceSeconds * 1000)))
+                    try await Task.sleep(for: .milliseconds(Int(min(options.graceSeconds, Limits.maxDurationSeconds) * 1000)))
                     wakeups.mark(.graceOver)
                 }
             }
@@ -463,7 +463,8 @@ public actor WorkerDaemon {
         return await withTaskGroup(of: (ProcessExit?, Bool).self) { group in
             group.addTask { (await process.waitForExit(), false) }
             group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                // Clamped: a queue item is input, and Int(1e308) would trap the worker.
+                try? await Task.sleep(for: .milliseconds(Int(min(timeout, Limits.maxDurationSeconds) * 1000)))
                 if Task.isCancelled { return (nil, false) }
                 if task.timeoutStrategy == .fail {
                     process.signalGroup(SIGTERM)
