@@ -113,11 +113,10 @@ public actor MasterScheduler {
 
     /// Runs until cancelled (graceful stop) or fenced by an expired session.
     public func run() async throws {
-        try await zk.retryingTransientFaults {
-            for p in paths.skeleton { try await zk.ensurePath(p) }
-        }
+        // Both ride through a connection loss: ensurePath retries each create, register its create.
+        for p in paths.skeleton { try await zk.ensurePath(p) }
         session = zk.sessionID
-        try await zk.retryingTransientFaults { try await register() }
+        try await register()
         try await zk.raiseFence(paths)
         logger.info("master \(options.identity) registered; max \(options.maxWorkflows) workflows")
         let sessions = zk.sessionEvents()

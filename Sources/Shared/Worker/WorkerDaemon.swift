@@ -105,11 +105,10 @@ public actor WorkerDaemon {
 
     /// Runs until a graceful stop completes, or throws when fenced by an expired session.
     public func run() async throws {
-        try await zk.retryingTransientFaults {
-            for p in paths.skeleton { try await zk.ensurePath(p) }
-            for g in options.groups { try await zk.ensurePath(paths.queue(g)) }
-        }
-        try await zk.retryingTransientFaults { try await register() }
+        // Both ride through a connection loss: ensurePath retries each create, register its create.
+        for p in paths.skeleton { try await zk.ensurePath(p) }
+        for g in options.groups { try await zk.ensurePath(paths.queue(g)) }
+        try await register()
         try await zk.raiseFence(paths)
         logger.info("worker \(options.identity) registered in \(options.groups.joined(separator: ",")) with \(options.slots) slots")
         let sessions = zk.sessionEvents()
