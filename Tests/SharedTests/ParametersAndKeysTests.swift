@@ -7,18 +7,18 @@ final class ParametersAndKeysTests: XCTestCase {
     // 2026-03-01 12:34:56 UTC
     var resolver: ParameterResolver { ParameterResolver(runTime: Date(timeIntervalSince1970: 1772368496), timeZone: utc) }
 
-    func testBuiltInsAndDateArithmetic() {
-        let values = resolver.instanceParameters(workflow: ["dt": "${system.biz.date}"], overrides: [:])
+    func testBuiltInsAndDateArithmetic() throws {
+        let values = try resolver.instanceParameters(workflow: ["dt": "${system.biz.date}"], overrides: [:])
         XCTAssertEqual(values["system.biz.date"], "20260228")
         XCTAssertEqual(values["system.biz.curdate"], "20260301")
         XCTAssertEqual(values["system.datetime"], "20260301123456")
         XCTAssertEqual(values["dt"], "20260228")
-        XCTAssertEqual(resolver.substitute("$[yyyyMMdd-1] $[yyyy-MM-dd+7] $[HHmmss]", [:]), "20260228 2026-03-08 123456")
+        XCTAssertEqual(try resolver.substitute("$[yyyyMMdd-1] $[yyyy-MM-dd+7] $[HHmmss]", [:]), "20260228 2026-03-08 123456")
     }
 
-    func testOverridesWinAndUnknownNamesPassThroughToTheShell() {
-        let values = resolver.instanceParameters(workflow: ["a": "1", "b": "2"], overrides: ["a": "9"])
-        XCTAssertEqual(resolver.substitute("${a}-${b}-${HOME}-$PATH-${setValue(x=1)}", values), "9-2-${HOME}-$PATH-${setValue(x=1)}")
+    func testOverridesWinAndUnknownNamesPassThroughToTheShell() throws {
+        let values = try resolver.instanceParameters(workflow: ["a": "1", "b": "2"], overrides: ["a": "9"])
+        XCTAssertEqual(try resolver.substitute("${a}-${b}-${HOME}-$PATH-${setValue(x=1)}", values), "9-2-${HOME}-$PATH-${setValue(x=1)}")
     }
 
     func testOutputParametersAreRead() {

@@ -7,6 +7,9 @@ struct ActiveInstance: Sendable {
     var engine: WorkflowEngine
     /// Built-ins, workflow params and overrides, resolved at start.
     let parameters: [String: String]
+    /// Why the parameters could not be resolved (only input stored past ds-submit's checks):
+    /// every task of the instance then fails with it, and the master goes on.
+    let parameterProblem: String?
     let resolver: ParameterResolver
     /// What succeeded tasks printed, and what each task sees of it: a function of stored state.
     var outputs = OutputVisibility()
@@ -16,13 +19,19 @@ struct ActiveInstance: Sendable {
     init(_ claimed: ClaimedInstance) {
         let record = claimed.instance
         let definition = claimed.definition
-        let overrides = (try? JSONDecoder().decode([String: String].self, from: Data(record.paramsJson.utf8))) ?? [:]
         let runTime = Date(timeIntervalSince1970: record.startTime ?? ProcessStats.now())
         self.record = record
         self.definition = definition
         engine = WorkflowEngine(definition: definition)
         resolver = ParameterResolver(runTime: runTime)
-        parameters = resolver.instanceParameters(workflow: definition.params, overrides: overrides)
+        do {
+            let overrides = try JSONDecoder().decode([String: String].self, from: Data(record.paramsJson.utf8))
+            parameters = try resolver.instanceParameters(workflow: definition.params, overrides: overrides)
+            parameterProblem = nil
+        } catch {
+            parameters = [:]
+            parameterProblem = "the instance's parameters cannot be used: \(error)"
+        }
     }
 
     var id: Int64 { record.id! }
@@ -35,14 +44,40 @@ struct ActiveInstance: Sendable {
         if let i = engine.graph.index[taskName] { outputs.record(i, printed: printed) }
     }
 
-    /// The command and environment of a task, with the outputs of the tasks upstream visible.
-    mutating func prepare(_ taskName: String) -> (task: TaskDefinition, command: String, env: [String: String]) {
+    /// What a task's queue item needs: its definition, command and environment, with the outputs
+    /// of the tasks upstream visible.
+    struct Prepared {
+        var task: TaskDefinition
+        var command: String
+        var env: [String: String]
+    }
+
+    /// The command and environment of a task, or why it cannot run (a bound of `Limits` that only
+    /// resolution shows: a command whose parameters make it too long, say). Such a task fails
+    /// with the reason stored; the master never writes what ZooKeeper or a worker would refuse.
+    mutating func prepare(_ taskName: String) -> Result<Prepared, PreparationError> {
         let i = engine.graph.index[taskName]!
         let task = definition.tasks[i]
+        if let parameterProblem { return .failure(PreparationError(parameterProblem)) }
+        if let problem = Limits.groupNameProblem(task.workerGroup) {
+            return .failure(PreparationError("worker group \(Limits.quoted(task.workerGroup)) \(problem)"))
+        }
         var values = parameters
         values.merge(outputs.visible(to: i, in: engine.graph)) { _, new in new }
-        var env = values
-        for (k, v) in task.env { env[k] = resolver.substitute(v, values) }
-        return (task, resolver.substitute(task.command, values), env)
+        do {
+            var env = values
+            for (k, v) in task.env {
+                env[k] = try resolver.substitute(v, values, limit: Limits.maxValueBytes, what: "environment variable \(Limits.quoted(k))")
+            }
+            return .success(Prepared(task: task, command: try resolver.substitute(task.command, values), env: env))
+        } catch {
+            return .failure(PreparationError("\(error)"))
+        }
     }
+}
+
+/// Why a master could not build a task's queue item; stored as the attempt's message.
+struct PreparationError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

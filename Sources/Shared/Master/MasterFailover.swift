@@ -221,6 +221,7 @@ extension MasterScheduler {
             seenRunning.remove(id)
         }
         unclassified.removeAll { instances.contains($0.ref.instance) }
+        unpreparable.removeAll { instances.contains($0.instance) }
         for (group, heap) in backlog where heap.contains(where: { instances.contains($0.instance) }) {
             backlog[group] = heap.filter { !instances.contains($0.instance) }
         }

@@ -100,6 +100,8 @@ public actor MasterScheduler {
     var touched: Set<Int64> = []
     /// Instances to adopt again from storage after a failed pass.
     var pendingReload: Set<Int64> = []
+    /// Attempts whose queue item could not be built (`enqueue`), to fail with the reason.
+    var unpreparable: [(id: Int64, instance: Int64, task: String, message: String)] = []
     /// When /dead-servers was last pruned.
     var lastDeadServerPrune = ContinuousClock.now - .seconds(3600)
 
@@ -184,6 +186,7 @@ public actor MasterScheduler {
                 if dirty.contains(.commands) { try await claimCommands() }
                 if dirty.contains(.feed) { try await feedQueues() }
                 if dirty.contains(.reconcile) { try await pruneDeadServers() }
+                try await failUnpreparable()
             } catch let error as ZooKeeperError where error.cause == .sessionExpired {
                 throw MasterError.sessionExpired(options.identity)
             } catch let error as MasterError {

@@ -49,19 +49,53 @@ extension MasterScheduler {
     }
 
     /// Readies an attempt for its queue: its command and environment, with upstream outputs passed
-    /// on; the node it goes to; and the attempt recorded as awaited. Nil if its instance is gone.
+    /// on; the node it goes to; and the attempt recorded as awaited. Nil if its instance is gone,
+    /// or if the item cannot be built within `Limits`: the attempt then waits in `unpreparable`
+    /// to be failed with the reason (`failUnpreparable`), and nothing goes to ZooKeeper.
     func enqueue(_ id: Int64, instance instanceID: Int64, task taskName: String, attempt: Int) -> (path: String, data: Data)? {
         // Prepared in place: a copy taken out and put back would duplicate the instance's tables.
-        guard let (task, command, env) = active[instanceID]?.prepare(taskName), let instance = active[instanceID] else { return nil }
-        let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: instanceID,
-                               taskPriority: task.priority, taskInstanceId: id)
-        let path = paths.queueItem(task.workerGroup, key)
+        guard let prepared = active[instanceID]?.prepare(taskName), let instance = active[instanceID] else { return nil }
         touched.insert(instanceID)
-        attempts[id] = AttemptRef(instance: instanceID, task: taskName, attempt: attempt, queuePath: path)
-        return (path, WireJSON.encode(QueuedTask(
+        let item: ActiveInstance.Prepared
+        switch prepared {
+        case .success(let p): item = p
+        case .failure(let why):
+            unpreparable.append((id, instanceID, taskName, "not dispatched: \(why)"))
+            return nil
+        }
+        let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: instanceID,
+                               taskPriority: item.task.priority, taskInstanceId: id)
+        let path = paths.queueItem(item.task.workerGroup, key)
+        let data = WireJSON.encode(QueuedTask(
             taskInstanceId: id, workflowInstanceId: instanceID, workflowName: instance.definition.name, taskName: taskName,
-            attempt: attempt, command: command, env: env, timeout: task.timeout, timeoutStrategy: task.timeoutStrategy,
-            master: options.identity)))
+            attempt: attempt, command: item.command, env: item.env, timeout: item.task.timeout, timeoutStrategy: item.task.timeoutStrategy,
+            master: options.identity))
+        guard data.count <= Limits.maxQueueItemBytes else {
+            unpreparable.append((id, instanceID, taskName, "not dispatched: its queue item would be \(Limits.size(data.count)), over the limit of \(Limits.size(Limits.maxQueueItemBytes)) (command, environment and the outputs of the tasks upstream)"))
+            return nil
+        }
+        attempts[id] = AttemptRef(instance: instanceID, task: taskName, attempt: attempt, queuePath: path)
+        return (path, data)
+    }
+
+    /// Fails the attempts `enqueue` could not build, with the reason stored as their message, and
+    /// lets the engine go on (a retry, the failure strategy). Repeated while failing one makes more.
+    func failUnpreparable() async throws {
+        while !unpreparable.isEmpty {
+            let failed = unpreparable
+            unpreparable = []
+            var round = Round()
+            let now = ProcessStats.now()
+            for f in failed where active[f.instance] != nil {
+                touched.insert(f.instance)
+                logger.warning("instance \(f.instance): task \(Limits.quoted(f.task)) \(f.message)")
+                round.batch.outcomes.append(AttemptOutcome(
+                    taskInstanceId: f.id, workflowInstanceId: f.instance, state: .failure, host: nil, pid: nil, logPath: nil,
+                    exitCode: nil, outputJson: nil, message: f.message, startTime: now, endTime: now))
+                apply(active[f.instance]!.engine.handle(.taskFinished(task: f.task, outcome: .failure)), to: f.instance, &round)
+            }
+            try await commit(&round)
+        }
     }
 
     /// A round's ZooKeeper writes as a few `multi`s of up to 200 operations: one request and one
@@ -74,7 +108,8 @@ extension MasterScheduler {
         // writes goes through, however late it wakes.
         let fence = zk.fenceCheck(paths)
         try await withThrowingDiscardingTaskGroup { group in
-            for chunk in ops.chunked(199) {
+            // ZooKeeper closes the connection on a request over jute.maxbuffer (1 MB): bounded by bytes too.
+            for chunk in ops.chunked(199, maxWeight: Self.maxMultiBytes, weight: { $0.payloadBytes }) {
                 group.addTask { [zk, identity = options.identity] in
                     do {
                         try await zk.multi([fence] + chunk)
@@ -87,6 +122,9 @@ extension MasterScheduler {
             }
         }
     }
+
+    /// The most node data one `multi` of a round carries.
+    static let maxMultiBytes = 512 << 10
 
     private static func writeOneByOne(_ ops: [ZooKeeperOperation], fence: ZooKeeperOperation, identity: String,
                                       _ zk: ZooKeeperClient) async throws {

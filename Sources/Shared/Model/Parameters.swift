@@ -1,11 +1,29 @@
 import Foundation
 
-/// Resolves `${name}` and `$[yyyyMMdd-1]` in commands and parameter values. Pure: the run
-/// time and time zone come in, nothing is read from the clock.
+/// A parameter that cannot be resolved within the bounds of `Limits`.
+public enum ParameterError: Error, Equatable, CustomStringConvertible {
+    /// The text of `what`, once resolved, would pass `limit` bytes.
+    case tooLong(what: String, limit: Int)
+
+    public var description: String {
+        switch self {
+        case .tooLong(let what, let limit):
+            return "\(what) would be longer than \(Limits.size(limit)) once its parameters are resolved"
+        }
+    }
+}
+
+/// Resolves `${name}`, `${name@Q}` and `$[yyyyMMdd-1]` in commands and parameter values. Pure: the
+/// run time and time zone come in, nothing is read from the clock.
 ///
-/// Precedence, lowest first: built-ins, workflow `params`, start-time overrides (`--param`),
-/// output parameters of upstream tasks. A `${name}` with no parameter of that name is left
-/// alone, so shell variables such as `${HOME}` pass through to the shell.
+/// Parameters are the built-ins, the workflow's `params`, start-time overrides (`--param`, which
+/// replace a workflow param of the same name) and output parameters of upstream tasks (which
+/// replace any of those). A parameter's value may refer to built-ins and to other parameters; each
+/// reference takes the final value of the parameter it names (after overrides), whatever the order
+/// of the flags: `--param 'a=${b}' --param b=new` gives `a=new`. A reference inside a cycle stays
+/// as written. A `${name}` with no parameter of that name is left alone, so shell variables such
+/// as `${HOME}` pass through to the shell. `${name@Q}` is the value quoted for the shell (one
+/// single-quoted word), like bash's own `${name@Q}`.
 public struct ParameterResolver: Sendable {
     public let runTime: Date
     public let timeZone: TimeZone
@@ -24,16 +42,43 @@ public struct ParameterResolver: Sendable {
         ]
     }
 
-    /// The parameters of an instance: built-ins, then the workflow's own, then overrides, each resolved.
-    public func instanceParameters(workflow: [String: String], overrides: [String: String]) -> [String: String] {
-        var result = builtIns
-        for (k, v) in workflow { result[k] = substitute(v, builtIns) }
-        for (k, v) in overrides { result[k] = substitute(v, result) }
-        return result
+    /// The parameters of an instance: built-ins, the workflow's own and the overrides, each
+    /// resolved in the order of their references (see the type's comment); each at most
+    /// `Limits.maxValueBytes` long.
+    public func instanceParameters(workflow: [String: String], overrides: [String: String]) throws(ParameterError) -> [String: String] {
+        let raw = workflow.merging(overrides) { _, override in override }
+        var resolved = builtIns.filter { raw[$0.key] == nil }
+        var visiting: Set<String> = []
+        func resolve(_ name: String) throws(ParameterError) {
+            guard resolved[name] == nil, !visiting.contains(name), let text = raw[name] else { return }
+            visiting.insert(name)
+            for reference in Self.references(in: text) { try resolve(reference) }
+            resolved[name] = try substitute(text, resolved, limit: Limits.maxValueBytes, what: "parameter '\(name)'")
+            visiting.remove(name)
+        }
+        for name in raw.keys.sorted() { try resolve(name) }
+        return resolved
     }
 
-    /// Replaces `${name}` from `values` and `$[pattern±days]` from the run time.
-    public func substitute(_ text: String, _ values: [String: String]) -> String {
+    /// The names `${name}` and `${name@Q}` refer to in `text`.
+    static func references(in text: String) -> [String] {
+        var names: [String] = []
+        var rest = text[...]
+        while let open = rest.range(of: "${") {
+            guard let close = rest[open.upperBound...].firstIndex(of: "}") else { break }
+            var name = rest[open.upperBound..<close]
+            if name.hasSuffix("@Q") { name = name.dropLast(2) }
+            names.append(String(name))
+            rest = rest[rest.index(after: close)...]
+        }
+        return names
+    }
+
+    /// Replaces `${name}` and `${name@Q}` from `values` and `$[pattern±days]` from the run time.
+    /// Throws when the result would pass `limit` bytes (`what` names the text in the error): a
+    /// command of many references to a long value must not grow without bound in a master.
+    public func substitute(_ text: String, _ values: [String: String], limit: Int = Limits.maxQueueItemBytes,
+                           what: String = "the command") throws(ParameterError) -> String {
         guard text.contains("$") else { return text }
         var out = ""
         var i = text.startIndex
@@ -43,14 +88,17 @@ public struct ParameterResolver: Sendable {
             if c == "$", next < text.endIndex, text[next] == "{" || text[next] == "[" {
                 let close: Character = text[next] == "{" ? "}" : "]"
                 if let end = text[next...].firstIndex(of: close) {
-                    let inner = String(text[text.index(after: next)..<end])
-                    if close == "}", let v = values[inner] {
-                        out += v
-                        i = text.index(after: end)
-                        continue
+                    let inner = text[text.index(after: next)..<end]
+                    var replacement: String?
+                    if close == "}" {
+                        if let v = values[String(inner)] { replacement = v }
+                        else if inner.hasSuffix("@Q"), let v = values[String(inner.dropLast(2))] { replacement = Self.shellQuoted(v) }
+                    } else {
+                        replacement = dateExpression(String(inner))
                     }
-                    if close == "]", let v = dateExpression(inner) {
-                        out += v
+                    if let replacement {
+                        out += replacement
+                        guard out.utf8.count <= limit else { throw .tooLong(what: what, limit: limit) }
                         i = text.index(after: end)
                         continue
                     }
@@ -59,7 +107,13 @@ public struct ParameterResolver: Sendable {
             out.append(c)
             i = next
         }
+        guard out.utf8.count <= limit else { throw .tooLong(what: what, limit: limit) }
         return out
+    }
+
+    /// `value` as one word for `sh`: in single quotes, each `'` written as `'\''`.
+    public static func shellQuoted(_ value: String) -> String {
+        "'" + value.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
     }
 
     /// `yyyyMMdd`, `yyyyMMdd-1`, `yyyy-MM-dd+7`, `HHmmss`: a date pattern and an optional day offset.
@@ -74,7 +128,7 @@ public struct ParameterResolver: Sendable {
             days = offset
             pattern = String(expression[..<r.lowerBound])
         }
-        guard !pattern.isEmpty, pattern.allSatisfy({ "yMdHhms-_:/. ".contains($0) }) else { return nil }
+        guard !pattern.isEmpty, pattern.count <= 64, pattern.allSatisfy({ "yMdHhms-_:/. ".contains($0) }) else { return nil }
         return format(pattern, offsetDays: days)
     }
 
@@ -92,17 +146,51 @@ public struct ParameterResolver: Sendable {
 
     /// Output parameters a task printed as `${setValue(name=value)}`, in order; later wins.
     public static func outputParameters(in log: String) -> [String: String] {
-        var result: [String: String] = [:]
-        var rest = log[...]
-        while let start = rest.range(of: "${setValue(") {
+        var scanner = OutputScanner()
+        scanner.scan(log[...])
+        return scanner.outputs
+    }
+}
+
+/// Collects the output parameters a task prints as `${setValue(name=value)}` (later wins), within
+/// bounds: at most `Limits.maxOutputs` names and `Limits.maxOutputBytes` in all, each name a valid
+/// and unreserved parameter name, each value at most `Limits.maxValueBytes` without NUL. The first
+/// breach is kept as `problem` (the worker then fails the task with it) and nothing more is stored.
+public struct OutputScanner: Sendable {
+    public private(set) var outputs: [String: String] = [:]
+    public private(set) var problem: String?
+    private var bytes = 0
+
+    public init() {}
+
+    /// Scans one piece of output that holds whole assignments (a line, or a log).
+    public mutating func scan(_ text: Substring) {
+        var rest = text
+        while problem == nil, let start = rest.range(of: "${setValue(") {
             guard let end = rest[start.upperBound...].range(of: ")}") else { break }
             let assignment = rest[start.upperBound..<end.lowerBound]
             if let eq = assignment.firstIndex(of: "=") {
                 let key = assignment[..<eq].trimmingCharacters(in: .whitespaces)
-                if !key.isEmpty { result[key] = String(assignment[assignment.index(after: eq)...]) }
+                if !key.isEmpty { record(key, String(assignment[assignment.index(after: eq)...])) }
             }
             rest = rest[end.upperBound...]
         }
-        return result
+    }
+
+    /// Notes a breach found outside `scan` (an overlong line that mentions setValue).
+    public mutating func refuse(_ why: String) {
+        if problem == nil { problem = why }
+    }
+
+    private mutating func record(_ key: String, _ value: String) {
+        if let why = Limits.keyProblem(key) { return refuse("output parameter \(Limits.quoted(key)) refused: its name \(why)") }
+        if let why = Limits.valueProblem(value) { return refuse("output parameter \(Limits.quoted(key)) refused: its value \(why)") }
+        bytes += key.utf8.count + value.utf8.count - (outputs[key].map { key.utf8.count + $0.utf8.count } ?? 0)
+        outputs[key] = value
+        if outputs.count > Limits.maxOutputs {
+            refuse("more than \(Limits.maxOutputs) output parameters; a task may set at most \(Limits.maxOutputs)")
+        } else if bytes > Limits.maxOutputBytes {
+            refuse("output parameters of more than \(Limits.size(Limits.maxOutputBytes)) in all; a task may set at most that")
+        }
     }
 }

@@ -6,9 +6,15 @@ public struct ValidationProblem: Sendable, Equatable, CustomStringConvertible {
     public var field: String?
     public var message: String
 
+    public init(task: String? = nil, field: String? = nil, message: String) {
+        self.task = task
+        self.field = field
+        self.message = message
+    }
+
     public var description: String {
         var where_: [String] = []
-        if let task { where_.append("task '\(task)'") }
+        if let task { where_.append("task \(task)") }
         if let field { where_.append("field '\(field)'") }
         return where_.isEmpty ? message : where_.joined(separator: ", ") + ": " + message
     }
@@ -20,11 +26,16 @@ public struct WorkflowValidationError: Error, CustomStringConvertible, ExitStatu
     public var problems: [ValidationProblem]
     public var exitStatus: ExitStatus { .dataError }
     public var description: String {
-        problems.map { "\(source): invalid workflow: \($0)" }.joined(separator: "\n")
+        // A file with thousands of mistakes gets the first ones, and a count of the rest.
+        let shown = problems.prefix(20).map { "\(source): invalid workflow: \($0)" }
+        let more = problems.count > 20 ? ["\(source): invalid workflow: and \(problems.count - 20) more problems"] : []
+        return (shown + more).joined(separator: "\n")
     }
 }
 
-/// Parses and validates workflow JSON (format version 1) before anything is written.
+/// Parses and validates workflow JSON (format version 1) before anything is written. JSON is
+/// read with its types kept (`StrictJSON`): `1` is a number, duplicate keys are an error. Every
+/// bound of `Limits` is checked here, so a definition that passes cannot trap or stall a daemon.
 public enum WorkflowParser {
     static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description"]
     static let taskKeys: Set<String> = ["name", "type", "command", "deps", "retries", "retry_interval", "timeout",
@@ -32,109 +43,130 @@ public enum WorkflowParser {
 
     /// Parses `data`; `source` names the input in messages (a path or `-`).
     public static func parse(_ data: Data, source: String) throws -> WorkflowDefinition {
-        var problems: [ValidationProblem] = []
-        func fail(_ message: String, task: String? = nil, field: String? = nil) {
-            problems.append(ValidationProblem(task: task, field: field, message: message))
-        }
-        func error() -> WorkflowValidationError { WorkflowValidationError(source: source, problems: problems) }
+        var problems = Problems()
+        func error() -> WorkflowValidationError { WorkflowValidationError(source: source, problems: problems.list) }
 
+        if data.count > Limits.maxDefinitionBytes {
+            problems.add("the file is \(Limits.size(data.count)); a workflow may be at most \(Limits.size(Limits.maxDefinitionBytes))")
+            throw error()
+        }
         if data.allSatisfy({ [0x20, 0x0a, 0x0d, 0x09].contains($0) }) {
-            fail("the file is empty; expected a JSON object with 'name' and 'tasks'")
+            problems.add("the file is empty; expected a JSON object with 'name' and 'tasks'")
             throw error()
         }
-        let root: Any
+        let root: JSONValue
         do {
-            root = try JSONSerialization.jsonObject(with: data, options: [])
+            root = try StrictJSON.parse(data)
         } catch {
-            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error.localizedDescription)"
-            fail("malformed JSON: \(detail)")
-            throw self.error(source, problems)
+            problems.add("malformed JSON: \(error)")
+            throw self.error(source, problems.list)
         }
-        guard let object = root as? [String: Any] else {
-            fail("the top level must be a JSON object with 'name' and 'tasks'")
+        guard case .object(let members) = root else {
+            problems.add("the top level must be a JSON object with 'name' and 'tasks'")
             throw error()
         }
-        for key in object.keys.sorted() where !workflowKeys.contains(key) {
-            fail("unknown key; allowed keys are \(workflowKeys.sorted().joined(separator: ", "))", field: key)
+        for (key, _) in members where !workflowKeys.contains(key) {
+            problems.add("unknown key; allowed keys are \(workflowKeys.sorted().joined(separator: ", "))", field: key)
         }
-        if let v = object["format_version"], (v as? Int) != 1 || v is Bool {
-            fail("unsupported format version \(v); this ds reads format_version 1", field: "format_version")
+        if let v = root["format_version"], v.integer != 1 {
+            problems.add("unsupported format version \(v.brief); this ds reads format_version 1", field: "format_version")
         }
-        let name = string(object["name"], field: "name", task: nil, required: true, fail)
-        if let name, name.isEmpty || name.contains("/") {
-            fail("must be a non-empty name without '/'", field: "name")
-        }
+        let name = problems.string(root["name"], field: "name", task: nil, required: true)
+        if let name, let problem = Limits.nameProblem(name) { problems.add("\(Limits.quoted(name)) \(problem)", field: "name") }
+        if let v = root["description"] { _ = problems.string(v, field: "description", task: nil, required: false) }
         var workflow = WorkflowDefinition(name: name ?? "", tasks: [])
-        if let p = object["priority"] { workflow.priority = enumValue(p, field: "priority", task: nil, fail) ?? .medium }
-        if let f = object["failure_strategy"] {
-            workflow.failureStrategy = enumValue(f, field: "failure_strategy", task: nil, fail) ?? .end
+        if let p = root["priority"] { workflow.priority = problems.enumValue(p, field: "priority", task: nil) ?? .medium }
+        if let f = root["failure_strategy"] {
+            workflow.failureStrategy = problems.enumValue(f, field: "failure_strategy", task: nil) ?? .end
         }
-        if let p = object["params"] { workflow.params = stringMap(p, field: "params", task: nil, fail) }
+        if let p = root["params"] { workflow.params = problems.stringMap(p, field: "params", task: nil) }
 
-        guard let rawTasks = object["tasks"] as? [Any] else {
-            fail(object["tasks"] == nil ? "missing; a workflow needs a list of tasks" : "must be a list of task objects", field: "tasks")
+        guard case .array(let rawTasks)? = root["tasks"] else {
+            problems.add(root["tasks"] == nil ? "missing; a workflow needs a list of tasks" : "must be a list of task objects", field: "tasks")
             throw error()
         }
-        if rawTasks.isEmpty { fail("is empty; a workflow needs at least one task", field: "tasks") }
+        if rawTasks.isEmpty { problems.add("is empty; a workflow needs at least one task", field: "tasks") }
+        if rawTasks.count > Limits.maxTasks {
+            problems.add("has \(rawTasks.count) tasks; a workflow may have at most \(Limits.maxTasks)", field: "tasks")
+            throw error()
+        }
 
         var seen: Set<String> = []
         for (index, raw) in rawTasks.enumerated() {
-            guard let t = raw as? [String: Any] else {
-                fail("task #\(index + 1) must be a JSON object", field: "tasks")
+            guard case .object(let members) = raw else {
+                problems.add("task #\(index + 1) must be a JSON object", field: "tasks")
                 continue
             }
-            let taskName = string(t["name"], field: "name", task: "#\(index + 1)", required: true, fail) ?? "#\(index + 1)"
-            if taskName.isEmpty { fail("task #\(index + 1) has an empty name", field: "name") }
-            if !seen.insert(taskName).inserted { fail("duplicate task name; task names must be unique", task: taskName, field: "name") }
-            for key in t.keys.sorted() where !taskKeys.contains(key) {
-                fail("unknown key; allowed keys are \(taskKeys.sorted().joined(separator: ", "))", task: taskName, field: key)
-            }
-            var task = TaskDefinition(name: taskName, command: "")
-            if let v = t["type"] { task.type = enumValue(v, field: "type", task: taskName, fail) ?? .shell }
-            if task.type != .shell {
-                fail("type \(task.type.rawValue) is not supported yet; only SHELL tasks run", task: taskName, field: "type")
-            }
-            task.command = string(t["command"], field: "command", task: taskName, required: true, fail) ?? ""
-            if let d = t["deps"] {
-                if let list = d as? [Any], list.allSatisfy({ $0 is String }) {
-                    task.deps = list as! [String]
-                    if Set(task.deps).count != task.deps.count {
-                        fail("lists a dependency twice", task: taskName, field: "deps")
-                    }
+            let rawName = problems.string(raw["name"], field: "name", task: "#\(index + 1)", required: true)
+            var label = "#\(index + 1)"
+            if let rawName {
+                if let problem = Limits.nameProblem(rawName) {
+                    problems.add("\(Limits.quoted(rawName)) \(problem)", task: label, field: "name")
                 } else {
-                    fail("must be a list of task names", task: taskName, field: "deps")
+                    label = Limits.quoted(rawName)
+                    if !seen.insert(rawName).inserted { problems.add("duplicate task name; task names must be unique", task: label, field: "name") }
                 }
             }
-            if let r = t["retries"] {
-                if let n = r as? Int, !(r is Bool), n >= 0, n <= 100 { task.retries = n }
-                else { fail("must be a whole number from 0 to 100", task: taskName, field: "retries") }
+            for (key, _) in members where !taskKeys.contains(key) {
+                problems.add("unknown key; allowed keys are \(taskKeys.sorted().joined(separator: ", "))", task: label, field: key)
             }
-            if let v = t["retry_interval"] { task.retryInterval = duration(v, field: "retry_interval", task: taskName, fail) ?? 0 }
-            if let v = t["timeout"] { task.timeout = duration(v, field: "timeout", task: taskName, fail) }
-            if let v = t["timeout_strategy"] {
-                task.timeoutStrategy = enumValue(v, field: "timeout_strategy", task: taskName, fail) ?? .fail
+            var task = TaskDefinition(name: rawName ?? "", command: "")
+            if let v = raw["type"] { task.type = problems.enumValue(v, field: "type", task: label) ?? .shell }
+            if task.type != .shell {
+                problems.add("type \(task.type.rawValue) is not supported yet; only SHELL tasks run", task: label, field: "type")
             }
-            if let v = t["priority"] { task.priority = enumValue(v, field: "priority", task: taskName, fail) ?? .medium }
-            if let v = t["worker_group"] {
-                let g = string(v, field: "worker_group", task: taskName, required: false, fail) ?? "default"
-                if let problem = Limits.groupNameProblem(g) { fail("'\(g.debugDescription.dropFirst().dropLast())' \(problem)", task: taskName, field: "worker_group") }
+            task.command = problems.string(raw["command"], field: "command", task: label, required: true) ?? ""
+            if task.command.utf8.count > Limits.maxCommandBytes {
+                problems.add("is \(Limits.size(task.command.utf8.count)); a command may be at most \(Limits.size(Limits.maxCommandBytes)) (put long scripts in a file the command runs)",
+                             task: label, field: "command")
+            }
+            if task.command.utf8.contains(0) {
+                problems.add("must not hold a NUL character (it would cut the command where the task starts)", task: label, field: "command")
+            }
+            if let d = raw["deps"] {
+                if case .array(let list) = d, list.count <= Limits.maxTasks {
+                    for item in list {
+                        if case .string(let dep) = item { task.deps.append(dep) }
+                        else { problems.add("must be a list of task names; \(item.brief) is not a name", task: label, field: "deps") }
+                    }
+                    if Set(task.deps).count != task.deps.count {
+                        problems.add("lists a dependency twice", task: label, field: "deps")
+                    }
+                } else {
+                    problems.add("must be a list of task names", task: label, field: "deps")
+                }
+            }
+            if let r = raw["retries"] {
+                if let n = r.integer, n >= 0, n <= 100 { task.retries = n }
+                else { problems.add("\(r.brief) is not a whole number from 0 to 100", task: label, field: "retries") }
+            }
+            if let v = raw["retry_interval"] { task.retryInterval = problems.duration(v, field: "retry_interval", task: label) ?? 0 }
+            if let v = raw["timeout"] { task.timeout = problems.duration(v, field: "timeout", task: label) }
+            if let v = raw["timeout_strategy"] {
+                task.timeoutStrategy = problems.enumValue(v, field: "timeout_strategy", task: label) ?? .fail
+            }
+            if let v = raw["priority"] { task.priority = problems.enumValue(v, field: "priority", task: label) ?? .medium }
+            if let v = raw["worker_group"] {
+                let g = problems.string(v, field: "worker_group", task: label, required: false) ?? "default"
+                if let problem = Limits.groupNameProblem(g) { problems.add("\(Limits.quoted(g)) \(problem)", task: label, field: "worker_group") }
                 task.workerGroup = g
             }
-            if let v = t["env"] { task.env = stringMap(v, field: "env", task: taskName, fail) }
+            if let v = raw["env"] { task.env = problems.stringMap(v, field: "env", task: label) }
+            if let v = raw["description"] { _ = problems.string(v, field: "description", task: label, required: false) }
             workflow.tasks.append(task)
         }
 
-        let names = Set(workflow.tasks.map(\.name))
+        let allNames = Set(workflow.tasks.map(\.name))
         for task in workflow.tasks {
-            for dep in task.deps where !names.contains(dep) {
-                fail("unknown dependency '\(dep)'; no task of that name in this workflow", task: task.name, field: "deps")
+            for dep in task.deps where !allNames.contains(dep) {
+                problems.add("unknown dependency \(Limits.quoted(dep)); no task of that name in this workflow", task: Limits.quoted(task.name), field: "deps")
             }
-            if task.deps.contains(task.name) { fail("a task cannot depend on itself", task: task.name, field: "deps") }
+            if task.deps.contains(task.name) { problems.add("a task cannot depend on itself", task: Limits.quoted(task.name), field: "deps") }
         }
-        if problems.isEmpty, let cycle = TaskGraph(workflow.tasks).findCycle() {
-            fail("dependency cycle: \(cycle.joined(separator: " -> "))", task: cycle[0], field: "deps")
+        if problems.list.isEmpty, let cycle = TaskGraph(workflow.tasks).findCycle() {
+            problems.add("dependency cycle: \(cycle.joined(separator: " -> "))", task: Limits.quoted(cycle[0]), field: "deps")
         }
-        guard problems.isEmpty else { throw error() }
+        guard problems.list.isEmpty else { throw error() }
         return workflow
     }
 
@@ -142,48 +174,63 @@ public enum WorkflowParser {
         WorkflowValidationError(source: source, problems: problems)
     }
 
-    typealias Fail = (String, String?, String?) -> Void
+    /// The problems found so far, and the readers of typed fields that add to them.
+    struct Problems {
+        var list: [ValidationProblem] = []
 
-    private static func string(_ v: Any?, field: String, task: String?, required: Bool,
-                               _ fail: (String, String?, String?) -> Void) -> String? {
-        guard let v else {
-            if required { fail("missing; it is required", task, field) }
+        mutating func add(_ message: String, task: String? = nil, field: String? = nil) {
+            list.append(ValidationProblem(task: task, field: field, message: message))
+        }
+
+        mutating func string(_ v: JSONValue?, field: String, task: String?, required: Bool) -> String? {
+            guard let v else {
+                if required { add("missing; it is required", task: task, field: field) }
+                return nil
+            }
+            guard case .string(let s) = v else { add("must be a string, not \(v.kind)", task: task, field: field); return nil }
+            return s
+        }
+
+        mutating func enumValue<E: RawRepresentable & CaseIterable>(_ v: JSONValue, field: String, task: String?) -> E?
+        where E.RawValue == String {
+            if case .string(let s) = v, let e = E(rawValue: s) { return e }
+            add("\(v.brief) is not one of \(E.allCases.map(\.rawValue).joined(separator: " "))", task: task, field: field)
             return nil
         }
-        guard let s = v as? String else { fail("must be a string", task, field); return nil }
-        return s
-    }
 
-    private static func enumValue<E: RawRepresentable & CaseIterable>(_ v: Any, field: String, task: String?,
-                                                                      _ fail: (String, String?, String?) -> Void) -> E?
-    where E.RawValue == String {
-        if let s = v as? String, let e = E(rawValue: s) { return e }
-        fail("'\(v)' is not one of \(E.allCases.map(\.rawValue).joined(separator: " "))", task, field)
-        return nil
-    }
-
-    private static func duration(_ v: Any, field: String, task: String?, _ fail: (String, String?, String?) -> Void) -> Double? {
-        var seconds: Double?
-        if let n = v as? Double, !(v is Bool), n >= 0, n.isFinite { seconds = n }
-        if let s = v as? String, let d = DurationText.parse(s) { seconds = d }
-        if let seconds {
-            if seconds <= Limits.maxDurationSeconds { return seconds }
-            fail("'\(v)' is longer than the limit of 30d", task, field)
+        mutating func duration(_ v: JSONValue, field: String, task: String?) -> Double? {
+            var seconds: Double?
+            if let n = v.double, n >= 0 { seconds = n }
+            if case .string(let s) = v, let d = DurationText.parse(s) { seconds = d }
+            if let seconds {
+                if seconds <= Limits.maxDurationSeconds { return seconds }
+                add("\(v.brief) is longer than the limit of 30d", task: task, field: field)
+                return nil
+            }
+            add("\(v.brief) is not a duration such as 30s, 5m, 2h or a number of seconds", task: task, field: field)
             return nil
         }
-        fail("'\(v)' is not a duration such as 30s, 5m, 2h or a number of seconds", task, field)
-        return nil
-    }
 
-    private static func stringMap(_ v: Any, field: String, task: String?, _ fail: (String, String?, String?) -> Void) -> [String: String] {
-        guard let map = v as? [String: Any] else { fail("must be an object of names to string values", task, field); return [:] }
-        var result: [String: String] = [:]
-        for (k, value) in map {
-            if let s = value as? String { result[k] = s }
-            else if let n = value as? NSNumber, !(value is Bool) { result[k] = n.stringValue }
-            else { fail("value of '\(k)' must be a string", task, field) }
-            if k.isEmpty || k.contains("=") { fail("'\(k)' is not a valid parameter name", task, field) }
+        /// Names to values: strings, or numbers kept as written (`"n": 3` is the text `3`).
+        mutating func stringMap(_ v: JSONValue, field: String, task: String?) -> [String: String] {
+            guard case .object(let members) = v else { add("must be an object of names to string values", task: task, field: field); return [:] }
+            if members.count > Limits.maxEntries {
+                add("has \(members.count) entries; the limit is \(Limits.maxEntries)", task: task, field: field)
+                return [:]
+            }
+            var result: [String: String] = [:]
+            for (k, value) in members {
+                if let problem = Limits.keyProblem(k) { add("name \(Limits.quoted(k)) \(problem)", task: task, field: field) }
+                switch value {
+                case .string(let s): result[k] = s
+                case .number(let n): result[k] = n
+                default: add("value of \(Limits.quoted(k)) must be a string or a number, not \(value.kind)", task: task, field: field)
+                }
+                if let s = result[k], let problem = Limits.valueProblem(s) {
+                    add("value of \(Limits.quoted(k)) \(problem)", task: task, field: field)
+                }
+            }
+            return result
         }
-        return result
     }
 }

@@ -3,6 +3,27 @@ extension Array {
     func chunked(_ size: Int) -> [[Element]] {
         stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min($0 + size, count)]) }
     }
+
+    /// Consecutive slices of at most `size` elements whose `weight`s add up to at most `maxWeight`
+    /// (an element heavier than that alone gets a slice of its own): a `multi` of large nodes
+    /// stays under ZooKeeper's request size limit.
+    func chunked(_ size: Int, maxWeight: Int, weight: (Element) -> Int) -> [[Element]] {
+        var chunks: [[Element]] = []
+        var current: [Element] = []
+        var total = 0
+        for element in self {
+            let w = weight(element)
+            if !current.isEmpty && (current.count == size || total + w > maxWeight) {
+                chunks.append(current)
+                current = []
+                total = 0
+            }
+            current.append(element)
+            total += w
+        }
+        if !current.isEmpty { chunks.append(current) }
+        return chunks
+    }
 }
 
 extension Array where Element: Sendable {

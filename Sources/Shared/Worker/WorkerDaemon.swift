@@ -7,9 +7,17 @@ public enum WorkerError: Error, CustomStringConvertible, ExitStatusProviding {
     case alreadyRegistered(String)
     case failedOver(String)
     case supervisorLost(String)
+    /// A queue item that must not run (fails its task, never the worker).
+    case refusedItem(String)
+    /// The log folder cannot take a task's log: every task would fail at once.
+    case logFolderUnwritable(String, String)
 
     public var description: String {
         switch self {
+        case .refusedItem(let why):
+            return "queue item refused: \(why)"
+        case .logFolderUnwritable(let folder, let why):
+            return "cannot write task logs under \(folder): \(why); give --log-dir (or DS_HOME) a folder this user can write"
         case .supervisorLost(let id):
             return "worker \(id): its task-supervisor exited unexpectedly; killed the task groups it left behind and stopped (their tasks fail over to other workers)"
         case .failedOver(let id):
@@ -24,7 +32,8 @@ public enum WorkerError: Error, CustomStringConvertible, ExitStatusProviding {
         switch self {
         case .sessionExpired, .failedOver: return .unavailable
         case .supervisorLost: return .software
-        case .alreadyRegistered: return .config
+        case .alreadyRegistered, .logFolderUnwritable: return .config
+        case .refusedItem: return .dataError
         }
     }
 }
@@ -98,6 +107,23 @@ public actor WorkerDaemon {
         self.supervisor = supervisor
         self.logger = logger
         supervisor.whenLost { [wakeups] in wakeups.mark(.supervisorLost) }
+    }
+
+    /// Makes the log folder and writes a probe file in it: a worker that cannot keep its tasks' logs
+    /// would register and fail every task it claims at once, so it refuses to start instead.
+    public static func checkLogFolder(_ folder: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            // Foundation's message names no cause; mkdir's errno does (permission, a file in the way).
+            let why = mkdir(folder, 0o755) == 0 ? "cannot create it" : String(cString: strerror(errno))
+            throw WorkerError.logFolderUnwritable(folder, why)
+        }
+        let probe = folder + "/.ds-write-probe-\(getpid())"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw WorkerError.logFolderUnwritable(folder, String(cString: strerror(errno))) }
+        close(fd)
+        unlink(probe)
     }
 
     /// Stops claiming; running tasks get the grace period, then their groups are killed.
@@ -388,7 +414,8 @@ public actor WorkerDaemon {
     }
 
     private nonisolated func logPath(for task: QueuedTask) -> String {
-        "\(options.logDirectory)/\(task.workflowName)/\(task.workflowInstanceId)/\(task.taskInstanceId).log"
+        // Only ids: names are shown, never trusted as path components.
+        "\(options.logDirectory)/\(task.workflowInstanceId)/\(task.taskInstanceId).log"
     }
 
     // MARK: Running
@@ -407,6 +434,7 @@ public actor WorkerDaemon {
                                        pid: nil, logPath: logPath, startTime: startTime, endTime: startTime,
                                        outputs: [:], message: nil)
         do {
+            if let problem = Self.queueItemProblem(task) { throw WorkerError.refusedItem(problem) }
             let folder = (logPath as NSString).deletingLastPathComponent
             if !logFolders.contains(folder) {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -441,7 +469,17 @@ public actor WorkerDaemon {
                     }
                 }()
             }
-            result.outputs = Self.outputs(ofLog: logPath)
+            let printed = Self.outputs(ofLog: logPath)
+            if let problem = printed.problem {
+                // Refused whole: a task's outputs are used together, and a result must stay small.
+                Self.appendToLog(logPath, "[ds] \(problem)\n")
+                if result.state == .success {
+                    result.state = .failure
+                    result.message = problem
+                }
+            } else {
+                result.outputs = printed.outputs
+            }
         } catch {
             result.endTime = ProcessStats.now()
             result.message = "could not start: \(error)"
@@ -531,25 +569,61 @@ public actor WorkerDaemon {
 
     // MARK: Helpers
 
-    /// Output parameters printed as `${setValue(k=v)}`; only the log's lines that mention it are kept in memory.
-    static func outputs(ofLog path: String) -> [String: String] {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return [:] }
+    /// The longest line of output searched for `${setValue(...)}`: longer ones that mention it
+    /// fail the task, so a task printing without newlines cannot fill the worker's memory.
+    static let maxOutputLineBytes = 1 << 20
+
+    /// Output parameters printed as `${setValue(k=v)}`, within `Limits`; only the log's lines that
+    /// mention it are kept in memory, each at most `maxOutputLineBytes`.
+    static func outputs(ofLog path: String) -> OutputScanner {
+        var scanner = OutputScanner()
+        guard let handle = FileHandle(forReadingAtPath: path) else { return scanner }
         defer { try? handle.close() }
-        var found: [String: String] = [:]
+        let marker = Data("setValue(".utf8)
         var carry = Data()
-        while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-            carry.append(chunk)
-            guard let lastNewline = carry.lastIndex(of: 0x0a) else { continue }
-            let lines = carry[carry.startIndex...lastNewline]
-            if lines.range(of: Data("setValue(".utf8)) != nil {
-                found.merge(ParameterResolver.outputParameters(in: String(decoding: lines, as: UTF8.self))) { _, n in n }
+        var skippingLongLine = false
+        func scan(_ line: Data) {
+            if line.range(of: marker) != nil { scanner.scan(String(decoding: line, as: UTF8.self)[...]) }
+        }
+        func skipLong(_ part: Data) {
+            if part.range(of: marker) != nil {
+                scanner.refuse("a line of output longer than \(Limits.size(maxOutputLineBytes)) holds ${setValue(...)}; output parameters must be shorter")
             }
-            carry = Data(carry[(lastNewline + 1)...])
         }
-        if carry.range(of: Data("setValue(".utf8)) != nil {
-            found.merge(ParameterResolver.outputParameters(in: String(decoding: carry, as: UTF8.self))) { _, n in n }
+        while scanner.problem == nil, let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            carry.append(chunk)
+            if let lastNewline = carry.lastIndex(of: 0x0a) {
+                var lines = carry[carry.startIndex...lastNewline]
+                if skippingLongLine, let first = lines.firstIndex(of: 0x0a) {
+                    skipLong(lines[...first])
+                    lines = lines[(first + 1)...]
+                    skippingLongLine = false
+                }
+                scan(lines)
+                carry = Data(carry[(lastNewline + 1)...])
+            }
+            if carry.count > maxOutputLineBytes {
+                skipLong(carry)
+                carry = Data(carry.suffix(marker.count))  // a marker split at the cut is still seen
+                skippingLongLine = true
+            }
         }
-        return found
+        if skippingLongLine { skipLong(carry) } else { scan(carry) }
+        return scanner
+    }
+
+    /// Why a queue item must not run, or nil: masters check all of this before they write one,
+    /// so only an item written past them (by hand, or by another version) can fail here.
+    static func queueItemProblem(_ task: QueuedTask) -> String? {
+        if task.command.utf8.contains(0) { return "its command holds a NUL character" }
+        if task.command.utf8.count > Limits.maxQueueItemBytes { return "its command is longer than \(Limits.size(Limits.maxQueueItemBytes))" }
+        for (k, v) in task.env {
+            if k.isEmpty || k.contains("=") || k.utf8.contains(0) || Limits.isReserved(k) {
+                return "it sets the environment variable \(Limits.quoted(k)), which is not a valid or allowed name"
+            }
+            if v.utf8.contains(0) { return "the value of environment variable \(Limits.quoted(k)) holds a NUL character" }
+        }
+        return nil
     }
 
     static func appendToLog(_ path: String, _ text: String) {

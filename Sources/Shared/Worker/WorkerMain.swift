@@ -5,6 +5,7 @@ extension WorkerDaemon {
     /// Connects and runs tasks until SIGTERM (graceful, bounded by the grace period) or fencing.
     public static func main(configuration: Configuration, options: WorkerOptions, logLevel: String) async throws {
         let logger = try Tool.logger("ds-worker", level: logLevel)
+        try WorkerDaemon.checkLogFolder(options.logDirectory)
         let supervisor = try TaskSupervisor()
         let zk = try await ZooKeeperClient.connect(configuration.zkConnect,
                                                    sessionTimeoutMillis: configuration.sessionTimeoutMillis)

@@ -42,6 +42,14 @@ public enum ZooKeeperOperation: Sendable {
         case .create(let p, _, _), .delete(let p, _), .setData(let p, _, _), .check(let p, _): return p
         }
     }
+
+    /// About what the operation adds to a request: its path and data.
+    public var payloadBytes: Int {
+        switch self {
+        case .create(let p, let d, _), .setData(let p, let d, _): return p.utf8.count + d.count + 16
+        case .delete(let p, _), .check(let p, _): return p.utf8.count + 16
+        }
+    }
 }
 
 /// Errors from ZooKeeper, each naming the path or connect string it concerns.
