@@ -13,7 +13,8 @@ struct FailoverCommand: AsyncParsableCommand {
             registered (but hung) server dead: live masters take over its work, and the server fences \
             itself when it wakes.
 
-            """ + exitStatusHelp)
+            """ + exitStatusHelp,
+        version: dsVersion)
 
     @OptionGroup var global: GlobalOptions
     @Flag(help: "List dead servers and orphaned work.")
@@ -31,6 +32,9 @@ struct FailoverCommand: AsyncParsableCommand {
         let modes = [list, master != nil, worker != nil].filter { $0 }.count
         guard modes == 1 else { throw ValidationError("give exactly one of --list, --master HOST:PORT, --worker HOST:PORT") }
         if dryRun && list { throw ValidationError("--dry-run goes with --master or --worker") }
+        for (flag, server) in [("--master", master), ("--worker", worker)] {
+            if let server, let why = Failover.serverNameProblem(server) { throw ValidationError("\(flag) '\(server)' \(why)") }
+        }
     }
 
     func run() async throws {
@@ -38,7 +42,7 @@ struct FailoverCommand: AsyncParsableCommand {
             let configuration = try global.resolve()
             let zk = try await ZooKeeperClient.connect(configuration.zkConnect, sessionTimeoutMillis: configuration.sessionTimeoutMillis)
             defer { zk.close() }
-            let store = try Store(path: configuration.databasePath)
+            let store = try Store(path: configuration.databasePath, create: false)
             if list {
                 let report = try await Failover.list(zk: zk, store: store, paths: configuration.paths)
                 print(json ? WireJSON.string(report) : FailoverPrinter.human(report), terminator: json ? "\n" : "")

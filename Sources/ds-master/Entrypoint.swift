@@ -25,6 +25,9 @@ struct MasterCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
+        if let host, Failover.serverNameProblem("\(host):\(port)") != nil || host.contains(":") {
+            throw ValidationError("--host '\(host)' is not a host name (no '/', ':' or control characters, not empty)")
+        }
         guard maxWorkflows >= 1 else { throw ValidationError("--max-workflows must be at least 1") }
         guard queueWindow >= 1 else { throw ValidationError("--queue-window must be at least 1") }
         guard let retention = DurationText.parse(deadServerRetention), retention >= 0, retention <= 30 * 86_400 else {

@@ -11,7 +11,8 @@ struct SubmitCommand: AsyncParsableCommand {
             blocks until the instance ends: exit 0 on SUCCESS, 1 otherwise. Invalid input exits 65 and \
             writes nothing.
 
-            """ + exitStatusHelp)
+            """ + exitStatusHelp,
+        version: dsVersion)
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Workflow JSON file, or - for standard input.")

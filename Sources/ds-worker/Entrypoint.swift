@@ -11,7 +11,8 @@ struct WorkerCommand: AsyncParsableCommand {
             Stays in the foreground and logs to stderr; never opens the database. SIGTERM or SIGINT stops \
             claiming and lets running tasks finish for --grace, then kills them.
 
-            """ + exitStatusHelp)
+            """ + exitStatusHelp,
+        version: dsVersion)
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Host name this worker registers under (default: the machine's host name).")
@@ -31,6 +32,9 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
+        if let host, Failover.serverNameProblem("\(host):\(port)") != nil || host.contains(":") {
+            throw ValidationError("--host '\(host)' is not a host name (no '/', ':' or control characters, not empty)")
+        }
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         guard let seconds = DurationText.parse(grace), seconds <= Limits.maxDurationSeconds else {
             throw ValidationError("--grace '\(grace)' is not a duration from 0s to 30d, such as 60s")

@@ -30,15 +30,60 @@ public struct GlobalOptions: ParsableArguments, Sendable {
         }
         var root = zkRoot ?? environment["DS_ZK_ROOT"] ?? "/dolphinscheduler"
         while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
-        guard root.hasPrefix("/") else {
-            throw InputError.configuration("--zk-root '\(root)' must be an absolute znode path such as /dolphinscheduler")
+        if let why = Self.zkRootProblem(root) {
+            throw InputError.configuration("--zk-root / DS_ZK_ROOT \(Limits.quoted(root)) \(why)")
+        }
+        let connect = zk ?? environment["DS_ZK"] ?? "127.0.0.1:2181"
+        if let why = Self.connectStringProblem(connect) {
+            throw InputError.configuration("--zk / DS_ZK \(Limits.quoted(connect)) \(why)")
         }
         return Configuration(
-            zkConnect: zk ?? environment["DS_ZK"] ?? "127.0.0.1:2181",
+            zkConnect: connect,
             zkRoot: root,
             databasePath: db ?? environment["DS_DB"] ?? home + "/ds.db",
             home: home,
             sessionTimeoutMillis: Int(timeout * 1000))
+    }
+}
+
+extension GlobalOptions {
+    /// Why `root` cannot be the cluster's root znode: an absolute path of non-empty components,
+    /// none `.` or `..`, without control characters, outside ZooKeeper's own `/zookeeper`.
+    static func zkRootProblem(_ root: String) -> String? {
+        guard root.hasPrefix("/"), root != "/" else { return "must be an absolute znode path such as /dolphinscheduler" }
+        let parts = root.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        if parts.contains(where: \.isEmpty) { return "must not hold an empty component ('//')" }
+        if parts.contains(where: { $0 == "." || $0 == ".." }) { return "must not hold '.' or '..' components" }
+        if root.unicodeScalars.contains(where: Limits.isControl) { return "must not hold control characters" }
+        if parts.first == "zookeeper" { return "must not be under /zookeeper, which ZooKeeper reserves for itself" }
+        if root.utf8.count > 256 { return "must be at most 256 bytes long" }
+        return nil
+    }
+
+    /// Why `connect` is no ZooKeeper connect string: `host:port[,host:port...]`.
+    static func connectStringProblem(_ connect: String) -> String? {
+        for server in connect.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]),
+                  (1...65535).contains(port), colon != server.startIndex,
+                  !server.unicodeScalars.contains(where: { Limits.isControl($0) || $0 == " " }) else {
+                return "is not a ZooKeeper connect string: expected host:port[,host:port...], such as 127.0.0.1:2181"
+            }
+        }
+        return nil
+    }
+
+    /// The hosts of a connect string that do not resolve; the C client fails on a string with
+    /// none that does without saying why.
+    public static func unresolvedHosts(_ connect: String) -> [String] {
+        connect.split(separator: ",").compactMap { server -> String? in
+            guard let colon = server.lastIndex(of: ":") else { return String(server) }
+            var host = String(server[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            var info: UnsafeMutablePointer<addrinfo>?
+            guard getaddrinfo(host, nil, nil, &info) == 0 else { return host }
+            freeaddrinfo(info)
+            return nil
+        }
     }
 }
 

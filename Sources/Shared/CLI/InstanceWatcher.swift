@@ -80,11 +80,39 @@ struct InstanceWatcher {
     }
 
     /// "waiting for a worker of group gpu": a task with no one to run it is visible, never silent.
+    /// The same for an instance no master will claim (none registered, or none serving this
+    /// database) and for one whose master died (it waits for a failover).
     private func warnAboutMissingServers(_ report: InstanceReport, _ warned: inout Set<String>) async throws {
-        if report.instance.host == nil, !warned.contains("master"),
-           try await zk.childrenIfPresent(paths.masters).isEmpty {
-            warned.insert("master")
-            Tool.warn("ds-submit", "no master is registered under \(paths.masters); instance \(instanceID) waits for one (start ds-master)")
+        let masters = try await zk.childrenIfPresent(paths.masters)
+        if report.instance.host == nil {
+            if masters.isEmpty, !warned.contains("master") {
+                warned.insert("master")
+                Tool.warn("ds-submit", "no master is registered under \(paths.masters); instance \(instanceID) waits for one (start ds-master)")
+            } else if !masters.isEmpty, !warned.contains("database") {
+                var served: [String] = []
+                for m in masters {
+                    let data: Data
+                    do { data = try await zk.getData(paths.masters + "/" + m).0 } catch ZooKeeperError.noNode { continue }
+                    guard let beat = try? WireJSON.decode(Heartbeat.self, data) else { continue }
+                    // A master of an older version advertises no database: it may serve this one.
+                    guard let id = beat.database else { return }
+                    if id == store.databaseID { return }
+                    served.append("\(m) serves \(beat.databasePath ?? id)")
+                }
+                guard !served.isEmpty else { return }
+                warned.insert("database")
+                Tool.warn("ds-submit", "no running master serves the database \(store.path), where instance \(instanceID) waits (\(served.joined(separator: "; "))); check --db / DS_DB")
+            }
+        } else if let owner = report.instance.host {
+            if !masters.contains(owner), !warned.contains("owner:" + owner) {
+                warned.insert("owner:" + owner)
+                Tool.warn("ds-submit", "master \(owner), which ran instance \(instanceID), is gone; waiting for another master to take it over"
+                          + (masters.isEmpty ? " (none is registered: start ds-master)" : ""))
+            } else if masters.contains(owner), warned.contains(where: { $0.hasPrefix("owner:") && $0 != "owner:" + owner }),
+                      !warned.contains("owner:" + owner) {
+                warned.insert("owner:" + owner)
+                Tool.warn("ds-submit", "instance \(instanceID) taken over by master \(owner)")
+            }
         }
         let waitingGroups = Set(report.tasks.filter { $0.state == .dispatched }.map(\.workerGroup))
         for group in waitingGroups.sorted() where !warned.contains("group:" + group) {

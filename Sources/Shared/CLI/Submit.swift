@@ -20,25 +20,85 @@ public enum Submitter {
         return (String(text[..<eq]), String(text[text.index(after: eq)...]))
     }
 
+    /// The workflow file's bytes, at most one byte past `Limits.maxDefinitionBytes` (the parser
+    /// then says it is too large): a huge file or an endless stream is never read whole.
     public static func readInput(_ input: String) throws -> Data {
-        if input == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
-        guard FileManager.default.fileExists(atPath: input) else { throw InputError.missingFile(input) }
-        do { return try Data(contentsOf: URL(fileURLWithPath: input)) } catch {
-            throw InputError.unreadable(input, error.localizedDescription)
+        let handle: FileHandle
+        if input == "-" {
+            handle = FileHandle.standardInput
+        } else {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: input, isDirectory: &isFolder) else { throw InputError.missingFile(input) }
+            if isFolder.boolValue { throw InputError.unreadable(input, "it is a folder; pass a workflow JSON file") }
+            guard let h = FileHandle(forReadingAtPath: input) else { throw InputError.unreadable(input, String(cString: strerror(errno))) }
+            handle = h
         }
+        var data = Data()
+        do {
+            while data.count <= Limits.maxDefinitionBytes, let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                data.append(chunk)
+            }
+        } catch {
+            throw InputError.unreadable(input, (error as NSError).localizedFailureReason ?? "\(error.localizedDescription)")
+        }
+        return data
+    }
+
+    /// Checks the overrides, and resolves every task's command and environment as a master
+    /// will (with the clock of now): a parameter or command that would pass a bound of `Limits`
+    /// once resolved is refused here, not left to fail at run time. Outputs of upstream tasks are
+    /// unknown yet; a master checks the final item again before it writes it.
+    public static func checkResolution(_ definition: WorkflowDefinition, overrides: [String: String], source: String) throws {
+        var problems: [ValidationProblem] = []
+        if overrides.count > Limits.maxEntries {
+            problems.append(ValidationProblem(field: "--param", message: "\(overrides.count) overrides; the limit is \(Limits.maxEntries)"))
+        }
+        for (k, v) in overrides.sorted(by: { $0.key < $1.key }) {
+            if let why = Limits.keyProblem(k) { problems.append(ValidationProblem(field: "--param", message: "name \(Limits.quoted(k)) \(why)")) }
+            if let why = Limits.valueProblem(v) { problems.append(ValidationProblem(field: "--param", message: "value of \(Limits.quoted(k)) \(why)")) }
+        }
+        guard problems.isEmpty else { throw WorkflowValidationError(source: source, problems: problems) }
+        let resolver = ParameterResolver(runTime: Date())
+        let values: [String: String]
+        do {
+            values = try resolver.instanceParameters(workflow: definition.params, overrides: overrides)
+        } catch {
+            throw WorkflowValidationError(source: source, problems: [ValidationProblem(field: "params", message: "\(error)")])
+        }
+        for task in definition.tasks {
+            let label = Limits.quoted(task.name)
+            do {
+                var env = values
+                for (k, v) in task.env {
+                    env[k] = try resolver.substitute(v, values, limit: Limits.maxValueBytes, what: "environment variable \(Limits.quoted(k))")
+                }
+                let command = try resolver.substitute(task.command, values)
+                let item = WireJSON.encode(QueuedTask(taskInstanceId: Int64.max, workflowInstanceId: Int64.max, workflowName: definition.name,
+                                                      taskName: task.name, attempt: 100, command: command, env: env, timeout: task.timeout,
+                                                      timeoutStrategy: task.timeoutStrategy, master: String(repeating: "m", count: 255)))
+                if item.count > Limits.maxQueueItemBytes {
+                    problems.append(ValidationProblem(task: label, field: "command", message:
+                        "its command and environment, resolved, make a queue item of \(Limits.size(item.count)); the limit is \(Limits.size(Limits.maxQueueItemBytes))"))
+                }
+            } catch {
+                problems.append(ValidationProblem(task: label, field: "command", message: "\(error)"))
+            }
+        }
+        guard problems.isEmpty else { throw WorkflowValidationError(source: source, problems: problems) }
     }
 
     /// Validates everything before any connection is made: bad input never touches the database or ZooKeeper.
     public static func prepare(_ request: SubmitRequest) throws -> WorkflowDefinition {
         var definition = try WorkflowParser.parse(try readInput(request.input), source: request.input)
         if let name = request.name {
-            guard !name.isEmpty, !name.contains("/") else {
+            if let why = Limits.nameProblem(name) {
                 throw WorkflowValidationError(source: request.input, problems: [
-                    ValidationProblem(task: nil, field: "--name", message: "must be a non-empty name without '/'")])
+                    ValidationProblem(task: nil, field: "--name", message: "\(Limits.quoted(name)) \(why)")])
             }
             definition.name = name
         }
         if let p = request.priority { definition.priority = p }
+        try checkResolution(definition, overrides: request.params, source: request.input)
         return definition
     }
 
@@ -51,7 +111,10 @@ public enum Submitter {
         }
         let zk = try await ZooKeeperClient.connect(configuration.zkConnect, sessionTimeoutMillis: configuration.sessionTimeoutMillis)
         defer { zk.close() }
+        // Not silent: a mistyped DS_DB makes a database no master serves (`--wait` says so too).
+        let isNew = !FileManager.default.fileExists(atPath: configuration.databasePath)
         let store = try Store(path: configuration.databasePath)
+        if isNew { Tool.warn("ds-submit", "created a new database \(configuration.databasePath); a master serves it once started with the same --db / DS_DB") }
         let submitted = try await store.submit(definition, params: request.params, now: ProcessStats.now())
         try await notifyMasters(zk, configuration.paths, commandID: submitted.instanceId)
         guard request.wait else {

@@ -35,3 +35,6 @@ public let exitStatusHelp = """
     64 usage; 65 invalid input data; 66 input file missing; 69 service unavailable (ZooKeeper); \
     70 internal error; 75 temporary failure, retry; 78 configuration error.
     """
+
+/// The version every tool prints for `--version`.
+public let dsVersion = "0.9.0"

@@ -216,7 +216,8 @@ public actor MasterScheduler {
 
     private func heartbeat() -> Data {
         WireJSON.encode(Heartbeat(pid: getpid(), startTime: startTime, loadAverage: ProcessStats.loadAverage(),
-                                  rssBytes: ProcessStats.residentBytes(), activeInstances: active.count))
+                                  rssBytes: ProcessStats.residentBytes(), activeInstances: active.count,
+                                  database: store.databaseID, databasePath: store.path))
     }
 
     private func heartbeatLoop() async throws {

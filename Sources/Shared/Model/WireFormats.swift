@@ -117,6 +117,9 @@ public struct Heartbeat: Codable, Sendable {
     public var slots: Int?
     public var freeSlots: Int?
     public var groups: [String]?
+    /// A master's database: the id it was made with, and the path this master opened.
+    public var database: String?
+    public var databasePath: String?
 }
 
 /// The snake_case JSON used on the wire and in `--json` output.

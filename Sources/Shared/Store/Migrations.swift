@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// Append-only, named migrations: a migration is never modified once it has shipped.
@@ -73,6 +74,14 @@ enum Migrations {
                 t.column("value", .integer).notNull()
             }
             try db.execute(sql: "INSERT INTO sequence (name, value) VALUES ('event', 0)")
+        }
+        m.registerMigration("v4-database-identity") { db in
+            // A random id, made once: masters advertise it, so `ds-submit --wait` can tell when no
+            // running master serves the database it wrote to (a DS_DB pointing elsewhere).
+            try db.create(table: "database_identity") { t in t.column("id", .text).notNull() }
+            let bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
+            try db.execute(sql: "INSERT INTO database_identity (id) VALUES (?)",
+                           arguments: [bytes.map { String(format: "%02x", $0) }.joined()])
         }
         return m
     }

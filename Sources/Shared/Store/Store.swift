@@ -7,9 +7,12 @@ public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
     case busy(String)
     case failed(String)
     case notFound(String)
+    case missing(path: String)
 
     public var description: String {
         switch self {
+        case .missing(let p):
+            return "database \(p) does not exist: no master has opened it. Point --db / DS_DB at the database the masters use, or start ds-master with this one (a master creates it)"
         case .open(let p, let r): return "database \(p): cannot open: \(r); check --db / DS_DB and the folder's permissions"
         case .busy(let what): return "database busy during \(what); retry"
         case .failed(let what): return "database error: \(what)"
@@ -19,7 +22,7 @@ public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
 
     public var exitStatus: ExitStatus {
         switch self {
-        case .open: return .config
+        case .open, .missing: return .config
         case .busy: return .tempFail
         case .failed: return .software
         case .notFound: return .dataError
@@ -30,14 +33,19 @@ public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
 /// The SQLite store: WAL, a busy timeout so several processes share one file, migrations on open.
 public final class Store: Sendable {
     public let path: String
+    /// The random id this database was given when it was made; masters advertise it.
+    public let databaseID: String
     let pool: DatabasePool
     private let counts = Counters()
 
     /// Write transactions committed through this store, for the benchmark's per-task figures.
     public var transactionCount: Int { counts.value("transactions") }
 
-    public init(path: String) throws {
+    /// Opens (and migrates) the database at `path`. Only a master makes a new one (`create`): for
+    /// any other tool a missing file is a mistyped DS_DB, and a new empty database would hide it.
+    public init(path: String, create: Bool = true) throws {
         self.path = path
+        if !create && !FileManager.default.fileExists(atPath: path) { throw StoreError.missing(path: path) }
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         var config = GRDB.Configuration()
@@ -49,6 +57,7 @@ public final class Store: Sendable {
                 try Migrations.migrator.migrate(pool)
                 return pool
             }
+            databaseID = try pool.read { try String.fetchOne($0, sql: "SELECT id FROM database_identity") } ?? ""
         } catch {
             throw StoreError.open(path: path, reason: "\(error)")
         }

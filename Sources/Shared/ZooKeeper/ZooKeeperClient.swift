@@ -31,6 +31,10 @@ public final class ZooKeeperClient: @unchecked Sendable {
         let hub = SessionHub()
         let context = Unmanaged.passRetained(hub).toOpaque()  // lives as long as the process
         guard let zh = zookeeper_init(connectString, globalWatcher, Int32(sessionTimeoutMillis), nil, context, 0) else {
+            let unresolved = GlobalOptions.unresolvedHosts(connectString)
+            if !unresolved.isEmpty {
+                throw InputError.configuration("--zk / DS_ZK '\(connectString)': cannot resolve \(unresolved.joined(separator: ", ")); check the host names")
+            }
             throw ZooKeeperError.unavailable(connectString: connectString, timeoutMillis: sessionTimeoutMillis)
         }
         // By default the C client resolves the server names again (getaddrinfo, a netlink dump) every
