@@ -6,7 +6,8 @@ struct MasterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ds-master",
         abstract: "Run a ds master: claim workflow commands, run instances, dispatch tasks to the ZooKeeper queue.",
-        discussion: "Stays in the foreground and logs to stderr. SIGTERM or SIGINT stops it gracefully.\n\n" + exitStatusHelp)
+        discussion: "Stays in the foreground and logs to stderr. SIGTERM or SIGINT stops it gracefully.\n\n" + exitStatusHelp,
+        version: dsVersion)
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Host name this master registers under (default: the machine's host name).")

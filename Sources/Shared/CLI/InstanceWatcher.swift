@@ -57,6 +57,11 @@ struct InstanceWatcher {
         var drawnLines = 0
         while true {
             guard let instance = try await store.instance(instanceID) else { throw StoreError.notFound("instance \(instanceID)") }
+            // After "is gone": a new owner session means a master took the instance over.
+            if let session = instance.masterSession, let host = instance.host, warned.contains(where: { $0.hasPrefix("session:") }),
+               !warned.contains("session:\(session)"), warned.insert("adopted:\(session)").inserted {
+                Tool.warn("ds-submit", "instance \(instanceID) taken over by master \(host)")
+            }
             let report = InstanceReport(instance: instance, tasks: try await store.taskAttempts(of: instanceID),
                                         order: definition.tasks.map(\.name))
             if instance.state.isTerminal {
@@ -103,16 +108,11 @@ struct InstanceWatcher {
                 warned.insert("database")
                 Tool.warn("ds-submit", "no running master serves the database \(store.path), where instance \(instanceID) waits (\(served.joined(separator: "; "))); check --db / DS_DB")
             }
-        } else if let owner = report.instance.host {
-            if !masters.contains(owner), !warned.contains("owner:" + owner) {
-                warned.insert("owner:" + owner)
-                Tool.warn("ds-submit", "master \(owner), which ran instance \(instanceID), is gone; waiting for another master to take it over"
-                          + (masters.isEmpty ? " (none is registered: start ds-master)" : ""))
-            } else if masters.contains(owner), warned.contains(where: { $0.hasPrefix("owner:") && $0 != "owner:" + owner }),
-                      !warned.contains("owner:" + owner) {
-                warned.insert("owner:" + owner)
-                Tool.warn("ds-submit", "instance \(instanceID) taken over by master \(owner)")
-            }
+        } else if let owner = report.instance.host, let session = report.instance.masterSession,
+                  !masters.contains(owner), !warned.contains("session:\(session)") {
+            warned.insert("session:\(session)")
+            Tool.warn("ds-submit", "master \(owner), which ran instance \(instanceID), is gone; waiting for another master to take it over"
+                      + (masters.isEmpty ? " (none is registered: start ds-master)" : ""))
         }
         let waitingGroups = Set(report.tasks.filter { $0.state == .dispatched }.map(\.workerGroup))
         for group in waitingGroups.sorted() where !warned.contains("group:" + group) {

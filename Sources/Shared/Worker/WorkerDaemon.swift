@@ -78,6 +78,10 @@ public actor WorkerDaemon {
     var running: [Int64: TaskProcess?] = [:]
     /// Queue items from the last listing, smallest key first, not yet tried.
     var candidates: ArraySlice<(key: String, group: String)> = []
+    /// Queue nodes that are no task (written by hand, or by another program): left for an operator,
+    /// said once, and skipped by every listing after, so they neither spin the claim loop nor hide
+    /// the items behind them. Only nodes still listed are kept.
+    var refusedItems: Set<String> = []
     /// Set by the queue watch: the listing may be stale (new items, perhaps of higher priority).
     var queueChanged = true
     /// This worker's share of each group's listings, from the group's registered workers.
@@ -318,6 +322,8 @@ public actor WorkerDaemon {
                     failure = error  // the loop settles it after a pause
                 case .lost:
                     break
+                case .refused(let key, let group):
+                    refusedItems.insert(group + "/" + key)
                 case .failed(let error):
                     failure = error
                 }
@@ -346,6 +352,8 @@ public actor WorkerDaemon {
         case won(QueuedTask, String)
         /// Another worker took it first, or it is gone.
         case lost
+        /// The node is no task: skipped from now on.
+        case refused(String, String)
         /// The multi got no answer: it may have gone through.
         case uncertain(QueuedTask, String, Error)
         /// Nothing was claimed (the item could not be read).
@@ -363,11 +371,21 @@ public actor WorkerDaemon {
         queueChanged = false
         lastListing = .now
         var all: [(key: String, group: String)] = []
+        var listed: Set<String> = []
         for g in options.groups {
             // The watch is re-armed by every listing; a change marks the queue dirty again.
             let names = try await zk.children(paths.queue(g)) { [wakeups] _ in wakeups.mark(.queueChanged) }
-            all += names.map { ($0, g) }
+            for name in names where !refusedItems.contains(g + "/" + name) {
+                if TaskQueueKey(name) == nil {
+                    refusedItems.insert(g + "/" + name)
+                    logger.error("queue node \(paths.queue(g))/\(name) is not named as a task; leaving it for an operator")
+                } else {
+                    all.append((name, g))
+                }
+            }
+            listed.formUnion(names.map { g + "/" + $0 })
         }
+        refusedItems.formIntersection(listed)
         all.sort { $0.key < $1.key }
         candidates = all[...]
         headIsStale = lastHead != nil && all.first?.key == lastHead
@@ -388,7 +406,7 @@ public actor WorkerDaemon {
             return .lost
         } catch is DecodingError {
             logger.error("queue item \(queuePath) is not a task; leaving it for an operator")
-            return .lost
+            return .refused(key, group)
         } catch {
             return .failed(error)
         }

@@ -7,9 +7,16 @@ public struct ZooKeeperPaths: Sendable {
 
     public var masters: String { root + "/nodes/master" }
     public var workers: String { root + "/nodes/worker" }
-    public func workerGroup(_ group: String) -> String { workers + "/" + group }
+    public func workerGroup(_ group: String) -> String { workers + "/" + Self.znodeSafe(group) }
     public var queue: String { root + "/queue" }
-    public func queue(_ group: String) -> String { queue + "/" + group }
+    public func queue(_ group: String) -> String { queue + "/" + Self.znodeSafe(group) }
+
+    /// A group stored past validation that is no znode name (`..`, a control character) maps to
+    /// one no worker can serve (`%` is no group character), where lookups find nothing: a master
+    /// fails such a task (`enqueue`) instead of looping on ZooKeeper's "bad arguments".
+    static func znodeSafe(_ group: String) -> String {
+        Limits.groupNameProblem(group) == nil ? group : "%invalid-group"
+    }
     public var running: String { root + "/running" }
     public func running(_ taskInstanceID: Int64) -> String { running + "/\(taskInstanceID)" }
     public var results: String { root + "/results" }
