@@ -49,7 +49,7 @@ public enum Submitter {
             print(definition.canonicalJSON(pretty: !request.json))
             return .success
         }
-        let zk = try await ZooKeeperClient.connect(configuration.zkConnect, sessionTimeoutMillis: configuration.sessionTimeoutMillis)
+        let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
         let store = try Store(path: configuration.databasePath)
         let submitted = try await store.submit(definition, params: request.params, now: ProcessStats.now())
