@@ -40,7 +40,7 @@ struct FailoverCommand: AsyncParsableCommand {
     func run() async throws {
         do {
             let configuration = try global.resolve()
-            let zk = try await ZooKeeperClient.connect(configuration.zkConnect, sessionTimeoutMillis: configuration.sessionTimeoutMillis)
+            let zk = try await configuration.connectZooKeeper()
             defer { zk.close() }
             let store = try Store(path: configuration.databasePath, create: false)
             if list {

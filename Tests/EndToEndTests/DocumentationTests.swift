@@ -27,6 +27,8 @@ final class DocumentationTests: XCTestCase {
             XCTAssertTrue(text.contains("USAGE: \(tool)"), "\(tool) --help: \(text)")
             XCTAssertTrue(text.contains("EXIT STATUS"), "\(tool) --help lacks the exit status table")
             XCTAssertTrue(text.contains("--zk"), "\(tool) --help lacks --zk")
+            XCTAssertTrue(text.contains("--zk-auth <user:password>") && text.contains("DS_ZK_AUTH_FILE"),
+                          "\(tool) --help lacks --zk-auth and DS_ZK_AUTH_FILE")
         }
     }
 
@@ -40,6 +42,9 @@ final class DocumentationTests: XCTestCase {
             let text = try String(contentsOf: page, encoding: .utf8)
             for section in ["ENVIRONMENT", "FILES", "EXIT STATUS", "EXAMPLES", "SEE ALSO"] {
                 XCTAssertTrue(text.contains(".Sh \(section)"), "\(tool) man page lacks \(section)")
+            }
+            for entry in [".Op Fl -zk-auth", "Fl -zk-auth", ".It Ev DS_ZK_AUTH\n", ".It Ev DS_ZK_AUTH_FILE\n"] {
+                XCTAssertTrue(text.contains(entry), "\(tool) man page lacks \(entry)")
             }
         }
     }

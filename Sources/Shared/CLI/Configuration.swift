@@ -9,6 +9,12 @@ public struct GlobalOptions: ParsableArguments, Sendable {
     public var zkRoot: String?
     @Option(name: .customLong("zk-session-timeout"), help: "ZooKeeper session timeout, e.g. 10s (env DS_ZK_SESSION_TIMEOUT).")
     public var zkSessionTimeout: String?
+    @Option(name: .customLong("zk-auth"),
+            help: ArgumentHelp("""
+                ZooKeeper digest credentials: every node the tools create is theirs alone, and a tree others can \
+                reach is refused (env DS_ZK_AUTH; or DS_ZK_AUTH_FILE, a file holding them, kept out of ps).
+                """, valueName: "user:password"))
+    public var zkAuth: String?
     @Option(name: .customLong("db"), help: "SQLite database file (env DS_DB, default $DS_HOME/ds.db).")
     public var db: String?
     @Option(name: .customLong("home"), help: "State folder (env DS_HOME, default $XDG_STATE_HOME/ds or ~/.local/state/ds).")
@@ -42,7 +48,8 @@ public struct GlobalOptions: ParsableArguments, Sendable {
             zkRoot: root,
             databasePath: db ?? environment["DS_DB"] ?? home + "/ds.db",
             home: home,
-            sessionTimeoutMillis: Int(timeout * 1000))
+            sessionTimeoutMillis: Int(timeout * 1000),
+            zkCredentials: try ZooKeeperCredentials.resolve(flag: zkAuth, environment: environment))
     }
 }
 
@@ -94,15 +101,19 @@ public struct Configuration: Sendable {
     public var databasePath: String
     public var home: String
     public var sessionTimeoutMillis: Int
+    /// Digest credentials for ZooKeeper; nil means unauthenticated, every node open to the world.
+    public var zkCredentials: ZooKeeperCredentials?
 
     public var paths: ZooKeeperPaths { ZooKeeperPaths(root: zkRoot) }
 
-    public init(zkConnect: String, zkRoot: String, databasePath: String, home: String, sessionTimeoutMillis: Int) {
+    public init(zkConnect: String, zkRoot: String, databasePath: String, home: String, sessionTimeoutMillis: Int,
+                zkCredentials: ZooKeeperCredentials? = nil) {
         self.zkConnect = zkConnect
         self.zkRoot = zkRoot
         self.databasePath = databasePath
         self.home = home
         self.sessionTimeoutMillis = sessionTimeoutMillis
+        self.zkCredentials = zkCredentials
     }
 }
 

@@ -27,6 +27,7 @@ extension ExitStatus {
             switch e.cause {
             case .unavailable, .sessionExpired: return .unavailable
             case .connectionLoss, .operationTimeout: return .tempFail
+            case .noAuth, .authFailed: return .config
             default: return .software
             }
         }

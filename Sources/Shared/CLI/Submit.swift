@@ -109,7 +109,7 @@ public enum Submitter {
             print(definition.canonicalJSON(pretty: !request.json))
             return .success
         }
-        let zk = try await ZooKeeperClient.connect(configuration.zkConnect, sessionTimeoutMillis: configuration.sessionTimeoutMillis)
+        let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
         // Not silent: a mistyped DS_DB makes a database no master serves (`--wait` says so too).
         let isNew = !FileManager.default.fileExists(atPath: configuration.databasePath)

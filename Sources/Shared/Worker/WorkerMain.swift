@@ -7,9 +7,9 @@ extension WorkerDaemon {
         let logger = try Tool.logger("ds-worker", level: logLevel)
         try WorkerDaemon.checkLogFolder(options.logDirectory)
         let supervisor = try TaskSupervisor()
-        let zk = try await ZooKeeperClient.connect(configuration.zkConnect,
-                                                   sessionTimeoutMillis: configuration.sessionTimeoutMillis)
+        let zk = try await configuration.connectZooKeeper(logger: logger)
         defer { zk.close() }
+        logger.info("\(configuration.zooKeeperSummary)")
         let worker = WorkerDaemon(zk: zk, paths: configuration.paths, options: options, supervisor: supervisor, logger: logger)
         try await Daemon.run(logger: logger, stop: .notify({ worker.beginGracefulStop() })) { try await worker.run() }
     }

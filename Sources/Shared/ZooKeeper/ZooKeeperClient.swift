@@ -11,20 +11,30 @@ import Foundation
 public final class ZooKeeperClient: @unchecked Sendable {
     public let connectString: String
     public let sessionTimeoutMillis: Int
+    /// Who this session authenticated as; nil for an unauthenticated (world) client.
+    public let credentials: ZooKeeperCredentials?
     private let handle: OpaquePointer
     private let session: SessionHub
+    /// The ACL of every node this client creates: the authenticated identity alone, or the world.
+    private let acl: UnsafeMutablePointer<ACL_vector>
     private let closeLock = NSLock()
     private var closed = false
 
-    private init(connectString: String, sessionTimeoutMillis: Int, handle: OpaquePointer, session: SessionHub) {
+    private init(connectString: String, sessionTimeoutMillis: Int, credentials: ZooKeeperCredentials?, handle: OpaquePointer,
+                 session: SessionHub) {
         self.connectString = connectString
         self.sessionTimeoutMillis = sessionTimeoutMillis
+        self.credentials = credentials
         self.handle = handle
         self.session = session
+        acl = credentials == nil ? ds_open_acl_unsafe() : ds_creator_all_acl()
     }
 
-    /// Opens a session; throws `ZooKeeperError.unavailable` if none is established in time.
-    public static func connect(_ connectString: String, sessionTimeoutMillis: Int = 10_000) async throws -> ZooKeeperClient {
+    /// Opens a session; throws `ZooKeeperError.unavailable` if none is established in time. With
+    /// `credentials` the session authenticates with them (scheme digest) before anything else,
+    /// and every node it creates belongs to that identity alone.
+    public static func connect(_ connectString: String, sessionTimeoutMillis: Int = 10_000,
+                               credentials: ZooKeeperCredentials? = nil) async throws -> ZooKeeperClient {
         if ProcessInfo.processInfo.environment["DS_ZK_CLIENT_LOG"] == nil {
             zoo_set_debug_level(ZooLogLevel(rawValue: 0))  // 0 silences the C client's own logging
         }
@@ -42,7 +52,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
         // changes, and it still resolves afresh on every reconnect.
         zoo_set_servers_resolution_delay(zh, 60_000)
         let client = ZooKeeperClient(connectString: connectString, sessionTimeoutMillis: sessionTimeoutMillis,
-                                     handle: zh, session: hub)
+                                     credentials: credentials, handle: zh, session: hub)
         let deadline = ContinuousClock.now + .milliseconds(sessionTimeoutMillis)
         while zoo_state(zh) != ZOO_CONNECTED_STATE {
             if ContinuousClock.now >= deadline || zoo_state(zh) == ZOO_EXPIRED_SESSION_STATE {
@@ -51,7 +61,26 @@ public final class ZooKeeperClient: @unchecked Sendable {
             }
             try? await Task.sleep(for: .milliseconds(10))
         }
+        if let credentials {
+            do { try await client.authenticate(credentials) } catch { client.close(); throw error }
+        }
         return client
+    }
+
+    /// Adds digest credentials to the session. The C client keeps them and sends them again, ahead
+    /// of any queued request, each time it reconnects (`send_auth_info` when a connection is
+    /// established), so they hold for the whole session; a new session is a new client, which
+    /// `connect` authenticates in turn.
+    private func authenticate(_ credentials: ZooKeeperCredentials) async throws {
+        let data = credentials.authData
+        do {
+            _ = try await request("(digest authentication)", watcher: nil) { box in
+                data.withCString { zoo_add_auth(handle, "digest", $0, Int32(strlen($0)), voidCompletion, box) }
+            }
+        } catch let error as ZooKeeperError where error.isTransient {
+            // The connection dropped before the answer: the client sends the credentials again
+            // first thing on the next connection, and a refusal then fails every later request.
+        }
     }
 
     /// A new stream of this session's state changes.
@@ -81,7 +110,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
         let reply = try await call("create", path) { box in
             data.withUnsafeBytes { raw in
                 zoo_acreate(handle, path, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(data.count),
-                            ds_open_acl_unsafe(), mode.flags, stringCompletion, box)
+                            acl, mode.flags, stringCompletion, box)
             }
         }
         if case .string(let created) = reply { return created }
@@ -136,10 +165,17 @@ public final class ZooKeeperClient: @unchecked Sendable {
         } catch ZooKeeperError.noNode { return nil }
     }
 
+    /// The node's ACL. ZooKeeper shows it only to a client with read or admin permission on it.
+    public func getACL(_ path: String) async throws -> [ZooKeeperACL] {
+        let reply = try await call("getACL", path) { box in zoo_aget_acl(handle, path, aclCompletion, box) }
+        if case .acl(let entries) = reply { return entries }
+        throw ZooKeeperError.other(code: -2, message: "unexpected reply", path: path)
+    }
+
     /// Runs all operations atomically: all take effect or none does.
     public func multi(_ operations: [ZooKeeperOperation]) async throws {
         guard !operations.isEmpty else { return }
-        let batch = MultiBatch(operations)
+        let batch = MultiBatch(operations, acl: acl)
         do {
             _ = try await call("multi", operations[0].path) { box in
                 batch.box = box
@@ -228,8 +264,9 @@ public final class ZooKeeperClient: @unchecked Sendable {
                 WatchBox.release(watcher)
                 // An expired handle refuses requests with assorted codes (ZMARSHALLINGERROR for a
                 // multi); callers need to know the session is gone, not that marshalling failed.
-                let expired = zoo_state(handle) == ZOO_EXPIRED_SESSION_STATE
-                continuation.resume(throwing: expired ? ZooKeeperError.sessionExpired : zooKeeperError(rc, path: path))
+                let state = zoo_state(handle)
+                continuation.resume(throwing: state == ZOO_EXPIRED_SESSION_STATE ? ZooKeeperError.sessionExpired
+                                    : state == ZOO_AUTH_FAILED_STATE ? ZooKeeperError.authFailed : zooKeeperError(rc, path: path))
             }
         }
     }
@@ -238,7 +275,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
 // MARK: - Replies and completions
 
 enum Reply: @unchecked Sendable {
-    case none, string(String), stat(ZNodeStat?), data(Data, ZNodeStat), strings([String])
+    case none, string(String), stat(ZNodeStat?), data(Data, ZNodeStat), strings([String]), acl([ZooKeeperACL])
 }
 
 private final class ReplyBox: @unchecked Sendable {
@@ -273,6 +310,8 @@ private func zooKeeperError(_ rc: Int32, path: String) -> ZooKeeperError {
     case ZSESSIONEXPIRED.rawValue, ZINVALIDSTATE.rawValue: return .sessionExpired
     case ZCLOSING.rawValue: return .closing
     case ZOPERATIONTIMEOUT.rawValue: return .operationTimeout(path)
+    case ZNOAUTH.rawValue: return .noAuth(path)
+    case ZAUTHFAILED.rawValue: return .authFailed
     default: return .other(code: rc, message: String(cString: zerror(rc)), path: path)
     }
 }
@@ -301,6 +340,17 @@ private let stringsCompletion: strings_completion_t = { rc, strings, data in
         return .strings((0..<Int(v.count)).map { String(cString: items[$0]!) })
     }())
 }
+private let aclCompletion: acl_completion_t = { rc, acl, _, data in
+    ReplyBox.finish(data, rc: rc, {
+        guard let v = acl?.pointee, v.count > 0, let entries = v.data else { return .acl([]) }
+        return .acl((0..<Int(v.count)).map { i in
+            let entry = entries[i]
+            return ZooKeeperACL(scheme: entry.id.scheme.map { String(cString: $0) } ?? "",
+                                id: entry.id.id.map { String(cString: $0) } ?? "",
+                                permissions: ZooKeeperACL.Permissions(rawValue: entry.perms))
+        })
+    }())
+}
 private let multiCompletion: void_completion_t = { rc, data in
     guard let data else { return }
     let batch = Unmanaged<MultiBatch>.fromOpaque(data).takeRetainedValue()
@@ -318,7 +368,7 @@ private final class MultiBatch: @unchecked Sendable {
     private var buffers: [UnsafeMutableRawPointer] = []
     var box: UnsafeMutableRawPointer?
 
-    init(_ operations: [ZooKeeperOperation]) {
+    init(_ operations: [ZooKeeperOperation], acl: UnsafeMutablePointer<ACL_vector>) {
         count = operations.count
         ops = .allocate(capacity: count)
         results = .allocate(capacity: count)
@@ -329,7 +379,7 @@ private final class MultiBatch: @unchecked Sendable {
             case .create(let path, let data, let mode):
                 let pathBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: path.utf8.count + 32)
                 strings.append(pathBuffer)
-                zoo_create_op_init(&cop, keep(path), bytes(data), Int32(data.count), ds_open_acl_unsafe(), mode.flags,
+                zoo_create_op_init(&cop, keep(path), bytes(data), Int32(data.count), acl, mode.flags,
                                    pathBuffer, Int32(path.utf8.count + 32))
             case .delete(let path, let version):
                 zoo_delete_op_init(&cop, keep(path), version)

@@ -52,6 +52,39 @@ public enum ZooKeeperOperation: Sendable {
     }
 }
 
+/// One entry of a znode's ACL: who (`scheme:id`) may do what.
+public struct ZooKeeperACL: Sendable, Equatable, CustomStringConvertible {
+    /// The bits of ZooKeeper's wire protocol (`ZOO_PERM_*`).
+    public struct Permissions: OptionSet, Sendable, Hashable {
+        public let rawValue: Int32
+        public init(rawValue: Int32) { self.rawValue = rawValue }
+        public static let read = Permissions(rawValue: 1 << 0)
+        public static let write = Permissions(rawValue: 1 << 1)
+        public static let create = Permissions(rawValue: 1 << 2)
+        public static let delete = Permissions(rawValue: 1 << 3)
+        public static let admin = Permissions(rawValue: 1 << 4)
+        public static let all: Permissions = [.read, .write, .create, .delete, .admin]
+
+        /// As zkCli.sh writes them: `cdrwa`, or the subset.
+        public var letters: String {
+            [(Permissions.create, "c"), (.delete, "d"), (.read, "r"), (.write, "w"), (.admin, "a")]
+                .filter { contains($0.0) }.map(\.1).joined()
+        }
+    }
+
+    public var scheme: String
+    public var id: String
+    public var permissions: Permissions
+
+    public init(scheme: String, id: String, permissions: Permissions) {
+        self.scheme = scheme
+        self.id = id
+        self.permissions = permissions
+    }
+
+    public var description: String { "\(scheme):\(id):\(permissions.letters)" }
+}
+
 /// Errors from ZooKeeper, each naming the path or connect string it concerns.
 public enum ZooKeeperError: Error, CustomStringConvertible, Equatable {
     /// No session could be established within the session timeout.
@@ -64,6 +97,10 @@ public enum ZooKeeperError: Error, CustomStringConvertible, Equatable {
     case sessionExpired
     case closing
     case operationTimeout(String)
+    /// The node's ACL does not admit this client's identity (ZooKeeper's NoAuth).
+    case noAuth(String)
+    /// The server rejected the credentials; the session is unusable.
+    case authFailed
     /// A `multi` failed; `index` is the first operation that failed.
     indirect case multiFailed(index: Int, cause: ZooKeeperError)
     case other(code: Int32, message: String, path: String)
@@ -80,6 +117,11 @@ public enum ZooKeeperError: Error, CustomStringConvertible, Equatable {
         case .sessionExpired: return "ZooKeeper: session expired"
         case .closing: return "ZooKeeper: client is closing"
         case .operationTimeout(let p): return "ZooKeeper: operation on \(p) timed out; retry"
+        case .noAuth(let p):
+            return "ZooKeeper refused access to \(p) (NoAuth): its ACL does not admit these credentials; "
+                + "give the ones the tree was created with (--zk-auth, DS_ZK_AUTH or DS_ZK_AUTH_FILE), or use another --zk-root"
+        case .authFailed:
+            return "ZooKeeper rejected the --zk-auth credentials (AuthFailed); check them and the servers' authProvider settings"
         case .multiFailed(let i, let cause): return "ZooKeeper: multi failed at operation \(i): \(cause)"
         case .other(let code, let message, let path): return "ZooKeeper: \(message) (code \(code)) on \(path)"
         }

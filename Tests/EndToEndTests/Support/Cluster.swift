@@ -198,7 +198,9 @@ final class Cluster {
         ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
 
-    func client() async throws -> ZooKeeperClient { try await ZooKeeperClient.connect(zk.connectString) }
+    func client(credentials: ZooKeeperCredentials? = nil) async throws -> ZooKeeperClient {
+        try await ZooKeeperClient.connect(zk.connectString, credentials: credentials)
+    }
 
     /// Every znode under this test's root, with its data.
     func snapshot() async throws -> [String: Data] {
