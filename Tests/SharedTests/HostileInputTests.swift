@@ -223,6 +223,10 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(try scan("\(twoMB)\n${setValue(ok=1)}").outputs, ["ok": "1"], "a long line without the marker is skipped")
         XCTAssertNil(try scan("\(twoMB)\n${setValue(ok=1)}").problem)
         XCTAssertEqual(try scan("x\n${setValue(a=1)}\n${setValue(b=2)}").outputs, ["a": "1", "b": "2"])
+        // A long line that ends within the same read is just as long (found by the hostile soak).
+        let long = String(repeating: "x", count: 1_200_000) + "${setValue(x=1)}\n"
+        XCTAssertEqual(try scan(long).problem?.hasPrefix("a line of output longer than 1.0 MiB"), true)
+        XCTAssertEqual(try scan(String(repeating: "x", count: 1_000_000) + "\n" + long).problem?.hasPrefix("a line of output longer"), true)
     }
 
     func testWorkerRefusesAQueueItemWrittenPastTheMaster() {

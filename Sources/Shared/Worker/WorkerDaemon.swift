@@ -600,12 +600,15 @@ public actor WorkerDaemon {
         let marker = Data("setValue(".utf8)
         var carry = Data()
         var skippingLongLine = false
-        func scan(_ line: Data) {
-            if line.range(of: marker) != nil { scanner.scan(String(decoding: line, as: UTF8.self)[...]) }
-        }
         func skipLong(_ part: Data) {
             if part.range(of: marker) != nil {
                 scanner.refuse("a line of output longer than \(Limits.size(maxOutputLineBytes)) holds ${setValue(...)}; output parameters must be shorter")
+            }
+        }
+        func scan(_ lines: Data) {
+            guard lines.range(of: marker) != nil else { return }
+            for line in lines.split(separator: 0x0a) where line.range(of: marker) != nil {
+                if line.count > maxOutputLineBytes { skipLong(line) } else { scanner.scan(String(decoding: line, as: UTF8.self)[...]) }
             }
         }
         while scanner.problem == nil, let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
