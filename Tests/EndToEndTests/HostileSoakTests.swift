@@ -78,7 +78,7 @@ final class HostileSoakTests: ClusterTestCase {
         try FileManager.default.createDirectory(atPath: markers, withIntermediateDirectories: true)
         let master = try cluster.startMaster()
         let workers = [try cluster.startWorker(slots: 2), try cluster.startWorker(slots: 2)]
-        var generator = Generator(rng: SplitMix(seed: seed), markers: markers)
+        var generator = Generator(rng: SplitMix(state: seed), markers: markers)
         var submitted: [(id: Int64, expect: Expectation, json: String)] = []
         var refusals = 0
         let end = Date().addingTimeInterval(seconds)
@@ -116,18 +116,5 @@ final class HostileSoakTests: ClusterTestCase {
         XCTAssertTrue(master.isRunning, "the master exited")
         XCTAssertTrue(workers.allSatisfy(\.isRunning), "a worker exited")
         print("hostile soak: \(n) workflows in \(seconds)s: \(submitted.filter { $0.expect == .success }.count) good, \(refusals) refused at submit, \(submitted.filter { $0.expect == .failure }.count) failing at run time")
-    }
-}
-
-/// A small seeded generator (SplitMix64): the same seed gives the same run.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -4,7 +4,7 @@ import XCTest
 /// Takeover rebuilds an engine from stored attempts; it must be the engine the dead master had.
 final class EngineRestoreTests: XCTestCase {
     func testRestoreAtAnyPointEqualsTheLiveEngine() {
-        var rng = WorkflowEngineTests.SplitMix(state: 7)
+        var rng = SplitMix(state: 7)
         for round in 0..<1500 {
             let strategy: FailureStrategy = round.isMultiple(of: 2) ? .end : .continue
             let n = Int.random(in: 1...20, using: &rng)

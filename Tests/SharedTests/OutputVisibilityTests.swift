@@ -16,7 +16,7 @@ final class OutputVisibilityTests: XCTestCase {
     }
 
     func testOutputsAfterATakeoverEqualOutputsWithoutOneOverRandomDAGs() {
-        var rng = WorkflowEngineTests.SplitMix(state: 0x5eed_0d75)
+        var rng = SplitMix(state: 0x5eed_0d75)
         for round in 0..<300 {
             let n = Int.random(in: 1...14, using: &rng)
             var tasks: [TaskDefinition] = []

@@ -4,18 +4,6 @@ import XCTest
 
 /// The engine, without I/O: random DAGs and random results against a reference model and the invariants.
 final class WorkflowEngineTests: XCTestCase {
-    /// A small deterministic generator, so that a failing seed can be replayed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// A random DAG with random retries and retry intervals, and a fate fixed in advance for every
     /// attempt: how it ends and how long it runs. `seed` alone decides it, so a failure replays.
     static func randomScenario(seed: UInt64) -> EngineScenario {
