@@ -169,7 +169,7 @@ final class HostileInputEndToEndTests: ClusterTestCase {
     // MARK: Stored past validation
 
     /// Definitions written straight into the database (an older ds, a hand edit) that no check at
-    /// submit saw: each fails its own task with a stored reason, and the daemons go on.
+    /// submit saw: each fails its own instance or task with a stored reason, and the daemons go on.
     func testPoisonStoredPastValidationFailsOnlyItsTask() async throws {
         try startCluster()
         try assertClusterRunsOn("before")
@@ -186,13 +186,13 @@ final class HostileInputEndToEndTests: ClusterTestCase {
         var doubling = ["p0": String(repeating: "x", count: 64)]
         for i in 1...30 { doubling["p\(i)"] = "${p\(i - 1)}${p\(i - 1)}" }
         let cases: [(WorkflowDefinition, [String: String], String)] = [
-            (definition("dotdot", dotdot), [:], "worker group '..' must not be '.' or '..'"),
+            (definition("dotdot", dotdot), [:], "field 'worker_group': '..' must not be '.' or '..'"),
             (definition("long", TaskDefinition(name: "t", command: String(repeating: "${v}", count: 20)),
                         params: ["v": String(repeating: "v", count: 30_000)]), [:], "longer than 256 KiB"),
             (definition("doubling", TaskDefinition(name: "t", command: "echo ${p30}"), params: doubling), [:],
              "would be longer than 32 KiB"),
-            (definition("nul", TaskDefinition(name: "t", command: "echo a\0B=c")), [:], "queue item refused: its command holds a NUL"),
-            (definition("preload", preload), [:], "queue item refused: it sets the environment variable 'LD_PRELOAD'"),
+            (definition("nul", TaskDefinition(name: "t", command: "echo a\0B=c")), [:], "field 'command': must not hold a NUL"),
+            (definition("preload", preload), [:], "name 'LD_PRELOAD' is reserved"),
             (definition("offset", TaskDefinition(name: "t", command: "echo $[yyyyMMdd-99999999999999999999]")), ["x": "$[yyyyMMdd+9223372036854775807]"], ""),
         ]
         var ids: [(Int64, String, String)] = []
@@ -208,7 +208,39 @@ final class HostileInputEndToEndTests: ClusterTestCase {
                 continue
             }
             XCTAssertEqual(state, .failure, name)
-            XCTAssertTrue(attempt?.message?.contains(reason) ?? false, "\(name): \(attempt?.message ?? "no message")")
+            // Checked again when a master claims it (the instance fails), or when its queue item is built (the task fails).
+            let message = try await store.instance(id)?.message ?? attempt?.message
+            XCTAssertTrue(message?.contains(reason) ?? false, "\(name): \(message ?? "no message")")
+        }
+        try assertClusterRunsOn("after")
+    }
+
+    /// A stored definition edited by hand so that it no longer reads (or holds a cycle): the master
+    /// fails that instance with the reason, instead of exiting on it at every start.
+    func testStoredDefinitionThatNoLongerReadsFailsItsInstance() async throws {
+        let store = try cluster.store()
+        let broken = ["not json", "{}", #"{"name":"c","tasks":[{"name":"a","command":"true","deps":["b"]},{"name":"b","command":"true","deps":["a"]}]}"#]
+        var ids: [Int64] = []
+        for (i, text) in broken.enumerated() {
+            let id = try await store.submit(WorkflowDefinition(name: "broken\(i)", tasks: [TaskDefinition(name: "t", command: "true")]),
+                                            params: [:], now: ProcessStats.now()).instanceId
+            ids.append(id)
+            let sql = "UPDATE workflow_definition SET json = '\(text.replacingOccurrences(of: "'", with: "''"))' WHERE name = 'broken\(i)';"
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+            p.arguments = [cluster.databasePath, sql]
+            try p.run()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0)
+        }
+        try startCluster()
+        try assertClusterRunsOn("with broken definitions stored")
+        for id in ids {
+            let state = try await cluster.waitForEnd(id)
+            XCTAssertEqual(state, .failure)
+            let instance = try await store.instance(id)
+            XCTAssertTrue(instance?.message?.hasPrefix("its stored definition cannot be run: stored definition: invalid workflow: ") ?? false,
+                          instance?.message ?? "no message")
         }
         try assertClusterRunsOn("after")
     }

@@ -54,7 +54,9 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
         return String(decoding: try! encoder.encode(self), as: UTF8.self)
     }
 
+    /// A stored definition, checked again as at submit: text written past ds-submit (by hand,
+    /// by another version) must not reach the engine unchecked.
     public static func fromStored(_ json: String) throws -> WorkflowDefinition {
-        try JSONDecoder().decode(WorkflowDefinition.self, from: Data(json.utf8))
+        try WorkflowParser.parse(Data(json.utf8), source: "stored definition")
     }
 }

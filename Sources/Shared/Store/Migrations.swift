@@ -83,6 +83,11 @@ enum Migrations {
             try db.execute(sql: "INSERT INTO database_identity (id) VALUES (?)",
                            arguments: [bytes.map { String(format: "%02x", $0) }.joined()])
         }
+        m.registerMigration("v5-instance-message") { db in
+            // A master fails an instance it cannot run (a stored definition that no longer reads)
+            // with the reason, instead of exiting on it at every start.
+            try db.alter(table: "workflow_instance") { t in t.add(column: "message", .text) }
+        }
         return m
     }
 }

@@ -34,11 +34,14 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
     public var submitTime: Double
     public var startTime: Double?
     public var endTime: Double?
+    /// Why the instance ended without running, e.g. a stored definition that cannot be read.
+    public var message: String?
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, definitionId = "definition_id", name, version, state, priority, paramsJson = "params_json", host,
-             masterSession = "master_session", submitTime = "submit_time", startTime = "start_time", endTime = "end_time"
+             masterSession = "master_session", submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
+             message
     }
 }
 

@@ -82,8 +82,15 @@ extension Store {
                 instance.masterSession = session
                 instance.state = .running
                 instance.startTime = now
+                let definition: WorkflowDefinition
+                do {
+                    definition = try WorkflowDefinition.fromStored(record.json)
+                } catch {
+                    try Self.fail(&instance, "its stored definition cannot be run: \(error)", now: now, db)
+                    continue
+                }
                 try instance.update(db)
-                return ClaimedInstance(instance: instance, definition: try WorkflowDefinition.fromStored(record.json))
+                return ClaimedInstance(instance: instance, definition: definition)
             }
             return nil
         }
@@ -182,8 +189,12 @@ extension Store {
                 owners.insert(DeadServer(type: "master", identity: instance.host ?? "unknown", session: instance.masterSession ?? 0))
                 instance.host = host
                 instance.masterSession = session
-                try instance.update(db)
-                if let claimed = try Self.withHistory(instance, db) { adopted.append(claimed) }
+                do {
+                    if let claimed = try Self.withHistory(instance, db) { adopted.append(claimed) }
+                    try instance.update(db)
+                } catch let error as WorkflowValidationError {
+                    try Self.fail(&instance, "its stored definition cannot be run: \(error)", now: ProcessStats.now(), db)
+                }
             }
             return (adopted, owners.sorted { $0.name < $1.name })
         }
@@ -199,11 +210,25 @@ extension Store {
                     .filter(Column("master_session") == session && Column("state") == WorkflowState.running.rawValue)
                     .order(Column("id")).fetchAll(db)
                 for instance in instances {
-                    if let c = try Self.withHistory(instance, db) { claimed.append(c) }
+                    // One that no longer reads was read when it was claimed; the next adoption fails it.
+                    if let c = try? Self.withHistory(instance, db) { claimed.append(c) }
                 }
             }
             return claimed
         }
+    }
+
+    /// Ends an instance that cannot run, with the reason; its attempts in flight end with it.
+    private static func fail(_ instance: inout WorkflowInstanceRecord, _ message: String, now: Double, _ db: Database) throws {
+        instance.state = .failure
+        instance.message = message
+        instance.startTime = instance.startTime ?? now
+        instance.endTime = now
+        try instance.update(db)
+        try db.execute(sql: """
+            UPDATE task_instance SET state = 'FAILURE', message = ?, end_time = ?
+            WHERE workflow_instance_id = ? AND state IN ('SUBMITTED', 'DISPATCHED', 'RUNNING')
+            """, arguments: ["instance failed: \(message)", now, instance.id])
     }
 
     /// An instance with its definition and every attempt so far, in creation order.

@@ -655,7 +655,9 @@ public actor WorkerDaemon {
     }
 
     static func format(_ seconds: Double) -> String {
-        seconds == seconds.rounded() ? "\(Int(seconds))s" : String(format: "%.1fs", seconds)
+        // A queue item's timeout is input: no trapping conversion of an infinite or huge number.
+        guard seconds.isFinite, seconds.magnitude < 1e12 else { return "\(seconds)s" }
+        return seconds == seconds.rounded() ? "\(Int(seconds))s" : String(format: "%.1fs", seconds)
     }
     private func format(_ seconds: Double) -> String { Self.format(seconds) }
 }
