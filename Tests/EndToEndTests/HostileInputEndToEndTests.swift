@@ -166,6 +166,26 @@ final class HostileInputEndToEndTests: ClusterTestCase {
         XCTAssertEqual(cluster.exitStatus(of: worker), 0, "the worker stops on SIGTERM")
     }
 
+    /// Outputs of many upstream tasks, each within its limits, that together would make a queue
+    /// item over 256 KiB: the task after them fails "not dispatched" with the size, and nothing
+    /// too large reaches ZooKeeper.
+    func testUpstreamOutputsTooLargeForAQueueItemFailTheTaskAfterThem() async throws {
+        try startCluster()
+        let producers = (0..<5).map { i in
+            #"{"name":"p\#(i)","command":"for k in a b; do printf '${setValue(o\#(i)_%s=%s)}\\n' $k \"$(head -c 30000 /dev/zero | tr '\\0' x)\"; done"}"#
+        }
+        let json = #"{"name":"fan-in","tasks":[\#(producers.joined(separator: ",")),{"name":"sink","deps":["p0","p1","p2","p3","p4"],"command":"true"}]}"#
+        let id = try cluster.submit(json)
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .failure)
+        let all = try await attempts(id)
+        XCTAssertEqual(all.filter { $0.taskName.hasPrefix("p") }.map(\.state), Array(repeating: .success, count: 5), "\(all.map { "\($0.taskName) \($0.message ?? "")" })")
+        let sink = all.first { $0.taskName == "sink" }
+        XCTAssertEqual(sink?.state, .failure)
+        XCTAssertTrue(sink?.message?.hasPrefix("not dispatched: its queue item would be") ?? false, sink?.message ?? "no message")
+        try assertClusterRunsOn("after")
+    }
+
     // MARK: Stored past validation
 
     /// Definitions written straight into the database (an older ds, a hand edit) that no check at
