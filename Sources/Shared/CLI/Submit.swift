@@ -114,7 +114,7 @@ public enum Submitter {
         // Not silent: a mistyped DS_DB makes a database no master serves (`--wait` says so too).
         let isNew = !FileManager.default.fileExists(atPath: configuration.databasePath)
         let store = try Store(path: configuration.databasePath)
-        if isNew { Tool.warn("ds-submit", "created a new database \(configuration.databasePath); a master serves it once started with the same --db / DS_DB") }
+        if isNew { Tool.warn("ds-submit", "created a new database \(configuration.databasePath); only masters started with this --db / DS_DB run its instances") }
         let submitted = try await store.submit(definition, params: request.params, now: ProcessStats.now())
         try await notifyMasters(zk, configuration.paths, commandID: submitted.instanceId)
         guard request.wait else {
