@@ -18,3 +18,10 @@ command -v swift >/dev/null || {
   echo "install-deps: no swift on PATH; install the Swift 6 toolchain (swift.org) first" >&2
   exit 69
 }
+# scripts/fuzz.sh (which the tests run) links the libFuzzer runtime of the toolchain's own clang,
+# which swift.org toolchains ship.
+toolchain=$(dirname "$(readlink -f "$(command -v swiftc)")")
+compgen -G "$("$toolchain/clang" -print-resource-dir 2>/dev/null)/lib/*/libclang_rt.fuzzer*.a" >/dev/null || {
+  echo "install-deps: the Swift toolchain in $toolchain lacks clang's libFuzzer runtime (libclang_rt.fuzzer); install the swift.org toolchain" >&2
+  exit 69
+}

@@ -6,7 +6,7 @@
  * starting a supervisor process per task as well (which was a third of a no-op task's CPU).
  *
  * Requests arrive on standard input, events leave on standard output (pipes to the worker):
- *   request  = u32 length of the rest, u8 kind, u64 task id, then by kind
+ *   request  = u32 length of the rest (9 to 16 MiB), u8 kind, u64 task id, then by kind
  *              'S' spawn: NUL-terminated strings: log path, command, then VAR=value entries
  *              'K' kill:  i32 signal, sent to the task's whole process group
  *   event    = u64 task id, i32 kind, i32 value (native byte order, 16 bytes)
@@ -22,6 +22,7 @@
  * worker), and standard input reaches end of file: either way every task group still running is
  * killed with SIGKILL, so no task runs on beside the attempt that failover starts elsewhere.
  * Exit status: 0 after end of input, 137 after a signal, 64 on misuse, 70 on a system error.
+ * Framing and parsing of requests live in request.c, where tests and fuzzers can reach them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,6 +39,8 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "request.h"
 
 struct child { uint64_t id; pid_t pid; };
 static struct child *children;
@@ -62,30 +65,14 @@ static void send_event(uint64_t id, int32_t kind, int32_t value) {
     }
 }
 
-static void spawn_task(uint64_t id, char *p, char *end) {
-    /* p .. end: log path, command, environment, each NUL-terminated */
-    char *strings[2];
-    size_t n = 0;
-    if (p >= end || end[-1] != '\0') { send_event(id, 'F', EINVAL); return; }
-    char **env = NULL;
-    size_t nenv = 0, capenv = 0;
-    while (p < end) {
-        char *s = p;
-        p += strlen(p) + 1;
-        if (n < 2) { strings[n++] = s; continue; }
-        if (nenv + 2 > capenv) {
-            capenv = capenv ? capenv * 2 : 64;
-            env = realloc(env, capenv * sizeof *env);
-            if (!env) kill_all_and_exit(70);
-        }
-        env[nenv++] = s;
-    }
-    if (n < 2) { send_event(id, 'F', EINVAL); free(env); return; }
-    if (!env) { env = malloc(sizeof *env); if (!env) kill_all_and_exit(70); }
-    env[nenv] = NULL;
+static void spawn_task(uint64_t id, char *body, char *end) {
+    struct spawn_request request;
+    int rc = spawn_request_parse(body, end, &request);
+    if (rc == ENOMEM) kill_all_and_exit(70);
+    if (rc != 0) { send_event(id, 'F', rc); return; }
 
-    int log = open(strings[0], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) { send_event(id, 'F', errno); free(env); return; }
+    int log = open(request.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log < 0) { send_event(id, 'F', errno); spawn_request_free(&request); return; }
 
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -103,13 +90,13 @@ static void spawn_task(uint64_t id, char *p, char *end) {
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    char *argv[] = {"/bin/sh", "-c", strings[1], NULL};
+    char *argv[] = {"/bin/sh", "-c", request.command, NULL};
     pid_t pid;
-    int rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, env);
+    rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, request.env);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     close(log);
-    free(env);
+    spawn_request_free(&request);
     if (rc != 0) { send_event(id, 'F', rc); return; }
     if (nchildren == capchildren) {
         capchildren = capchildren ? capchildren * 2 : 64;
@@ -166,9 +153,7 @@ int main(int argc, char **argv) {
     fcntl(1, F_SETFD, FD_CLOEXEC);
     send_event(0, 'R', 1);
 
-    size_t cap = 1 << 16, len = 0;
-    unsigned char *buf = malloc(cap);
-    if (!buf) return 70;
+    struct request_buffer input = {0};
     struct pollfd fds[2] = {{.fd = 0, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
     for (;;) {
         if (poll(fds, 2, -1) < 0) {
@@ -183,37 +168,20 @@ int main(int argc, char **argv) {
             reap();
         }
         if (fds[0].revents) {
-            if (len == cap) {
-                cap *= 2;
-                buf = realloc(buf, cap);
-                if (!buf) kill_all_and_exit(70);
-            }
-            ssize_t n = read(0, buf + len, cap - len);
+            size_t room;
+            unsigned char *into = request_buffer_room(&input, &room);
+            if (!into) kill_all_and_exit(70);
+            ssize_t n = read(0, into, room);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) kill_all_and_exit(0); /* the worker closed its end or died */
-            len += (size_t)n;
-            size_t at = 0;
-            while (len - at >= 4) {
-                uint32_t size;
-                memcpy(&size, buf + at, 4);
-                if (size < 9) kill_all_and_exit(64);
-                if (len - at - 4 < size) break;
-                unsigned char *msg = buf + at + 4;
-                uint64_t id;
-                memcpy(&id, msg + 1, 8);
-                if (msg[0] == 'S') {
-                    spawn_task(id, (char *)msg + 9, (char *)msg + size);
-                } else if (msg[0] == 'K' && size >= 13) {
-                    int32_t sig;
-                    memcpy(&sig, msg + 9, 4);
-                    kill_task(id, sig);
-                } else {
-                    kill_all_and_exit(64);
-                }
-                at += 4 + size;
+            input.len += (size_t)n;
+            struct request request;
+            enum request_status status;
+            while ((status = request_next(&input, &request)) == REQUEST_READY) {
+                if (request.kind == 'S') spawn_task(request.id, request.body, request.end);
+                else kill_task(request.id, request.signal);
             }
-            memmove(buf, buf + at, len - at);
-            len -= at;
+            if (status == REQUEST_INVALID) kill_all_and_exit(64);
         }
     }
 }

@@ -42,6 +42,18 @@ final class ParametersAndKeysTests: XCTestCase {
         XCTAssertNil(TaskQueueKey("9-1-1-1"))
     }
 
+    /// Found by the queue-key fuzzer: `0-1000000000001-4-000000000017` decoded, and its name sorted
+    /// before `0-999999999999-0-999999999999` although its key sorts after it.
+    func testOnlyNamesWrittenByDescriptionDecode() {
+        let edge = TaskQueueKey(workflowPriority: .lowest, workflowInstanceId: TaskQueueKey.maxId, taskPriority: .highest, taskInstanceId: 0)
+        XCTAssertEqual(TaskQueueKey(edge.description), edge)
+        for name in ["0-1000000000001-4-000000000017", "0-9223372036854775807-0-000000000001", "0-+00000000005-0-000000000001",
+                     "0-000000000005-0--00000000001", "0--000000000005-0-000000000001", "0-5-0-1", "00-000000000005-0-000000000001",
+                     "0-000000000005-0-000000000001-", "5-000000000005-0-000000000001", "0-00000000000٣-0-000000000001", ""] {
+            XCTAssertNil(TaskQueueKey(name), name)
+        }
+    }
+
     func testDurations() {
         XCTAssertEqual(DurationText.parse("500ms"), 0.5)
         XCTAssertEqual(DurationText.parse("10s"), 10)

@@ -15,19 +15,35 @@ public struct TaskQueueKey: Sendable, Hashable, Comparable, CustomStringConverti
         self.taskInstanceId = taskInstanceId
     }
 
-    /// e.g. `1-0000000042-0-0000000107`.
+    /// e.g. `1-000000000042-0-000000000107`.
     public var description: String {
         "\(workflowPriority.rank)-\(pad(workflowInstanceId))-\(taskPriority.rank)-\(pad(taskInstanceId))"
     }
 
+    /// The largest instance id a name holds: names pad ids to 12 digits, and a longer id would sort
+    /// as text before shorter ones, so workers (who order a queue by name) and masters (who order
+    /// their backlog with `<`) would disagree; such a name does not decode. SQLite ids reach it
+    /// after a trillion rows.
+    public static let maxId: Int64 = 999_999_999_999
+
+    /// Decodes a name exactly as `description` writes it: a priority digit (0 to 4), an id of 12
+    /// digits, a priority digit, an id of 12 digits. Nil for any other text (signs, other widths,
+    /// empty fields), so that every name that decodes sorts as its key does.
     public init?(_ text: String) {
-        let parts = text.split(separator: "-")
-        guard parts.count == 4, let wp = Int(parts[0]), let wi = Int64(parts[1]), let tp = Int(parts[2]),
-              let ti = Int64(parts[3]), Priority.allCases.indices.contains(wp), Priority.allCases.indices.contains(tp)
+        let parts = text.utf8.split(separator: UInt8(ascii: "-"), omittingEmptySubsequences: false)
+        guard parts.count == 4,
+              zip(parts, Self.fieldWidths).allSatisfy({ part, width in
+                  part.count == width && part.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+              }),
+              let wp = Int(Substring(parts[0])), let wi = Int64(Substring(parts[1])),
+              let tp = Int(Substring(parts[2])), let ti = Int64(Substring(parts[3])),
+              Priority.allCases.indices.contains(wp), Priority.allCases.indices.contains(tp)
         else { return nil }
         self.init(workflowPriority: Priority.allCases[wp], workflowInstanceId: wi,
                   taskPriority: Priority.allCases[tp], taskInstanceId: ti)
     }
+
+    private static let fieldWidths = [1, 12, 1, 12]
 
     /// The order of the node names (which workers sort as text), field by field: the master's
     /// backlog compares keys millions of times and must not build two strings each time.

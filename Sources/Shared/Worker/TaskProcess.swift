@@ -171,18 +171,7 @@ public final class TaskSupervisor: @unchecked Sendable {
 
     /// Starts `/bin/sh -c command` through the supervisor.
     public func spawn(id: Int64, command: String, environment: [String: String], logPath: String) async throws -> TaskProcess {
-        var message: [UInt8] = [UInt8(ascii: "S")]
-        Self.append(id, to: &message)
-        for field in [logPath, command] {
-            message.append(contentsOf: field.utf8)
-            message.append(0)
-        }
-        for (key, value) in environment {
-            message.append(contentsOf: key.utf8)
-            message.append(UInt8(ascii: "="))
-            message.append(contentsOf: value.utf8)
-            message.append(0)
-        }
+        let message = try Self.spawnRequest(id: id, command: command, environment: environment, logPath: logPath)
         let pid = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<pid_t, Error>) in
             let isLost: Bool = lock.withLock {
                 if !lost { starts[id] = continuation }
@@ -194,6 +183,37 @@ public final class TaskSupervisor: @unchecked Sendable {
             }
         }
         return TaskProcess(id: id, pid: pid, supervisor: self)
+    }
+
+    /// The longest request the supervisor reads (REQUEST_MAX_SIZE in its request.h); a longer one
+    /// would make it exit as misused, taking every running task with it.
+    static let maxRequestBytes = 16 << 20
+
+    /// The spawn request for one task: log path, command and `NAME=value` entries, each ended by a
+    /// NUL. A string that holds a NUL itself would be cut there, the rest read as one more
+    /// environment variable, so it is refused (the task fails, the worker runs on), as is a
+    /// request longer than `maxRequestBytes`.
+    static func spawnRequest(id: Int64, command: String, environment: [String: String], logPath: String) throws -> [UInt8] {
+        var message: [UInt8] = [UInt8(ascii: "S")]
+        append(id, to: &message)
+        for (what, field) in [("log path", logPath), ("command", command)] {
+            if field.utf8.contains(0) { throw WorkerError.refusedItem("its \(what) holds a NUL character") }
+            message.append(contentsOf: field.utf8)
+            message.append(0)
+        }
+        for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
+            if key.isEmpty || key.utf8.contains(0) || key.contains("=") || value.utf8.contains(0) {
+                throw WorkerError.refusedItem("its environment variable \(Limits.quoted(key)) has a name or value no process can hold")
+            }
+            message.append(contentsOf: key.utf8)
+            message.append(UInt8(ascii: "="))
+            message.append(contentsOf: value.utf8)
+            message.append(0)
+        }
+        if message.count > maxRequestBytes {
+            throw WorkerError.refusedItem("its command and environment take \(Limits.size(message.count)); at most \(Limits.size(maxRequestBytes)) can start")
+        }
+        return message
     }
 
     func waitForExit(_ id: Int64) async -> ProcessExit {

@@ -1,0 +1,16 @@
+import Foundation
+
+/// Durations as the workflow JSON and the flags write them: `500ms`, `10s`, `5m`, `2h`, `1d`, or plain seconds.
+public enum DurationText {
+    /// Seconds, or nil when the text is not a duration.
+    public static func parse(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        let t = text.trimmingCharacters(in: .whitespaces)
+        for (suffix, factor) in units where t.hasSuffix(suffix) {
+            guard let n = Double(t.dropLast(suffix.count)), n >= 0, n.isFinite else { return nil }
+            return n * factor
+        }
+        guard let n = Double(t), n >= 0, n.isFinite else { return nil }
+        return n
+    }
+}

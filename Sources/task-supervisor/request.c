@@ -1,0 +1,75 @@
+#include "request.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+unsigned char *request_buffer_room(struct request_buffer *b, size_t *room) {
+    if (b->at > 0) {
+        memmove(b->bytes, b->bytes + b->at, b->len - b->at);
+        b->len -= b->at;
+        b->at = 0;
+    }
+    if (b->len == b->cap) {
+        /* Only a request not yet whole is pending, so this stays below 2 * (4 + REQUEST_MAX_SIZE). */
+        size_t cap = b->cap ? b->cap * 2 : REQUEST_BUFFER_INITIAL;
+        unsigned char *bytes = realloc(b->bytes, cap);
+        if (!bytes) return NULL;
+        b->bytes = bytes;
+        b->cap = cap;
+    }
+    *room = b->cap - b->len;
+    return b->bytes + b->len;
+}
+
+enum request_status request_next(struct request_buffer *b, struct request *out) {
+    size_t pending = b->len - b->at;
+    if (pending < 4) return REQUEST_INCOMPLETE;
+    uint32_t size;
+    memcpy(&size, b->bytes + b->at, 4);
+    if (size < 9 || size > REQUEST_MAX_SIZE) return REQUEST_INVALID;
+    if (pending - 4 < size) return REQUEST_INCOMPLETE;
+    unsigned char *msg = b->bytes + b->at + 4;
+    out->kind = msg[0];
+    memcpy(&out->id, msg + 1, 8);
+    out->signal = 0;
+    out->body = (char *)msg + 9;
+    out->end = (char *)msg + size;
+    if (out->kind == 'K') {
+        if (size < 13) return REQUEST_INVALID;
+        memcpy(&out->signal, msg + 9, 4);
+    } else if (out->kind != 'S') {
+        return REQUEST_INVALID;
+    }
+    b->at += 4 + (size_t)size;
+    return REQUEST_READY;
+}
+
+int spawn_request_parse(char *p, char *end, struct spawn_request *out) {
+    char *strings[2];
+    size_t n = 0, nenv = 0, capenv = 0;
+    char **env = NULL;
+    if (p >= end || end[-1] != '\0') return EINVAL;
+    while (p < end) {
+        char *s = p;
+        p += strlen(p) + 1;
+        if (n < 2) { strings[n++] = s; continue; }
+        if (nenv + 2 > capenv) {
+            capenv = capenv ? capenv * 2 : 64;
+            char **grown = realloc(env, capenv * sizeof *env);
+            if (!grown) { free(env); return ENOMEM; }
+            env = grown;
+        }
+        env[nenv++] = s;
+    }
+    if (n < 2) { free(env); return EINVAL; }
+    if (!env && !(env = malloc(sizeof *env))) return ENOMEM;
+    env[nenv] = NULL;
+    *out = (struct spawn_request){.log_path = strings[0], .command = strings[1], .env = env};
+    return 0;
+}
+
+void spawn_request_free(struct spawn_request *s) {
+    free(s->env);
+    s->env = NULL;
+}
