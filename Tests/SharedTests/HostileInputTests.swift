@@ -170,10 +170,14 @@ final class HostileInputTests: XCTestCase {
             XCTAssertEqual(v["a"], "new")
             XCTAssertEqual(v["c"], "new/new")
         }
-        let cycle = try resolver.instanceParameters(workflow: ["x": "${y}", "y": "${x}", "d": "${system.biz.date}"], overrides: [:])
-        XCTAssertEqual(cycle["d"], "19691231")
-        XCTAssertEqual(cycle["x"], "${x}", "a reference inside a cycle stays as written")
-        XCTAssertEqual(cycle["y"], "${x}")
+        XCTAssertEqual(try resolver.instanceParameters(workflow: ["d": "${system.biz.date}"], overrides: [:])["d"], "19691231")
+        XCTAssertThrowsError(try resolver.instanceParameters(workflow: ["x": "${y}", "y": "${x}"], overrides: [:])) { error in
+            XCTAssertEqual("\(error)", "parameters refer to each other in a cycle: x -> y -> x; one of them must have a value of its own")
+        }
+        XCTAssertThrowsError(try resolver.instanceParameters(workflow: ["p": "a"], overrides: ["p": "${p}b"]))
+        // Quadratic before: every `${` without a match scanned to the end of the command.
+        let unmatched = "true " + String(repeating: "${", count: 60_000)
+        XCTAssertEqual(try resolver.substitute(unmatched, ["a": "b"]), unmatched)
     }
 
     /// Values that double at every level would need gigabytes: refused at the limit instead.
@@ -200,6 +204,9 @@ final class HostileInputTests: XCTestCase {
         s = OutputScanner()
         s.scan((0..<Limits.maxOutputs).map { "${setValue(k\($0)=\(String(repeating: "v", count: 2000)))}" }.joined()[...])
         XCTAssertEqual(s.problem, "output parameters of more than 64 KiB in all; a task may set at most that")
+        s = OutputScanner()
+        s.scan(String(repeating: "hello ${setValue(a=1)} world\n", count: OutputScanner.maxAssignments + 1)[...])
+        XCTAssertEqual(s.problem, "more than 10000 ${setValue(...)} assignments in the output")
         s = OutputScanner()
         s.scan("${setValue(a=1)} ${setValue(a=2)}"[...])
         XCTAssertNil(s.problem)

@@ -182,7 +182,11 @@ extension MasterScheduler {
     func processUnexpectedResults(_ ids: [Int64]) async throws {
         for id in ids {
             guard let owner = try await store.owner(ofAttempt: id) else {
-                foreignResults.insert(id)
+                // No attempt has this id: every real attempt is stored before its queue item exists,
+                // so this result was written past the masters (a refused hand-made item, a stray
+                // node). Deleted, so that an attempt that gets the id later is never matched to it.
+                logger.notice("result \(paths.result(id)) belongs to no attempt; deleted")
+                do { try await zk.delete(paths.result(id)) } catch ZooKeeperError.noNode {}
                 continue
             }
             let mineOrOver = owner.masterSession == session || owner.instanceState.isTerminal

@@ -260,7 +260,14 @@ public actor MasterScheduler {
                 group.addTask { [zk, paths] in
                     do {
                         let (data, _) = try await zk.getData(paths.result(id))
-                        return try WireJSON.decode(TaskResultMessage.self, data)
+                        // A node that is no result of this attempt (written past the workers) is
+                        // read as the attempt's failure, not as another attempt's result.
+                        guard let m = try? WireJSON.decode(TaskResultMessage.self, data), m.taskInstanceId == id else {
+                            return TaskResultMessage(taskInstanceId: id, state: .failure, exitCode: nil, worker: "?", pid: nil,
+                                                     logPath: "", startTime: ProcessStats.now(), endTime: ProcessStats.now(),
+                                                     outputs: [:], message: "its result node \(paths.result(id)) could not be read")
+                        }
+                        return m
                     } catch ZooKeeperError.noNode { return nil }
                 }
             }

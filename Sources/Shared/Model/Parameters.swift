@@ -4,11 +4,15 @@ import Foundation
 public enum ParameterError: Error, Equatable, CustomStringConvertible {
     /// The text of `what`, once resolved, would pass `limit` bytes.
     case tooLong(what: String, limit: Int)
+    /// Parameters that refer to each other in a circle, first to last.
+    case cycle([String])
 
     public var description: String {
         switch self {
         case .tooLong(let what, let limit):
             return "\(what) would be longer than \(Limits.size(limit)) once its parameters are resolved"
+        case .cycle(let names):
+            return "parameters refer to each other in a cycle: \(names.joined(separator: " -> ")); one of them must have a value of its own"
         }
     }
 }
@@ -20,8 +24,8 @@ public enum ParameterError: Error, Equatable, CustomStringConvertible {
 /// replace a workflow param of the same name) and output parameters of upstream tasks (which
 /// replace any of those). A parameter's value may refer to built-ins and to other parameters; each
 /// reference takes the final value of the parameter it names (after overrides), whatever the order
-/// of the flags: `--param 'a=${b}' --param b=new` gives `a=new`. A reference inside a cycle stays
-/// as written. A `${name}` with no parameter of that name is left alone, so shell variables such
+/// of the flags: `--param 'a=${b}' --param b=new` gives `a=new`. Parameters that refer to each
+/// other in a cycle (`a=${b}`, `b=${a}`, or `p=${p}x`) are an error. A `${name}` with no parameter of that name is left alone, so shell variables such
 /// as `${HOME}` pass through to the shell. `${name@Q}` is the value quoted for the shell (one
 /// single-quoted word), like bash's own `${name@Q}`.
 public struct ParameterResolver: Sendable {
@@ -48,13 +52,14 @@ public struct ParameterResolver: Sendable {
     public func instanceParameters(workflow: [String: String], overrides: [String: String]) throws(ParameterError) -> [String: String] {
         let raw = workflow.merging(overrides) { _, override in override }
         var resolved = builtIns.filter { raw[$0.key] == nil }
-        var visiting: Set<String> = []
+        var path: [String] = []
         func resolve(_ name: String) throws(ParameterError) {
-            guard resolved[name] == nil, !visiting.contains(name), let text = raw[name] else { return }
-            visiting.insert(name)
+            guard resolved[name] == nil, let text = raw[name] else { return }
+            if let start = path.firstIndex(of: name) { throw .cycle(Array(path[start...]) + [name]) }
+            path.append(name)
             for reference in Self.references(in: text) { try resolve(reference) }
             resolved[name] = try substitute(text, resolved, limit: Limits.maxValueBytes, what: "parameter '\(name)'")
-            visiting.remove(name)
+            path.removeLast()
         }
         for name in raw.keys.sorted() { try resolve(name) }
         return resolved
@@ -65,7 +70,11 @@ public struct ParameterResolver: Sendable {
         var names: [String] = []
         var rest = text[...]
         while let open = rest.range(of: "${") {
-            guard let close = rest[open.upperBound...].firstIndex(of: "}") else { break }
+            let horizon = rest.index(open.upperBound, offsetBy: maxReferenceLength, limitedBy: rest.endIndex) ?? rest.endIndex
+            guard let close = rest[open.upperBound..<horizon].firstIndex(of: "}") else {
+                rest = rest[open.upperBound...]
+                continue
+            }
             var name = rest[open.upperBound..<close]
             if name.hasSuffix("@Q") { name = name.dropLast(2) }
             names.append(String(name))
@@ -87,7 +96,10 @@ public struct ParameterResolver: Sendable {
             let next = text.index(after: i)
             if c == "$", next < text.endIndex, text[next] == "{" || text[next] == "[" {
                 let close: Character = text[next] == "{" ? "}" : "]"
-                if let end = text[next...].firstIndex(of: close) {
+                // Looks no further than the longest name or date expression: a command of many
+                // `${` without a match must not cost a scan to its end each (quadratic).
+                let horizon = text.index(next, offsetBy: Self.maxReferenceLength, limitedBy: text.endIndex) ?? text.endIndex
+                if let end = text[next..<horizon].firstIndex(of: close) {
                     let inner = text[text.index(after: next)..<end]
                     var replacement: String?
                     if close == "}" {
@@ -110,6 +122,9 @@ public struct ParameterResolver: Sendable {
         guard out.utf8.count <= limit else { throw .tooLong(what: what, limit: limit) }
         return out
     }
+
+    /// The longest `${name@Q}` or `$[pattern+offset]` looked for.
+    static let maxReferenceLength = Limits.maxKeyLength + 8
 
     /// `value` as one word for `sh`: in single quotes, each `'` written as `'\''`.
     public static func shellQuoted(_ value: String) -> String {
@@ -163,18 +178,47 @@ public struct OutputScanner: Sendable {
 
     public init() {}
 
+    /// The most `${setValue(...)}` assignments read from one task's output, repeats included: a
+    /// task printing the same one a billion times must not keep its worker scanning for an hour.
+    public static let maxAssignments = 10_000
+    private var assignments = 0
+
     /// Scans one piece of output that holds whole assignments (a line, or a log).
     public mutating func scan(_ text: Substring) {
-        var rest = text
-        while problem == nil, let start = rest.range(of: "${setValue(") {
-            guard let end = rest[start.upperBound...].range(of: ")}") else { break }
-            let assignment = rest[start.upperBound..<end.lowerBound]
-            if let eq = assignment.firstIndex(of: "=") {
-                let key = assignment[..<eq].trimmingCharacters(in: .whitespaces)
-                if !key.isEmpty { record(key, String(assignment[assignment.index(after: eq)...])) }
+        scan(bytes: Array(text.utf8))
+    }
+
+    /// The same over bytes: the marker is found byte by byte, and only an assignment's own text
+    /// becomes a String (searching Strings for it was a thousand times slower).
+    public mutating func scan(bytes: [UInt8]) {
+        let open = Array("${setValue(".utf8)
+        var i = 0
+        while problem == nil, let start = Self.find(open, in: bytes, from: i) {
+            let body = start + open.count
+            var end = body
+            while end + 1 < bytes.count, !(bytes[end] == UInt8(ascii: ")") && bytes[end + 1] == UInt8(ascii: "}")) { end += 1 }
+            guard end + 1 < bytes.count else { break }
+            assignments += 1
+            if assignments > Self.maxAssignments {
+                return refuse("more than \(Self.maxAssignments) ${setValue(...)} assignments in the output")
             }
-            rest = rest[end.upperBound...]
+            if let eq = bytes[body..<end].firstIndex(of: UInt8(ascii: "=")) {
+                let key = String(decoding: bytes[body..<eq], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+                if !key.isEmpty { record(key, String(decoding: bytes[(eq + 1)..<end], as: UTF8.self)) }
+            }
+            i = end + 2
         }
+    }
+
+    private static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
+        guard needle.count <= haystack.count else { return nil }
+        var i = from
+        let first = needle[0]
+        while i + needle.count <= haystack.count {
+            if haystack[i] == first, haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
     }
 
     /// Notes a breach found outside `scan` (an overlong line that mentions setValue).

@@ -487,7 +487,8 @@ public actor WorkerDaemon {
                     }
                 }()
             }
-            let printed = Self.outputs(ofLog: logPath)
+            // Off the actor: a long log must not stop this worker claiming, stopping or fencing.
+            let printed = await Task.detached { Self.outputs(ofLog: logPath) }.value
             if let problem = printed.problem {
                 // Refused whole: a task's outputs are used together, and a result must stay small.
                 Self.appendToLog(logPath, "[ds] \(problem)\n")
@@ -608,7 +609,7 @@ public actor WorkerDaemon {
         func scan(_ lines: Data) {
             guard lines.range(of: marker) != nil else { return }
             for line in lines.split(separator: 0x0a) where line.range(of: marker) != nil {
-                if line.count > maxOutputLineBytes { skipLong(line) } else { scanner.scan(String(decoding: line, as: UTF8.self)[...]) }
+                if line.count > maxOutputLineBytes { skipLong(line) } else { scanner.scan(bytes: Array(line)) }
             }
         }
         while scanner.problem == nil, let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
