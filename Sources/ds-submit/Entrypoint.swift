@@ -31,8 +31,11 @@ struct SubmitCommand: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        for p in params where Submitter.parseParam(p) == nil {
-            throw ValidationError("--param '\(p)' is not of the form name=value")
+        var seen: Set<String> = []
+        for p in params {
+            guard let (name, _) = Submitter.parseParam(p) else { throw ValidationError("--param '\(p)' is not of the form name=value") }
+            // As with duplicate keys in the JSON: two values for one name is a mistake, not "the last wins".
+            guard seen.insert(name).inserted else { throw ValidationError("--param '\(name)' is given twice") }
         }
         if let priority, Priority(rawValue: priority) == nil {
             throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")

@@ -43,13 +43,13 @@ final class HostileInputEndToEndTests: ClusterTestCase {
             ("retry 1e308d dry run", task(#""retry_interval":"1e308d""#), ["--dry-run"], ["field 'retry_interval'"]),
             ("retry 1e308s", task(#""retries":2,"retry_interval":"1e308s""#), [], ["field 'retry_interval'"]),
             ("huge command", #"{"name":"w","tasks":[{"name":"t","command":"\#(String(repeating: "x", count: 200_000))"}]}"#, [],
-             ["field 'command'", "at most 128 KiB"]),
+             ["field 'command'", "at most 131071 bytes"]),
             ("huge env", task(#""env":{"K":"\#(String(repeating: "x", count: 40_000))"}"#), [], ["field 'env'", "the limit is 32 KiB"]),
             ("duplicate key", #"{"name":"w","tasks":[{"name":"t","command":"true","command":"id"}]}"#, [], ["duplicate key 'command'"]),
             ("workflow named ..", #"{"name":"..","tasks":[{"name":"t","command":"true"}]}"#, [], ["field 'name'", "'.' or '..'"]),
             ("long name", #"{"name":"\#(String(repeating: "n", count: 10_000))","tasks":[{"name":"t","command":"true"}]}"#, [],
              ["field 'name'", "1 to 128 characters"]),
-            ("task name newline", #"{"name":"w","tasks":[{"name":"a\nb","command":"true"}]}"#, [], ["task #1, field 'name'", "control characters"]),
+            ("task name newline", #"{"name":"w","tasks":[{"name":"a\nb","command":"true"}]}"#, [], ["task #1, field 'name'", "control or invisible characters"]),
             ("NUL command", #"{"name":"w","tasks":[{"name":"t","command":"echo a\u0000B=c"}]}"#, [], ["field 'command'", "NUL"]),
             ("NUL env key", task(#""env":{"K\u0000":"v"}"#), [], ["field 'env'"]),
             ("env PATH", task(#""env":{"PATH":"/tmp"}"#), [], ["field 'env'", "name 'PATH' is reserved"]),
@@ -60,7 +60,7 @@ final class HostileInputEndToEndTests: ClusterTestCase {
             ("params doubling", #"{"name":"w","params":{"p0":"xxxxxxxxxxxxxxxx",\#(doubling)},"tasks":[{"name":"t","command":"echo ${p30}"}]}"#, [],
              ["field 'params'", "would be longer than 32 KiB"]),
             ("command resolves too long", #"{"name":"w","params":{"v":"\#(String(repeating: "v", count: 30_000))"},"tasks":[{"name":"t","command":"\#(String(repeating: "${v}", count: 20))"}]}"#,
-             [], ["task 't', field 'command'", "longer than 256 KiB"]),
+             [], ["task 't', field 'command'", "longer than 131071 bytes"]),
             ("--name ..", task(#""retries":0"#), ["--name", ".."], ["field '--name'"]),
         ]
         for (label, json, arguments, expected) in cases {
@@ -208,7 +208,7 @@ final class HostileInputEndToEndTests: ClusterTestCase {
         let cases: [(WorkflowDefinition, [String: String], String)] = [
             (definition("dotdot", dotdot), [:], "field 'worker_group': '..' must not be '.' or '..'"),
             (definition("long", TaskDefinition(name: "t", command: String(repeating: "${v}", count: 20)),
-                        params: ["v": String(repeating: "v", count: 30_000)]), [:], "longer than 256 KiB"),
+                        params: ["v": String(repeating: "v", count: 30_000)]), [:], "longer than 131071 bytes"),
             (definition("doubling", TaskDefinition(name: "t", command: "echo ${p30}"), params: doubling), [:],
              "would be longer than 32 KiB"),
             (definition("nul", TaskDefinition(name: "t", command: "echo a\0B=c")), [:], "field 'command': must not hold a NUL"),
@@ -287,6 +287,31 @@ final class HostileInputEndToEndTests: ClusterTestCase {
         XCTAssertEqual(log.components(separatedBy: "\(queue)/not-a-key is not named as a task").count - 1, 1, String(log.suffix(3000)))
     }
 
+    /// Found by review: a result node for an id no attempt has yet (a refused hand-made item) was
+    /// kept, and failed the attempt that got the id later; a queue item whose running node exists
+    /// made a worker retry it 750 times a second.
+    func testStrayResultsAndRunningNodesAreNotMatchedToLaterAttempts() async throws {
+        try startCluster()
+        try assertClusterRunsOn("before")  // attempts 1 and 2
+        let zk = try await cluster.client()
+        defer { zk.close() }
+        try await zk.create(cluster.paths.result(4), data: WireJSON.encode(TaskResultMessage(
+            taskInstanceId: 4, state: .failure, exitCode: 1, worker: "stray", pid: nil, logPath: "", startTime: 0, endTime: 0,
+            outputs: [:], message: "stray")))
+        try await zk.create(cluster.paths.result(5), data: Data("not a result".utf8))
+        try await eventually("the stray results are deleted") {
+            try await zk.childrenIfPresent(cluster.paths.results).isEmpty
+        }
+        try await zk.create(cluster.paths.running(999), data: Data())
+        let item = QueuedTask(taskInstanceId: 999, workflowInstanceId: 999, workflowName: "h", taskName: "h", attempt: 1,
+                              command: "true", env: [:], timeout: nil, timeoutStrategy: .fail, master: "x")
+        let key = TaskQueueKey(workflowPriority: .highest, workflowInstanceId: 999, taskPriority: .highest, taskInstanceId: 999)
+        try await zk.create(cluster.paths.queueItem("default", key), data: WireJSON.encode(item))
+        for _ in 0..<3 { try assertClusterRunsOn("with stray nodes") }  // attempts 3 to 8: 4 and 5 among them
+        let log = cluster.daemonLogs()
+        XCTAssertEqual(log.components(separatedBy: "already has a running node").count - 1, 1, String(log.suffix(3000)))
+    }
+
     // MARK: Traps
 
     /// Reproduction 8: usage and configuration mistakes name the flag and exit 64 or 78.
@@ -304,6 +329,8 @@ final class HostileInputEndToEndTests: ClusterTestCase {
             ("ds-submit", [file], ["DS_ZK": "not-a-host.invalid:2181"], 78, "cannot resolve not-a-host.invalid"),
             ("ds-submit", [cluster.directory.path], [:], 66, "is a folder"),
             ("ds-failover", ["--list"], ["DS_DB": cluster.directory.appendingPathComponent("typo.db").path], 78, "does not exist"),
+            ("ds-submit", [file], ["DS_ZK_ROOT": "/x\u{E000}"], 78, "characters ZooKeeper refuses"),
+            ("ds-submit", [file, "--param", "k=1", "--param", "k=2"], [:], 64, "--param 'k' is given twice"),
         ]
         for (tool, arguments, environment, status, text) in cases {
             let run = try cluster.run(tool, arguments, environment: environment)
@@ -311,6 +338,7 @@ final class HostileInputEndToEndTests: ClusterTestCase {
             XCTAssertTrue(run.stderr.contains(text), "\(tool) \(arguments) \(environment): stderr lacks \(text): \(run.stderr)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.directory.appendingPathComponent("typo.db").path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.databasePath), "no mistake wrote the database")
         for tool in ["ds-master", "ds-worker", "ds-submit", "ds-failover"] {
             let run = try cluster.run(tool, ["--version"])
             XCTAssertEqual(run.status, 0, "\(tool) --version: \(run.stderr)")

@@ -104,6 +104,10 @@ final class HostileInputTests: XCTestCase {
             XCTAssertEqual(taskProblems.count, 1, "task name \(name.debugDescription): \(taskProblems)")
             XCTAssertTrue(taskProblems.first?.hasPrefix("task #1, field 'name': ") ?? false, "\(taskProblems)")
         }
+        // Found by review: a name of one character and 70,000 combining marks; invisible characters.
+        for name in ["a" + String(repeating: "\u{0301}", count: 70_000), "a\u{200B}b", "evil\u{202E}txt", "a\u{2028}b"] {
+            XCTAssertEqual(problems(#"{"name":"w","tasks":[{"name":"\#(name)","command":"c"}]}"#).count, 1, name.unicodeScalars.count.description)
+        }
         XCTAssertEqual(problems(#"{"name":"Tägliche Ladung (v2)","tasks":[{"name":"load: 东","command":"c"}]}"#), [])
         XCTAssertEqual(problems(#"{"name":"\#(String(repeating: "n", count: 128))","tasks":[{"name":"t","command":"c"}]}"#), [])
     }
@@ -112,8 +116,12 @@ final class HostileInputTests: XCTestCase {
 
     func testSizesAreBounded() {
         let big = String(repeating: "x", count: Limits.maxCommandBytes + 1)
-        XCTAssertEqual(problems(workflow(task: #""command":"\#(big)""#)).first?.hasPrefix("task 't', field 'command': is 128 KiB; a command may be at most 128 KiB"), true)
+        XCTAssertEqual(problems(workflow(task: #""command":"\#(big)""#)).first?.hasPrefix("task 't', field 'command': is 128 KiB; a command may be at most 131071 bytes"), true)
         XCTAssertEqual(problems(workflow(task: #""command":"\#(big.dropLast())""#)), [])
+        XCTAssertEqual(Limits.maxCommandBytes, 131_071, "one argument of sh -c: Linux refuses 128 KiB with its NUL")
+        XCTAssertNil(DurationText.parse("0x10s"), "decimal only")
+        XCTAssertNil(DurationText.parse("infs"))
+        XCTAssertEqual(try WorkflowParser.parse(Data(workflow(task: #""command":"c","timeout":-0"#).utf8), source: "x").tasks[0].timeout?.sign, .plus)
 
         var huge = Data(#"{"name":"w","tasks":[{"name":"t","command":""#.utf8)
         huge.append(Data(repeating: UInt8(ascii: "x"), count: 50 << 20))

@@ -61,7 +61,10 @@ extension GlobalOptions {
         let parts = root.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
         if parts.contains(where: \.isEmpty) { return "must not hold an empty component ('//')" }
         if parts.contains(where: { $0 == "." || $0 == ".." }) { return "must not hold '.' or '..' components" }
-        if root.unicodeScalars.contains(where: Limits.isControl) { return "must not hold control characters" }
+        // ZooKeeper's own rule for path characters (PathUtils.validatePath).
+        if root.unicodeScalars.contains(where: { Limits.isControl($0) || (0xD800...0xF8FF).contains($0.value) || (0xFFF0...0xFFFF).contains($0.value) }) {
+            return "must not hold control characters or the characters ZooKeeper refuses (U+D800-U+F8FF, U+FFF0-U+FFFF)"
+        }
         if parts.first == "zookeeper" { return "must not be under /zookeeper, which ZooKeeper reserves for itself" }
         if root.utf8.count > 256 { return "must be at most 256 bytes long" }
         return nil

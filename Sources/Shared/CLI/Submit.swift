@@ -72,12 +72,13 @@ public enum Submitter {
                 for (k, v) in task.env {
                     env[k] = try resolver.substitute(v, values, limit: Limits.maxValueBytes, what: "environment variable \(Limits.quoted(k))")
                 }
-                let command = try resolver.substitute(task.command, values)
+                let command = try resolver.substitute(task.command, values, limit: Limits.maxCommandBytes)
                 let item = WireJSON.encode(QueuedTask(taskInstanceId: Int64.max, workflowInstanceId: Int64.max, workflowName: definition.name,
                                                       taskName: task.name, attempt: 100, command: command, env: env, timeout: task.timeout,
                                                       timeoutStrategy: task.timeoutStrategy, master: String(repeating: "m", count: 255)))
                 if item.count > Limits.maxQueueItemBytes {
-                    problems.append(ValidationProblem(task: label, field: "command", message:
+                    let envBytes = env.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+                    problems.append(ValidationProblem(task: label, field: envBytes > command.utf8.count ? "env" : "command", message:
                         "its command and environment, resolved, make a queue item of \(Limits.size(item.count)); the limit is \(Limits.size(Limits.maxQueueItemBytes))"))
                 }
             } catch {
@@ -112,6 +113,9 @@ public enum Submitter {
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
         // Not silent: a mistyped DS_DB makes a database no master serves (`--wait` says so too).
+        // The root must take a write before the database does: an instance stored for a tree that
+        // refuses writes would be run by some other cluster sharing the database, and run again on retry.
+        try await zk.ensurePath(configuration.paths.root + "/signal")
         let isNew = !FileManager.default.fileExists(atPath: configuration.databasePath)
         let store = try Store(path: configuration.databasePath)
         if isNew { Tool.warn("ds-submit", "created a new database \(configuration.databasePath); only masters started with this --db / DS_DB run its instances") }

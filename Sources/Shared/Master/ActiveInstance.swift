@@ -69,7 +69,8 @@ struct ActiveInstance: Sendable {
             for (k, v) in task.env {
                 env[k] = try resolver.substitute(v, values, limit: Limits.maxValueBytes, what: "environment variable \(Limits.quoted(k))")
             }
-            return .success(Prepared(task: task, command: try resolver.substitute(task.command, values), env: env))
+            let command = try resolver.substitute(task.command, values, limit: Limits.maxCommandBytes)
+            return .success(Prepared(task: task, command: command, env: env))
         } catch {
             return .failure(PreparationError("\(error)"))
         }

@@ -17,8 +17,10 @@ public enum Limits {
     public static let maxDefinitionBytes = 4 << 20
     /// The most tasks in one workflow.
     public static let maxTasks = 10_000
-    /// The longest command of one task, in UTF-8 bytes.
-    public static let maxCommandBytes = 128 << 10
+    /// The longest command of one task, in UTF-8 bytes, as written and once resolved: it is one
+    /// argument of `/bin/sh -c`, and Linux refuses an argument of 128 KiB with its NUL
+    /// (MAX_ARG_STRLEN: "Argument list too long").
+    public static let maxCommandBytes = (128 << 10) - 1
     /// The most entries of one task's `env`, of a workflow's `params`, or of `--param` overrides.
     public static let maxEntries = 100
     /// The longest name of a parameter or environment variable.
@@ -49,9 +51,11 @@ public enum Limits {
     /// control characters (a newline would break every table), no `/`, not `.` or `..`, and no
     /// space at either end. Names never become paths (logs are filed by id), but they are shown.
     public static func nameProblem(_ name: String) -> String? {
-        guard !name.isEmpty, name.count <= maxNameLength else { return "must be 1 to \(maxNameLength) characters long" }
+        guard !name.isEmpty, name.unicodeScalars.count <= maxNameLength else { return "must be 1 to \(maxNameLength) characters long" }
         guard name != ".", name != ".." else { return "must not be '.' or '..'" }
-        if name.unicodeScalars.contains(where: isControl) { return "must not hold control characters (newline, tab, NUL, ...)" }
+        if name.unicodeScalars.contains(where: { isControl($0) || isInvisible($0) }) {
+            return "must not hold control or invisible characters (newline, tab, NUL, zero-width or direction marks, ...)"
+        }
         if name.contains("/") { return "must not hold '/'" }
         if name.first!.isWhitespace || name.last!.isWhitespace { return "must not start or end with a space" }
         return nil
@@ -77,9 +81,9 @@ public enum Limits {
         "PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "CDPATH", "GLOBIGNORE", "PS4", "PROMPT_COMMAND",
         "HOME", "SHELL", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PERL5LIB", "PERL5OPT", "RUBYOPT", "RUBYLIB",
         "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "GCONV_PATH", "LOCALDOMAIN", "HOSTALIASES", "RES_OPTIONS",
-        "TMPDIR", "MALLOC_CHECK_",
+        "TMPDIR", "MALLOC_CHECK_", "PERLLIB", "NODE_PATH", "CLASSPATH", "PYTHONWARNINGS", "GIT_SSH_COMMAND", "GIT_SSH",
     ]
-    public static let reservedPrefixes = ["LD_", "DYLD_", "DS_", "BASH_FUNC_"]
+    public static let reservedPrefixes = ["LD_", "DYLD_", "DS_", "BASH_FUNC_", "GIT_CONFIG"]
     static var reservedDescription: String {
         reservedPrefixes.map { $0 + "*" }.joined(separator: ", ") + ", " + reservedNames.sorted().joined(separator: ", ")
     }
@@ -96,17 +100,24 @@ public enum Limits {
         return nil
     }
 
+    /// Format characters (zero-width space, direction overrides) and line or paragraph separators:
+    /// a name holding them shows as something it is not.
+    static func isInvisible(_ s: Unicode.Scalar) -> Bool {
+        [.format, .lineSeparator, .paragraphSeparator].contains(s.properties.generalCategory)
+    }
+
     /// C0 controls, DEL and C1 controls.
     static func isControl(_ s: Unicode.Scalar) -> Bool { s.value < 0x20 || (0x7F...0x9F).contains(s.value) }
 
     /// `text` in double quotes for a message, controls escaped and long text cut.
     public static func quoted(_ text: String, max: Int = 60) -> String {
         let shown = text.count > max ? String(text.prefix(max)) + "…" : text
-        return "'" + shown.unicodeScalars.map { isControl($0) || $0 == "'" ? $0.escaped(asASCII: false) : String($0) }.joined() + "'"
+        return "'" + shown.unicodeScalars.map { isControl($0) || isInvisible($0) || $0 == "'" ? $0.escaped(asASCII: true) : String($0) }.joined() + "'"
     }
 
     /// A byte count as people read it.
     public static func size(_ bytes: Int) -> String {
-        bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(bytes) / 1048576) : bytes >= 1024 ? "\(bytes / 1024) KiB" : "\(bytes) bytes"
+        bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(bytes) / 1048576)
+            : bytes >= 1024 && bytes % 1024 == 0 ? "\(bytes / 1024) KiB" : "\(bytes) bytes"
     }
 }

@@ -57,6 +57,6 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
     /// A stored definition, checked again as at submit: text written past ds-submit (by hand,
     /// by another version) must not reach the engine unchecked.
     public static func fromStored(_ json: String) throws -> WorkflowDefinition {
-        try WorkflowParser.parse(Data(json.utf8), source: "stored definition")
+        try WorkflowParser.parse(Data(json.utf8), source: "stored definition", maxBytes: .max)
     }
 }

@@ -42,12 +42,13 @@ public enum WorkflowParser {
                                         "timeout_strategy", "priority", "worker_group", "env", "description"]
 
     /// Parses `data`; `source` names the input in messages (a path or `-`).
-    public static func parse(_ data: Data, source: String) throws -> WorkflowDefinition {
+    /// `maxBytes` bounds the input; a stored definition, which holds every default, passes no bound.
+    public static func parse(_ data: Data, source: String, maxBytes: Int = Limits.maxDefinitionBytes) throws -> WorkflowDefinition {
         var problems = Problems()
         func error() -> WorkflowValidationError { WorkflowValidationError(source: source, problems: problems.list) }
 
-        if data.count > Limits.maxDefinitionBytes {
-            problems.add("the file is \(Limits.size(data.count)); a workflow may be at most \(Limits.size(Limits.maxDefinitionBytes))")
+        if data.count > maxBytes {
+            problems.add("the file is \(Limits.size(data.count)); a workflow may be at most \(Limits.size(maxBytes))")
             throw error()
         }
         if data.allSatisfy({ [0x20, 0x0a, 0x0d, 0x09].contains($0) }) {
@@ -203,7 +204,7 @@ public enum WorkflowParser {
             if let n = v.double, n >= 0 { seconds = n }
             if case .string(let s) = v, let d = DurationText.parse(s) { seconds = d }
             if let seconds {
-                if seconds <= Limits.maxDurationSeconds { return seconds }
+                if seconds <= Limits.maxDurationSeconds { return seconds + 0 }  // + 0: -0 becomes 0
                 add("\(v.brief) is longer than the limit of 30d", task: task, field: field)
                 return nil
             }

@@ -64,6 +64,10 @@ extension ZooKeeperCredentials {
                 + "write user:password into it (readable by the ds user only), or unset DS_ZK_AUTH_FILE")
         }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        var info = stat()
+        if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+            throw InputError.configuration("\(source) is a folder; name a file holding user:password")
+        }
         let data: Data
         do {
             data = try handle.read(upToCount: maxLength + 3) ?? Data()
