@@ -93,7 +93,7 @@ final class ZooKeeperCredentialsTests: XCTestCase {
             (try file("\n"), "is empty"),
             (try file("no-colon\n"), "is not of the form user:password"),
             (try file("alice:pw\nbob:pw\n"), "more than one line"),
-            (directory.path, "cannot read"),
+            (directory.path, "is a folder; name a file holding user:password"),
         ]
         for (path, expected) in cases {
             let message = refusal(["DS_ZK_AUTH_FILE": path])
