@@ -62,6 +62,8 @@ final class ParametersAndKeysTests: XCTestCase {
         XCTAssertEqual(DurationText.parse("7"), 7)
         XCTAssertNil(DurationText.parse("-1s"))
         XCTAssertNil(DurationText.parse("soon"))
+        XCTAssertNil(DurationText.parse("1e308h"), "infinite once in seconds (found by the workflow fuzzer)")
+        XCTAssertNotNil(DurationText.parse("1e300h"))
     }
 
     func testConfigurationPrecedenceFlagOverEnvironmentOverDefault() throws {
