@@ -168,6 +168,9 @@ final class HostileInputTests: XCTestCase {
         try p.run()
         p.waitUntilExit()
         XCTAssertEqual(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), values["v"])
+        // A quote followed by a combining mark is one Character: quoting must still escape it (found by the fuzzer).
+        let combining = "a'\u{301}; echo pwned #"
+        XCTAssertEqual(ParameterResolver.shellQuoted(combining).unicodeScalars.map { $0 }, Array(("'a'\\''\u{301}; echo pwned #'").unicodeScalars))
     }
 
     /// Reproduction 4: each reference takes the final value, whatever the order of the flags.

@@ -127,8 +127,16 @@ public struct ParameterResolver: Sendable {
     static let maxReferenceLength = Limits.maxKeyLength + 8
 
     /// `value` as one word for `sh`: in single quotes, each `'` written as `'\''`.
+    /// By scalars, not Characters: a quote followed by a combining mark is one Character, which a
+    /// Character-wise replace would leave as it is, ending the quoted word (found by the fuzzer).
     public static func shellQuoted(_ value: String) -> String {
-        "'" + value.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+        var out = String.UnicodeScalarView()
+        out.append("'")
+        for scalar in value.unicodeScalars {
+            if scalar == "'" { out.append(contentsOf: #"'\''"#.unicodeScalars) } else { out.append(scalar) }
+        }
+        out.append("'")
+        return String(out)
     }
 
     /// `yyyyMMdd`, `yyyyMMdd-1`, `yyyy-MM-dd+7`, `HHmmss`: a date pattern and an optional day offset.
