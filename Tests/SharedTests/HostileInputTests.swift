@@ -252,11 +252,16 @@ final class HostileInputTests: XCTestCase {
             QueuedTask(taskInstanceId: 1, workflowInstanceId: 1, workflowName: "w", taskName: "t", attempt: 1, command: command,
                        env: env, timeout: nil, timeoutStrategy: .fail, master: "m")
         }
-        XCTAssertNil(WorkerDaemon.queueItemProblem(item(env: ["A": "1", "system.biz.date": "2"])))
-        XCTAssertNotNil(WorkerDaemon.queueItemProblem(item(command: "id\0X=1")))
-        XCTAssertNotNil(WorkerDaemon.queueItemProblem(item(env: ["LD_PRELOAD": "/tmp/x.so"])))
-        XCTAssertNotNil(WorkerDaemon.queueItemProblem(item(env: ["A=B": "1"])))
-        XCTAssertNotNil(WorkerDaemon.queueItemProblem(item(env: ["A": "1\0B=2"])))
+        /// Policy at the queue item; what no process can hold at the spawn request, where every string passes.
+        func refused(_ task: QueuedTask) -> Bool {
+            WorkerDaemon.queueItemProblem(task) != nil
+                || (try? TaskSupervisor.spawnRequest(id: 1, command: task.command, environment: task.env, logPath: "/l")) == nil
+        }
+        XCTAssertFalse(refused(item(env: ["A": "1", "system.biz.date": "2"])))
+        XCTAssertTrue(refused(item(command: "id\0X=1")))
+        XCTAssertTrue(refused(item(env: ["LD_PRELOAD": "/tmp/x.so"])))
+        XCTAssertTrue(refused(item(env: ["A=B": "1"])))
+        XCTAssertTrue(refused(item(env: ["A": "1\0B=2"])))
     }
 
     func testMultiChunksAreBoundedByBytes() {

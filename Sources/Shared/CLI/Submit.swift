@@ -68,11 +68,7 @@ public enum Submitter {
         for task in definition.tasks {
             let label = Limits.quoted(task.name)
             do {
-                var env = values
-                for (k, v) in task.env {
-                    env[k] = try resolver.substitute(v, values, limit: Limits.maxValueBytes, what: "environment variable \(Limits.quoted(k))")
-                }
-                let command = try resolver.substitute(task.command, values, limit: Limits.maxCommandBytes)
+                let (command, env) = try resolver.resolve(task, values)
                 let item = WireJSON.encode(QueuedTask(taskInstanceId: Int64.max, workflowInstanceId: Int64.max, workflowName: definition.name,
                                                       taskName: task.name, attempt: 100, command: command, env: env, timeout: task.timeout,
                                                       timeoutStrategy: task.timeoutStrategy, master: String(repeating: "m", count: 255)))

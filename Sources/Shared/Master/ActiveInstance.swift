@@ -65,11 +65,7 @@ struct ActiveInstance: Sendable {
         var values = parameters
         values.merge(outputs.visible(to: i, in: engine.graph)) { _, new in new }
         do {
-            var env = values
-            for (k, v) in task.env {
-                env[k] = try resolver.substitute(v, values, limit: Limits.maxValueBytes, what: "environment variable \(Limits.quoted(k))")
-            }
-            let command = try resolver.substitute(task.command, values, limit: Limits.maxCommandBytes)
+            let (command, env) = try resolver.resolve(task, values)
             return .success(Prepared(task: task, command: command, env: env))
         } catch {
             return .failure(PreparationError("\(error)"))

@@ -65,6 +65,17 @@ public struct ParameterResolver: Sendable {
         return resolved
     }
 
+    /// A task's command and environment as its queue item carries them: every parameter in
+    /// `values`, the task's own `env` resolved over them, and its command resolved, each within
+    /// `Limits`. One place for ds-submit's check and a master's dispatch.
+    public func resolve(_ task: TaskDefinition, _ values: [String: String]) throws(ParameterError) -> (command: String, env: [String: String]) {
+        var env = values
+        for (k, v) in task.env {
+            env[k] = try substitute(v, values, limit: Limits.maxValueBytes, what: "environment variable \(Limits.quoted(k))")
+        }
+        return (try substitute(task.command, values, limit: Limits.maxCommandBytes), env)
+    }
+
     /// The names `${name}` and `${name@Q}` refer to in `text`.
     static func references(in text: String) -> [String] {
         var names: [String] = []

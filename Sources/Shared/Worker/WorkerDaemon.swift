@@ -639,15 +639,13 @@ public actor WorkerDaemon {
     }
 
     /// Why a queue item must not run, or nil: masters check all of this before they write one,
-    /// so only an item written past them (by hand, or by another version) can fail here.
+    /// so only an item written past them (by hand, or by another version) can fail here. What
+    /// no process can hold (a NUL, a name with `=`) is refused where the spawn request is built
+    /// (`TaskSupervisor.spawnRequest`), the one place every string to a task passes.
     static func queueItemProblem(_ task: QueuedTask) -> String? {
-        if task.command.utf8.contains(0) { return "its command holds a NUL character" }
         if task.command.utf8.count > Limits.maxCommandBytes { return "its command is longer than \(Limits.maxCommandBytes) bytes" }
-        for (k, v) in task.env {
-            if k.isEmpty || k.contains("=") || k.utf8.contains(0) || Limits.isReserved(k) {
-                return "it sets the environment variable \(Limits.quoted(k)), which is not a valid or allowed name"
-            }
-            if v.utf8.contains(0) { return "the value of environment variable \(Limits.quoted(k)) holds a NUL character" }
+        if let k = task.env.keys.first(where: Limits.isReserved) {
+            return "it sets the environment variable \(Limits.quoted(k)), which is reserved"
         }
         return nil
     }
