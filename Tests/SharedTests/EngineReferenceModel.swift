@@ -101,7 +101,7 @@ enum EngineReferenceModel {
                 case .failure where attemptsLeft > 0:
                     extra.refusedRetries += 1
                     failed.insert(task.name)
-                case .failure, .killed:
+                case .failure, .killed, .withdrawn:
                     failed.insert(task.name)
                 }
             }

@@ -79,6 +79,8 @@ final class WorkflowEngineTests: XCTestCase {
                     pending[name] = (now + seconds, attempt, true)
                 case .finish(let state):
                     finishes.append((state, now))
+                case .kill, .withdraw:
+                    violations.append("\(effect) without a pause or stop")
                 }
             }
         }

@@ -22,13 +22,20 @@ public struct InstanceReport: Codable, Sendable {
         order = []
     }
 
-    /// One row per task: its latest attempt; `-` for a task that has not run.
+    /// One row per task: its latest attempt in the instance's current run; a success an earlier run
+    /// handed on is shown with its run; `-` for a task that has not run.
     public func table() -> String {
         var latest: [String: TaskInstanceRecord] = [:]
-        for t in tasks { latest[t.taskName] = t }
+        let kept = Set(instance.kept.values)
+        for t in tasks where t.run == instance.run || (kept.contains(t.id ?? -1) && latest[t.taskName] == nil) { latest[t.taskName] = t }
         var printer = TablePrinter(columns: ["TASK", "STATE", "ATTEMPT", "WORKER", "EXIT", "DURATION"])
         for name in order {
             guard let t = latest[name] else { printer.add([name, "-", "", "", "", ""]); continue }
+            if t.run != instance.run {
+                printer.add([name, t.state.rawValue + " (run \(t.run))", String(t.attempt), t.host ?? "", t.exitCode.map(String.init) ?? "",
+                             Self.duration(t.startTime, t.endTime)])
+                continue
+            }
             printer.add([name, t.state.rawValue, String(t.attempt), t.host ?? "", t.exitCode.map(String.init) ?? "",
                          t.state.isTerminal ? Self.duration(t.startTime, t.endTime) : ""])
         }
@@ -49,6 +56,8 @@ struct InstanceWatcher {
     let paths: ZooKeeperPaths
     let definition: WorkflowDefinition
     let instanceID: Int64
+    /// The tool whose name prefixes its warnings.
+    var tool = "ds-submit"
 
     func waitForEnd(live: Bool) async throws -> InstanceReport {
         var warned: Set<String> = []
@@ -60,7 +69,7 @@ struct InstanceWatcher {
             // After "is gone": a new owner session means a master took the instance over.
             if let session = instance.masterSession, let host = instance.host, warned.contains(where: { $0.hasPrefix("session:") }),
                !warned.contains("session:\(session)"), warned.insert("adopted:\(session)").inserted {
-                Tool.warn("ds-submit", "instance \(instanceID) taken over by master \(host)")
+                Tool.warn(tool, "instance \(instanceID) taken over by master \(host)")
             }
             let report = InstanceReport(instance: instance, tasks: try await store.taskAttempts(of: instanceID),
                                         order: definition.tasks.map(\.name))
@@ -92,7 +101,7 @@ struct InstanceWatcher {
         if report.instance.host == nil {
             if masters.isEmpty, !warned.contains("master") {
                 warned.insert("master")
-                Tool.warn("ds-submit", "no master is registered under \(paths.masters); instance \(instanceID) waits for one (start ds-master)")
+                Tool.warn(tool, "no master is registered under \(paths.masters); instance \(instanceID) waits for one (start ds-master)")
             } else if !masters.isEmpty, !warned.contains("database") {
                 var served: [String] = []
                 for m in masters {
@@ -106,12 +115,12 @@ struct InstanceWatcher {
                 }
                 guard !served.isEmpty else { return }
                 warned.insert("database")
-                Tool.warn("ds-submit", "no running master serves the database \(store.path), where instance \(instanceID) waits (\(served.joined(separator: "; "))); check --db / DS_DB")
+                Tool.warn(tool, "no running master serves the database \(store.path), where instance \(instanceID) waits (\(served.joined(separator: "; "))); check --db / DS_DB")
             }
         } else if let owner = report.instance.host, let session = report.instance.masterSession,
                   !masters.contains(owner), !warned.contains("session:\(session)") {
             warned.insert("session:\(session)")
-            Tool.warn("ds-submit", "master \(owner), which ran instance \(instanceID), is gone; waiting for another master to take it over"
+            Tool.warn(tool, "master \(owner), which ran instance \(instanceID), is gone; waiting for another master to take it over"
                       + (masters.isEmpty ? " (none is registered: start ds-master)" : ""))
         }
         let waitingGroups = Set(report.tasks.filter { $0.state == .dispatched }.map(\.workerGroup))
@@ -119,7 +128,7 @@ struct InstanceWatcher {
             let workers = try await zk.childrenIfPresent(paths.workerGroup(group))
             if workers.isEmpty {
                 warned.insert("group:" + group)
-                Tool.warn("ds-submit", "waiting for a worker of group \(group): none is registered (start ds-worker --group \(group))")
+                Tool.warn(tool, "waiting for a worker of group \(group): none is registered (start ds-worker --group \(group))")
             }
         }
     }

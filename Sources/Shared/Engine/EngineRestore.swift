@@ -37,8 +37,13 @@ extension WorkflowEngine {
     /// in the order the first master did: under END the order decides what may still start.
     /// Superseded (NEED_FAULT_TOLERANCE) attempts are skipped: their replacement carries the
     /// same attempt number. Pure.
-    public static func restore(definition: WorkflowDefinition, attempts: [StoredAttempt]) -> RestoredRun {
-        var engine = WorkflowEngine(definition: definition)
+    ///
+    /// `kept` are the successes an earlier run carried into this one; `attempts` are this run's.
+    /// `controls` are the pauses and stops the owning master applied, at their place in the same
+    /// order; one requested but not applied yet has no place (`nil`) and comes after everything.
+    public static func restore(definition: WorkflowDefinition, kept: Set<String> = [], attempts: [StoredAttempt],
+                               controls: [(event: EngineEvent, seq: Int64?)] = []) -> RestoredRun {
+        var engine = WorkflowEngine(definition: definition, kept: kept)
         var finish: WorkflowState?
         var retryAttempt: [String: Int] = [:]
         func absorb(_ effects: [EngineEffect]) {
@@ -46,7 +51,7 @@ extension WorkflowEngine {
                 switch e {
                 case .scheduleRetry(let task, let attempt, _): retryAttempt[task] = attempt
                 case .finish(let state): finish = state
-                case .dispatch: break
+                case .dispatch, .kill, .withdraw: break
                 }
             }
         }
@@ -54,15 +59,24 @@ extension WorkflowEngine {
         var inFlight: [Int] = []
         var lastEnd: [String: Double] = [:]
         // Each live attempt contributes its dispatch event and, once stored, its outcome event.
+        // Controls carry index -1 - k (k their position in `controls`).
         var events: [(seq: Int64, index: Int, isFinish: Bool)] = []
+        for (k, c) in controls.enumerated() { events.append((c.seq ?? Int64.max, -1 - k, false)) }
         for (i, a) in attempts.enumerated() {
             // A superseded attempt's dispatch still marks when its retry came due.
             events.append((a.dispatchSeq, i, false))
             if a.state == .needFaultTolerance { continue }
             if let f = a.finishSeq, a.state.isTerminal { events.append((f, i, true)) } else { inFlight.append(i) }
         }
-        events.sort { ($0.seq, $0.isFinish ? 1 : 0) < ($1.seq, $1.isFinish ? 1 : 0) }
+        func order(_ e: (seq: Int64, index: Int, isFinish: Bool)) -> (Int64, Int, Int) {
+            (e.seq, e.isFinish ? 1 : 0, e.index < 0 ? -1 - e.index : e.index)
+        }
+        events.sort { order($0) < order($1) }
         for event in events {
+            if event.index < 0 {
+                absorb(engine.handle(controls[-1 - event.index].event))
+                continue
+            }
             let a = attempts[event.index]
             if !event.isFinish {
                 // A later attempt's dispatch is the moment its retry came due.
@@ -77,6 +91,8 @@ extension WorkflowEngine {
                 absorb(engine.handle(.taskFinished(task: a.task, outcome: .success)))
             case .kill:
                 absorb(engine.handle(.taskFinished(task: a.task, outcome: .killed)))
+            case .pause:
+                absorb(engine.handle(.taskFinished(task: a.task, outcome: .withdrawn)))
             default:
                 absorb(engine.handle(.taskFinished(task: a.task, outcome: .failure)))
             }

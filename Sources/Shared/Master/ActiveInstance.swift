@@ -22,7 +22,7 @@ struct ActiveInstance: Sendable {
         let runTime = Date(timeIntervalSince1970: record.startTime ?? ProcessStats.now())
         self.record = record
         self.definition = definition
-        engine = WorkflowEngine(definition: definition)
+        engine = WorkflowEngine(definition: definition, kept: Set(record.kept.keys))
         resolver = ParameterResolver(runTime: runTime)
         do {
             let overrides = try JSONDecoder().decode([String: String].self, from: Data(record.paramsJson.utf8))
@@ -32,7 +32,19 @@ struct ActiveInstance: Sendable {
             parameters = [:]
             parameterProblem = "the instance's parameters cannot be used: \(error)"
         }
+        // What the successes an earlier run hands on printed stays visible downstream.
+        for a in claimed.keptAttempts { recordStoredOutputs(a) }
     }
+
+    /// The outputs a stored, succeeded attempt printed.
+    mutating func recordStoredOutputs(_ attempt: TaskInstanceRecord) {
+        guard attempt.state == .success || attempt.state == .forcedSuccess, let json = attempt.outputJson,
+              let outputs = try? JSONDecoder().decode([String: String].self, from: Data(json.utf8)) else { return }
+        recordOutputs(of: attempt.taskName, outputs)
+    }
+
+    /// A pause or a stop is under way: nothing new may go to a worker.
+    var isHalting: Bool { engine.state == .readyPause || engine.state == .readyStop }
 
     var id: Int64 { record.id! }
 

@@ -68,17 +68,14 @@ extension MasterScheduler {
     func resume(_ claimed: ClaimedInstance, _ round: inout Round) {
         var instance = ActiveInstance(claimed)
         touched.insert(instance.id)
-        let restored = WorkflowEngine.restore(definition: claimed.definition, attempts: claimed.attempts.map {
+        let restored = WorkflowEngine.restore(definition: claimed.definition, kept: Set(claimed.instance.kept.keys),
+                                              attempts: claimed.attempts.map {
             // Rows from before sequences existed fall back to creation order.
             StoredAttempt(task: $0.taskName, attempt: $0.attempt, state: $0.state, endTime: $0.endTime,
                           dispatchSeq: $0.dispatchSeq ?? $0.id!, finishSeq: $0.finishSeq ?? ($0.state.isTerminal ? $0.id! : nil))
-        })
+        }, controls: Self.controls(of: claimed.instance))
         instance.engine = restored.engine
-        for a in claimed.attempts where a.state == .success {
-            if let json = a.outputJson, let outputs = try? JSONDecoder().decode([String: String].self, from: Data(json.utf8)) {
-                instance.recordOutputs(of: a.taskName, outputs)
-            }
-        }
+        for a in claimed.attempts { instance.recordStoredOutputs(a) }
         let id = instance.id
         active[id] = instance
         for i in restored.inFlight {
@@ -87,6 +84,12 @@ extension MasterScheduler {
             let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: id,
                                    taskPriority: task.priority, taskInstanceId: a.id!)
             let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt, queuePath: paths.queueItem(task.workerGroup, key))
+            if instance.isHalting {
+                // The pause or stop is carried out again: withdrawing and killing are idempotent.
+                attempts[a.id!] = ref
+                pendingHalts.append(Halt(id: a.id!, ref: ref, stop: instance.engine.state == .readyStop, inBacklog: false))
+                continue
+            }
             if a.state == .submitted {
                 unclassified.append((ref, BacklogEntry(key: key, group: task.workerGroup, instance: id, task: a.taskName,
                                                        attempt: a.attempt)))
@@ -166,9 +169,15 @@ extension MasterScheduler {
             case .queued: break
             case .running(let holder) where !deadSessions.contains(holder): break
             case .running, .nowhere:
-                guard let ref = attempts.removeValue(forKey: id), active[ref.instance] != nil else { continue }
+                guard let ref = attempts.removeValue(forKey: id), let instance = active[ref.instance] else { continue }
                 touched.insert(ref.instance)
                 seenRunning.remove(id)
+                if instance.isHalting {
+                    // Nothing new starts in a pausing or stopping instance: it runs again on resume.
+                    endHalted(id, ref, stop: instance.engine.state == .readyStop, message: "lost with its worker while the instance was halting",
+                              now: now, &round)
+                    continue
+                }
                 logger.warning("instance \(ref.instance): attempt \(id) of '\(ref.task)' was lost; resubmitting")
                 round.batch.superseded.append((id, ref.instance, "lost with its worker; superseded by a new attempt", now))
                 newAttempt(ref.instance, ref.task, ref.attempt, &round)
@@ -226,6 +235,8 @@ extension MasterScheduler {
         }
         unclassified.removeAll { instances.contains($0.ref.instance) }
         unpreparable.removeAll { instances.contains($0.instance) }
+        pendingHalts.removeAll { instances.contains($0.ref.instance) }
+        haltRequests.removeAll { instances.contains($0.instance) }
         for (group, heap) in backlog where heap.contains(where: { instances.contains($0.instance) }) {
             backlog[group] = heap.filter { !instances.contains($0.instance) }
         }

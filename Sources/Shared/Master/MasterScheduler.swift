@@ -102,6 +102,10 @@ public actor MasterScheduler {
     var pendingReload: Set<Int64> = []
     /// Attempts whose queue item could not be built (`enqueue`), to fail with the reason.
     var unpreparable: [(id: Int64, instance: Int64, task: String, message: String)] = []
+    /// Attempts of pausing or stopping instances to take out of the queue or kill (`processHalts`).
+    var pendingHalts: [Halt] = []
+    /// Attempts the engine asked to halt (instance, task, attempt, stop), not yet looked up.
+    var haltRequests: [(instance: Int64, task: String, attempt: Int, stop: Bool)] = []
     /// When /dead-servers was last pruned.
     var lastDeadServerPrune = ContinuousClock.now - .seconds(3600)
 
@@ -183,9 +187,13 @@ public actor MasterScheduler {
                 if dirty.contains(.results) { try await processResults() }
                 if dirty.contains(.retries) { try await processRetries() }
                 if dirty.contains(.running) { try await processRunning() }
-                if dirty.contains(.commands) { try await claimCommands() }
+                if dirty.contains(.commands) {
+                    try await claimControls()
+                    try await claimCommands()
+                }
                 if dirty.contains(.feed) { try await feedQueues() }
                 if dirty.contains(.reconcile) { try await pruneDeadServers() }
+                try await processHalts()
                 try await failUnpreparable()
             } catch let error as ZooKeeperError where error.cause == .sessionExpired {
                 throw MasterError.sessionExpired(options.identity)
@@ -242,6 +250,8 @@ public actor MasterScheduler {
             apply(effects, to: instance.id, &round)
             try await commit(&round)
         }
+        // Full: the commands left wait for a slot here or on another master, first come first served.
+        if active.count >= options.maxWorkflows { try await store.markWaiting() }
     }
 
     // MARK: Results
@@ -288,6 +298,13 @@ public actor MasterScheduler {
                 taskInstanceId: m.taskInstanceId, workflowInstanceId: instanceID, state: m.state, host: m.worker, pid: m.pid, logPath: m.logPath,
                 exitCode: m.exitCode, outputJson: outputsJSON, message: m.message, startTime: m.startTime, endTime: m.endTime))
             guard active[instanceID] != nil else { continue }
+            if m.state == .needFaultTolerance && active[instanceID]!.isHalting {
+                // Stopped with its worker while its instance pauses or stops: it runs again on resume.
+                round.batch.outcomes.removeLast()
+                endHalted(m.taskInstanceId, ref, stop: active[instanceID]!.engine.state == .readyStop,
+                          message: "stopped with its worker while the instance was halting", now: ProcessStats.now(), &round)
+                continue
+            }
             if m.state == .needFaultTolerance {
                 // Killed by its worker's own stop: it fails over as if the worker had died (a new
                 // attempt with the same number, not a retry); the engine still waits for the task.
@@ -358,6 +375,10 @@ public actor MasterScheduler {
             case .scheduleRetry(let taskName, let attempt, let seconds):
                 logger.info("instance \(instanceID): task '\(taskName)' failed; attempt \(attempt) in \(seconds)s")
                 retryTimers.schedule(instance: instanceID, task: taskName, at: now + seconds)
+            case .kill(let taskName, let attempt):
+                halt(instanceID, task: taskName, attempt: attempt, stop: true)
+            case .withdraw(let taskName, let attempt):
+                halt(instanceID, task: taskName, attempt: attempt, stop: false)
             case .finish(let state):
                 round.batch.finishedInstances.append((instanceID, state, now))
                 logger.info("instance \(instanceID) of '\(active[instanceID]!.definition.name)' ended \(state.rawValue)")
@@ -371,7 +392,8 @@ public actor MasterScheduler {
         let task = active[instanceID]!.task(taskName)
         round.batch.newAttempts.append(TaskInstanceRecord(
             id: nil, workflowInstanceId: instanceID, taskName: taskName, attempt: attempt, state: .dispatched,
-            priority: task.priority, workerGroup: task.workerGroup, submitTime: ProcessStats.now()))
+            priority: task.priority, workerGroup: task.workerGroup, submitTime: ProcessStats.now(),
+            run: active[instanceID]!.record.run))
     }
 
     func commit(_ round: inout Round) async throws {

@@ -37,6 +37,11 @@ extension MasterScheduler {
             var left = room[group] ?? 0
             while left > 0, let entry = backlog[group]?.pop() {
                 let id = entry.key.taskInstanceId
+                if active[entry.instance]?.isHalting == true {
+                    let ref = AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(group, entry.key))
+                    pendingHalts.append(Halt(id: id, ref: ref, stop: active[entry.instance]!.engine.state == .readyStop, inBacklog: true))
+                    continue
+                }
                 guard let item = enqueue(id, instance: entry.instance, task: entry.task, attempt: entry.attempt) else { continue }
                 fed.append(id)
                 nodes.append(item)

@@ -5,6 +5,12 @@ public enum WorkflowState: String, Codable, Sendable, CaseIterable {
          waitingThread = "WAITING_THREAD", failover = "FAILOVER"
 
     public var isTerminal: Bool { [.success, .failure, .stop, .pause].contains(self) }
+
+    /// Owned by a master that runs it: failover covers exactly these.
+    public var isActive: Bool { Self.active.contains(self) }
+    public static let active: [WorkflowState] = [.running, .readyPause, .readyStop]
+    /// The active states as an SQL list.
+    static let activeSQL = "('RUNNING', 'READY_PAUSE', 'READY_STOP')"
 }
 
 /// The state of one task attempt (DESIGN §3).

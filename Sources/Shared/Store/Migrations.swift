@@ -88,6 +88,23 @@ enum Migrations {
             // with the reason, instead of exiting on it at every start.
             try db.alter(table: "workflow_instance") { t in t.add(column: "message", .text) }
         }
+        m.registerMigration("v6-instance-control") { db in
+            // Runs: resume, recover, rerun and start-from run an instance again as run n+1; its
+            // attempts carry the run, and the successes an earlier run handed on are named in
+            // kept_json (task name -> the attempt that succeeded). Where the owning master applied a
+            // pause or a stop, in the event order, so that a takeover replays it at the same point.
+            try db.alter(table: "workflow_instance") { t in
+                t.add(column: "run", .integer).notNull().defaults(to: 1)
+                t.add(column: "kept_json", .text)
+                t.add(column: "pause_seq", .integer)
+                t.add(column: "stop_seq", .integer)
+            }
+            try db.alter(table: "task_instance") { t in t.add(column: "run", .integer).notNull().defaults(to: 1) }
+            // The task a START_FROM command starts from.
+            try db.alter(table: "command") { t in t.add(column: "task_name", .text) }
+            try db.create(index: "command_by_instance", on: "command", columns: ["workflow_instance_id"])
+            try db.create(index: "workflow_instance_by_name", on: "workflow_instance", columns: ["name", "id"])
+        }
         return m
     }
 }

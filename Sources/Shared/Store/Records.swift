@@ -36,12 +36,25 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
     public var endTime: Double?
     /// Why the instance ended without running, e.g. a stored definition that cannot be read.
     public var message: String?
+    /// 1 for the first run; resume, recover, rerun and start-from each start the next.
+    public var run: Int = 1
+    /// Successes an earlier run hands on to this one: task name -> the attempt (id) that succeeded.
+    public var keptJson: String?
+    /// Where the owner applied a pause or a stop in the event order; nil until applied.
+    public var pauseSeq: Int64?
+    public var stopSeq: Int64?
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, definitionId = "definition_id", name, version, state, priority, paramsJson = "params_json", host,
              masterSession = "master_session", submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
-             message
+             message, run, keptJson = "kept_json", pauseSeq = "pause_seq", stopSeq = "stop_seq"
+    }
+
+    /// The kept successes: task name -> attempt id.
+    public var kept: [String: Int64] {
+        guard let keptJson, let kept = try? JSONDecoder().decode([String: Int64].self, from: Data(keptJson.utf8)) else { return [:] }
+        return kept
     }
 }
 
@@ -68,17 +81,20 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
     /// Position of this attempt's dispatch, and of its stored outcome, in the global event order.
     public var dispatchSeq: Int64?
     public var finishSeq: Int64?
+    /// The run of the instance this attempt belongs to.
+    public var run: Int = 1
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
-        case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority,
+        case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority, run,
              workerGroup = "worker_group", host, pid, logPath = "log_path", exitCode = "exit_code",
              outputJson = "output_json", message, submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
              dispatchSeq = "dispatch_seq", finishSeq = "finish_seq"
     }
 }
 
-/// A request for a master: start (and later recover, rerun, …) an instance. Claimed exactly once.
+/// A request for a master: (re)start an instance (claimed exactly once, by any master with a free
+/// slot), or pause or stop one (applied once, by the master that owns it or takes it over).
 public struct CommandRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
     public static let databaseTableName = "command"
     public var id: Int64?
@@ -87,11 +103,19 @@ public struct CommandRecord: Codable, Sendable, FetchableRecord, MutablePersista
     /// Priority rank (0 HIGHEST … 4 LOWEST): masters claim in this order, then by id.
     public var priorityRank: Int
     public var submitTime: Double
+    /// The task a START_FROM command starts from.
+    public var taskName: String?
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
-        case id, type, workflowInstanceId = "workflow_instance_id", priorityRank = "priority_rank", submitTime = "submit_time"
+        case id, type, workflowInstanceId = "workflow_instance_id", priorityRank = "priority_rank", submitTime = "submit_time",
+             taskName = "task_name"
     }
+
+    /// Commands any master with a free slot may claim: they (re)start an unowned instance.
+    public static let startTypes = ["START", "RESUME", "RECOVER", "RERUN", "START_FROM"]
+    /// Commands for the master that owns a running instance.
+    public static let controlTypes = ["PAUSE", "STOP"]
 }
 
 extension WorkflowState: DatabaseValueConvertible {}

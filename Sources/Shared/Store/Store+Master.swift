@@ -5,8 +5,20 @@ import GRDB
 public struct ClaimedInstance: Sendable {
     public var instance: WorkflowInstanceRecord
     public var definition: WorkflowDefinition
-    /// Every attempt so far, in creation order (empty for a fresh claim).
+    /// Every attempt of the instance's current run, in creation order (empty for a fresh claim).
     public var attempts: [TaskInstanceRecord] = []
+    /// The attempts whose success an earlier run hands on (`kept_json`), for their outputs.
+    public var keptAttempts: [TaskInstanceRecord] = []
+}
+
+/// A pause or stop to apply, or one read from the command table.
+public struct ControlRequest: Sendable {
+    /// The command row, deleted with the round that applies it; nil when re-derived from the state.
+    public var commandID: Int64?
+    public var instance: Int64
+    public var stop: Bool
+    /// Whether this round changed the engine: then its place in the event order is stored.
+    public var applied: Bool
 }
 
 /// How a finished attempt is recorded.
@@ -32,14 +44,17 @@ public struct SchedulingBatch: Sendable {
     public var superseded: [(id: Int64, instance: Int64, message: String, time: Double)] = []
     public var newAttempts: [TaskInstanceRecord] = []
     public var finishedInstances: [(id: Int64, state: WorkflowState, time: Double)] = []
+    /// Pauses and stops this round applied (or found to be moot): commands deleted, places stored.
+    public var controls: [ControlRequest] = []
     public init() {}
     public var isEmpty: Bool {
         outcomes.isEmpty && started.isEmpty && superseded.isEmpty && newAttempts.isEmpty && finishedInstances.isEmpty
+            && controls.isEmpty
     }
 
     var instanceIDs: Set<Int64> {
         Set(outcomes.map(\.workflowInstanceId) + started.map(\.instance) + superseded.map(\.instance)
-            + newAttempts.map(\.workflowInstanceId) + finishedInstances.map(\.id))
+            + newAttempts.map(\.workflowInstanceId) + finishedInstances.map(\.id) + controls.map(\.instance))
     }
 
     /// The batch without the changes of `lost` instances.
@@ -50,6 +65,7 @@ public struct SchedulingBatch: Sendable {
         b.superseded = superseded.filter { !lost.contains($0.instance) }
         b.newAttempts = newAttempts.filter { !lost.contains($0.workflowInstanceId) }
         b.finishedInstances = finishedInstances.filter { !lost.contains($0.id) }
+        b.controls = controls.filter { !lost.contains($0.instance) }
         return b
     }
 }
@@ -68,20 +84,26 @@ public struct AttemptOwner: Sendable {
 }
 
 extension Store {
-    /// Takes the first START command, in priority then submission order, for `host`.
-    /// The delete and the owner change happen in one IMMEDIATE transaction: no two masters
-    /// ever claim the same command.
+    /// Takes the first command that (re)starts an instance (START, RESUME, RECOVER, RERUN,
+    /// START_FROM), in priority then submission order, for `host`. The delete and the owner change
+    /// happen in one IMMEDIATE transaction: no two masters ever claim the same command. The
+    /// command's kind was settled when it was written (the run and the kept successes): every
+    /// one starts the instance's current run.
     public func claimCommand(host: String, session: Int64, now: Double) async throws -> ClaimedInstance? {
         try await transaction("claiming a command") { db -> ClaimedInstance? in
-            while let command = try CommandRecord.order(Column("priority_rank"), Column("id")).fetchOne(db) {
+            while let command = try CommandRecord.filter(CommandRecord.startTypes.contains(Column("type")))
+                .order(Column("priority_rank"), Column("id")).fetchOne(db) {
                 try command.delete(db)
                 guard var instance = try WorkflowInstanceRecord.fetchOne(db, key: command.workflowInstanceId),
-                      instance.host == nil, instance.state == .submitted,
+                      instance.host == nil, instance.state == .submitted || instance.state == .waitingThread,
                       let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { continue }
                 instance.host = host
                 instance.masterSession = session
                 instance.state = .running
-                instance.startTime = now
+                // Kept across runs: built-in parameters (system.biz.date) resolve from it, and a
+                // recovered task must see what the tasks it follows saw.
+                instance.startTime = instance.startTime ?? now
+                instance.endTime = nil
                 let definition: WorkflowDefinition
                 do {
                     definition = try WorkflowDefinition.fromStored(record.json)
@@ -90,9 +112,33 @@ extension Store {
                     continue
                 }
                 try instance.update(db)
-                return ClaimedInstance(instance: instance, definition: definition)
+                return ClaimedInstance(instance: instance, definition: definition, keptAttempts: try Self.keptAttempts(instance, db))
             }
             return nil
+        }
+    }
+
+    /// Marks the instances that wait for a master slot WAITING_THREAD (a master found itself full):
+    /// unowned, with a start command pending. Any master with a free slot claims them, in order.
+    public func markWaiting() async throws {
+        try await transaction("marking instances that wait for a slot") { db in
+            let types = CommandRecord.startTypes.map { "'\($0)'" }.joined(separator: ", ")
+            try db.execute(sql: """
+                UPDATE workflow_instance SET state = 'WAITING_THREAD'
+                WHERE state = 'SUBMITTED' AND host IS NULL
+                  AND id IN (SELECT workflow_instance_id FROM command WHERE type IN (\(types)))
+                """)
+        }
+    }
+
+    /// Pause and stop commands for instances `session` owns, oldest first.
+    public func pendingControls(session: Int64) async throws -> [ControlRequest] {
+        try await read("reading pause and stop commands") { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT c.id, c.workflow_instance_id, c.type FROM command c JOIN workflow_instance w ON w.id = c.workflow_instance_id
+                WHERE c.type IN ('PAUSE', 'STOP') AND w.master_session = ? ORDER BY c.id
+                """, arguments: [session])
+            return rows.map { ControlRequest(commandID: $0[0], instance: $0[1], stop: ($0[2] as String) == "STOP", applied: false) }
         }
     }
 
@@ -137,6 +183,13 @@ extension Store {
                 try attempt.insert(db)
                 inserted.append(attempt)
             }
+            for c in batch.controls {
+                if let id = c.commandID { try db.execute(sql: "DELETE FROM command WHERE id = ?", arguments: [id]) }
+                guard c.applied else { continue }
+                seq += 1
+                try db.execute(sql: "UPDATE workflow_instance SET \(c.stop ? "stop_seq" : "pause_seq") = ? WHERE id = ?",
+                               arguments: [seq, c.instance])
+            }
             try db.execute(sql: "UPDATE sequence SET value = ? WHERE name = 'event'", arguments: [seq])
             for f in batch.finishedInstances {
                 try db.execute(sql: "UPDATE workflow_instance SET state = ?, end_time = ? WHERE id = ?",
@@ -146,10 +199,10 @@ extension Store {
         }
     }
 
-    /// Owner sessions of RUNNING instances, and whether any has no owner session at all.
+    /// Owner sessions of active instances, and whether any has no owner session at all.
     public func ownerSessions() async throws -> (sessions: Set<Int64>, unowned: Bool) {
         try await read("reading instance owners") { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT DISTINCT master_session FROM workflow_instance WHERE state = 'RUNNING'")
+            let rows = try Row.fetchAll(db, sql: "SELECT DISTINCT master_session FROM workflow_instance WHERE state IN \(WorkflowState.activeSQL)")
             var sessions: Set<Int64> = []
             var unowned = false
             for row in rows {
@@ -172,7 +225,7 @@ extension Store {
         }
     }
 
-    /// Moves every RUNNING instance owned by one of `deadSessions` (or by no session) to
+    /// Moves every active instance (RUNNING, READY_PAUSE, READY_STOP) owned by one of `deadSessions` (or by no session) to
     /// `host`/`session`, in one transaction; returns them with their attempts and the previous
     /// owners, as the dead masters to record. Idempotent: an instance moves once, and a master that dies
     /// after the move leaves instances owned by a dead session, which the next master takes in turn.
@@ -180,7 +233,7 @@ extension Store {
                              deadSessions: Set<Int64>) async throws -> (adopted: [ClaimedInstance], previousOwners: [DeadServer]) {
         try await transaction("taking over instances of dead masters") { db in
             let orphans = try WorkflowInstanceRecord
-                .filter(Column("state") == WorkflowState.running.rawValue)
+                .filter(WorkflowState.active.map(\.rawValue).contains(Column("state")))
                 .filter(Array(deadSessions).contains(Column("master_session")) || Column("master_session") == nil)
                 .fetchAll(db)
             var adopted: [ClaimedInstance] = []
@@ -200,14 +253,14 @@ extension Store {
         }
     }
 
-    /// The RUNNING instances among `ids` that `session` owns, with their attempts: what a master
+    /// The active instances among `ids` that `session` owns, with their attempts: what a master
     /// reads again after a pass that failed half-way.
     public func ownedInstances(_ ids: Set<Int64>, session: Int64) async throws -> [ClaimedInstance] {
         try await read("reading \(ids.count) instances again") { db in
             var claimed: [ClaimedInstance] = []
             for chunk in Array(ids).sorted().chunked(500) {
                 let instances = try WorkflowInstanceRecord.filter(chunk.contains(Column("id")))
-                    .filter(Column("master_session") == session && Column("state") == WorkflowState.running.rawValue)
+                    .filter(Column("master_session") == session && WorkflowState.active.map(\.rawValue).contains(Column("state")))
                     .order(Column("id")).fetchAll(db)
                 for instance in instances {
                     // One that no longer reads was read when it was claimed; the next adoption fails it.
@@ -231,12 +284,21 @@ extension Store {
             """, arguments: ["instance failed: \(message)", now, instance.id])
     }
 
-    /// An instance with its definition and every attempt so far, in creation order.
+    /// An instance with its definition and every attempt of its current run, in creation order.
     private static func withHistory(_ instance: WorkflowInstanceRecord, _ db: Database) throws -> ClaimedInstance? {
         guard let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { return nil }
-        let attempts = try TaskInstanceRecord.filter(Column("workflow_instance_id") == instance.id!)
+        let attempts = try TaskInstanceRecord.filter(Column("workflow_instance_id") == instance.id! && Column("run") == instance.run)
             .order(Column("id")).fetchAll(db)
-        return ClaimedInstance(instance: instance, definition: try WorkflowDefinition.fromStored(record.json), attempts: attempts)
+        return ClaimedInstance(instance: instance, definition: try WorkflowDefinition.fromStored(record.json), attempts: attempts,
+                               keptAttempts: try keptAttempts(instance, db))
+    }
+
+    /// The attempts an earlier run's successes are kept from.
+    static func keptAttempts(_ instance: WorkflowInstanceRecord, _ db: Database) throws -> [TaskInstanceRecord] {
+        let ids = Array(instance.kept.values)
+        var all: [TaskInstanceRecord] = []
+        for chunk in ids.chunked(500) { all += try TaskInstanceRecord.filter(chunk.contains(Column("id"))).fetchAll(db) }
+        return all
     }
 
     /// The owner of an attempt's instance; nil for an unknown attempt.
@@ -258,19 +320,19 @@ extension Store {
 }
 
 extension Store {
-    /// RUNNING instances, for `ds-failover` to compare their owners with the registry.
+    /// Active instances, for `ds-failover` to compare their owners with the registry.
     public func runningInstances() async throws -> [WorkflowInstanceRecord] {
         try await read("reading running instances") { db in
-            try WorkflowInstanceRecord.filter(Column("state") == WorkflowState.running.rawValue).order(Column("id")).fetchAll(db)
+            try WorkflowInstanceRecord.filter(WorkflowState.active.map(\.rawValue).contains(Column("state"))).order(Column("id")).fetchAll(db)
         }
     }
 
-    /// DISPATCHED or RUNNING attempts of RUNNING instances.
+    /// DISPATCHED or RUNNING attempts of active instances.
     public func inFlightAttempts() async throws -> [TaskInstanceRecord] {
         try await read("reading attempts in flight") { db in
             try TaskInstanceRecord.fetchAll(db, sql: """
                 SELECT t.* FROM task_instance t JOIN workflow_instance w ON w.id = t.workflow_instance_id
-                WHERE t.state IN ('DISPATCHED', 'RUNNING') AND w.state = 'RUNNING' ORDER BY t.id
+                WHERE t.state IN ('DISPATCHED', 'RUNNING') AND w.state IN \(WorkflowState.activeSQL) ORDER BY t.id
                 """)
         }
     }

@@ -65,7 +65,7 @@ public struct WorkerOptions: Sendable {
 /// process group of its own, writes one log file per task and reports the result.
 /// It never opens the database.
 public actor WorkerDaemon {
-    enum Wake: Hashable, Sendable { case queue, queueChanged, slotFreed, stop, graceOver, expired, failedOver, supervisorLost, peersChanged }
+    enum Wake: Hashable, Sendable { case queue, queueChanged, slotFreed, stop, graceOver, expired, failedOver, supervisorLost, peersChanged, kills }
 
     let zk: ZooKeeperClient
     let paths: ZooKeeperPaths
@@ -94,6 +94,8 @@ public actor WorkerDaemon {
     var lastListing = ContinuousClock.now - .seconds(1)
     var stopping = false
     var killedForStop: Set<Int64> = []
+    /// Tasks a master asked to kill (`/kill/<me>/<id>`, an instance being stopped): they end KILL.
+    var killRequested: Set<Int64> = []
     /// Claims whose multi got no answer (a connection loss): they hold a slot until the
     /// `/running` node says whether they went through.
     var uncertainClaims: [Int64: (task: QueuedTask, logPath: String)] = [:]
@@ -138,6 +140,7 @@ public actor WorkerDaemon {
         // Both ride through a connection loss: ensurePath retries each create, register its create.
         for p in paths.skeleton { try await zk.ensurePath(p) }
         for g in options.groups { try await zk.ensurePath(paths.queue(g)) }
+        try await zk.ensurePath(killFolder)
         try await register()
         try await zk.raiseFence(paths)
         logger.info("worker \(options.identity) registered in \(options.groups.joined(separator: ",")) with \(options.slots) slots")
@@ -177,6 +180,7 @@ public actor WorkerDaemon {
 
     private func eventLoop(group: inout ThrowingDiscardingTaskGroup<Error>) async throws {
         wakeups.mark(.queue)
+        wakeups.mark(.kills)
         for await _ in wakeups.stream {
             let dirty = wakeups.take()
             if dirty.contains(.expired) {
@@ -209,6 +213,15 @@ public actor WorkerDaemon {
                 group.addTask { [wakeups, options] in
                     try await Task.sleep(for: .milliseconds(Int(min(options.graceSeconds, Limits.maxDurationSeconds) * 1000)))
                     wakeups.mark(.graceOver)
+                }
+            }
+            if dirty.contains(.kills) {
+                do {
+                    try await processKills()
+                } catch let error as ZooKeeperError where error.cause != .sessionExpired {
+                    logger.warning("\(error); reading kill requests again shortly")
+                    try await Task.sleep(for: .milliseconds(200))
+                    wakeups.mark(.kills)
                 }
             }
             if dirty.contains(.graceOver) && !running.isEmpty {
@@ -344,6 +357,7 @@ public actor WorkerDaemon {
                 group.addTask { await self.execute(claim.task, logPath: claim.logPath) }
             } else {
                 running.removeValue(forKey: id)
+                killRequested.remove(id)
             }
         }
     }
@@ -465,14 +479,18 @@ public actor WorkerDaemon {
             }
             let process = try await supervisor.spawn(id: id, command: task.command, environment: environment, logPath: logPath)
             running[id] = process
-            // A fence, or the end of a stop's grace period, that came while this spawn was in
-            // flight found no process to kill: kill it now (the guard here before could never fail).
-            if fenced != nil || killedForStop.contains(id) { process.signalGroup(SIGKILL) }
+            // A fence, the end of a stop's grace period, or a kill request that came while this
+            // spawn was in flight found no process to kill: kill it now.
+            if fenced != nil || killedForStop.contains(id) || killRequested.contains(id) { process.signalGroup(SIGKILL) }
             result.pid = process.pid
             let exit = await waitWithTimeout(process, task: task, logPath: logPath)
             result.endTime = ProcessStats.now()
             result.exitCode = exit.exit.code
-            if exit.timedOut {
+            if killRequested.contains(id) {
+                // The instance is being stopped: KILL, which is never retried.
+                result.state = .kill
+                result.message = "killed: its workflow instance was stopped"
+            } else if exit.timedOut {
                 result.state = .failure
                 result.message = "timed out after \(format(task.timeout ?? 0)) and was killed"
             } else if killedForStop.contains(id) {
@@ -513,6 +531,7 @@ public actor WorkerDaemon {
         // The slot stays taken until the result is written: the window in which a dying worker
         // leaves a finished but unrecorded task (which then runs again elsewhere) stays short.
         await report(result)
+        if killRequested.remove(id) != nil { try? await zk.delete(killFolder + "/\(id)") }
         running.removeValue(forKey: id)
         wakeups.mark(.slotFreed)
         wakeups.mark(.queue)
@@ -577,6 +596,26 @@ public actor WorkerDaemon {
             } catch {
                 return
             }
+        }
+    }
+
+    /// `/kill/<host:port>`: where masters ask this worker to kill tasks.
+    nonisolated var killFolder: String { paths.kill + "/" + options.identity }
+
+    /// Kills the process groups of the tasks masters asked to kill, at once and whole (SIGKILL to
+    /// the group: no process of a stopped task's group survives it). A request for a task this
+    /// worker does not run (it ended, or ran elsewhere) is deleted; the others are deleted once the
+    /// task's result is written.
+    private func processKills() async throws {
+        let names = try await zk.children(killFolder) { [wakeups] _ in wakeups.mark(.kills) }
+        for name in names {
+            guard let id = Int64(name), running[id] != nil else {
+                do { try await zk.delete(killFolder + "/" + name) } catch ZooKeeperError.noNode {}
+                continue
+            }
+            guard killRequested.insert(id).inserted else { continue }
+            logger.notice("task \(id): kill requested (its workflow instance is being stopped)")
+            if case let process?? = running[id] { process.signalGroup(SIGKILL) }
         }
     }
 

@@ -1,0 +1,275 @@
+import Foundation
+
+/// One task's line in `ds-instance show`: an attempt, or a task with no attempt in the current run
+/// and what it waits for.
+public struct TaskView: Sendable, Codable {
+    public var task: String
+    public var attempt: TaskInstanceRecord?
+    /// Why a task has not run, or where its attempt stands ("waiting for a worker of group gpu").
+    public var note: String?
+}
+
+/// What `ds-instance show` prints.
+public struct InstanceView: Sendable, Codable {
+    public var instance: WorkflowInstanceRecord
+    /// Why the instance itself waits, if it does.
+    public var note: String?
+    /// The start-time parameter overrides.
+    public var params: [String: String]
+    /// Every attempt of every run, in creation order, then one entry per task that has none in
+    /// the current run (and no success handed on to it).
+    public var tasks: [TaskView]
+}
+
+/// `ds-instance`: look at instances and their definitions, and control them.
+public enum InstanceTool {
+    static let tool = "ds-instance"
+
+    // MARK: Reading
+
+    public static func list(_ query: InstanceQuery, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        let store = try Store(path: configuration.databasePath, create: false)
+        let instances = try await store.instances(query)
+        if json {
+            for i in instances { print(WireJSON.string(i)) }
+            return .success
+        }
+        var printer = TablePrinter(columns: ["ID", "WORKFLOW", "VERSION", "STATE", "RUN", "SUBMITTED", "DURATION", "MASTER", "NOTE"])
+        let now = ProcessStats.now()
+        for i in instances {
+            let duration = i.startTime.map { InstanceReport.duration($0, i.endTime ?? now) } ?? ""
+            printer.add([String(i.id!), i.name, String(i.version),
+                         i.state.rawValue, String(i.run), Self.time(i.submitTime), duration, i.host ?? "", note(for: i) ?? ""])
+        }
+        print(printer.render(), terminator: "")
+        return .success
+    }
+
+    /// Why an instance waits, for `list` and `show`.
+    static func note(for i: WorkflowInstanceRecord) -> String? {
+        switch i.state {
+        case .waitingThread: return "waits for a free master slot (every master is at --max-workflows)"
+        case .submitted: return "waits for a master to claim it"
+        case .readyPause: return "pausing: running tasks finish, nothing new starts"
+        case .readyStop: return "stopping: running tasks are being killed"
+        default: return i.message
+        }
+    }
+
+    public static func show(_ id: Int64, json: Bool, dot: Bool, configuration: Configuration) async throws -> ExitStatus {
+        let store = try Store(path: configuration.databasePath, create: false)
+        guard let instance = try await store.instance(id) else {
+            throw ControlRefusal(description: "instance \(id) does not exist in \(store.path); see ds-instance list", exitStatus: .dataError)
+        }
+        let definition = try await store.definition(of: instance)
+        let attempts = try await store.taskAttempts(of: id)
+        // Which worker groups have no worker: only asked when a task waits in a queue, and only if
+        // ZooKeeper answers (show reads the database; ZooKeeper adds a hint).
+        var emptyGroups: Set<String> = []
+        let queuedGroups = Set(attempts.filter { $0.run == instance.run && ($0.state == .dispatched || $0.state == .submitted) }.map(\.workerGroup))
+        if !queuedGroups.isEmpty, let zk = try? await ZooKeeperClient.connect(configuration.zkConnect, sessionTimeoutMillis: 3000,
+                                                                              credentials: configuration.zkCredentials) {
+            defer { zk.close() }
+            for g in queuedGroups where ((try? await zk.childrenIfPresent(configuration.paths.workerGroup(g))) ?? ["?"]).isEmpty {
+                emptyGroups.insert(g)
+            }
+        }
+        let view = Self.view(instance, definition, attempts, emptyGroups: emptyGroups)
+        if dot {
+            var states: [String: String] = [:]
+            var notes: [String: String] = [:]
+            for t in view.tasks {
+                if let a = t.attempt {
+                    if a.run == instance.run || states[t.task] == nil { states[t.task] = a.state.rawValue }
+                } else if let note = t.note {
+                    notes[t.task] = note
+                }
+            }
+            print(DotGraph.render(definition, states: states, notes: notes, title: "instance \(id): \(instance.name) v\(instance.version) \(instance.state.rawValue)"),
+                  terminator: "")
+            return .success
+        }
+        if json {
+            print(WireJSON.string(view))
+            return .success
+        }
+        print("instance \(id)  \(instance.name) v\(instance.version)  \(instance.state.rawValue)  run \(instance.run)" + (instance.host.map { "  master \($0)" } ?? ""))
+        print("submitted \(time(instance.submitTime))" + (instance.startTime.map { "  started \(time($0))" } ?? "")
+              + (instance.endTime.map { "  ended \(time($0))" } ?? "")
+              + (instance.startTime.map { "  duration \(InstanceReport.duration($0, instance.endTime ?? ProcessStats.now()))" } ?? ""))
+        if !view.params.isEmpty { print("parameters " + view.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) }
+        if let note = view.note { print("note       \(note)") }
+        print("")
+        var printer = TablePrinter(columns: ["TASK", "RUN", "ATTEMPT", "STATE", "WORKER", "START", "END", "DURATION", "EXIT", "LOG", "MESSAGE"])
+        for t in view.tasks {
+            guard let a = t.attempt else {
+                printer.add([t.task, "", "", "-", "", "", "", "", "", "", t.note ?? ""])
+                continue
+            }
+            printer.add([t.task, String(a.run), String(a.attempt), a.state.rawValue, a.host ?? "", a.startTime.map(time) ?? "",
+                         a.endTime.map(time) ?? "", a.state.isTerminal ? InstanceReport.duration(a.startTime, a.endTime) : "",
+                         a.exitCode.map(String.init) ?? "", a.logPath ?? "",
+                         [a.message, t.note].compactMap { $0 }.joined(separator: "; ").replacingOccurrences(of: "\n", with: " ")])
+        }
+        print(printer.render(), terminator: "")
+        return .success
+    }
+
+    /// The rows of `show`: every attempt, and what each task without one waits for.
+    static func view(_ instance: WorkflowInstanceRecord, _ definition: WorkflowDefinition, _ attempts: [TaskInstanceRecord],
+                     emptyGroups: Set<String>) -> InstanceView {
+        let graph = TaskGraph(definition.tasks)
+        var latest: [String: TaskInstanceRecord] = [:]
+        for a in attempts where a.run == instance.run && a.state != .needFaultTolerance { latest[a.taskName] = a }
+        let kept = instance.kept
+        var rows: [TaskView] = attempts.map { a in
+            var note: String?
+            if a.run == instance.run && latest[a.taskName]?.id == a.id {
+                switch a.state {
+                case .dispatched where emptyGroups.contains(a.workerGroup), .submitted where emptyGroups.contains(a.workerGroup):
+                    note = "waiting for a worker of group \(a.workerGroup): none is registered"
+                case .dispatched: note = "queued for a worker of group \(a.workerGroup)"
+                case .submitted: note = "waiting in the master's backlog for room in the queue of group \(a.workerGroup)"
+                default: break
+                }
+            } else if a.run != instance.run && kept[a.taskName] == a.id {
+                note = "success kept for run \(instance.run)"
+            }
+            return TaskView(task: a.taskName, attempt: a, note: note)
+        }
+        func succeeded(_ name: String) -> Bool {
+            if let a = latest[name] { return a.state == .success || a.state == .forcedSuccess }
+            return kept[name] != nil
+        }
+        func failed(_ name: String) -> Bool {
+            guard let a = latest[name] else { return false }
+            return [.failure, .kill].contains(a.state)
+        }
+        for (i, name) in graph.names.enumerated() where latest[name] == nil && kept[name] == nil {
+            let ups = graph.upstream[i].map { graph.names[$0] }
+            var upstreamFailed: String?
+            var stack = graph.upstream[i]
+            var seen: Set<Int> = []
+            while let u = stack.popLast(), upstreamFailed == nil {
+                guard seen.insert(u).inserted else { continue }
+                if failed(graph.names[u]) { upstreamFailed = graph.names[u] }
+                stack.append(contentsOf: graph.upstream[u])
+            }
+            let note: String
+            switch instance.state {
+            case .stop, .pause, .readyStop, .readyPause:
+                note = "not started: the instance was \(instance.state == .stop || instance.state == .readyStop ? "stopped" : "paused")"
+            case .submitted, .waitingThread:
+                note = "waits for the instance to start"
+            default:
+                if let upstreamFailed {
+                    note = "upstream \(Limits.quoted(upstreamFailed)) failed; will not run"
+                } else if instance.state == .failure {
+                    note = "not run: the instance ended after a failure"
+                } else {
+                    let waiting = ups.filter { !succeeded($0) }
+                    note = waiting.isEmpty ? "ready" : "waiting for upstream \(waiting.prefix(5).map { Limits.quoted($0) }.joined(separator: ", "))\(waiting.count > 5 ? ", …" : "")"
+                }
+            }
+            rows.append(TaskView(task: name, attempt: nil, note: note))
+        }
+        let params = (try? JSONDecoder().decode([String: String].self, from: Data(instance.paramsJson.utf8))) ?? [:]
+        return InstanceView(instance: instance, note: note(for: instance), params: params, tasks: rows)
+    }
+
+    public static func definitions(_ name: String?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        let store = try Store(path: configuration.databasePath, create: false)
+        let all = try await store.definitions(named: name)
+        if let name, all.isEmpty {
+            throw ControlRefusal(description: "no workflow named \(Limits.quoted(name)) is stored; see ds-instance definitions", exitStatus: .dataError)
+        }
+        if json {
+            for d in all { print(WireJSON.string(d)) }
+            return .success
+        }
+        var printer = TablePrinter(columns: ["WORKFLOW", "VERSION", "TASKS", "INSTANCES", "STORED"])
+        for d in all { printer.add([d.name, String(d.version), String(d.tasks), String(d.instances), time(d.createdAt)]) }
+        print(printer.render(), terminator: "")
+        return .success
+    }
+
+    /// Prints a stored version as workflow JSON that `ds-submit` accepts again.
+    public static func definition(_ name: String, version: Int?, dot: Bool, configuration: Configuration) async throws -> ExitStatus {
+        let store = try Store(path: configuration.databasePath, create: false)
+        guard let record = try await store.storedDefinition(named: name, version: version) else {
+            throw ControlRefusal(description: "no stored definition \(Limits.quoted(name))\(version.map { " version \($0)" } ?? ""); see ds-instance definitions", exitStatus: .dataError)
+        }
+        let definition = try WorkflowDefinition.fromStored(record.json)
+        if dot {
+            print(DotGraph.render(definition, title: "\(definition.name) v\(record.version)"), terminator: "")
+        } else {
+            print(definition.canonicalJSON(pretty: true))
+        }
+        return .success
+    }
+
+    // MARK: Waiting and control
+
+    /// Follows an instance until it ends (as `ds-submit --wait`): 0 when it ends in `goal`, else 1.
+    public static func wait(_ id: Int64, goal: WorkflowState = .success, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        let store = try Store(path: configuration.databasePath, create: false)
+        guard let instance = try await store.instance(id) else {
+            throw ControlRefusal(description: "instance \(id) does not exist in \(store.path); see ds-instance list", exitStatus: .dataError)
+        }
+        let definition = try await store.definition(of: instance)
+        let zk = try await configuration.connectZooKeeper()
+        defer { zk.close() }
+        return try await follow(id, definition: definition, goal: goal, json: json, store: store, zk: zk, configuration: configuration)
+    }
+
+    static func follow(_ id: Int64, definition: WorkflowDefinition, goal: WorkflowState, json: Bool, store: Store, zk: ZooKeeperClient,
+                       configuration: Configuration) async throws -> ExitStatus {
+        InterruptNotice.install(tool: tool, instanceID: id)
+        var watcher = InstanceWatcher(store: store, zk: zk, paths: configuration.paths, definition: definition, instanceID: id)
+        watcher.tool = tool
+        let final = try await watcher.waitForEnd(live: !json && Tool.stdoutIsTerminal)
+        if json {
+            print(WireJSON.string(final))
+        } else {
+            print(final.table(), terminator: "")
+            print("instance \(id) \(final.instance.name) \(final.instance.state.rawValue) in \(InstanceReport.duration(final.instance.startTime, final.instance.endTime))"
+                  + (final.instance.message.map { ": " + $0 } ?? ""))
+        }
+        if final.instance.state != goal {
+            Tool.warn(tool, "instance \(id) ended \(final.instance.state.rawValue), not \(goal.rawValue)")
+            return .failure
+        }
+        return .success
+    }
+
+    /// Applies a verb; with `wait`, follows the instance until it ends.
+    public static func control(_ id: Int64, _ verb: ControlVerb, wait: Bool, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        // ZooKeeper first, as ds-submit: nothing is written for a cluster that cannot be told.
+        let zk = try await configuration.connectZooKeeper()
+        defer { zk.close() }
+        let store = try Store(path: configuration.databasePath, create: false)
+        let outcome = try await store.control(id, verb, now: ProcessStats.now())
+        if outcome.commandWritten { try await Submitter.notifyMasters(zk, configuration.paths, commandID: id) }
+        if json && !wait { print(WireJSON.string(outcome)) }
+        if !json {
+            var line = "instance \(id): \(verb.name): \(outcome.from.rawValue) -> \(outcome.to.rawValue)"
+            if outcome.run != 1 && ![ControlVerb.stop, .pause].contains(verb) {
+                line += ", run \(outcome.run)" + (outcome.kept.isEmpty ? ", every task runs" : ", keeping \(outcome.kept.count) succeeded task\(outcome.kept.count == 1 ? "" : "s")")
+            }
+            if wait { Tool.warn(tool, line) } else { print(line) }
+        }
+        guard wait else { return .success }
+        let instance = try await store.instance(id)!
+        return try await follow(id, definition: try await store.definition(of: instance), goal: verb.goal, json: json, store: store, zk: zk,
+                                configuration: configuration)
+    }
+
+    static let timeFormatter: DateFormatter = {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return f
+    }()
+
+    static func time(_ t: Double) -> String { timeFormatter.string(from: Date(timeIntervalSince1970: t)) }
+}

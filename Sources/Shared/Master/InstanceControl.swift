@@ -1,0 +1,144 @@
+import Foundation
+
+/// Pause and stop (`ds-instance`): a command in the database reaches the master that owns the
+/// instance; the engine stops starting tasks and asks for the running ones to be withdrawn from the
+/// queue (pause) or killed (stop). Where the instance stands is stored (READY_PAUSE, READY_STOP,
+/// and where in the event order the owner applied it), so a master that takes it over rebuilds
+/// the same engine and redoes the withdrawals and kills, which are idempotent.
+extension MasterScheduler {
+    /// An attempt to take back from the queue, or to kill, because its instance pauses or stops.
+    struct Halt: Sendable {
+        var id: Int64
+        var ref: AttemptRef
+        var stop: Bool
+        /// Waiting in this master's backlog, never written to ZooKeeper.
+        var inBacklog: Bool
+    }
+
+    /// Applies the pause and stop commands of this master's instances, each once: the command is
+    /// deleted in the round that applies it. One for an instance this master no longer runs (it
+    /// ended first) is deleted without effect.
+    func claimControls() async throws {
+        let requests = try await store.pendingControls(session: session)
+        guard !requests.isEmpty else { return }
+        var round = Round()
+        for var request in requests {
+            if let before = active[request.instance]?.engine.state {
+                let effects = active[request.instance]!.engine.handle(request.stop ? .stop : .pause)
+                request.applied = active[request.instance]?.engine.state != before || !effects.isEmpty
+                if request.applied {
+                    logger.notice("instance \(request.instance): \(request.stop ? "stop" : "pause") requested; \(request.stop ? "killing its running tasks" : "its running tasks finish, nothing new starts")")
+                }
+                apply(effects, to: request.instance, &round)
+                if request.applied { purgeBacklog(of: request.instance, stop: request.stop) }
+            }
+            touched.insert(request.instance)
+            round.batch.controls.append(request)
+        }
+        try await commit(&round)
+    }
+
+    /// Notes an attempt the engine wants halted; `processHalts` finds it, in one pass for all.
+    func halt(_ instanceID: Int64, task: String, attempt: Int, stop: Bool) {
+        haltRequests.append((instanceID, task, attempt, stop))
+    }
+
+    /// Takes every backlog entry of an instance that begins to pause or stop: none was ever in
+    /// ZooKeeper, so each ends at once, without running.
+    func purgeBacklog(of instanceID: Int64, stop: Bool) {
+        for (group, heap) in backlog where heap.contains(where: { $0.instance == instanceID }) {
+            var kept = MinHeap<BacklogEntry>()
+            var copy = heap
+            while let entry = copy.pop() {
+                guard entry.instance == instanceID else { kept.push(entry); continue }
+                let ref = AttemptRef(instance: instanceID, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(group, entry.key))
+                pendingHalts.append(Halt(id: entry.key.taskInstanceId, ref: ref, stop: stop, inBacklog: true))
+            }
+            backlog[group] = kept
+        }
+    }
+
+    /// Finds the attempts of `haltRequests` among those this master waits for.
+    private func resolveHaltRequests() {
+        guard !haltRequests.isEmpty else { return }
+        var wanted: [String: Bool] = [:]
+        for r in haltRequests { wanted["\(r.instance)/\(r.attempt)/\(r.task)"] = r.stop }
+        haltRequests = []
+        for (id, ref) in attempts {
+            if let stop = wanted["\(ref.instance)/\(ref.attempt)/\(ref.task)"] {
+                pendingHalts.append(Halt(id: id, ref: ref, stop: stop, inBacklog: false))
+            }
+        }
+        unclassified.removeAll { item in
+            // Perhaps fed by a master that died before recording it: looked for like one in ZooKeeper.
+            guard let stop = wanted["\(item.ref.instance)/\(item.ref.attempt)/\(item.ref.task)"] else { return false }
+            attempts[item.entry.key.taskInstanceId] = item.ref
+            pendingHalts.append(Halt(id: item.entry.key.taskInstanceId, ref: item.ref, stop: stop, inBacklog: false))
+            return true
+        }
+    }
+
+    /// Carries out the halts: an attempt still in the queue (or backlog) is taken out and ends KILL
+    /// (stop) or PAUSE (pause) without running; one a worker runs is sent a kill request (stop) or
+    /// left to finish (pause); one that already reported is left to its result.
+    func processHalts() async throws {
+        resolveHaltRequests()
+        guard !pendingHalts.isEmpty else { return }
+        let halts = pendingHalts
+        pendingHalts = []
+        for h in halts { touched.insert(h.ref.instance) }
+        let withdrawn = try await halts.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths, identity = options.identity] h -> Bool in
+            if h.inBacklog { return true }
+            do {
+                try await zk.multi([zk.fenceCheck(paths), .delete(path: h.ref.queuePath)])
+                return true
+            } catch let error as ZooKeeperError where ZooKeeperClient.isFenced(error) {
+                throw MasterError.failedOver(identity)
+            } catch let error as ZooKeeperError where error.cause == .noNode(h.ref.queuePath) {}
+            switch try await AttemptWhereabouts.locate(h.id, queuePath: h.ref.queuePath, zk: zk, paths: paths) {
+            case .queued, .reported:
+                return false  // queued again cannot be; a result is consumed as usual
+            case .nowhere:
+                return true  // lost with its worker, or never fed: it ran, if at all, on no live worker
+            case .running:
+                guard h.stop else { return false }  // a pause lets it finish
+                let (data, _) = try await zk.getData(paths.running(h.id))
+                guard let holder = try? WireJSON.decode(RunningTask.self, data),
+                      Limits.groupNameProblem(holder.worker.replacingOccurrences(of: ":", with: "-")) == nil else { return false }
+                let folder = paths.kill + "/" + holder.worker
+                try await zk.ensurePath(folder)
+                do { try await zk.create(folder + "/\(h.id)") } catch ZooKeeperError.nodeExists {}
+                return false
+            }
+        }
+        var round = Round()
+        let now = ProcessStats.now()
+        for (h, gone) in zip(halts, withdrawn) where gone {
+            guard attempts[h.id] != nil || h.inBacklog, active[h.ref.instance] != nil else { continue }
+            attempts.removeValue(forKey: h.id)
+            seenRunning.remove(h.id)
+            endHalted(h.id, h.ref, stop: h.stop, message: h.stop ? "stopped before a worker started it" : "paused before a worker started it",
+                      now: now, &round)
+        }
+        try await commit(&round)
+    }
+
+    /// Records a halted attempt's end (KILL or PAUSE) and tells the engine, which runs it again on resume.
+    func endHalted(_ id: Int64, _ ref: AttemptRef, stop: Bool, message: String, now: Double, _ round: inout Round) {
+        touched.insert(ref.instance)
+        round.batch.outcomes.append(AttemptOutcome(
+            taskInstanceId: id, workflowInstanceId: ref.instance, state: stop ? .kill : .pause, host: nil, pid: nil, logPath: nil,
+            exitCode: nil, outputJson: nil, message: message, startTime: nil, endTime: now))
+        apply(active[ref.instance]!.engine.handle(.taskFinished(task: ref.task, outcome: stop ? .killed : .withdrawn)),
+              to: ref.instance, &round)
+    }
+
+    /// The pause and stop of a stored instance, where its owner applied them (nil: requested, not
+    /// yet applied), for `WorkflowEngine.restore`.
+    static func controls(of record: WorkflowInstanceRecord) -> [(event: EngineEvent, seq: Int64?)] {
+        var controls: [(event: EngineEvent, seq: Int64?)] = []
+        if let seq = record.pauseSeq { controls.append((.pause, seq)) } else if record.state == .readyPause { controls.append((.pause, nil)) }
+        if let seq = record.stopSeq { controls.append((.stop, seq)) } else if record.state == .readyStop { controls.append((.stop, nil)) }
+        return controls
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+
+/// Instants as operators type them: a Unix time, an ISO 8601 date or date-time, or an age
+/// ("2h": two hours before now).
+public enum TimeText {
+    public static func parse(_ text: String, now: Double) -> Double? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        guard !t.isEmpty, t.utf8.count <= 64 else { return nil }
+        if let seconds = Double(t), seconds.isFinite, seconds >= 0, seconds < 1e11 { return seconds }
+        if let age = DurationText.parse(t), age >= 0 { return now - age }
+        let iso = ISO8601DateFormatter()
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds]] {
+            iso.formatOptions = options
+            if let d = iso.date(from: t) { return d.timeIntervalSince1970 }
+        }
+        // Without a zone: local time, as the tables print it.
+        let local = DateFormatter()
+        local.locale = Locale(identifier: "en_US_POSIX")
+        for format in ["yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd"] {
+            local.dateFormat = format
+            if let d = local.date(from: t) { return d.timeIntervalSince1970 }
+        }
+        return nil
+    }
+}

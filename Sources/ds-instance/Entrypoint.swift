@@ -1,0 +1,199 @@
+import ArgumentParser
+import Foundation
+import Shared
+
+@main
+struct InstanceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ds-instance",
+        abstract: "List, show, wait for and control workflow instances; print stored definitions.",
+        discussion: """
+            Control verbs are commands in the database: the master that owns the instance (or the one \
+            that takes it over if it dies) applies each once. Every verb takes --json; lists print one \
+            JSON object per line. A verb the instance's state forbids exits 1 and changes nothing.
+
+            """ + exitStatusHelp,
+        version: dsVersion,
+        subcommands: [List.self, Show.self, Wait.self, Stop.self, Pause.self, Resume.self, Recover.self, Rerun.self, StartFrom.self,
+                      Definitions.self, Definition.self])
+}
+
+/// Runs a subcommand's work with the shared exit handling.
+func perform(_ body: () async throws -> ExitStatus) async -> Never {
+    do {
+        Tool.exit(try await body())
+    } catch {
+        Tool.fail("ds-instance", error)
+    }
+}
+
+/// An instance id argument: a positive integer.
+struct InstanceID: ParsableArguments {
+    @Argument(help: "Workflow instance id (see ds-instance list).")
+    var id: Int64
+
+    func validate() throws {
+        guard id >= 1 else { throw ValidationError("instance id must be a positive integer, not \(id)") }
+    }
+}
+
+extension InstanceCommand {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List instances, newest first.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Only instances in this state (\(WorkflowState.allCases.map(\.rawValue).joined(separator: ", "))).")
+        var state: String?
+        @Option(help: "Only instances of this workflow.")
+        var workflow: String?
+        @Option(help: "Only instances submitted since: a Unix time, an ISO 8601 date or time, or an age such as 2h or 7d.")
+        var since: String?
+        @Option(help: "At most this many (1 to 1000000).")
+        var limit: Int = 100
+        @Flag(help: "One JSON object per line (snake_case).")
+        var json = false
+
+        func validate() throws {
+            if let state, WorkflowState(rawValue: state.uppercased()) == nil {
+                throw ValidationError("--state '\(state)' is not one of \(WorkflowState.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard (1...1_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000000") }
+            if let since, TimeText.parse(since, now: Date().timeIntervalSince1970) == nil {
+                throw ValidationError("--since '\(since)' is not a Unix time, an ISO 8601 date (2026-11-23, 2026-11-23T10:00:00Z) or an age (90m, 2h, 7d)")
+            }
+        }
+
+        func run() async {
+            await perform {
+                var query = InstanceQuery()
+                query.state = state.flatMap { WorkflowState(rawValue: $0.uppercased()) }
+                query.workflow = workflow
+                query.since = since.flatMap { TimeText.parse($0, now: Date().timeIntervalSince1970) }
+                query.limit = limit
+                return try await InstanceTool.list(query, json: json, configuration: try global.resolve())
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show an instance and one row per task attempt; tasks that have not run say what they wait for.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var instance: InstanceID
+        @Flag(help: "Print the DAG as Graphviz DOT, coloured by state.")
+        var dot = false
+        @Flag(help: "One JSON object (snake_case).")
+        var json = false
+
+        func validate() throws {
+            if dot && json { throw ValidationError("--dot and --json are exclusive") }
+        }
+
+        func run() async {
+            await perform { try await InstanceTool.show(instance.id, json: json, dot: dot, configuration: try global.resolve()) }
+        }
+    }
+
+    struct Wait: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Wait until an instance ends: exit 0 on SUCCESS, 1 otherwise (as ds-submit --wait).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var instance: InstanceID
+        @Flag(help: "Print the final instance and its attempts as JSON.")
+        var json = false
+
+        func run() async {
+            await perform { try await InstanceTool.wait(instance.id, json: json, configuration: try global.resolve()) }
+        }
+    }
+
+    struct Stop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Kill the running tasks (their whole process groups) and start nothing new: the instance ends STOP.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var instance: InstanceID
+        @Flag(help: "Wait until the instance ends: exit 0 if it ended STOP.") var wait = false
+        @Flag(help: "Machine-readable output.") var json = false
+        func run() async { await control(.stop, instance.id, wait, json, global) }
+    }
+
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Let the running tasks finish and start nothing new: the instance ends PAUSE.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var instance: InstanceID
+        @Flag(help: "Wait until the instance ends: exit 0 if it ended PAUSE.") var wait = false
+        @Flag(help: "Machine-readable output.") var json = false
+        func run() async { await control(.pause, instance.id, wait, json, global) }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Continue a PAUSE or STOP instance: successes are kept, every other task runs.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var instance: InstanceID
+        @Flag(help: "Wait until the instance ends: exit 0 on SUCCESS.") var wait = false
+        @Flag(help: "Machine-readable output.") var json = false
+        func run() async { await control(.resume, instance.id, wait, json, global) }
+    }
+
+    struct Recover: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-run the failed and killed tasks of a FAILURE instance and what depends on them, keeping successes.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var instance: InstanceID
+        @Flag(help: "Wait until the instance ends: exit 0 on SUCCESS.") var wait = false
+        @Flag(help: "Machine-readable output.") var json = false
+        func run() async { await control(.recover, instance.id, wait, json, global) }
+    }
+
+    struct Rerun: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run an ended instance again from the start, as its next run (earlier attempts stay).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var instance: InstanceID
+        @Flag(help: "Wait until the instance ends: exit 0 on SUCCESS.") var wait = false
+        @Flag(help: "Machine-readable output.") var json = false
+        func run() async { await control(.rerun, instance.id, wait, json, global) }
+    }
+
+    struct StartFrom: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "start-from",
+            abstract: "Run TASK and everything downstream of it again; other successes are kept.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var instance: InstanceID
+        @Argument(help: "The task to start from.") var task: String
+        @Flag(help: "Wait until the instance ends: exit 0 on SUCCESS.") var wait = false
+        @Flag(help: "Machine-readable output.") var json = false
+        func run() async { await control(.startFrom(task), instance.id, wait, json, global) }
+    }
+
+    struct Definitions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List stored workflow definitions: names and versions.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Only the versions of this workflow.") var name: String?
+        @Flag(help: "One JSON object per line.") var json = false
+        func run() async {
+            await perform { try await InstanceTool.definitions(name, json: json, configuration: try global.resolve()) }
+        }
+    }
+
+    struct Definition: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a stored definition as workflow JSON that ds-submit accepts again (the latest version by default).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Workflow name.") var name: String
+        @Option(help: "The version to print (default: the latest).") var version: Int?
+        @Flag(help: "Print the DAG as Graphviz DOT instead.") var dot = false
+        func validate() throws {
+            if let version, version < 1 { throw ValidationError("--version must be at least 1") }
+        }
+        func run() async {
+            await perform { try await InstanceTool.definition(name, version: version, dot: dot, configuration: try global.resolve()) }
+        }
+    }
+}
+
+func control(_ verb: ControlVerb, _ id: Int64, _ wait: Bool, _ json: Bool, _ global: GlobalOptions) async {
+    await perform { try await InstanceTool.control(id, verb, wait: wait, json: json, configuration: try global.resolve()) }
+}
