@@ -38,8 +38,8 @@ struct RunSummary: Equatable, CustomStringConvertible {
 ///   left (`retries` + 1 in all); a `killed` attempt is never retried;
 /// - a task whose last attempt failed, or that was killed, has failed for good;
 /// - END: once any task has failed for good, nothing new starts: no first attempt, no retry (a
-///   failure with retries left fails for good, and a retry that comes due is refused, which fails
-///   the task for good); attempts already running finish;
+///   failure with retries left fails for good, and a retry still waiting out its interval is
+///   refused at once, which fails the task for good); attempts already running finish;
 /// - CONTINUE: everything keeps going; what depends on a failed task never runs;
 /// - the instance ends when nothing runs, no retry is pending and nothing more may start: FAILURE
 ///   if any task failed for good, else SUCCESS.
@@ -67,6 +67,16 @@ enum EngineReferenceModel {
             starts[task, default: []].append(clock)
             runningUntil[task] = clock + scenario.durations[task]![starts[task]!.count - 1]
         }
+        /// A task fails for good; under END every pending retry is refused with it.
+        func failForGood(_ task: String) {
+            failed.insert(task)
+            guard strategy == .end else { return }
+            for t in retryDueAt.keys.sorted() {
+                extra.refusedRetries += 1
+                failed.insert(t)
+            }
+            retryDueAt = [:]
+        }
         func startEverythingReady() {
             guard !stopped else { return }
             for t in tasks where starts[t.name] == nil && Set(t.deps).isSubset(of: succeeded) { startAttempt(t.name) }
@@ -84,7 +94,7 @@ enum EngineReferenceModel {
                 retryDueAt[task.name] = nil
                 if stopped {
                     extra.refusedRetries += 1
-                    failed.insert(task.name)
+                    failForGood(task.name)
                 } else {
                     extra.retriedAttempts += 1
                     startAttempt(task.name)
@@ -100,9 +110,9 @@ enum EngineReferenceModel {
                     retryDueAt[task.name] = clock + task.retryInterval
                 case .failure where attemptsLeft > 0:
                     extra.refusedRetries += 1
-                    failed.insert(task.name)
+                    failForGood(task.name)
                 case .failure, .killed, .withdrawn:
-                    failed.insert(task.name)
+                    failForGood(task.name)
                 }
             }
             startEverythingReady()

@@ -98,3 +98,166 @@ final class EngineRestoreTests: XCTestCase {
         XCTAssertEqual(restored.inFlight, [])
     }
 }
+
+/// Pause, stop and kept successes in the pure engine, and their replay after a takeover.
+final class EngineControlTests: XCTestCase {
+    func chain(_ names: [String]) -> WorkflowDefinition {
+        var tasks: [TaskDefinition] = []
+        for (i, n) in names.enumerated() { tasks.append(TaskDefinition(name: n, command: "x", deps: i == 0 ? [] : [names[i - 1]])) }
+        return WorkflowDefinition(name: "w", tasks: tasks)
+    }
+
+    func testStopKillsWhatRunsStartsNothingAndEndsStop() {
+        var d = chain(["a", "b", "c"])
+        d.tasks[1].retries = 3
+        var e = WorkflowEngine(definition: d)
+        XCTAssertEqual(e.handle(.start), [.dispatch(task: "a", attempt: 1)])
+        XCTAssertEqual(e.handle(.taskFinished(task: "a", outcome: .success)), [.dispatch(task: "b", attempt: 1)])
+        XCTAssertEqual(e.handle(.stop), [.kill(task: "b", attempt: 1)])
+        XCTAssertEqual(e.state, .readyStop)
+        XCTAssertEqual(e.handle(.pause), [], "a pause after a stop changes nothing")
+        // Killed (never retried, though b has retries left), and nothing downstream starts.
+        XCTAssertEqual(e.handle(.taskFinished(task: "b", outcome: .killed)), [.finish(.stop)])
+        XCTAssertEqual(e.progress(of: "b"), .cancelled)
+        XCTAssertEqual(e.progress(of: "c"), .waiting)
+    }
+
+    func testAFailureWithRetriesLeftDuringAStopIsNotRetried() {
+        var d = chain(["a", "b"])
+        d.tasks[0].retries = 2
+        var e = WorkflowEngine(definition: d)
+        _ = e.handle(.start)
+        _ = e.handle(.stop)
+        XCTAssertEqual(e.handle(.taskFinished(task: "a", outcome: .failure)), [.finish(.stop)])
+    }
+
+    func testPauseLetsRunningTasksFinishAndStartsNothingNew() {
+        let d = WorkflowDefinition(name: "w", tasks: [
+            TaskDefinition(name: "a", command: "x"), TaskDefinition(name: "b", command: "x"),
+            TaskDefinition(name: "c", command: "x", deps: ["a"])])
+        var e = WorkflowEngine(definition: d)
+        XCTAssertEqual(e.handle(.start), [.dispatch(task: "a", attempt: 1), .dispatch(task: "b", attempt: 1)])
+        XCTAssertEqual(e.handle(.pause), [.withdraw(task: "a", attempt: 1), .withdraw(task: "b", attempt: 1)])
+        XCTAssertEqual(e.handle(.taskFinished(task: "b", outcome: .withdrawn)), [])
+        XCTAssertEqual(e.handle(.taskFinished(task: "a", outcome: .success)), [.finish(.pause)], "c must not start")
+        XCTAssertEqual(e.progress(of: "a"), .succeeded)
+        XCTAssertEqual(e.progress(of: "b"), .cancelled)
+    }
+
+    func testAPauseWithNothingLeftToDoEndsAsUsual() {
+        var e = WorkflowEngine(definition: chain(["a"]))
+        _ = e.handle(.start)
+        _ = e.handle(.pause)
+        XCTAssertEqual(e.handle(.taskFinished(task: "a", outcome: .success)), [.finish(.success)])
+    }
+
+    func testAPendingRetryIsCancelledByAPause() {
+        var d = chain(["a"])
+        d.tasks[0].retries = 1
+        d.tasks[0].retryInterval = 60
+        var e = WorkflowEngine(definition: d)
+        _ = e.handle(.start)
+        XCTAssertEqual(e.handle(.taskFinished(task: "a", outcome: .failure)), [.scheduleRetry(task: "a", attempt: 2, seconds: 60)])
+        XCTAssertEqual(e.handle(.pause), [.finish(.pause)])
+        XCTAssertEqual(e.handle(.retryDue(task: "a")), [])
+    }
+
+    func testKeptSuccessesNeverRunAndTheirDownstreamStarts() {
+        let d = WorkflowDefinition(name: "w", tasks: [
+            TaskDefinition(name: "a", command: "x"), TaskDefinition(name: "b", command: "x", deps: ["a"]),
+            TaskDefinition(name: "c", command: "x", deps: ["b"]), TaskDefinition(name: "d", command: "x")])
+        var e = WorkflowEngine(definition: d, kept: ["a", "d"])
+        XCTAssertEqual(e.handle(.start), [.dispatch(task: "b", attempt: 1)])
+        XCTAssertEqual(e.handle(.taskFinished(task: "b", outcome: .success)), [.dispatch(task: "c", attempt: 1)])
+        XCTAssertEqual(e.handle(.taskFinished(task: "c", outcome: .success)), [.finish(.success)])
+        var all = WorkflowEngine(definition: d, kept: ["a", "b", "c", "d"])
+        XCTAssertEqual(all.handle(.start), [.finish(.success)], "a run with everything kept ends at once")
+    }
+
+    func testStartFromClosureIsTheTaskAndEverythingDownstream() {
+        let g = TaskGraph([TaskDefinition(name: "a", command: "x"), TaskDefinition(name: "b", command: "x", deps: ["a"]),
+                           TaskDefinition(name: "c", command: "x", deps: ["b"]), TaskDefinition(name: "d", command: "x", deps: ["a"]),
+                           TaskDefinition(name: "e", command: "x", deps: ["c", "d"])])
+        XCTAssertEqual(Set(g.downstreamClosure(of: g.index["b"]!).map { g.names[$0] }), ["b", "c", "e"])
+    }
+
+    /// Random DAGs, random histories with a pause or a stop (or both) at a random point, applied
+    /// by the live engine and recorded in the event order (or not yet applied): a restore from the
+    /// stored rows must be the live engine.
+    func testRestoreWithPausesAndStopsEqualsTheLiveEngine() {
+        var rng = SplitMix(state: 11)
+        for round in 0..<1500 {
+            let n = Int.random(in: 1...15, using: &rng)
+            var tasks: [TaskDefinition] = []
+            for i in 0..<n {
+                var t = TaskDefinition(name: "t\(i)", command: "x",
+                                       deps: (0..<i).filter { _ in Double.random(in: 0..<1, using: &rng) < 0.3 }.map { "t\($0)" })
+                t.retries = Int.random(in: 0...1, using: &rng)
+                t.retryInterval = 3
+                tasks.append(t)
+            }
+            var definition = WorkflowDefinition(name: "w", tasks: tasks)
+            definition.failureStrategy = Bool.random(using: &rng) ? .end : .continue
+            let kept = Set(tasks.filter { $0.deps.isEmpty && Double.random(in: 0..<1, using: &rng) < 0.3 }.map(\.name))
+            var engine = WorkflowEngine(definition: definition, kept: kept)
+            var rows: [StoredAttempt] = []
+            var seq: Int64 = 0
+            var retrying: [String] = []
+            var controls: [(event: EngineEvent, seq: Int64?)] = []
+            func record(_ effects: [EngineEffect]) {
+                for e in effects {
+                    if case .dispatch(let task, let attempt) = e {
+                        seq += 1
+                        rows.append(StoredAttempt(task: task, attempt: attempt, state: .dispatched, endTime: nil, dispatchSeq: seq, finishSeq: nil))
+                    }
+                    if case .scheduleRetry(let task, _, _) = e { retrying.append(task) }
+                }
+            }
+            record(engine.handle(.start))
+            let steps = Int.random(in: 0...30, using: &rng)
+            let controlAt = Int.random(in: 0...steps, using: &rng)
+            let controlKinds: [EngineEvent] = [[.pause], [.stop], [.pause, .stop]].randomElement(using: &rng)!
+            let appliedCount = Int.random(in: 0...controlKinds.count, using: &rng)  // the rest requested, not applied
+            for step in 0...steps {
+                if step == controlAt {
+                    for (k, c) in controlKinds.enumerated() {
+                        if k < appliedCount {
+                            seq += 1
+                            controls.append((c, seq))
+                            record(engine.handle(c))
+                            if engine.state != .running { retrying.removeAll() }
+                        } else {
+                            controls.append((c, nil))
+                        }
+                    }
+                    if appliedCount < controlKinds.count { break }  // an unapplied request comes last of all
+                }
+                guard step < steps else { break }
+                let open = rows.indices.filter { rows[$0].state == .dispatched }
+                if !retrying.isEmpty && (open.isEmpty || Bool.random(using: &rng)) {
+                    record(engine.handle(.retryDue(task: retrying.removeFirst())))
+                    continue
+                }
+                guard let i = open.randomElement(using: &rng) else { continue }
+                let outcomes: [(TaskState, TaskOutcome)] = [(.success, .success), (.success, .success), (.failure, .failure),
+                                                            (.kill, .killed), (.pause, .withdrawn)]
+                let (state, outcome) = outcomes.randomElement(using: &rng)!
+                if outcome == .withdrawn && engine.acceptsNewTasks { continue }  // only a pause or stop withdraws
+                rows[i].state = state
+                rows[i].endTime = Double(step)
+                seq += 1
+                rows[i].finishSeq = seq
+                record(engine.handle(.taskFinished(task: rows[i].task, outcome: outcome)))
+            }
+            // What a master taking over does: replay, then the requests not yet applied.
+            for c in controls where c.seq == nil { record(engine.handle(c.event)) }
+            if !engine.acceptsNewTasks {
+                for task in retrying { _ = engine.handle(.retryDue(task: task)) }
+            }
+            let restored = WorkflowEngine.restore(definition: definition, kept: kept, attempts: rows, controls: controls)
+            XCTAssertEqual(restored.engine.progress, engine.progress, "round \(round)")
+            XCTAssertEqual(restored.engine.state, engine.state, "round \(round)")
+            XCTAssertTrue(restored.missingDispatches.isEmpty, "round \(round): \(restored.missingDispatches)")
+        }
+    }
+}

@@ -111,6 +111,7 @@ public struct WorkflowEngine: Sendable {
                 openCount -= 1
                 anyFailed = true
                 skipDownstream(of: i)
+                if !mayStartNew { refusePendingRetries() }
             }
         case .retryDue(let name):
             guard let i = graph.index[name], case .retrying(let attempt) = progress[i] else { return [] }
@@ -150,6 +151,20 @@ public struct WorkflowEngine: Sendable {
             }
         }
         return effects
+    }
+
+    /// Once END has seen a failure, a retry still waiting out its interval would be refused when it
+    /// came due: it fails now. The instance then ends without waiting for timers, and its state
+    /// never depends on whether a timer fired before a later event (a pause, say), which no
+    /// stored row records.
+    private mutating func refusePendingRetries() {
+        for i in 0..<graph.count {
+            guard case .retrying = progress[i] else { continue }
+            progress[i] = .failed
+            activeCount -= 1
+            openCount -= 1
+            skipDownstream(of: i)
+        }
     }
 
     /// A pause or a stop is under way.
