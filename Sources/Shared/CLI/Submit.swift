@@ -7,6 +7,8 @@ public struct SubmitRequest: Sendable {
     public var priority: Priority?
     public var name: String?
     public var dryRun = false
+    /// With `dryRun`: print the definition as Graphviz DOT instead of JSON.
+    public var dot = false
     public var wait = false
     public var json = false
     public init(input: String) { self.input = input }
@@ -103,7 +105,11 @@ public enum Submitter {
     public static func run(_ request: SubmitRequest, configuration: Configuration) async throws -> ExitStatus {
         let definition = try prepare(request)
         if request.dryRun {
-            print(definition.canonicalJSON(pretty: !request.json))
+            if request.dot {
+                print(DotGraph.render(definition, title: definition.name), terminator: "")
+            } else {
+                print(definition.canonicalJSON(pretty: !request.json))
+            }
             return .success
         }
         let zk = try await configuration.connectZooKeeper()
