@@ -8,7 +8,8 @@ struct SubmitCommand: AsyncParsableCommand {
         abstract: "Validate a workflow JSON, store it as a versioned definition and start an instance.",
         discussion: """
             Prints the new instance id (or, with --json, an object) and returns at once. With --wait it \
-            blocks until the instance ends: exit 0 on SUCCESS, 1 otherwise. Invalid input exits 65 \
+            blocks until the instance ends: exit 0 on SUCCESS, 1 otherwise; Ctrl-C (or SIGTERM) stops only \
+            the waiting, exits 130 (143) and names the instance, which goes on. Invalid input exits 65 \
             and writes nothing. --dry-run --dot prints the workflow's DAG as Graphviz DOT \
             (ds-submit --dry-run --dot etl.json | dot -Tsvg > etl.svg).
 

@@ -127,6 +127,8 @@ public enum Submitter {
             if request.json { print(WireJSON.string(submitted)) } else { print(submitted.instanceId) }
             return .success
         }
+        // Before the line below: a script that has read it knows Ctrl-C now says how to follow on.
+        InterruptNotice.install(tool: "ds-submit", instanceID: submitted.instanceId)
         if !request.json && !Tool.stdoutIsTerminal {
             Tool.warn("ds-submit", "instance \(submitted.instanceId) of '\(definition.name)' v\(submitted.version) submitted; waiting")
         }
