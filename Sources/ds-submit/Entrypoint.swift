@@ -8,8 +8,10 @@ struct SubmitCommand: AsyncParsableCommand {
         abstract: "Validate a workflow JSON, store it as a versioned definition and start an instance.",
         discussion: """
             Prints the new instance id (or, with --json, an object) and returns at once. With --wait it \
-            blocks until the instance ends: exit 0 on SUCCESS, 1 otherwise. Invalid input exits 65 and \
-            writes nothing.
+            blocks until the instance ends: exit 0 on SUCCESS, 1 otherwise; Ctrl-C (or SIGTERM) stops only \
+            the waiting, exits 130 (143) and names the instance, which goes on. Invalid input exits 65 \
+            and writes nothing. --dry-run --dot prints the workflow's DAG as Graphviz DOT \
+            (ds-submit --dry-run --dot etl.json | dot -Tsvg > etl.svg).
 
             """ + exitStatusHelp,
         version: dsVersion)
@@ -25,6 +27,8 @@ struct SubmitCommand: AsyncParsableCommand {
     var name: String?
     @Flag(name: .customLong("dry-run"), help: "Validate and print the normalised workflow; write nothing.")
     var dryRun = false
+    @Flag(help: "With --dry-run: print the workflow's DAG as Graphviz DOT instead of JSON.")
+    var dot = false
     @Flag(help: "Block until the instance ends; exit 0 on SUCCESS, 1 otherwise.")
     var wait = false
     @Flag(help: "Machine-readable output (snake_case JSON).")
@@ -37,6 +41,12 @@ struct SubmitCommand: AsyncParsableCommand {
             // As with duplicate keys in the JSON: two values for one name is a mistake, not "the last wins".
             guard seen.insert(name).inserted else { throw ValidationError("--param '\(name)' is given twice") }
         }
+        if dot && !dryRun {
+            throw ValidationError("--dot only draws a workflow, it submits nothing: use it with --dry-run")
+        }
+        if dot && json {
+            throw ValidationError("--dot and --json are two output formats: pass one of them")
+        }
         if let priority, Priority(rawValue: priority) == nil {
             throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")
         }
@@ -48,6 +58,7 @@ struct SubmitCommand: AsyncParsableCommand {
         request.priority = priority.flatMap(Priority.init(rawValue:))
         request.name = name
         request.dryRun = dryRun
+        request.dot = dot
         request.wait = wait
         request.json = json
         do {

@@ -7,6 +7,8 @@ public struct SubmitRequest: Sendable {
     public var priority: Priority?
     public var name: String?
     public var dryRun = false
+    /// With `dryRun`: print the definition as Graphviz DOT instead of JSON.
+    public var dot = false
     public var wait = false
     public var json = false
     public init(input: String) { self.input = input }
@@ -103,7 +105,11 @@ public enum Submitter {
     public static func run(_ request: SubmitRequest, configuration: Configuration) async throws -> ExitStatus {
         let definition = try prepare(request)
         if request.dryRun {
-            print(definition.canonicalJSON(pretty: !request.json))
+            if request.dot {
+                print(DotGraph.render(definition, title: definition.name), terminator: "")
+            } else {
+                print(definition.canonicalJSON(pretty: !request.json))
+            }
             return .success
         }
         let zk = try await configuration.connectZooKeeper()
@@ -121,6 +127,8 @@ public enum Submitter {
             if request.json { print(WireJSON.string(submitted)) } else { print(submitted.instanceId) }
             return .success
         }
+        // Before the line below: a script that has read it knows Ctrl-C now says how to follow on.
+        InterruptNotice.install(tool: "ds-submit", instanceID: submitted.instanceId)
         if !request.json && !Tool.stdoutIsTerminal {
             Tool.warn("ds-submit", "instance \(submitted.instanceId) of '\(definition.name)' v\(submitted.version) submitted; waiting")
         }
