@@ -75,6 +75,11 @@ extension MasterScheduler {
                           dispatchSeq: $0.dispatchSeq ?? $0.id!, finishSeq: $0.finishSeq ?? ($0.state.isTerminal ? $0.id! : nil))
         }, controls: Self.controls(of: claimed.instance))
         instance.engine = restored.engine
+        // A pause or stop the dead owner never applied was applied now, after everything stored:
+        // its place is recorded, or the next takeover would replay later results before it.
+        for c in Self.controls(of: claimed.instance) where c.seq == nil {
+            round.batch.controls.append(ControlRequest(commandID: nil, instance: claimed.instance.id!, stop: c.event == .stop, applied: true))
+        }
         for a in claimed.attempts { instance.recordStoredOutputs(a) }
         let id = instance.id
         active[id] = instance

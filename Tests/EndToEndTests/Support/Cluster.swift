@@ -19,7 +19,8 @@ enum Binaries {
         return root.appendingPathComponent(".build/debug")
     }()
 
-    static func url(_ tool: String) -> URL { directory.appendingPathComponent(tool) }
+    /// A built tool by name, or any program by absolute path.
+    static func url(_ tool: String) -> URL { tool.hasPrefix("/") ? URL(fileURLWithPath: tool) : directory.appendingPathComponent(tool) }
 }
 
 /// One test's slice of a shared ZooKeeper server or ensemble: its own znode root, database,
