@@ -1,9 +1,10 @@
 import Foundation
 import XCTest
 
-/// Every tool answers --help and ships a man page that mandoc lints clean.
+/// Every tool answers --help and ships a man page that mandoc lints clean and that describes every
+/// subcommand.
 final class DocumentationTests: XCTestCase {
-    static let tools = [("ds-master", "8"), ("ds-worker", "8"), ("ds-submit", "1"), ("ds-failover", "1")]
+    static let tools = [("ds-master", "8"), ("ds-worker", "8"), ("ds-submit", "1"), ("ds-failover", "1"), ("ds-instance", "1")]
     static let manDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("man")
 
@@ -20,16 +21,52 @@ final class DocumentationTests: XCTestCase {
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// The subcommands listed in the SUBCOMMANDS section of a --help text; none for a tool without.
+    static func subcommands(inHelp text: String) -> [String] {
+        guard let start = text.range(of: "\nSUBCOMMANDS:\n") else { return [] }
+        // One "  name   abstract" line each, its abstract wrapped onto lines indented further; a
+        // blank line ends the section.
+        return text[start.upperBound...].split(separator: "\n", omittingEmptySubsequences: false)
+            .prefix { !$0.isEmpty }
+            .filter { $0.hasPrefix("  ") && !$0.hasPrefix("   ") }
+            .compactMap { $0.split(separator: " ").first.map(String.init) }
+    }
+
     func testEveryToolAnswersHelp() throws {
         for (tool, _) in Self.tools {
             let (status, text) = try run(Binaries.url(tool).path, ["--help"])
             XCTAssertEqual(status, 0, tool)
             XCTAssertTrue(text.contains("USAGE: \(tool)"), "\(tool) --help: \(text)")
             XCTAssertTrue(text.contains("EXIT STATUS"), "\(tool) --help lacks the exit status table")
-            XCTAssertTrue(text.contains("--zk"), "\(tool) --help lacks --zk")
-            XCTAssertTrue(text.contains("--zk-auth <user:password>") && text.contains("DS_ZK_AUTH_FILE"),
-                          "\(tool) --help lacks --zk-auth and DS_ZK_AUTH_FILE")
+            // A tool with subcommands takes the shared flags after the subcommand: each must list them.
+            var helps = [(tool, text)]
+            let subcommands = Self.subcommands(inHelp: text)
+            if !subcommands.isEmpty {
+                helps = try subcommands.map { subcommand in
+                    let (status, text) = try run(Binaries.url(tool).path, [subcommand, "--help"])
+                    XCTAssertEqual(status, 0, "\(tool) \(subcommand) --help: \(text)")
+                    return ("\(tool) \(subcommand)", text)
+                }
+            }
+            for (command, text) in helps {
+                XCTAssertTrue(text.contains("--zk"), "\(command) --help lacks --zk")
+                XCTAssertTrue(text.contains("--zk-auth <user:password>") && text.contains("DS_ZK_AUTH_FILE"),
+                              "\(command) --help lacks --zk-auth and DS_ZK_AUTH_FILE")
+            }
         }
+    }
+
+    func testManPagesDescribeEverySubcommand() throws {
+        var described = 0
+        for (tool, section) in Self.tools {
+            let (_, help) = try run(Binaries.url(tool).path, ["--help"])
+            let page = try String(contentsOf: Self.manDirectory.appendingPathComponent("\(tool).\(section)"), encoding: .utf8)
+            for subcommand in Self.subcommands(inHelp: help) {
+                XCTAssertTrue(page.contains("\n.It Cm \(subcommand)"), "\(tool) man page does not describe \(subcommand) (.It Cm \(subcommand))")
+                described += 1
+            }
+        }
+        XCTAssertGreaterThan(described, 0, "no tool's --help listed a subcommand: is the SUBCOMMANDS section still parsed?")
     }
 
     func testManPagesExistAndLintClean() throws {
