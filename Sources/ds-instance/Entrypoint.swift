@@ -9,8 +9,10 @@ struct InstanceCommand: AsyncParsableCommand {
         abstract: "List, show, wait for and control workflow instances; print stored definitions.",
         discussion: """
             Control verbs are commands in the database: the master that owns the instance (or the one \
-            that takes it over if it dies) applies each once. Every verb takes --json; lists print one \
-            JSON object per line. A verb the instance's state forbids exits 1 and changes nothing.
+            that takes it over if it dies) applies each once. --json gives machine output (lists: one \
+            JSON object per line; `definition` always prints JSON). A verb the instance's state forbids \
+            exits 1 and changes nothing; a stop or pause asked again while one is under way changes \
+            nothing and succeeds.
 
             """ + exitStatusHelp,
         version: dsVersion,

@@ -54,6 +54,10 @@ final class InstanceControlTests: ClusterTestCase {
         try await eventually("b has started") { FileManager.default.fileExists(atPath: self.file("pgid")) }
         let pgid = try XCTUnwrap(Int32(String(contentsOfFile: file("pgid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         try await eventually("b's group has its sleeps") { Self.liveProcesses(inGroup: pgid).count >= 3 }
+        try await eventually("show names b's worker") {
+            let show = try self.instanceTool(["show", String(id)])
+            return show.stdout.split(separator: "\n").contains { $0.hasPrefix("b ") && $0.contains("RUNNING") && $0.contains("127.0.0.1:") }
+        }
         let stop = try instanceTool(["stop", String(id), "--wait"])
         XCTAssertEqual(stop.status, 0, stop.stderr)
         XCTAssertTrue(stop.stdout.contains("STOP"), stop.stdout)
@@ -88,6 +92,9 @@ final class InstanceControlTests: ClusterTestCase {
         let pause = try instanceTool(["pause", String(id)])
         XCTAssertEqual(pause.status, 0, pause.stderr)
         do { let value = try await state(id); XCTAssertEqual(value, .readyPause) }
+        let again = try instanceTool(["pause", String(id)])
+        XCTAssertEqual(again.status, 0, "a pause asked again while one is under way succeeds: \(again.stderr)")
+        XCTAssertTrue(again.stdout.contains("READY_PAUSE -> READY_PAUSE"), again.stdout)
         try await eventually("the queued task is taken back") {
             try await self.attempts(id).contains { $0.taskName == queuedTask && $0.state == .pause }
         }

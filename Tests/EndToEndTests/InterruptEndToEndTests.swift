@@ -67,6 +67,32 @@ final class InterruptEndToEndTests: ClusterTestCase {
         try await assertInterrupted(by: SIGTERM, exits: 143)
     }
 
+    /// `ds-instance wait`, the command the notice names, is interrupted the same way.
+    func testCtrlCOfInstanceWaitExits130AndSaysTheSame() async throws {
+        let (submit, id, _) = try await startWaitingSubmit()
+        kill(submit.processIdentifier, SIGINT)
+        XCTAssertEqual(cluster.exitStatus(of: submit, within: 60), 130)
+        let err = cluster.directory.appendingPathComponent("wait.err")
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        let p = Process()
+        p.executableURL = Binaries.url("ds-instance")
+        p.arguments = ["wait", String(id)]
+        p.environment = cluster.environment
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: err)
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        addTeardownBlock { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        try await eventually("ds-instance wait says it waits") {
+            ((try? String(contentsOf: err, encoding: .utf8)) ?? "").contains("waiting for instance \(id)") || !p.isRunning
+        }
+        XCTAssertTrue(p.isRunning, (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+        kill(p.processIdentifier, SIGINT)
+        XCTAssertEqual(cluster.exitStatus(of: p, within: 60), 130)
+        let stderr = (try? String(contentsOf: err, encoding: .utf8)) ?? ""
+        XCTAssertTrue(stderr.contains("ds-instance: interrupted; instance \(id) goes on. Follow it with: ds-instance wait \(id)"), stderr)
+    }
+
     /// The signal masks of a process from /proc: which signals it ignores and which it catches.
     func dispositions(of pid: Int32) throws -> (ignored: UInt64, caught: UInt64) {
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)

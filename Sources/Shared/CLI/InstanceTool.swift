@@ -65,25 +65,42 @@ public enum InstanceTool {
         let attempts = try await store.taskAttempts(of: id)
         // Which worker groups have no worker: only asked when a task waits in a queue, and only if
         // ZooKeeper answers (show reads the database; ZooKeeper adds a hint).
+        // and which worker holds a running attempt (stored with its result only).
         var emptyGroups: Set<String> = []
-        let queuedGroups = Set(attempts.filter { $0.run == instance.run && ($0.state == .dispatched || $0.state == .submitted) }.map(\.workerGroup))
-        if !queuedGroups.isEmpty, let zk = try? await ZooKeeperClient.connect(configuration.zkConnect, sessionTimeoutMillis: 3000,
-                                                                              credentials: configuration.zkCredentials) {
+        var holders: [Int64: String] = [:]
+        let live = attempts.filter { $0.run == instance.run && [.submitted, .dispatched, .running].contains($0.state) }
+        let queuedGroups = Set(live.filter { $0.state != .running }.map(\.workerGroup))
+        if !live.isEmpty, let zk = try? await ZooKeeperClient.connect(configuration.zkConnect, sessionTimeoutMillis: 3000,
+                                                                      credentials: configuration.zkCredentials) {
             defer { zk.close() }
             for g in queuedGroups where ((try? await zk.childrenIfPresent(configuration.paths.workerGroup(g))) ?? ["?"]).isEmpty {
                 emptyGroups.insert(g)
             }
+            for a in live.prefix(1000) where a.state != .submitted {
+                if let (data, _) = try? await zk.getData(configuration.paths.running(a.id!)),
+                   let holder = try? WireJSON.decode(RunningTask.self, data) {
+                    holders[a.id!] = holder.worker
+                }
+            }
         }
-        let view = Self.view(instance, definition, attempts, emptyGroups: emptyGroups)
+        var shown = attempts
+        for i in shown.indices where shown[i].host == nil { shown[i].host = holders[shown[i].id ?? 0] }
+        let view = Self.view(instance, definition, shown, emptyGroups: emptyGroups)
         if dot {
+            // Each task as it stands in the current run: its latest attempt there, else the success
+            // handed on to it, else what it waits for.
             var states: [String: String] = [:]
             var notes: [String: String] = [:]
+            let kept = instance.kept
             for t in view.tasks {
                 if let a = t.attempt {
-                    if a.run == instance.run || states[t.task] == nil { states[t.task] = a.state.rawValue }
+                    if a.run == instance.run && a.state != .needFaultTolerance { states[t.task] = a.state.rawValue }
                 } else if let note = t.note {
                     notes[t.task] = note
                 }
+            }
+            for t in view.tasks where states[t.task] == nil {
+                if let a = t.attempt, kept[t.task] == a.id { states[t.task] = a.state.rawValue + " (run \(a.run))" }
             }
             print(DotGraph.render(definition, states: states, notes: notes, title: "instance \(id): \(instance.name) v\(instance.version) \(instance.state.rawValue)"),
                   terminator: "")
@@ -157,8 +174,10 @@ public enum InstanceTool {
             }
             let note: String
             switch instance.state {
-            case .stop, .pause, .readyStop, .readyPause:
-                note = "not started: the instance was \(instance.state == .stop || instance.state == .readyStop ? "stopped" : "paused")"
+            case .stop, .pause:
+                note = "not started: the instance was \(instance.state == .stop ? "stopped" : "paused")"
+            case .readyStop, .readyPause:
+                note = "will not start: the instance is \(instance.state == .readyStop ? "stopping" : "pausing")"
             case .submitted, .waitingThread:
                 note = "waits for the instance to start"
             default:
@@ -219,6 +238,10 @@ public enum InstanceTool {
         let definition = try await store.definition(of: instance)
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
+        if !json && !Tool.stdoutIsTerminal && !instance.state.isTerminal {
+            InterruptNotice.install(tool: tool, instanceID: id)
+            Tool.warn(tool, "waiting for instance \(id) of '\(instance.name)' (\(instance.state.rawValue))")
+        }
         return try await follow(id, definition: definition, goal: goal, json: json, store: store, zk: zk, configuration: configuration)
     }
 
@@ -232,8 +255,7 @@ public enum InstanceTool {
             print(WireJSON.string(final))
         } else {
             print(final.table(), terminator: "")
-            print("instance \(id) \(final.instance.name) \(final.instance.state.rawValue) in \(InstanceReport.duration(final.instance.startTime, final.instance.endTime))"
-                  + (final.instance.message.map { ": " + $0 } ?? ""))
+            print(final.closingLine())
         }
         if final.instance.state != goal {
             Tool.warn(tool, "instance \(id) ended \(final.instance.state.rawValue), not \(goal.rawValue)")

@@ -42,6 +42,13 @@ public struct InstanceReport: Codable, Sendable {
         return printer.render()
     }
 
+    /// "instance 7 etl SUCCESS in 1.204s", and why it ended without running, if it did.
+    public func closingLine() -> String {
+        let took = Self.duration(instance.startTime, instance.endTime)
+        return "instance \(instance.id!) \(instance.name) \(instance.state.rawValue)" + (took.isEmpty ? "" : " in \(took)")
+            + (instance.message.map { ": " + $0 } ?? "")
+    }
+
     static func duration(_ start: Double?, _ end: Double?) -> String {
         guard let start, let end else { return "" }
         let s = max(0, end - start)

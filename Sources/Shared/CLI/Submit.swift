@@ -139,8 +139,7 @@ public enum Submitter {
             print(WireJSON.string(final))
         } else {
             print(final.table(), terminator: "")
-            print("instance \(final.instance.id!) \(final.instance.name) \(final.instance.state.rawValue) in \(InstanceReport.duration(final.instance.startTime, final.instance.endTime))"
-                  + (final.instance.message.map { ": " + $0 } ?? ""))
+            print(final.closingLine())
         }
         return final.instance.state == .success ? .success : .failure
     }

@@ -94,10 +94,10 @@ extension Store {
                                                 priorityRank: instance.priority.rank, submitTime: now)
                     try command.insert(db)
                     outcome.commandWritten = true
-                case .readyPause:
-                    throw refuse("it is already pausing (READY_PAUSE): its running tasks finish, then it is PAUSE")
-                case .readyStop:
-                    throw refuse("it is already stopping (READY_STOP)")
+                case .readyPause where !stop, .readyStop:
+                    // Asked again (a retried script, a second shell): already under way, so nothing
+                    // changes and `--wait` waits for it, as for the first request.
+                    break
                 default:
                     throw refuse("it has already ended \(from.rawValue); only a running or waiting instance can be \(stop ? "stopped" : "paused")")
                 }
