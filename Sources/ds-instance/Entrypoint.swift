@@ -21,7 +21,7 @@ struct InstanceCommand: AsyncParsableCommand {
 }
 
 /// Runs a subcommand's work with the shared exit handling.
-func perform(_ body: () async throws -> ExitStatus) async -> Never {
+func runReporting(_ body: () async throws -> ExitStatus) async -> Never {
     do {
         Tool.exit(try await body())
     } catch {
@@ -65,7 +65,7 @@ extension InstanceCommand {
         }
 
         func run() async {
-            await perform {
+            await runReporting {
                 var query = InstanceQuery()
                 query.state = state.flatMap { WorkflowState(rawValue: $0.uppercased()) }
                 query.workflow = workflow
@@ -91,7 +91,7 @@ extension InstanceCommand {
         }
 
         func run() async {
-            await perform { try await InstanceTool.show(instance.id, json: json, dot: dot, configuration: try global.resolve()) }
+            await runReporting { try await InstanceTool.show(instance.id, json: json, dot: dot, configuration: try global.resolve()) }
         }
     }
 
@@ -104,70 +104,52 @@ extension InstanceCommand {
         var json = false
 
         func run() async {
-            await perform { try await InstanceTool.wait(instance.id, json: json, configuration: try global.resolve()) }
+            await runReporting { try await InstanceTool.wait(instance.id, json: json, configuration: try global.resolve()) }
         }
     }
 
     struct Stop: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Kill the running tasks (their whole process groups) and start nothing new: the instance ends STOP.")
-        @OptionGroup var global: GlobalOptions
-        @OptionGroup var instance: InstanceID
-        @Flag(help: "Wait until the instance ends: exit 0 if it ended STOP.") var wait = false
-        @Flag(help: "Machine-readable output.") var json = false
-        func run() async { await control(.stop, instance.id, wait, json, global) }
+        @OptionGroup var control: ControlOptions
+        func run() async { await control.perform(.stop) }
     }
 
     struct Pause: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Let the running tasks finish and start nothing new: the instance ends PAUSE.")
-        @OptionGroup var global: GlobalOptions
-        @OptionGroup var instance: InstanceID
-        @Flag(help: "Wait until the instance ends: exit 0 if it ended PAUSE.") var wait = false
-        @Flag(help: "Machine-readable output.") var json = false
-        func run() async { await control(.pause, instance.id, wait, json, global) }
+        @OptionGroup var control: ControlOptions
+        func run() async { await control.perform(.pause) }
     }
 
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Continue a PAUSE or STOP instance: successes are kept, every other task runs.")
-        @OptionGroup var global: GlobalOptions
-        @OptionGroup var instance: InstanceID
-        @Flag(help: "Wait until the instance ends: exit 0 on SUCCESS.") var wait = false
-        @Flag(help: "Machine-readable output.") var json = false
-        func run() async { await control(.resume, instance.id, wait, json, global) }
+        @OptionGroup var control: ControlOptions
+        func run() async { await control.perform(.resume) }
     }
 
     struct Recover: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Re-run the failed and killed tasks of a FAILURE instance and what depends on them, keeping successes.")
-        @OptionGroup var global: GlobalOptions
-        @OptionGroup var instance: InstanceID
-        @Flag(help: "Wait until the instance ends: exit 0 on SUCCESS.") var wait = false
-        @Flag(help: "Machine-readable output.") var json = false
-        func run() async { await control(.recover, instance.id, wait, json, global) }
+        @OptionGroup var control: ControlOptions
+        func run() async { await control.perform(.recover) }
     }
 
     struct Rerun: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run an ended instance again from the start, as its next run (earlier attempts stay).")
-        @OptionGroup var global: GlobalOptions
-        @OptionGroup var instance: InstanceID
-        @Flag(help: "Wait until the instance ends: exit 0 on SUCCESS.") var wait = false
-        @Flag(help: "Machine-readable output.") var json = false
-        func run() async { await control(.rerun, instance.id, wait, json, global) }
+        @OptionGroup var control: ControlOptions
+        func run() async { await control.perform(.rerun) }
     }
 
     struct StartFrom: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "start-from",
             abstract: "Run TASK and everything downstream of it again; other successes are kept.")
-        @OptionGroup var global: GlobalOptions
-        @OptionGroup var instance: InstanceID
+        @OptionGroup var control: ControlOptions
         @Argument(help: "The task to start from.") var task: String
-        @Flag(help: "Wait until the instance ends: exit 0 on SUCCESS.") var wait = false
-        @Flag(help: "Machine-readable output.") var json = false
-        func run() async { await control(.startFrom(task), instance.id, wait, json, global) }
+        func run() async { await control.perform(.startFrom(task)) }
     }
 
     struct Definitions: AsyncParsableCommand {
@@ -176,7 +158,7 @@ extension InstanceCommand {
         @Argument(help: "Only the versions of this workflow.") var name: String?
         @Flag(help: "One JSON object per line.") var json = false
         func run() async {
-            await perform { try await InstanceTool.definitions(name, json: json, configuration: try global.resolve()) }
+            await runReporting { try await InstanceTool.definitions(name, json: json, configuration: try global.resolve()) }
         }
     }
 
@@ -191,11 +173,21 @@ extension InstanceCommand {
             if let version, version < 1 { throw ValidationError("--version must be at least 1") }
         }
         func run() async {
-            await perform { try await InstanceTool.definition(name, version: version, dot: dot, configuration: try global.resolve()) }
+            await runReporting { try await InstanceTool.definition(name, version: version, dot: dot, configuration: try global.resolve()) }
         }
     }
 }
 
-func control(_ verb: ControlVerb, _ id: Int64, _ wait: Bool, _ json: Bool, _ global: GlobalOptions) async {
-    await perform { try await InstanceTool.control(id, verb, wait: wait, json: json, configuration: try global.resolve()) }
+/// What every control verb takes.
+struct ControlOptions: ParsableArguments {
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var instance: InstanceID
+    @Flag(help: "Wait until the instance ends: exit 0 if it ends as the verb intends (STOP for stop, PAUSE for pause, else SUCCESS).")
+    var wait = false
+    @Flag(help: "Machine-readable output.")
+    var json = false
+
+    func perform(_ verb: ControlVerb) async {
+        await runReporting { try await InstanceTool.control(instance.id, verb, wait: wait, json: json, configuration: try global.resolve()) }
+    }
 }

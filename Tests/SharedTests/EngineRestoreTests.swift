@@ -1,23 +1,30 @@
 import Shared
 import XCTest
 
+/// A random acyclic workflow (edges only to earlier tasks), each task with 0 or 1 retries 3 s apart.
+func randomDefinition(_ rng: inout SplitMix, tasks count: ClosedRange<Int>, edgeChance: Double,
+                      strategy: FailureStrategy) -> WorkflowDefinition {
+    let n = Int.random(in: count, using: &rng)
+    var tasks: [TaskDefinition] = []
+    for i in 0..<n {
+        var t = TaskDefinition(name: "t\(i)", command: "x",
+                               deps: (0..<i).filter { _ in Double.random(in: 0..<1, using: &rng) < edgeChance }.map { "t\($0)" })
+        t.retries = Int.random(in: 0...1, using: &rng)
+        t.retryInterval = 3
+        tasks.append(t)
+    }
+    var definition = WorkflowDefinition(name: "w", tasks: tasks)
+    definition.failureStrategy = strategy
+    return definition
+}
+
 /// Takeover rebuilds an engine from stored attempts; it must be the engine the dead master had.
 final class EngineRestoreTests: XCTestCase {
     func testRestoreAtAnyPointEqualsTheLiveEngine() {
         var rng = SplitMix(state: 7)
         for round in 0..<1500 {
-            let strategy: FailureStrategy = round.isMultiple(of: 2) ? .end : .continue
-            let n = Int.random(in: 1...20, using: &rng)
-            var tasks: [TaskDefinition] = []
-            for i in 0..<n {
-                var t = TaskDefinition(name: "t\(i)", command: "x",
-                                       deps: (0..<i).filter { _ in Double.random(in: 0..<1, using: &rng) < 0.25 }.map { "t\($0)" })
-                t.retries = Int.random(in: 0...1, using: &rng)
-                t.retryInterval = 3
-                tasks.append(t)
-            }
-            var definition = WorkflowDefinition(name: "w", tasks: tasks)
-            definition.failureStrategy = strategy
+            let definition = randomDefinition(&rng, tasks: 1...20, edgeChance: 0.25,
+                                              strategy: round.isMultiple(of: 2) ? .end : .continue)
             var engine = WorkflowEngine(definition: definition)
             var rows: [StoredAttempt] = []
             var clock = 100.0
@@ -187,18 +194,8 @@ final class EngineControlTests: XCTestCase {
     func testRestoreWithPausesAndStopsEqualsTheLiveEngine() {
         var rng = SplitMix(state: 11)
         for round in 0..<1500 {
-            let n = Int.random(in: 1...15, using: &rng)
-            var tasks: [TaskDefinition] = []
-            for i in 0..<n {
-                var t = TaskDefinition(name: "t\(i)", command: "x",
-                                       deps: (0..<i).filter { _ in Double.random(in: 0..<1, using: &rng) < 0.3 }.map { "t\($0)" })
-                t.retries = Int.random(in: 0...1, using: &rng)
-                t.retryInterval = 3
-                tasks.append(t)
-            }
-            var definition = WorkflowDefinition(name: "w", tasks: tasks)
-            definition.failureStrategy = Bool.random(using: &rng) ? .end : .continue
-            let kept = Set(tasks.filter { $0.deps.isEmpty && Double.random(in: 0..<1, using: &rng) < 0.3 }.map(\.name))
+            let definition = randomDefinition(&rng, tasks: 1...15, edgeChance: 0.3, strategy: Bool.random(using: &rng) ? .end : .continue)
+            let kept = Set(definition.tasks.filter { $0.deps.isEmpty && Double.random(in: 0..<1, using: &rng) < 0.3 }.map(\.name))
             var engine = WorkflowEngine(definition: definition, kept: kept)
             var rows: [StoredAttempt] = []
             var seq: Int64 = 0
