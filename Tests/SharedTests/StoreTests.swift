@@ -50,6 +50,33 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(instance?.paramsJson, #"{"k":"v"}"#)
     }
 
+    // MARK: - Pause and stop commands
+
+    /// A stop written while the owner's engine was finishing the instance: the owner stores the
+    /// end (SUCCESS) and dies before its next round reads the command. The command is moot from
+    /// the moment the instance ended; left in the table it would wait there for ever, and after a
+    /// rerun it would stop the new run of whichever master claims it.
+    func testAStopTheOwnerNeverReadBeforeTheInstanceEndedDoesNotOutliveIt() async throws {
+        let store = try Store(path: directory.appendingPathComponent("ds.db").path)
+        let w = WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "a", command: "true")])
+        let id = try await store.submit(w, params: [:], now: 1).instanceId
+        _ = try await store.claimCommand(host: "m1:1", session: 1, now: 2)
+        let stop = try await store.control(id, .stop, now: 3)
+        XCTAssertEqual(stop.to, .readyStop)
+        var end = SchedulingBatch()
+        end.finishedInstances = [(id, .success, 4)]
+        _ = try await store.apply(end, session: 1)
+        let leftAfterEnd = try await store.countRows(of: "command")
+        XCTAssertEqual(leftAfterEnd, 0, "the stop of an instance that ended is moot")
+
+        let rerun = try await store.control(id, .rerun, now: 5)
+        XCTAssertEqual(rerun.to, .submitted)
+        let claimed = try await store.claimCommand(host: "m2:1", session: 2, now: 6)
+        XCTAssertEqual(claimed?.instance.run, 2)
+        let controls = try await store.pendingControls(session: 2)
+        XCTAssertEqual(controls.map(\.stop), [], "the new run was never asked to stop")
+    }
+
     // MARK: - Masters racing for commands
 
     /// Masters claim through separate connections to one file; only SQLite's locking keeps two of

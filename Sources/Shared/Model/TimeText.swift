@@ -6,7 +6,9 @@ public enum TimeText {
     public static func parse(_ text: String, now: Double) -> Double? {
         let t = text.trimmingCharacters(in: .whitespaces)
         guard !t.isEmpty, t.utf8.count <= 64 else { return nil }
-        if let seconds = Double(t), seconds.isFinite, seconds >= 0, seconds < 1e11 { return seconds }
+        // A bare number is a Unix time in seconds and nothing else: out of range (a millisecond time
+        // pasted from elsewhere) it is refused, not read as an age that lists everything.
+        if let seconds = Double(t) { return seconds.isFinite && seconds >= 0 && seconds < 1e11 ? seconds : nil }
         if let age = DurationText.parse(t), age >= 0 { return now - age }
         let iso = ISO8601DateFormatter()
         for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds]] {

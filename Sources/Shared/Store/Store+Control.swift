@@ -130,6 +130,9 @@ extension Store {
                     }
                     for i in graph.downstreamClosure(of: start) { kept.removeValue(forKey: graph.names[i]) }
                 }
+                // A pause or stop left from an earlier run (its owner died before deleting it) must
+                // not reach this one.
+                try Self.deleteMootControls(of: instanceID, db)
                 instance.run += 1
                 instance.keptJson = String(decoding: try JSONEncoder.sorted.encode(kept), as: UTF8.self)
                 instance.state = .submitted

@@ -194,6 +194,7 @@ extension Store {
             for f in batch.finishedInstances {
                 try db.execute(sql: "UPDATE workflow_instance SET state = ?, end_time = ? WHERE id = ?",
                                arguments: [f.state, f.time, f.id])
+                try Self.deleteMootControls(of: f.id, db)
             }
             return AppliedBatch(inserted: inserted, lostOwnership: lost)
         }
@@ -278,10 +279,18 @@ extension Store {
         instance.startTime = instance.startTime ?? now
         instance.endTime = now
         try instance.update(db)
+        try deleteMootControls(of: instance.id!, db)
         try db.execute(sql: """
             UPDATE task_instance SET state = 'FAILURE', message = ?, end_time = ?
             WHERE workflow_instance_id = ? AND state IN ('SUBMITTED', 'DISPATCHED', 'RUNNING')
             """, arguments: ["instance failed: \(message)", now, instance.id])
+    }
+
+    /// Deletes the pause and stop commands of an instance that just ended, in the transaction that
+    /// ends it. One written while the owner was finishing it is moot; left behind, it would outlive
+    /// an owner that dies before its next round, and stop or pause the instance's next run.
+    static func deleteMootControls(of instanceID: Int64, _ db: Database) throws {
+        try db.execute(sql: "DELETE FROM command WHERE workflow_instance_id = ? AND type IN ('PAUSE', 'STOP')", arguments: [instanceID])
     }
 
     /// An instance with its definition and every attempt of its current run, in creation order.

@@ -486,29 +486,9 @@ public actor WorkerDaemon {
             let exit = await waitWithTimeout(process, task: task, logPath: logPath)
             result.endTime = ProcessStats.now()
             result.exitCode = exit.exit.code
-            if killRequested.contains(id) {
-                // The instance is being stopped: KILL, which is never retried.
-                result.state = .kill
-                result.message = "killed: its workflow instance was stopped"
-            } else if exit.timedOut {
-                result.state = .failure
-                result.message = "timed out after \(format(task.timeout ?? 0)) and was killed"
-            } else if killedForStop.contains(id) {
-                // Not the task's failure: it fails over to another worker, as after a kill -9 of
-                // this one (a new attempt, not a retry), so a rolling restart fails no workflow.
-                result.state = .needFaultTolerance
-                result.message = "killed: worker \(options.identity) stopped and the grace period ran out; runs again on another worker"
-            } else if exit.exit.succeeded {
-                result.state = .success
-            } else {
-                result.state = .failure
-                result.message = {
-                    switch exit.exit {
-                    case .exited(let c): return "exited with status \(c)"
-                    case .signaled(let s): return "killed by signal \(s)"
-                    }
-                }()
-            }
+            (result.state, result.message) = Self.verdict(exit.exit, timedOut: exit.timedOut, killRequested: killRequested.contains(id),
+                                                          killedForStop: killedForStop.contains(id), timeout: task.timeout ?? 0,
+                                                          worker: options.identity)
             // Off the actor: a long log must not stop this worker claiming, stopping or fencing.
             let printed = await Task.detached { Self.outputs(ofLog: logPath) }.value
             if let problem = printed.problem {
@@ -535,6 +515,30 @@ public actor WorkerDaemon {
         running.removeValue(forKey: id)
         wakeups.mark(.slotFreed)
         wakeups.mark(.queue)
+    }
+
+    /// How a finished task is reported. A kill (a stop of its instance, or the end of this worker's
+    /// grace period) counts only if the task's shell died by a signal: a kill that came after the
+    /// task had exited on its own killed nothing, and its real end stands. Reported as KILL, a
+    /// success would run again on resume; as NEED_FAULT_TOLERANCE, on another worker.
+    static func verdict(_ exit: ProcessExit, timedOut: Bool, killRequested: Bool, killedForStop: Bool, timeout: Double,
+                        worker: String) -> (state: TaskState, message: String?) {
+        let signaled = if case .signaled = exit { true } else { false }
+        if killRequested && signaled {
+            // The instance is being stopped: KILL, which is never retried.
+            return (.kill, "killed: its workflow instance was stopped")
+        } else if timedOut {
+            return (.failure, "timed out after \(format(timeout)) and was killed")
+        } else if killedForStop && signaled {
+            // Not the task's failure: it fails over to another worker, as after a kill -9 of
+            // this one (a new attempt, not a retry), so a rolling restart fails no workflow.
+            return (.needFaultTolerance, "killed: worker \(worker) stopped and the grace period ran out; runs again on another worker")
+        }
+        switch exit {
+        case .exited(0): return (.success, nil)
+        case .exited(let c): return (.failure, "exited with status \(c)")
+        case .signaled(let s): return (.failure, "killed by signal \(s)")
+        }
     }
 
     private func waitWithTimeout(_ process: TaskProcess, task: QueuedTask, logPath: String) async -> (exit: ProcessExit, timedOut: Bool) {
