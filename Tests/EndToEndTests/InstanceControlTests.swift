@@ -308,6 +308,32 @@ final class InstanceControlTests: ClusterTestCase {
         XCTAssertFalse(rows.contains { $0.taskName == "c" })
     }
 
+    /// The worker is frozen when the stop's kill request reaches it, then dies: the attempt ends
+    /// KILL through failover, its process group dies with its supervisor, and the master deletes
+    /// the kill request no worker will ever read.
+    func testAStopWhoseWorkerDiesEndsAndLeavesNoKillRequest() async throws {
+        try cluster.startMaster()
+        let worker = try cluster.startWorker(slots: 2, port: 7345)
+        let id = try cluster.submit("""
+            {"name":"orphaned","tasks":[{"name":"b","command":"echo $$ > \(file("pgid")); sleep 600"},
+              {"name":"c","deps":["b"],"command":"echo c >> \(marker)"}]}
+            """)
+        try await eventually("b has started") { FileManager.default.fileExists(atPath: self.file("pgid")) }
+        let pgid = Int32(try String(contentsOfFile: file("pgid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        kill(worker.processIdentifier, SIGSTOP)
+        XCTAssertEqual(try instanceTool(["stop", String(id)]).status, 0)
+        let zk = try await cluster.client()
+        defer { zk.close() }
+        let folder = cluster.paths.kill + "/127.0.0.1:7345"
+        try await eventually("the master asks the worker to kill b") { !((try? await zk.childrenIfPresent(folder)) ?? []).isEmpty }
+        cluster.kill9(worker)
+        try await waitFor(id, .stop)
+        let rows = try await attempts(id)
+        XCTAssertEqual(rows.map(\.state), [.kill])
+        try await eventually("no process of b's group survives") { Self.liveProcesses(inGroup: pgid).isEmpty }
+        try await eventually("the kill request is deleted") { ((try? await zk.childrenIfPresent(folder)) ?? ["?"]).isEmpty }
+    }
+
     // MARK: Bounded masters
 
     func testMaxWorkflowsKeepsTheRestWaitingAndStartsThemInOrder() async throws {

@@ -82,38 +82,45 @@ extension MasterScheduler {
     /// (stop) or PAUSE (pause) without running; one a worker runs is sent a kill request (stop) or
     /// left to finish (pause); one that already reported is left to its result.
     func processHalts() async throws {
+        for node in staleKillNodes.prefix(1000) {
+            do { try await zk.delete(node) } catch ZooKeeperError.noNode {}
+        }
+        staleKillNodes.removeFirst(min(1000, staleKillNodes.count))
         resolveHaltRequests()
         guard !pendingHalts.isEmpty else { return }
         let halts = pendingHalts
         pendingHalts = []
         for h in halts { touched.insert(h.ref.instance) }
-        let withdrawn = try await halts.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths, identity = options.identity] h -> Bool in
-            if h.inBacklog { return true }
+        let outcomes = try await halts.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths, identity = options.identity] h -> (gone: Bool, killNode: String?) in
+            if h.inBacklog { return (true, nil) }
             do {
                 try await zk.multi([zk.fenceCheck(paths), .delete(path: h.ref.queuePath)])
-                return true
+                return (true, nil)
             } catch let error as ZooKeeperError where ZooKeeperClient.isFenced(error) {
                 throw MasterError.failedOver(identity)
             } catch let error as ZooKeeperError where error.cause == .noNode(h.ref.queuePath) {}
             switch try await AttemptWhereabouts.locate(h.id, queuePath: h.ref.queuePath, zk: zk, paths: paths) {
             case .queued, .reported:
-                return false  // queued again cannot be; a result is consumed as usual
+                return (false, nil)  // queued again cannot be; a result is consumed as usual
             case .nowhere:
-                return true  // lost with its worker, or never fed: it ran, if at all, on no live worker
+                return (true, nil)  // lost with its worker, or never fed: it ran, if at all, on no live worker
             case .running:
-                guard h.stop else { return false }  // a pause lets it finish
+                guard h.stop else { return (false, nil) }  // a pause lets it finish
                 let (data, _) = try await zk.getData(paths.running(h.id))
                 guard let holder = try? WireJSON.decode(RunningTask.self, data),
-                      Limits.groupNameProblem(holder.worker.replacingOccurrences(of: ":", with: "-")) == nil else { return false }
+                      Limits.groupNameProblem(holder.worker.replacingOccurrences(of: ":", with: "-")) == nil else { return (false, nil) }
                 let folder = paths.kill + "/" + holder.worker
                 try await zk.ensurePath(folder)
                 do { try await zk.create(folder + "/\(h.id)") } catch ZooKeeperError.nodeExists {}
-                return false
+                return (false, folder + "/\(h.id)")
             }
         }
         var round = Round()
         let now = ProcessStats.now()
-        for (h, gone) in zip(halts, withdrawn) where gone {
+        for (h, outcome) in zip(halts, outcomes) {
+            if let node = outcome.killNode { killNodes[h.id] = node }
+        }
+        for (h, outcome) in zip(halts, outcomes) where outcome.gone {
             guard attempts[h.id] != nil || h.inBacklog, active[h.ref.instance] != nil else { continue }
             attempts.removeValue(forKey: h.id)
             seenRunning.remove(h.id)
@@ -126,6 +133,7 @@ extension MasterScheduler {
     /// Records a halted attempt's end (KILL or PAUSE) and tells the engine, which runs it again on resume.
     func endHalted(_ id: Int64, _ ref: AttemptRef, stop: Bool, message: String, now: Double, _ round: inout Round) {
         touched.insert(ref.instance)
+        if let node = killNodes.removeValue(forKey: id) { staleKillNodes.append(node) }
         round.batch.outcomes.append(AttemptOutcome(
             taskInstanceId: id, workflowInstanceId: ref.instance, state: stop ? .kill : .pause, host: nil, pid: nil, logPath: nil,
             exitCode: nil, outputJson: nil, message: message, startTime: nil, endTime: now))

@@ -106,6 +106,11 @@ public actor MasterScheduler {
     var pendingHalts: [Halt] = []
     /// Attempts the engine asked to halt (instance, task, attempt, stop), not yet looked up.
     var haltRequests: [(instance: Int64, task: String, attempt: Int, stop: Bool)] = []
+    /// Kill requests this master wrote, by attempt: deleted if the attempt ends without its worker
+    /// (which deletes its own once it has reported), so none outlives a worker that never returns.
+    var killNodes: [Int64: String] = [:]
+    /// Kill requests to delete on the next pass.
+    var staleKillNodes: [String] = []
     /// When /dead-servers was last pruned.
     var lastDeadServerPrune = ContinuousClock.now - .seconds(3600)
 
@@ -188,6 +193,8 @@ public actor MasterScheduler {
                 if dirty.contains(.retries) { try await processRetries() }
                 if dirty.contains(.running) { try await processRunning() }
                 if dirty.contains(.commands) {
+                    // The watch first: a command written while the table is read still wakes us.
+                    _ = try await zk.exists(paths.commandSignal) { [wakeups] _ in wakeups.mark(.commands) }
                     try await claimControls()
                     try await claimCommands()
                 }
@@ -238,7 +245,6 @@ public actor MasterScheduler {
     // MARK: Commands
 
     private func claimCommands() async throws {
-        _ = try await zk.exists(paths.commandSignal) { [wakeups] _ in wakeups.mark(.commands) }
         while active.count < options.maxWorkflows,
               let claimed = try await store.claimCommand(host: options.identity, session: session, now: ProcessStats.now()) {
             var instance = ActiveInstance(claimed)
@@ -289,6 +295,8 @@ public actor MasterScheduler {
         var round = Round()
         for m in messages {
             guard let ref = attempts.removeValue(forKey: m.taskInstanceId) else { continue }
+            // Its worker deletes its kill request after reporting; this covers one that died in between.
+            if let node = killNodes.removeValue(forKey: m.taskInstanceId) { staleKillNodes.append(node) }
             let (instanceID, taskName) = (ref.instance, ref.task)
             touched.insert(instanceID)
             seenRunning.remove(m.taskInstanceId)
