@@ -162,16 +162,21 @@ public enum InstanceTool {
             guard let a = latest[name] else { return false }
             return [.failure, .kill].contains(a.state)
         }
+        // A failed task each task (transitively) needs, found once per task in dependency order:
+        // linear, where a search per task would be quadratic on a 10,000-task chain.
+        var failedAncestor: [String?] = Array(repeating: nil, count: graph.count)
+        var pending = graph.upstream.map(\.count)
+        var ready = (0..<graph.count).filter { pending[$0] == 0 }
+        while let t = ready.popLast() {
+            for d in graph.downstream[t] {
+                if failedAncestor[d] == nil { failedAncestor[d] = failed(graph.names[t]) ? graph.names[t] : failedAncestor[t] }
+                pending[d] -= 1
+                if pending[d] == 0 { ready.append(d) }
+            }
+        }
         for (i, name) in graph.names.enumerated() where latest[name] == nil && kept[name] == nil {
             let ups = graph.upstream[i].map { graph.names[$0] }
-            var upstreamFailed: String?
-            var stack = graph.upstream[i]
-            var seen: Set<Int> = []
-            while let u = stack.popLast(), upstreamFailed == nil {
-                guard seen.insert(u).inserted else { continue }
-                if failed(graph.names[u]) { upstreamFailed = graph.names[u] }
-                stack.append(contentsOf: graph.upstream[u])
-            }
+            let upstreamFailed = failedAncestor[i]
             let note: String
             switch instance.state {
             case .stop, .pause:
