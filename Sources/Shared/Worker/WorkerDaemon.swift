@@ -511,6 +511,7 @@ public actor WorkerDaemon {
         // The slot stays taken until the result is written: the window in which a dying worker
         // leaves a finished but unrecorded task (which then runs again elsewhere) stays short.
         await report(result)
+        // Best effort: the master that wrote the request deletes it too once it has the result.
         if killRequested.remove(id) != nil { try? await zk.delete(killFolder + "/\(id)") }
         running.removeValue(forKey: id)
         wakeups.mark(.slotFreed)
