@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "ds-submit", targets: ["ds-submit"]),
         .executable(name: "ds-failover", targets: ["ds-failover"]),
         .executable(name: "ds-instance", targets: ["ds-instance"]),
+        .executable(name: "ds-queue", targets: ["ds-queue"]),
         .executable(name: "task-supervisor", targets: ["task-supervisor"]),
     ],
     dependencies: [
@@ -39,9 +40,10 @@ let package = Package(
         .executableTarget(name: "ds-submit", dependencies: ["Shared"]),
         .executableTarget(name: "ds-failover", dependencies: ["Shared"]),
         .executableTarget(name: "ds-instance", dependencies: ["Shared"]),
+        .executableTarget(name: "ds-queue", dependencies: ["Shared"]),
         .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Runs the built ds-* binaries as separate processes against a real ZooKeeper and SQLite.
-        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "task-supervisor"],
+        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "task-supervisor"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

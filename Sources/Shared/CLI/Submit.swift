@@ -103,14 +103,19 @@ public enum Submitter {
 
     /// Runs the request; returns the exit status.
     public static func run(_ request: SubmitRequest, configuration: Configuration) async throws -> ExitStatus {
-        let definition = try prepare(request)
+        try await submit(try prepare(request), request, configuration: configuration).status
+    }
+
+    /// Stores a validated definition and its START command, tells the masters, and waits if asked.
+    public static func submit(_ definition: WorkflowDefinition, _ request: SubmitRequest, tool: String = "ds-submit",
+                              configuration: Configuration, printID: Bool = true) async throws -> (status: ExitStatus, submitted: SubmittedInstance?) {
         if request.dryRun {
             if request.dot {
                 print(DotGraph.render(definition, title: definition.name), terminator: "")
             } else {
                 print(definition.canonicalJSON(pretty: !request.json))
             }
-            return .success
+            return (.success, nil)
         }
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
@@ -120,20 +125,21 @@ public enum Submitter {
         try await zk.ensurePath(configuration.paths.root + "/signal")
         let isNew = !FileManager.default.fileExists(atPath: configuration.databasePath)
         let store = try Store(path: configuration.databasePath)
-        if isNew { Tool.warn("ds-submit", "created a new database \(configuration.databasePath); only masters started with this --db / DS_DB run its instances") }
+        if isNew { Tool.warn(tool, "created a new database \(configuration.databasePath); only masters started with this --db / DS_DB run its instances") }
         let submitted = try await store.submit(definition, params: request.params, now: ProcessStats.now())
         try await notifyMasters(zk, configuration.paths, commandID: submitted.instanceId)
         guard request.wait else {
-            if request.json { print(WireJSON.string(submitted)) } else { print(submitted.instanceId) }
-            return .success
+            if printID { if request.json { print(WireJSON.string(submitted)) } else { print(submitted.instanceId) } }
+            return (.success, submitted)
         }
         // Before the line below: a script that has read it knows Ctrl-C now says how to follow on.
-        InterruptNotice.install(tool: "ds-submit", instanceID: submitted.instanceId)
+        InterruptNotice.install(tool: tool, instanceID: submitted.instanceId)
         if !request.json && !Tool.stdoutIsTerminal {
-            Tool.warn("ds-submit", "instance \(submitted.instanceId) of '\(definition.name)' v\(submitted.version) submitted; waiting")
+            Tool.warn(tool, "instance \(submitted.instanceId) of '\(definition.name)' v\(submitted.version) submitted; waiting")
         }
-        let watcher = InstanceWatcher(store: store, zk: zk, paths: configuration.paths, definition: definition,
+        var watcher = InstanceWatcher(store: store, zk: zk, paths: configuration.paths, definition: definition,
                                       instanceID: submitted.instanceId)
+        watcher.tool = tool
         let final = try await watcher.waitForEnd(live: !request.json && Tool.stdoutIsTerminal)
         if request.json {
             print(WireJSON.string(final))
@@ -141,7 +147,7 @@ public enum Submitter {
             print(final.table(), terminator: "")
             print(final.closingLine())
         }
-        return final.instance.state == .success ? .success : .failure
+        return (final.instance.state == .success ? .success : .failure, submitted)
     }
 
     /// Touches `/signal/commands` so that every master's watch fires and one claims at once.

@@ -1,0 +1,201 @@
+import Foundation
+
+/// One line of `ds-queue list`: a ready attempt, where it waits, and its place in dispatch order.
+public struct QueueRow: Sendable, Codable {
+    /// "window" (a node in /queue/<group>) or "backlog" (a SUBMITTED row a master feeds in later).
+    public var location: String
+    public var group: String
+    public var key: TaskQueueKey
+    public var workflowPriority: Priority
+    public var workflowInstanceId: Int64
+    public var taskPriority: Priority
+    public var taskInstanceId: Int64
+    public var task: String?
+    public var workflow: String?
+    public var ageSeconds: Double?
+
+    init(_ entry: QueueEntry, location: String, now: Double) {
+        self.location = location
+        group = entry.group
+        key = entry.key
+        workflowPriority = entry.key.workflowPriority
+        workflowInstanceId = entry.key.workflowInstanceId
+        taskPriority = entry.key.taskPriority
+        taskInstanceId = entry.key.taskInstanceId
+        task = entry.task
+        workflow = entry.workflow
+        ageSeconds = entry.readySince.map { max(0, now - $0) }
+    }
+}
+
+/// `ds-queue`: the priority queue, the window in ZooKeeper and the backlog behind it.
+public enum QueueTool {
+    static let tool = "ds-queue"
+
+    /// One entry of the dispatch simulation: smallest key first.
+    struct Pending: Comparable {
+        var entry: QueueEntry
+        var location: String
+        static func < (a: Pending, b: Pending) -> Bool { a.entry.key < b.entry.key }
+        static func == (a: Pending, b: Pending) -> Bool { a.entry.key == b.entry.key }
+    }
+
+    /// Prints the queue of each group (or of `group`) in the order a worker of the group will run
+    /// it: the smallest key in the window first; each time one leaves the window, the master feeds
+    /// the smallest key of the backlog in (`feedQueues`), which may pass items already waiting.
+    /// The window is bounded (`--queue-window`), the backlog is read from a cursor: memory stays
+    /// bounded however long the backlog. Without the database (a host that reaches only
+    /// ZooKeeper) the window alone is listed, and stderr says so.
+    public static func list(group: String?, limit: Int?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        let zk = try await configuration.connectZooKeeper()
+        defer { zk.close() }
+        let paths = configuration.paths
+        let store = FileManager.default.fileExists(atPath: configuration.databasePath)
+            ? try Store(path: configuration.databasePath, create: false) : nil
+        if store == nil { Tool.warn(tool, "no database at \(configuration.databasePath): listing the window in ZooKeeper only, without the backlog or names") }
+        var groups = Set(try await zk.childrenIfPresent(paths.queue))
+        if let store { groups.formUnion(try await store.backlogGroups()) }
+        if let group { groups = groups.contains(group) ? [group] : [] }
+        var printed = 0
+        let now = ProcessStats.now()
+        if !json { print(header) }
+        groupLoop: for g in groups.sorted() {
+            if let limit, printed >= limit { break }
+            let names = Limits.groupNameProblem(g) == nil ? try await zk.childrenIfPresent(paths.queue(g)) : []
+            let keys = names.compactMap(TaskQueueKey.init).sorted()
+            let known = try await store?.attemptNames(keys.map(\.taskInstanceId)) ?? [:]
+            var window = MinHeap<Pending>()
+            for k in keys {
+                let n = known[k.taskInstanceId]
+                window.push(Pending(entry: QueueEntry(key: k, group: g, task: n?.task, workflow: n?.workflow, readySince: n?.since),
+                                    location: "window"))
+            }
+            let inWindow = Set(keys.map(\.taskInstanceId))
+            // One backlog item is fed in for each item that leaves the window.
+            var backlog = BacklogPages(store: store, group: g, skipping: inWindow)
+            if window.isEmpty, let first = try await backlog.next() { window.push(Pending(entry: first, location: "backlog")) }
+            while let next = window.pop() {
+                if let limit, printed >= limit { break groupLoop }
+                let row = QueueRow(next.entry, location: next.location, now: now)
+                print(json ? WireJSON.string(row) : line(row))
+                printed += 1
+                if let fed = try await backlog.next() { window.push(Pending(entry: fed, location: "backlog")) }
+            }
+        }
+        return .success
+    }
+
+    /// The next item of each group: what a worker of the group claims next.
+    public static func peek(group: String?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        let zk = try await configuration.connectZooKeeper()
+        defer { zk.close() }
+        let paths = configuration.paths
+        let store = FileManager.default.fileExists(atPath: configuration.databasePath)
+            ? try Store(path: configuration.databasePath, create: false) : nil
+        var groups = try await zk.childrenIfPresent(paths.queue)
+        if let group { groups = groups.filter { $0 == group } }
+        if !json { print(header) }
+        let now = ProcessStats.now()
+        for g in groups.sorted() where Limits.groupNameProblem(g) == nil {
+            guard let first = try await zk.childrenIfPresent(paths.queue(g)).compactMap(TaskQueueKey.init).min() else { continue }
+            let n = try await store?.attemptNames([first.taskInstanceId])[first.taskInstanceId]
+            let row = QueueRow(QueueEntry(key: first, group: g, task: n?.task, workflow: n?.workflow, readySince: n?.since),
+                               location: "window", now: now)
+            print(json ? WireJSON.string(row) : line(row))
+        }
+        return .success
+    }
+
+    static let header = pad(["WHERE", "GROUP", "KEY", "WORKFLOW", "INSTANCE", "TASK", "TASK_ID", "AGE"])
+
+    /// Fixed columns: a list streams, so widths cannot come from the rows.
+    static func pad(_ cells: [String]) -> String {
+        let widths = [8, 12, 30, 20, 9, 20, 9]
+        return cells.enumerated().map { i, c in
+            i < widths.count ? c.padding(toLength: max(widths[i], c.count), withPad: " ", startingAt: 0) : c
+        }.joined(separator: " ")
+    }
+
+    static func line(_ r: QueueRow) -> String {
+        pad([r.location, r.group, r.key.description, r.workflow ?? "?", String(r.workflowInstanceId), r.task ?? "?",
+             String(r.taskInstanceId), r.ageSeconds.map(age) ?? "?"])
+    }
+
+    static func age(_ s: Double) -> String {
+        s < 60 ? String(format: "%.1fs", s) : s < 3600 ? String(format: "%.1fm", s / 60) : String(format: "%.1fh", s / 3600)
+    }
+
+    /// `ds-queue push`: an ad-hoc SHELL task, run as a one-task instance of a workflow of its own
+    /// name, so that `ds-instance` and the result store see it like any other.
+    public static func push(command: String, name: String, priority: Priority, group: String, env: [String: String], wait: Bool,
+                            json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        struct Task: Encodable {
+            var name: String, command: String, priority: Priority, worker_group: String, env: [String: String]
+        }
+        struct Workflow: Encodable { var name: String, priority: Priority, tasks: [Task] }
+        guard !command.allSatisfy(\.isWhitespace) else {
+            throw WorkflowValidationError(source: "ds-queue push", problems: [
+                ValidationProblem(field: "command", message: "is empty: give --command, or the command on standard input")])
+        }
+        let text = try JSONEncoder.sorted.encode(Workflow(name: name, priority: priority, tasks: [
+            Task(name: name, command: command, priority: priority, worker_group: group, env: env)]))
+        // Through the same parser and checks as a workflow file: every bound and rule applies.
+        let definition = try WorkflowParser.parse(text, source: "ds-queue push")
+        try Submitter.checkResolution(definition, overrides: [:], source: "ds-queue push")
+        var request = SubmitRequest(input: "-")
+        request.wait = wait
+        request.json = json
+        let (status, submitted) = try await Submitter.submit(definition, request, tool: tool, configuration: configuration, printID: false)
+        guard !wait, let submitted else { return status }
+        // The task's own id comes once a master has dispatched it; a moment is enough when one runs.
+        let store = try Store(path: configuration.databasePath, create: false)
+        var taskID: Int64?
+        let deadline = ProcessStats.now() + 5
+        while taskID == nil && ProcessStats.now() < deadline {
+            taskID = try await store.taskAttempts(of: submitted.instanceId).first?.id
+            if taskID == nil { try await _Concurrency.Task.sleep(for: .milliseconds(50)) }
+        }
+        if json {
+            struct Pushed: Encodable { var instanceId: Int64; var taskInstanceId: Int64?; var workflow: String }
+            print(WireJSON.string(Pushed(instanceId: submitted.instanceId, taskInstanceId: taskID, workflow: name)))
+        } else {
+            print("instance \(submitted.instanceId) task \(taskID.map(String.init) ?? "-")")
+            if taskID == nil { Tool.warn(tool, "no master has dispatched it yet; see ds-instance show \(submitted.instanceId)") }
+        }
+        return .success
+    }
+}
+
+/// The backlog of one group in key order, read a page at a time: memory stays bounded however
+/// long the backlog. Attempts also in the window (fed, not yet recorded DISPATCHED) are skipped.
+struct BacklogPages {
+    let store: Store?
+    let group: String
+    let skipping: Set<Int64>
+    private var page: ArraySlice<QueueEntry> = []
+    private var last: TaskQueueKey?
+    private var exhausted = false
+    static let pageSize = 1000
+
+    init(store: Store?, group: String, skipping: Set<Int64>) {
+        self.store = store
+        self.group = group
+        self.skipping = skipping
+        exhausted = store == nil
+    }
+
+    mutating func next() async throws -> QueueEntry? {
+        while true {
+            if let entry = page.popFirst() {
+                if skipping.contains(entry.key.taskInstanceId) { continue }
+                return entry
+            }
+            guard !exhausted, let store else { return nil }
+            let fetched = try await store.backlogPage(group: group, after: last, limit: Self.pageSize)
+            exhausted = fetched.count < Self.pageSize
+            last = fetched.last?.key
+            page = fetched[...]
+            if fetched.isEmpty { return nil }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import GRDB
+
+/// A ready attempt as `ds-queue` shows it: its key and whose it is.
+public struct QueueEntry: Sendable, Codable {
+    public var key: TaskQueueKey
+    public var group: String
+    public var task: String?
+    public var workflow: String?
+    /// When the attempt was made ready (its row's submit time).
+    public var readySince: Double?
+}
+
+extension TaskQueueKey: Codable {
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let key = TaskQueueKey(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a queue key: \(text)"))
+        }
+        self = key
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}
+
+extension Store {
+    /// A priority column as its rank, 0 for HIGHEST.
+    static func rankSQL(_ column: String) -> String {
+        "CASE \(column) WHEN 'HIGHEST' THEN 0 WHEN 'HIGH' THEN 1 WHEN 'MEDIUM' THEN 2 WHEN 'LOW' THEN 3 ELSE 4 END"
+    }
+
+    /// Groups that have attempts waiting in a master's backlog.
+    public func backlogGroups() async throws -> [String] {
+        try await read("listing backlog groups") { db in
+            try String.fetchAll(db, sql: """
+                SELECT DISTINCT t.worker_group FROM task_instance t JOIN workflow_instance w ON w.id = t.workflow_instance_id
+                WHERE t.state = 'SUBMITTED' AND w.state IN \(WorkflowState.activeSQL) ORDER BY t.worker_group
+                """)
+        }
+    }
+
+    /// Up to `limit` attempts waiting in the backlog of `group` after `after`, in dispatch (key)
+    /// order: pages of a backlog of millions, read one at a time.
+    public func backlogPage(group: String, after: TaskQueueKey?, limit: Int) async throws -> [QueueEntry] {
+        try await read("reading the backlog of group \(group)") { db in
+            var arguments: StatementArguments = [group]
+            var after_ = ""
+            if let after {
+                after_ = "AND (\(Self.rankSQL("w.priority")), t.workflow_instance_id, \(Self.rankSQL("t.priority")), t.id) > (?, ?, ?, ?)"
+                arguments += [after.workflowPriority.rank, after.workflowInstanceId, after.taskPriority.rank, after.taskInstanceId]
+            }
+            arguments += [limit]
+            return try Row.fetchAll(db, sql: """
+                SELECT t.id, t.workflow_instance_id, t.task_name, t.priority AS tp, t.submit_time, w.priority AS wp, w.name
+                FROM task_instance t JOIN workflow_instance w ON w.id = t.workflow_instance_id
+                WHERE t.state = 'SUBMITTED' AND t.worker_group = ? AND w.state IN \(WorkflowState.activeSQL) \(after_)
+                ORDER BY \(Self.rankSQL("w.priority")), t.workflow_instance_id, \(Self.rankSQL("t.priority")), t.id
+                LIMIT ?
+                """, arguments: arguments).map { row in
+                let wp = Priority(rawValue: row["wp"]) ?? .lowest, tp = Priority(rawValue: row["tp"]) ?? .lowest
+                return QueueEntry(key: TaskQueueKey(workflowPriority: wp, workflowInstanceId: row["workflow_instance_id"],
+                                                    taskPriority: tp, taskInstanceId: row["id"]),
+                                  group: group, task: row["task_name"], workflow: row["name"], readySince: row["submit_time"])
+            }
+        }
+    }
+
+    /// Task and workflow names and ready times of attempts, by id.
+    public func attemptNames(_ ids: [Int64]) async throws -> [Int64: (task: String, workflow: String, since: Double)] {
+        try await read("reading \(ids.count) attempts") { db in
+            var result: [Int64: (task: String, workflow: String, since: Double)] = [:]
+            for chunk in ids.chunked(500) {
+                let marks = chunk.map { _ in "?" }.joined(separator: ",")
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT t.id, t.task_name, t.submit_time, w.name FROM task_instance t JOIN workflow_instance w ON w.id = t.workflow_instance_id
+                    WHERE t.id IN (\(marks))
+                    """, arguments: StatementArguments(chunk)) {
+                    result[row["id"]] = (row["task_name"], row["name"], row["submit_time"])
+                }
+            }
+            return result
+        }
+    }
+}

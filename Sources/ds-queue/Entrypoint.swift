@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import Shared
+
+@main
+struct QueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ds-queue",
+        abstract: "Inspect the priority queue (the window in ZooKeeper and the backlog behind it), or push an ad-hoc task.",
+        discussion: """
+            Keys sort as the dispatch order: workflow priority, workflow instance, task priority, task \
+            instance. --json prints one JSON object per line.
+
+            """ + exitStatusHelp,
+        version: dsVersion,
+        subcommands: [List.self, Peek.self, Push.self])
+}
+
+func runReporting(_ body: () async throws -> ExitStatus) async -> Never {
+    do {
+        Tool.exit(try await body())
+    } catch {
+        Tool.fail("ds-queue", error)
+    }
+}
+
+func checkGroup(_ group: String?) throws {
+    if let group, let why = Limits.groupNameProblem(group) {
+        throw ValidationError("--group \(Limits.quoted(group)) \(why)")
+    }
+}
+
+extension QueueCommand {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the queue in dispatch order: per group, the order in which its workers will claim the items.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Only this worker group.") var group: String?
+        @Option(help: "At most this many items (default: all).") var limit: Int?
+        @Flag(help: "One JSON object per line (snake_case).") var json = false
+
+        func validate() throws {
+            try checkGroup(group)
+            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        }
+
+        func run() async {
+            await runReporting { try await QueueTool.list(group: group, limit: limit, json: json, configuration: try global.resolve()) }
+        }
+    }
+
+    struct Peek: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The next item of each group: what its workers claim next.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Only this worker group.") var group: String?
+        @Flag(help: "One JSON object per line (snake_case).") var json = false
+
+        func validate() throws { try checkGroup(group) }
+
+        func run() async {
+            await runReporting { try await QueueTool.peek(group: group, json: json, configuration: try global.resolve()) }
+        }
+    }
+
+    struct Push: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run an ad-hoc SHELL command as a one-task workflow instance; prints its instance and task ids.",
+            discussion: "The command comes from --command, or else from standard input. ds-instance, the logs and the result store see it like any other task.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The shell command (default: read from standard input).") var command: String?
+        @Option(help: "Name of its workflow and task.") var name: String = "adhoc"
+        @Option(help: "HIGHEST, HIGH, MEDIUM, LOW or LOWEST.") var priority: String = "MEDIUM"
+        @Option(help: "Worker group.") var group: String = "default"
+        @Option(name: .customLong("env"), help: "An environment variable for the task, NAME=value; repeatable.") var env: [String] = []
+        @Flag(help: "Wait until it ends: exit 0 on SUCCESS, 1 otherwise.") var wait = false
+        @Flag(help: "Machine-readable output.") var json = false
+
+        func validate() throws {
+            try checkGroup(group)
+            guard Priority(rawValue: priority.uppercased()) != nil else {
+                throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")
+            }
+            var seen: Set<String> = []
+            for e in env {
+                guard let (k, _) = Submitter.parseParam(e) else { throw ValidationError("--env '\(e)' is not of the form NAME=value") }
+                guard seen.insert(k).inserted else { throw ValidationError("--env '\(k)' is given twice") }
+            }
+        }
+
+        func run() async {
+            await runReporting {
+                var text = command
+                if text == nil {
+                    let data = try Submitter.readInput("-")
+                    guard data.count <= Limits.maxCommandBytes else {
+                        throw InputError.unreadable("standard input", "a command longer than \(Limits.maxCommandBytes) bytes")
+                    }
+                    text = String(decoding: data, as: UTF8.self)
+                }
+                let variables = Dictionary(uniqueKeysWithValues: env.map { Submitter.parseParam($0)! })
+                return try await QueueTool.push(command: text!, name: name, priority: Priority(rawValue: priority.uppercased())!, group: group,
+                                                env: variables, wait: wait, json: json, configuration: try global.resolve())
+            }
+        }
+    }
+}

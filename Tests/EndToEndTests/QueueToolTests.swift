@@ -1,0 +1,91 @@
+import Foundation
+import Shared
+import XCTest
+
+/// `ds-queue` against a real master, worker, ZooKeeper and SQLite.
+final class QueueToolTests: ClusterTestCase {
+    var marker: String { cluster.directory.appendingPathComponent("markers").path }
+
+    struct Row: Decodable {
+        var location: String
+        var group: String
+        var key: String
+        var taskInstanceId: Int64
+        var task: String?
+        var workflow: String?
+        enum CodingKeys: String, CodingKey {
+            case location, group, key, taskInstanceId = "task_instance_id", task, workflow
+        }
+    }
+
+    func rows(_ run: ToolRun) throws -> [Row] {
+        try run.stdout.split(separator: "\n").map { try JSONDecoder().decode(Row.self, from: Data($0.utf8)) }
+    }
+
+    /// Mixed workflow and task priorities, more than the window holds: the list is the order in which
+    /// a single-slot worker then runs them, although the window was filled in the order the master
+    /// claimed the workflows, not in key order.
+    func testListIsTheOrderASingleSlotWorkerRuns() async throws {
+        try cluster.startMaster(["--queue-window", "3"])
+        let priorities = ["LOW", "HIGHEST", "MEDIUM"]
+        for (w, workflowPriority) in priorities.enumerated() {
+            let tasks = ["LOWEST", "HIGH", "MEDIUM"].enumerated().map { t, p in
+                #"{"name":"w\#(w)t\#(t)","priority":"\#(p)","command":"echo $DS_TASK_INSTANCE_ID >> \#(marker); sleep 0.3"}"#
+            }.joined(separator: ",")
+            _ = try cluster.submit(#"{"name":"mixed\#(w)","priority":"\#(workflowPriority)","tasks":[\#(tasks)]}"#)
+        }
+        let store = try cluster.store()
+        try await eventually("all nine attempts are ready") { try await store.countRows(of: "task_instance") == 9 }
+        try await eventually("three wait in the window") {
+            let zk = try await self.cluster.client()
+            defer { zk.close() }
+            return try await zk.childrenIfPresent(self.cluster.paths.queue("default")).count == 3
+        }
+        let list = try cluster.run("ds-queue", ["list", "--json"])
+        XCTAssertEqual(list.status, 0, list.stderr)
+        let listed = try rows(list)
+        XCTAssertEqual(listed.count, 9, list.stdout)
+        XCTAssertEqual(listed.filter { $0.location == "window" }.count, 3)
+        XCTAssertEqual(listed.filter { $0.location == "backlog" }.count, 6)
+        XCTAssertTrue(listed.allSatisfy { $0.task != nil && $0.workflow != nil })
+        let peek = try cluster.run("ds-queue", ["peek", "--json"])
+        XCTAssertEqual(try rows(peek).map(\.taskInstanceId), [listed[0].taskInstanceId])
+        let human = try cluster.run("ds-queue", ["list", "--limit", "2"])
+        XCTAssertEqual(human.stdout.split(separator: "\n").count, 3, human.stdout)
+        // A host with ZooKeeper but no database lists the window alone.
+        let zkOnly = try cluster.run("ds-queue", ["list", "--json"], environment: ["DS_DB": cluster.directory.appendingPathComponent("none.db").path])
+        XCTAssertEqual(zkOnly.status, 0, zkOnly.stderr)
+        XCTAssertEqual(try rows(zkOnly).count, 3)
+        XCTAssertTrue(zkOnly.stderr.contains("window in ZooKeeper only"), zkOnly.stderr)
+
+        try cluster.startWorker(slots: 1)
+        try await eventually("all nine ran") { self.cluster.lines(self.marker).count == 9 }
+        XCTAssertEqual(cluster.lines(marker).compactMap(Int64.init), listed.map(\.taskInstanceId),
+                       "ds-queue list printed the order in which the worker ran them")
+    }
+
+    func testPushRunsAnAdHocTaskThatInstanceToolsSee() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 1)
+        let ok = try cluster.run("ds-queue", ["push", "--name", "adhoc-ok", "--env", "GREETING=hi", "--wait"],
+                                 stdin: "echo \"$GREETING from push\" >> \(marker)")
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertEqual(cluster.lines(marker), ["hi from push"])
+        let failing = try cluster.run("ds-queue", ["push", "--command", "exit 3", "--priority", "high", "--json"])
+        XCTAssertEqual(failing.status, 0, failing.stderr)
+        struct Pushed: Decodable { var instance_id: Int64; var task_instance_id: Int64?; var workflow: String }
+        let pushed = try JSONDecoder().decode(Pushed.self, from: Data(failing.stdout.utf8))
+        XCTAssertEqual(pushed.workflow, "adhoc")
+        XCTAssertNotNil(pushed.task_instance_id, "a running master dispatches it at once")
+        let end = try await cluster.waitForEnd(pushed.instance_id)
+        XCTAssertEqual(end, .failure)
+        let show = try cluster.run("ds-instance", ["show", String(pushed.instance_id), "--json"])
+        XCTAssertTrue(show.stdout.contains(#""exit_code":3"#), show.stdout)
+        for (args, stdin, status) in [(["push", "--group", "../x"], "true", Int32(64)), (["push", "--env", "PATH=/x"], "true", 65),
+                                      (["push"], "", 65), (["push", "--priority", "URGENT"], "true", 64),
+                                      (["list", "--limit", "0"], "", 64)] {
+            let run = try cluster.run("ds-queue", args, stdin: stdin)
+            XCTAssertEqual(run.status, status, "\(args): \(run.stderr)")
+        }
+    }
+}
