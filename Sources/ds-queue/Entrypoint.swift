@@ -13,7 +13,7 @@ struct QueueCommand: AsyncParsableCommand {
 
             """ + exitStatusHelp,
         version: dsVersion,
-        subcommands: [List.self, Peek.self, Push.self])
+        subcommands: [List.self, Peek.self, Push.self, Remove.self])
 }
 
 func runReporting(_ body: () async throws -> ExitStatus) async -> Never {
@@ -59,6 +59,20 @@ extension QueueCommand {
 
         func run() async {
             await runReporting { try await QueueTool.peek(group: group, json: json, configuration: try global.resolve()) }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a queued task out of the queue: it ends KILL and its workflow follows its failure strategy.",
+            discussion: "The owning master removes it, so nothing puts it back. A task a worker already runs is refused: stop its instance with ds-instance stop.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "A queue key (as ds-queue list prints it) or a task instance id.") var target: String
+        @Flag(help: "Wait until it is removed: exit 1 if a worker claimed it first.") var wait = false
+        @Flag(help: "Machine-readable output.") var json = false
+
+        func run() async {
+            await runReporting { try await QueueTool.remove(target, wait: wait, json: json, configuration: try global.resolve()) }
         }
     }
 

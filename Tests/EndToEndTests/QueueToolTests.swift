@@ -88,4 +88,48 @@ final class QueueToolTests: ClusterTestCase {
             XCTAssertEqual(run.status, status, "\(args): \(run.stderr)")
         }
     }
+
+    func testRemoveTakesAQueuedTaskOutForGoodAndTheWorkflowFollowsItsFailureStrategy() async throws {
+        try cluster.startMaster(port: 7450)
+        let first = cluster.daemons.last!.process
+        let id = try cluster.submit("""
+            {"name":"removal","failure_strategy":"CONTINUE","tasks":[{"name":"a","command":"echo a >> \(marker)"},
+              {"name":"b","command":"echo b >> \(marker)"},{"name":"c","deps":["b"],"command":"echo c >> \(marker)"}]}
+            """)
+        let store = try cluster.store()
+        try await eventually("a and b are queued") { try await store.taskAttempts(of: id).count == 2 }
+        let list = try rows(try cluster.run("ds-queue", ["list", "--json"]))
+        let b = try XCTUnwrap(list.first { $0.task == "b" })
+        // By its key, as list prints it.
+        let remove = try cluster.run("ds-queue", ["remove", b.key, "--wait"])
+        XCTAssertEqual(remove.status, 0, remove.stderr)
+        XCTAssertTrue(remove.stdout.contains("KILL"), remove.stdout)
+        // For good: a new master rebuilds the instance from storage and does not queue b again.
+        cluster.kill9(first)
+        try cluster.startMaster(port: 7451)
+        try cluster.startWorker(slots: 1)
+        let end = try await cluster.waitForEnd(id)
+        XCTAssertEqual(end, .failure, "a removed task fails its workflow, as its failure strategy says")
+        XCTAssertEqual(cluster.lines(marker), ["a"], "b never ran, nor c after it")
+        let rowsNow = try await store.taskAttempts(of: id)
+        XCTAssertEqual(rowsNow.first { $0.taskName == "b" }?.state, .kill)
+        XCTAssertEqual(rowsNow.first { $0.taskName == "b" }?.message, "removed from the queue (ds-queue remove)")
+        XCTAssertFalse(rowsNow.contains { $0.taskName == "c" })
+        let again = try cluster.run("ds-queue", ["remove", String(b.taskInstanceId)])
+        XCTAssertEqual(again.status, 1, "an ended task cannot be removed: \(again.stderr)")
+
+        // A running task is refused, with the way to stop it.
+        let go = cluster.directory.appendingPathComponent("go").path
+        let busy = try cluster.submit(#"{"name":"busy","tasks":[{"name":"long","command":"while [ ! -e \#(go) ]; do sleep 0.1; done"}]}"#)
+        try await eventually("long runs") { try await store.taskAttempts(of: busy).first?.state == .running }
+        let running = try await store.taskAttempts(of: busy).first!.id!
+        let refused = try cluster.run("ds-queue", ["remove", String(running)])
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("ds-instance stop \(busy)"), refused.stderr)
+        FileManager.default.createFile(atPath: go, contents: nil)
+        let busyEnd = try await cluster.waitForEnd(busy)
+        XCTAssertEqual(busyEnd, .success)
+        XCTAssertEqual(try cluster.run("ds-queue", ["remove", "999999"]).status, 65)
+        XCTAssertEqual(try cluster.run("ds-queue", ["remove", "not-a-key"]).status, 64)
+    }
 }

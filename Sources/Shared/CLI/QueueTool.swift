@@ -106,6 +106,36 @@ public enum QueueTool {
         return .success
     }
 
+    /// `ds-queue remove`: through the owning master, which takes the item out of ZooKeeper or its
+    /// backlog so that nothing puts it back; with `wait`, until it has (exit 1 if a worker got it first).
+    public static func remove(_ target: String, wait: Bool, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        guard let id = TaskQueueKey(target)?.taskInstanceId ?? Int64(target), id > 0 else {
+            throw ControlRefusal(description: "\(Limits.quoted(target)) is neither a queue key (such as 2-000000000042-2-000000000107) nor a task instance id", exitStatus: .usage)
+        }
+        let zk = try await configuration.connectZooKeeper()
+        defer { zk.close() }
+        let store = try Store(path: configuration.databasePath, create: false)
+        let instance = try await store.requestRemove(attempt: id, now: ProcessStats.now())
+        try await Submitter.notifyMasters(zk, configuration.paths, commandID: instance)
+        struct Removal: Encodable { var taskInstanceId: Int64; var instanceId: Int64; var state: TaskState? }
+        guard wait else {
+            print(json ? WireJSON.string(Removal(taskInstanceId: id, instanceId: instance, state: nil)) : "removing task \(id) of instance \(instance)")
+            return .success
+        }
+        InterruptNotice.install(tool: tool, instanceID: instance)
+        while true {
+            let state = try await store.taskAttempts(of: instance).first { $0.id == id }?.state
+            if let state, state != .submitted && state != .dispatched {
+                print(json ? WireJSON.string(Removal(taskInstanceId: id, instanceId: instance, state: state))
+                           : "task \(id) of instance \(instance): \(state.rawValue)")
+                if state == .kill { return .success }
+                Tool.warn(tool, "task \(id) was claimed by a worker before it could be removed; stop its instance with ds-instance stop \(instance)")
+                return .failure
+            }
+            try await _Concurrency.Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     static let header = pad(["WHERE", "GROUP", "KEY", "WORKFLOW", "INSTANCE", "TASK", "TASK_ID", "AGE"])
 
     /// Fixed columns: a list streams, so widths cannot come from the rows.

@@ -13,6 +13,12 @@ extension MasterScheduler {
         var stop: Bool
         /// Waiting in this master's backlog, never written to ZooKeeper.
         var inBacklog: Bool
+        /// `ds-queue remove`: taken out of the queue if no worker has it, never killed; it ends KILL
+        /// and its workflow follows its failure strategy.
+        var remove = false
+        /// The REMOVE command, deleted in the round that records what became of the attempt: a
+        /// master that dies before leaves it to the next.
+        var commandID: Int64?
     }
 
     /// Applies the pause and stop commands of this master's instances, each once: the command is
@@ -23,6 +29,18 @@ extension MasterScheduler {
         guard !requests.isEmpty else { return }
         var round = Round()
         for var request in requests {
+            if let attemptID = request.removeAttempt {
+                touched.insert(request.instance)
+                if active[request.instance] != nil, !pendingHalts.contains(where: { $0.commandID == request.commandID }),
+                   let (ref, inBacklog) = takeAwaited(attemptID) {
+                    logger.notice("instance \(request.instance): attempt \(attemptID) of '\(ref.task)' to be removed from the queue")
+                    pendingHalts.append(Halt(id: attemptID, ref: ref, stop: true, inBacklog: inBacklog, remove: true,
+                                             commandID: request.commandID))
+                } else if !pendingHalts.contains(where: { $0.commandID == request.commandID }) {
+                    round.batch.controls.append(request)  // nothing of it waits here any more: moot
+                }
+                continue
+            }
             if let before = active[request.instance]?.engine.state {
                 let effects = active[request.instance]!.engine.handle(request.stop ? .stop : .pause)
                 request.applied = active[request.instance]?.engine.state != before || !effects.isEmpty
@@ -36,6 +54,24 @@ extension MasterScheduler {
             round.batch.controls.append(request)
         }
         try await commit(&round)
+    }
+
+    /// Where this master keeps an attempt it waits for: awaited in ZooKeeper, or in the backlog
+    /// (taken out of it, since it is about to end).
+    func takeAwaited(_ id: Int64) -> (AttemptRef, inBacklog: Bool)? {
+        if let ref = attempts[id] { return (ref, false) }
+        if let i = unclassified.firstIndex(where: { $0.entry.key.taskInstanceId == id }) {
+            let item = unclassified.remove(at: i)
+            attempts[id] = item.ref
+            return (item.ref, false)
+        }
+        for (group, heap) in backlog where heap.contains(where: { $0.key.taskInstanceId == id }) {
+            var match = heap.filter { $0.key.taskInstanceId == id }
+            let entry = match.pop()!
+            backlog[group] = heap.filter { $0.key.taskInstanceId != id }
+            return (AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(group, entry.key)), true)
+        }
+        return nil
     }
 
     /// Notes an attempt the engine wants halted; `processHalts` finds it, in one pass for all.
@@ -105,7 +141,7 @@ extension MasterScheduler {
             case .nowhere:
                 return (true, nil)  // lost with its worker, or never fed: it ran, if at all, on no live worker
             case .running:
-                guard h.stop else { return (false, nil) }  // a pause lets it finish
+                guard h.stop && !h.remove else { return (false, nil) }  // a pause lets it finish; a removal came too late
                 let (data, _) = try await zk.getData(paths.running(h.id))
                 guard let holder = try? WireJSON.decode(RunningTask.self, data),
                       Limits.groupNameProblem(holder.worker.replacingOccurrences(of: ":", with: "-")) == nil else { return (false, nil) }
@@ -119,12 +155,16 @@ extension MasterScheduler {
         let now = ProcessStats.now()
         for (h, outcome) in zip(halts, outcomes) {
             if let node = outcome.killNode { killNodes[h.id] = node }
+            if let command = h.commandID {
+                round.batch.controls.append(ControlRequest(commandID: command, instance: h.ref.instance, stop: true, applied: false))
+            }
         }
         for (h, outcome) in zip(halts, outcomes) where outcome.gone {
             guard attempts[h.id] != nil || h.inBacklog, active[h.ref.instance] != nil else { continue }
             attempts.removeValue(forKey: h.id)
             seenRunning.remove(h.id)
-            endHalted(h.id, h.ref, stop: h.stop, message: h.stop ? "stopped before a worker started it" : "paused before a worker started it",
+            endHalted(h.id, h.ref, stop: h.stop,
+                      message: h.remove ? "removed from the queue (ds-queue remove)" : h.stop ? "stopped before a worker started it" : "paused before a worker started it",
                       now: now, &round)
         }
         try await commit(&round)

@@ -105,6 +105,10 @@ enum Migrations {
             try db.create(index: "command_by_instance", on: "command", columns: ["workflow_instance_id"])
             try db.create(index: "workflow_instance_by_name", on: "workflow_instance", columns: ["name", "id"])
         }
+        m.registerMigration("v7-command-attempt") { db in
+            // The attempt a REMOVE command (`ds-queue remove`) takes out of the queue.
+            try db.alter(table: "command") { t in t.add(column: "task_instance_id", .integer) }
+        }
         return m
     }
 }

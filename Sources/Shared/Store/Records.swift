@@ -105,17 +105,20 @@ public struct CommandRecord: Codable, Sendable, FetchableRecord, MutablePersista
     public var submitTime: Double
     /// The task a START_FROM command starts from.
     public var taskName: String?
+    /// The attempt a REMOVE command takes out of the queue.
+    public var taskInstanceId: Int64?
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, type, workflowInstanceId = "workflow_instance_id", priorityRank = "priority_rank", submitTime = "submit_time",
-             taskName = "task_name"
+             taskName = "task_name", taskInstanceId = "task_instance_id"
     }
 
     /// Commands any master with a free slot may claim: they (re)start an unowned instance.
     public static let startTypes = ["START", "RESUME", "RECOVER", "RERUN", "START_FROM"]
     /// Commands for the master that owns a running instance.
-    public static let controlTypes = ["PAUSE", "STOP"]
+    public static let controlTypes = ["PAUSE", "STOP", "REMOVE"]
+    static let controlTypesSQL = "('PAUSE', 'STOP', 'REMOVE')"
 }
 
 extension WorkflowState: DatabaseValueConvertible {}

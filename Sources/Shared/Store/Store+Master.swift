@@ -19,6 +19,8 @@ public struct ControlRequest: Sendable {
     public var stop: Bool
     /// Whether this round changed the engine: then its place in the event order is stored.
     public var applied: Bool
+    /// For a REMOVE command (`ds-queue remove`): the attempt to take out of the queue.
+    public var removeAttempt: Int64?
 }
 
 /// How a finished attempt is recorded.
@@ -131,14 +133,18 @@ extension Store {
         }
     }
 
-    /// Pause and stop commands for instances `session` owns, oldest first.
+    /// Pause, stop and remove commands for instances `session` owns, oldest first.
     public func pendingControls(session: Int64) async throws -> [ControlRequest] {
-        try await read("reading pause and stop commands") { db in
+        try await read("reading pause, stop and remove commands") { db in
             let rows = try Row.fetchAll(db, sql: """
-                SELECT c.id, c.workflow_instance_id, c.type FROM command c JOIN workflow_instance w ON w.id = c.workflow_instance_id
-                WHERE c.type IN ('PAUSE', 'STOP') AND w.master_session = ? ORDER BY c.id
+                SELECT c.id, c.workflow_instance_id, c.type, c.task_instance_id FROM command c JOIN workflow_instance w ON w.id = c.workflow_instance_id
+                WHERE c.type IN \(CommandRecord.controlTypesSQL) AND w.master_session = ? ORDER BY c.id
                 """, arguments: [session])
-            return rows.map { ControlRequest(commandID: $0[0], instance: $0[1], stop: ($0[2] as String) == "STOP", applied: false) }
+            return rows.map {
+                var request = ControlRequest(commandID: $0[0], instance: $0[1], stop: ($0[2] as String) == "STOP", applied: false)
+                if ($0[2] as String) == "REMOVE" { request.removeAttempt = $0[3] as Int64? ?? -1 }
+                return request
+            }
         }
     }
 
@@ -290,7 +296,7 @@ extension Store {
     /// ends it. One written while the owner was finishing it is moot; left behind, it would outlive
     /// an owner that dies before its next round, and stop or pause the instance's next run.
     static func deleteMootControls(of instanceID: Int64, _ db: Database) throws {
-        try db.execute(sql: "DELETE FROM command WHERE workflow_instance_id = ? AND type IN ('PAUSE', 'STOP')", arguments: [instanceID])
+        try db.execute(sql: "DELETE FROM command WHERE workflow_instance_id = ? AND type IN \(CommandRecord.controlTypesSQL)", arguments: [instanceID])
     }
 
     /// An instance with its definition and every attempt of its current run, in creation order.

@@ -85,3 +85,33 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// Asks the master that owns an attempt's instance to take it out of the queue (a REMOVE
+    /// command). Refused (exit 1, nothing written) for an attempt a worker already runs or that
+    /// ended; unknown ids exit 65. Returns the attempt's instance.
+    public func requestRemove(attempt id: Int64, now: Double) async throws -> Int64 {
+        try await transaction("removal of task \(id)") { db in
+            guard let attempt = try TaskInstanceRecord.fetchOne(db, key: id) else {
+                throw ControlRefusal(description: "task \(id) does not exist in \(self.path); see ds-queue list", exitStatus: .dataError)
+            }
+            let instance = try WorkflowInstanceRecord.fetchOne(db, key: attempt.workflowInstanceId)
+            func refuse(_ why: String) -> ControlRefusal {
+                ControlRefusal(description: "cannot remove task \(id) ('\(attempt.taskName)' of instance \(attempt.workflowInstanceId)): \(why)",
+                               exitStatus: .failure)
+            }
+            switch attempt.state {
+            case .submitted, .dispatched:
+                guard let instance, instance.state.isActive else { throw refuse("its instance is \(instance?.state.rawValue ?? "gone")") }
+                var command = CommandRecord(id: nil, type: "REMOVE", workflowInstanceId: attempt.workflowInstanceId,
+                                            priorityRank: instance.priority.rank, submitTime: now, taskInstanceId: id)
+                try command.insert(db)
+                return attempt.workflowInstanceId
+            case .running:
+                throw refuse("a worker\(attempt.host.map { " (\($0))" } ?? "") runs it; stop its instance with ds-instance stop \(attempt.workflowInstanceId)")
+            default:
+                throw refuse("it already ended \(attempt.state.rawValue)")
+            }
+        }
+    }
+}
