@@ -13,7 +13,7 @@ struct QueueCommand: AsyncParsableCommand {
 
             """ + exitStatusHelp,
         version: dsVersion,
-        subcommands: [List.self, Peek.self, Push.self, Remove.self])
+        subcommands: [List.self, Stats.self, Peek.self, Push.self, Remove.self])
 }
 
 func runReporting(_ body: () async throws -> ExitStatus) async -> Never {
@@ -59,6 +59,17 @@ extension QueueCommand {
 
         func run() async {
             await runReporting { try await QueueTool.peek(group: group, json: json, configuration: try global.resolve()) }
+        }
+    }
+
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Depth per group and priority, the oldest item's age, running tasks and free slots per worker, groups with no worker; from ZooKeeper alone.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(help: "One JSON object (snake_case).") var json = false
+
+        func run() async {
+            await runReporting { try await QueueTool.stats(json: json, configuration: try global.resolve()) }
         }
     }
 

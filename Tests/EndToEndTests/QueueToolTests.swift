@@ -58,6 +58,30 @@ final class QueueToolTests: ClusterTestCase {
         XCTAssertEqual(try rows(zkOnly).count, 3)
         XCTAssertTrue(zkOnly.stderr.contains("window in ZooKeeper only"), zkOnly.stderr)
 
+        // Stats from ZooKeeper alone: the window, and the backlog the master publishes.
+        struct Stats: Decodable {
+            struct Group: Decodable {
+                var group: String; var window: Int; var backlog: Int
+                var window_by_priority: [Int]; var backlog_by_priority: [Int]; var oldest_window_age_seconds: Double?
+            }
+            var groups: [Group]; var groups_without_workers: [String]
+        }
+        var stats: Stats?
+        try await eventually("stats show the window and the published backlog") {
+            let run = try self.cluster.run("ds-queue", ["stats", "--json"], environment: ["DS_DB": self.cluster.directory.appendingPathComponent("none.db").path])
+            stats = try? JSONDecoder().decode(Stats.self, from: Data(run.stdout.utf8))
+            return stats?.groups.first?.backlog == 6
+        }
+        let group = try XCTUnwrap(stats?.groups.first)
+        XCTAssertEqual(group.group, "default")
+        XCTAssertEqual(group.window, 3)
+        // Workflow priorities: one HIGHEST, one MEDIUM and one LOW workflow of three tasks each.
+        XCTAssertEqual(zip(group.window_by_priority, group.backlog_by_priority).map { $0 + $1 }, [3, 0, 3, 3, 0])
+        XCTAssertNotNil(group.oldest_window_age_seconds)
+        XCTAssertEqual(stats?.groups_without_workers, ["default"], "no worker serves the group yet")
+        let humanStats = try cluster.run("ds-queue", ["stats"])
+        XCTAssertTrue(humanStats.stdout.contains("groups with no worker: default"), humanStats.stdout)
+
         try cluster.startWorker(slots: 1)
         try await eventually("all nine ran") { self.cluster.lines(self.marker).count == 9 }
         XCTAssertEqual(cluster.lines(marker).compactMap(Int64.init), listed.map(\.taskInstanceId),

@@ -136,6 +136,109 @@ public enum QueueTool {
         }
     }
 
+    /// One group in `ds-queue stats`.
+    public struct GroupStats: Codable, Sendable {
+        public var group: String
+        public var window: Int
+        public var backlog: Int
+        /// By the workflow priority that leads the keys, HIGHEST first.
+        public var windowByPriority: [Int]
+        public var backlogByPriority: [Int]
+        /// Seconds since the oldest item of the window was queued.
+        public var oldestWindowAgeSeconds: Double?
+        public var workers: [String]
+    }
+
+    /// One worker in `ds-queue stats`.
+    public struct WorkerStats: Codable, Sendable {
+        public var worker: String
+        public var groups: [String]
+        public var slots: Int?
+        public var running: Int
+        public var freeSlots: Int?
+    }
+
+    public struct Stats: Codable, Sendable {
+        public var groups: [GroupStats]
+        public var workers: [WorkerStats]
+        /// Groups with items waiting and no worker registered: nothing will run them.
+        public var groupsWithoutWorkers: [String]
+    }
+
+    /// Depth per group and priority (window and backlog), the oldest item's age, running tasks and
+    /// free slots per worker, and groups with items but no worker, from ZooKeeper alone: masters
+    /// publish their backlog counts in their registry nodes.
+    public static func stats(json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        let zk = try await configuration.connectZooKeeper()
+        defer { zk.close() }
+        let paths = configuration.paths
+        var backlog: [String: [Int]] = [:]
+        for m in try await zk.childrenIfPresent(paths.masters) {
+            guard let (data, _) = try? await zk.getData(paths.masters + "/" + m),
+                  let beat = try? WireJSON.decode(Heartbeat.self, data) else { continue }
+            for (g, counts) in beat.backlog ?? [:] where counts.count == 5 {
+                backlog[g] = zip(backlog[g] ?? [0, 0, 0, 0, 0], counts).map { $0 + $1 }
+            }
+        }
+        var workersByGroup: [String: [String]] = [:]
+        var workers: [String: WorkerStats] = [:]
+        for g in try await zk.childrenIfPresent(paths.workers) where Limits.groupNameProblem(g) == nil {
+            for w in try await zk.childrenIfPresent(paths.workerGroup(g)) {
+                workersByGroup[g, default: []].append(w)
+                if workers[w] == nil {
+                    let beat = (try? await zk.getData(paths.workerGroup(g) + "/" + w)).flatMap { try? WireJSON.decode(Heartbeat.self, $0.0) }
+                    workers[w] = WorkerStats(worker: w, groups: [], slots: beat?.slots, running: 0, freeSlots: nil)
+                }
+                workers[w]!.groups.append(g)
+            }
+        }
+        for id in try await zk.childrenIfPresent(paths.running) {
+            guard let (data, _) = try? await zk.getData(paths.running + "/" + id),
+                  let holder = try? WireJSON.decode(RunningTask.self, data), workers[holder.worker] != nil else { continue }
+            workers[holder.worker]!.running += 1
+        }
+        for (w, s) in workers { workers[w]!.freeSlots = s.slots.map { max(0, $0 - s.running) } }
+        let queued = try await zk.childrenIfPresent(paths.queue).filter { Limits.groupNameProblem($0) == nil }
+        let now = ProcessStats.now()
+        var groups: [GroupStats] = []
+        for g in Set(queued).union(backlog.keys).union(workersByGroup.keys).sorted() {
+            let keys = try await zk.childrenIfPresent(paths.queue(g)).compactMap(TaskQueueKey.init)
+            var byPriority = [0, 0, 0, 0, 0]
+            for k in keys { byPriority[k.workflowPriority.rank] += 1 }
+            // The smallest creation time among the window's nodes (a bounded number of lookups).
+            let created = try await keys.concurrentMap(limit: 64) { k in try await zk.exists(paths.queueItem(g, k))?.createdMillis }
+            let oldest = created.compactMap { $0 }.min().map { Double($0) / 1000 }
+            let b = backlog[g] ?? [0, 0, 0, 0, 0]
+            groups.append(GroupStats(group: g, window: keys.count, backlog: b.reduce(0, +), windowByPriority: byPriority,
+                                     backlogByPriority: b, oldestWindowAgeSeconds: oldest.map { max(0, now - $0) },
+                                     workers: (workersByGroup[g] ?? []).sorted()))
+        }
+        let stats = Stats(groups: groups, workers: workers.values.sorted { $0.worker < $1.worker },
+                          groupsWithoutWorkers: groups.filter { $0.window + $0.backlog > 0 && $0.workers.isEmpty }.map(\.group))
+        if json {
+            print(WireJSON.string(stats))
+            return .success
+        }
+        var table = TablePrinter(columns: ["GROUP", "WINDOW", "BACKLOG", "HIGHEST", "HIGH", "MEDIUM", "LOW", "LOWEST", "OLDEST", "WORKERS"])
+        for g in groups {
+            let total = zip(g.windowByPriority, g.backlogByPriority).map { String($0 + $1) }
+            table.add([g.group, String(g.window), String(g.backlog)] + total + [g.oldestWindowAgeSeconds.map(age) ?? "-", String(g.workers.count)])
+        }
+        print(table.render(), terminator: "")
+        var workerTable = TablePrinter(columns: ["WORKER", "GROUPS", "SLOTS", "RUNNING", "FREE"])
+        for w in stats.workers {
+            workerTable.add([w.worker, w.groups.sorted().joined(separator: ","), w.slots.map(String.init) ?? "?", String(w.running),
+                             w.freeSlots.map(String.init) ?? "?"])
+        }
+        print("")
+        print(workerTable.render(), terminator: "")
+        if !stats.groupsWithoutWorkers.isEmpty {
+            print("")
+            print("items wait in groups with no worker: \(stats.groupsWithoutWorkers.joined(separator: ", ")) (start ds-worker --group G)")
+        }
+        return .success
+    }
+
     static let header = pad(["WHERE", "GROUP", "KEY", "WORKFLOW", "INSTANCE", "TASK", "TASK_ID", "AGE"])
 
     /// Fixed columns: a list streams, so widths cannot come from the rows.

@@ -149,6 +149,7 @@ public actor MasterScheduler {
                 throw MasterError.sessionExpired(identity)
             }
             group.addTask { try await self.heartbeatLoop() }
+            group.addTask { try await self.backlogPublishLoop() }
             group.addTask { [wakeups, options] in
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(options.commandRescanSeconds))
@@ -232,7 +233,30 @@ public actor MasterScheduler {
     private func heartbeat() -> Data {
         WireJSON.encode(Heartbeat(pid: getpid(), startTime: startTime, loadAverage: ProcessStats.loadAverage(),
                                   rssBytes: ProcessStats.residentBytes(), activeInstances: active.count,
-                                  database: store.databaseID, databasePath: store.path))
+                                  database: store.databaseID, databasePath: store.path, backlog: backlogCounts()))
+    }
+
+    /// The backlog per group and workflow priority, for the heartbeat.
+    func backlogCounts() -> [String: [Int]] {
+        var counts: [String: [Int]] = [:]
+        for (group, heap) in backlog where !heap.isEmpty {
+            var byPriority = [0, 0, 0, 0, 0]
+            heap.forEach { byPriority[$0.key.workflowPriority.rank] += 1 }
+            counts[group] = byPriority
+        }
+        return counts
+    }
+
+    /// Publishes the backlog counts within a second of a change (the heartbeat carries them too).
+    private func backlogPublishLoop() async throws {
+        var published: [String: Int] = [:]
+        while true {
+            try await Task.sleep(for: .seconds(1))
+            let totals = backlog.filter { !$0.value.isEmpty }.mapValues(\.count)
+            guard totals != published else { continue }
+            // Marked published only once written: a failed write is tried again next second.
+            if (try? await zk.setData(paths.masters + "/" + options.identity, heartbeat())) != nil { published = totals }
+        }
     }
 
     private func heartbeatLoop() async throws {

@@ -136,6 +136,10 @@ public struct Heartbeat: Codable, Sendable {
     /// A master's database: the id it was made with, and the path this master opened.
     public var database: String?
     public var databasePath: String?
+    /// A master's backlog: per worker group, the ready attempts waiting outside ZooKeeper, by the
+    /// workflow priority that leads their keys (5 counts, HIGHEST first). Published within a
+    /// second of a change, so that `ds-queue stats` needs ZooKeeper only.
+    public var backlog: [String: [Int]]?
 }
 
 /// The snake_case JSON used on the wire and in `--json` output.

@@ -6,6 +6,9 @@ public struct MinHeap<Element: Comparable> {
     public var count: Int { items.count }
     public var isEmpty: Bool { items.isEmpty }
 
+    /// Every element, in no particular order.
+    public func forEach(_ body: (Element) -> Void) { items.forEach(body) }
+
     public mutating func push(_ element: Element) {
         items.append(element)
         var i = items.count - 1
