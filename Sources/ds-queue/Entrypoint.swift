@@ -13,7 +13,7 @@ struct QueueCommand: AsyncParsableCommand {
 
             """ + exitStatusHelp,
         version: dsVersion,
-        subcommands: [List.self, Stats.self, Peek.self, Push.self, Remove.self])
+        subcommands: [List.self, Stats.self, Peek.self, Watch.self, Push.self, Remove.self])
 }
 
 func runReporting(_ body: () async throws -> ExitStatus) async -> Never {
@@ -70,6 +70,20 @@ extension QueueCommand {
 
         func run() async {
             await runReporting { try await QueueTool.stats(json: json, configuration: try global.resolve()) }
+        }
+    }
+
+    struct Watch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print additions, claims and removals as they happen (NDJSON with --json), until interrupted.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Only this worker group.") var group: String?
+        @Flag(help: "One JSON object per line (snake_case).") var json = false
+
+        func validate() throws { try checkGroup(group) }
+
+        func run() async {
+            await runReporting { try await QueueTool.watch(group: group, json: json, configuration: try global.resolve()) }
         }
     }
 

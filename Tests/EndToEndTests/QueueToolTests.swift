@@ -156,4 +156,38 @@ final class QueueToolTests: ClusterTestCase {
         XCTAssertEqual(try cluster.run("ds-queue", ["remove", "999999"]).status, 65)
         XCTAssertEqual(try cluster.run("ds-queue", ["remove", "not-a-key"]).status, 64)
     }
+
+    func testWatchPrintsAdditionsClaimsAndRemovalsAsTheyHappen() async throws {
+        try cluster.startMaster()
+        let out = cluster.directory.appendingPathComponent("watch.out"), err = cluster.directory.appendingPathComponent("watch.err")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        let watch = Process()
+        watch.executableURL = Binaries.url("ds-queue")
+        watch.arguments = ["watch", "--json"]
+        watch.environment = cluster.environment
+        watch.standardOutput = try FileHandle(forWritingTo: out)
+        watch.standardError = try FileHandle(forWritingTo: err)
+        watch.standardInput = FileHandle.nullDevice
+        try watch.run()
+        addTeardownBlock { if watch.isRunning { kill(watch.processIdentifier, SIGKILL); watch.waitUntilExit() } }
+        try await eventually("the watch has started") { ((try? String(contentsOf: err, encoding: .utf8)) ?? "").contains("watching") }
+        struct Event: Decodable { var event: String; var task_instance_id: Int64; var worker: String? }
+        func events() -> [Event] {
+            ((try? String(contentsOf: out, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                try? JSONDecoder().decode(Event.self, from: Data($0.utf8))
+            }
+        }
+        let id = try cluster.submit(#"{"name":"watched","failure_strategy":"CONTINUE","tasks":[{"name":"a","command":"true"},{"name":"b","command":"true"}]}"#)
+        try await eventually("two additions") { events().filter { $0.event == "added" }.count == 2 }
+        let rows = try await cluster.store().taskAttempts(of: id)
+        let b = try XCTUnwrap(rows.first { $0.taskName == "b" }?.id)
+        let a = try XCTUnwrap(rows.first { $0.taskName == "a" }?.id)
+        XCTAssertEqual(try cluster.run("ds-queue", ["remove", String(b), "--wait"]).status, 0)
+        try await eventually("b's removal") { events().contains { $0.event == "removed" && $0.task_instance_id == b } }
+        try cluster.startWorker(slots: 1)
+        try await eventually("a's claim") { events().contains { $0.event == "claimed" && $0.task_instance_id == a } }
+        XCTAssertEqual(events().map(\.event), ["added", "added", "removed", "claimed"])
+        XCTAssertTrue(watch.isRunning, "watch goes on until interrupted")
+    }
 }

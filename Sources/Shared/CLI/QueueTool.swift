@@ -239,6 +239,64 @@ public enum QueueTool {
         return .success
     }
 
+    /// One change of the queue, as `watch` prints it.
+    public struct QueueEvent: Codable, Sendable {
+        /// "added", "claimed" (a worker took it) or "removed" (taken back by a master, or gone unclaimed).
+        public var event: String
+        public var group: String
+        public var key: TaskQueueKey
+        public var taskInstanceId: Int64
+        public var worker: String?
+        public var time: Double
+    }
+
+    /// Prints additions, claims and removals as they happen, until interrupted. Each listing
+    /// re-arms its watch; a change between two listings is seen by comparing them.
+    public static func watch(group: String?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        let zk = try await configuration.connectZooKeeper()
+        defer { zk.close() }
+        let paths = configuration.paths
+        let (changes, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        var known: [String: Set<String>] = [:]
+        var first = true
+        signal.yield(())
+        Tool.warn(tool, "watching \(paths.queue)\(group.map { "/" + $0 } ?? ""); Ctrl-C stops")
+        for await _ in changes {
+            // Before any daemon made the tree there is no /queue to watch the children of: its creation is.
+            if try await zk.exists(paths.queue, watch: { _ in signal.yield(()) }) == nil { continue }
+            var groups = try await zk.childrenIfPresent(paths.queue) { _ in signal.yield(()) }
+            if let group { groups = groups.filter { $0 == group } }
+            for g in groups.sorted() where Limits.groupNameProblem(g) == nil {
+                let now = Set(try await zk.childrenIfPresent(paths.queue(g)) { _ in signal.yield(()) }.filter { TaskQueueKey($0) != nil })
+                defer { known[g] = now }
+                guard !first else { continue }
+                let before = known[g] ?? []
+                for name in now.subtracting(before).sorted() { emit(QueueEvent(event: "added", group: g, key: TaskQueueKey(name)!,
+                                                                              taskInstanceId: TaskQueueKey(name)!.taskInstanceId,
+                                                                              worker: nil, time: ProcessStats.now()), json: json) }
+                for name in before.subtracting(now).sorted() {
+                    let key = TaskQueueKey(name)!
+                    let holder = (try? await zk.getData(paths.running(key.taskInstanceId))).flatMap { try? WireJSON.decode(RunningTask.self, $0.0) }
+                    let reported = holder == nil ? try await zk.exists(paths.result(key.taskInstanceId)) != nil : false
+                    emit(QueueEvent(event: holder != nil || reported ? "claimed" : "removed", group: g, key: key,
+                                    taskInstanceId: key.taskInstanceId, worker: holder?.worker, time: ProcessStats.now()), json: json)
+                }
+            }
+            first = false
+        }
+        return .success
+    }
+
+    static func emit(_ e: QueueEvent, json: Bool) {
+        if json {
+            print(WireJSON.string(e))
+        } else {
+            print("\(InstanceTool.time(e.time))  \(e.event.padding(toLength: 7, withPad: " ", startingAt: 0))  \(e.group)  \(e.key)"
+                  + (e.worker.map { "  \($0)" } ?? ""))
+        }
+        fflush(nil)  // a pipe gets each line as it happens (nil: every output stream)
+    }
+
     static let header = pad(["WHERE", "GROUP", "KEY", "WORKFLOW", "INSTANCE", "TASK", "TASK_ID", "AGE"])
 
     /// Fixed columns: a list streams, so widths cannot come from the rows.
