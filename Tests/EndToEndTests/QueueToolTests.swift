@@ -190,4 +190,47 @@ final class QueueToolTests: ClusterTestCase {
         XCTAssertEqual(events().map(\.event), ["added", "added", "removed", "claimed"])
         XCTAssertTrue(watch.isRunning, "watch goes on until interrupted")
     }
+
+    /// Peak resident memory of one run of a tool, in KiB, read by a Python parent that has no
+    /// other children (RUSAGE_CHILDREN); stdout goes to a file, whose lines are counted.
+    func peakMemory(_ arguments: [String], environment extra: [String: String] = [:]) throws -> (kib: Int, lines: Int, status: Int32) {
+        let out = cluster.directory.appendingPathComponent("peak-\(UUID().uuidString).out").path
+        let script = """
+            import resource, subprocess, sys
+            with open(sys.argv[1], "wb") as f:
+                rc = subprocess.run(sys.argv[2:], stdout=f).returncode
+            print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
+            """
+        let run = try cluster.run("/usr/bin/python3", ["-c", script, out, Binaries.url("ds-queue").path] + arguments, environment: extra)
+        let parts = run.stdout.split(separator: " ").map { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
+        let lines = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").count
+        return (parts.first ?? -1, lines, Int32(parts.last ?? -1))
+    }
+
+    /// 100,000 ready tasks (10 workflows of 10,000, no worker): list prints them all from a window
+    /// of 1000 and a backlog of 99,000, in memory that does not grow with the queue; stats counts
+    /// them, also with ZooKeeper alone.
+    func testAHundredThousandReadyTasksListInBoundedMemory() async throws {
+        try cluster.startMaster()
+        let small = try cluster.submit(#"{"name":"small","tasks":[{"name":"one","command":"true"}]}"#)
+        let store = try cluster.store()
+        try await eventually("the small one is queued") { try await store.taskAttempts(of: small).count == 1 }
+        let baseline = try peakMemory(["list", "--json"])
+        XCTAssertEqual(baseline.lines, 1)
+        let tasks = (0..<10_000).map { #"{"name":"t\#($0)","command":"true"}"# }.joined(separator: ",")
+        for w in 0..<10 { _ = try cluster.submit(#"{"name":"wide\#(w)","tasks":[\#(tasks)]}"#) }
+        try await eventually("100,001 attempts are ready", timeout: 600) { try await store.countRows(of: "task_instance") == 100_001 }
+        let big = try peakMemory(["list", "--json"])
+        XCTAssertEqual(big.status, 0)
+        XCTAssertEqual(big.lines, 100_001)
+        print("ds-queue list --json: peak RSS \(baseline.kib) KiB for 1 item, \(big.kib) KiB for 100,001 (window 1000, backlog 99,001)")
+        // Bounded: a window and a page at a time. Holding 100,000 rows would add far more than this.
+        XCTAssertLessThan(big.kib, baseline.kib + 40 * 1024, "peak RSS \(big.kib) KiB against \(baseline.kib) KiB for one item")
+        struct Stats: Decodable { struct Group: Decodable { var window: Int; var backlog: Int }; var groups: [Group] }
+        try await eventually("stats from ZooKeeper alone count them") {
+            let run = try self.cluster.run("ds-queue", ["stats", "--json"], environment: ["DS_DB": "/nonexistent/none.db"])
+            guard let stats = try? JSONDecoder().decode(Stats.self, from: Data(run.stdout.utf8)), let g = stats.groups.first else { return false }
+            return g.window == 1000 && g.window + g.backlog == 100_001
+        }
+    }
 }
