@@ -129,13 +129,7 @@ extension QueueCommand {
         func run() async {
             await runReporting {
                 var text = command
-                if text == nil {
-                    let data = try Submitter.readInput("-")
-                    guard data.count <= Limits.maxCommandBytes else {
-                        throw InputError.unreadable("standard input", "a command longer than \(Limits.maxCommandBytes) bytes")
-                    }
-                    text = String(decoding: data, as: UTF8.self)
-                }
+                if text == nil { text = try QueueTool.readCommandFromStandardInput() }
                 let variables = Dictionary(uniqueKeysWithValues: env.map { Submitter.parseParam($0)! })
                 return try await QueueTool.push(command: text!, name: name, priority: Priority(rawValue: priority.uppercased())!, group: group,
                                                 env: variables, wait: wait, json: json, configuration: try global.resolve())

@@ -316,6 +316,16 @@ public enum QueueTool {
         s < 60 ? String(format: "%.1fs", s) : s < 3600 ? String(format: "%.1fm", s / 60) : String(format: "%.1fh", s / 3600)
     }
 
+    /// The command of `push` from standard input, at most `Limits.maxCommandBytes`.
+    public static func readCommandFromStandardInput() throws -> String {
+        let data = try Submitter.readInput("-")
+        guard data.count <= Limits.maxCommandBytes else {
+            throw WorkflowValidationError(source: "ds-queue push", problems: [ValidationProblem(
+                field: "command", message: "standard input holds more than \(Limits.maxCommandBytes) bytes, the limit of a command")])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// `ds-queue push`: an ad-hoc SHELL task, run as a one-task instance of a workflow of its own
     /// name, so that `ds-instance` and the result store see it like any other.
     public static func push(command: String, name: String, priority: Priority, group: String, env: [String: String], wait: Bool,
