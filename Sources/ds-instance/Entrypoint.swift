@@ -21,13 +21,7 @@ struct InstanceCommand: AsyncParsableCommand {
 }
 
 /// Runs a subcommand's work with the shared exit handling.
-func runReporting(_ body: () async throws -> ExitStatus) async -> Never {
-    do {
-        Tool.exit(try await body())
-    } catch {
-        Tool.fail("ds-instance", error)
-    }
-}
+func runReporting(_ body: () async throws -> ExitStatus) async -> Never { await Tool.run("ds-instance", body) }
 
 /// An instance id argument: a positive integer.
 struct InstanceID: ParsableArguments {

@@ -16,13 +16,8 @@ struct QueueCommand: AsyncParsableCommand {
         subcommands: [List.self, Stats.self, Peek.self, Watch.self, Push.self, Remove.self])
 }
 
-func runReporting(_ body: () async throws -> ExitStatus) async -> Never {
-    do {
-        Tool.exit(try await body())
-    } catch {
-        Tool.fail("ds-queue", error)
-    }
-}
+/// Runs a subcommand's work with the shared exit handling.
+func runReporting(_ body: () async throws -> ExitStatus) async -> Never { await Tool.run("ds-queue", body) }
 
 func checkGroup(_ group: String?) throws {
     if let group, let why = Limits.groupNameProblem(group) {

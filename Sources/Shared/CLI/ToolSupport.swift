@@ -11,6 +11,15 @@ public enum Tool {
 
     public static func exit(_ status: ExitStatus) -> Never { Foundation.exit(status.rawValue) }
 
+    /// Runs a tool's work and exits with its status, or with the one line and status of its error.
+    public static func run(_ tool: String, _ body: () async throws -> ExitStatus) async -> Never {
+        do {
+            exit(try await body())
+        } catch {
+            fail(tool, error)
+        }
+    }
+
     public static func warn(_ tool: String, _ message: String) {
         FileHandle.standardError.write(Data("\(tool): \(message)\n".utf8))
     }
