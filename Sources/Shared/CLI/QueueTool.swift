@@ -256,6 +256,8 @@ public enum QueueTool {
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
         let paths = configuration.paths
+        // Opened once it exists: a watch may start before the first master has made it.
+        var store: Store?
         let (changes, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         var known: [String: Set<String>] = [:]
         var first = true
@@ -276,15 +278,41 @@ public enum QueueTool {
                                                                               worker: nil, time: ProcessStats.now()), json: json) }
                 for name in before.subtracting(now).sorted() {
                     let key = TaskQueueKey(name)!
-                    let holder = (try? await zk.getData(paths.running(key.taskInstanceId))).flatMap { try? WireJSON.decode(RunningTask.self, $0.0) }
-                    let reported = holder == nil ? try await zk.exists(paths.result(key.taskInstanceId)) != nil : false
-                    emit(QueueEvent(event: holder != nil || reported ? "claimed" : "removed", group: g, key: key,
-                                    taskInstanceId: key.taskInstanceId, worker: holder?.worker, time: ProcessStats.now()), json: json)
+                    if store == nil, FileManager.default.fileExists(atPath: configuration.databasePath) {
+                        store = try Store(path: configuration.databasePath, create: false)
+                    }
+                    let (event, worker) = try await whatBecameOf(key.taskInstanceId, zk: zk, paths: paths, store: store)
+                    emit(QueueEvent(event: event, group: g, key: key, taskInstanceId: key.taskInstanceId, worker: worker,
+                                    time: ProcessStats.now()), json: json)
                 }
             }
             first = false
         }
         return .success
+    }
+
+    /// Why an item left the queue. A claim leaves a `/running` node, then a result; a task that
+    /// ended at once may have left both before this looks, and then the database tells (its
+    /// attempt names the worker that ran it). Without the database, or before the master has
+    /// stored anything, the item "left": claimed or removed, this cannot tell.
+    static func whatBecameOf(_ id: Int64, zk: ZooKeeperClient, paths: ZooKeeperPaths, store: Store?) async throws -> (String, String?) {
+        if let (data, _) = try? await zk.getData(paths.running(id)) {
+            return ("claimed", (try? WireJSON.decode(RunningTask.self, data))?.worker)
+        }
+        if let (data, _) = try? await zk.getData(paths.result(id)) {
+            return ("claimed", (try? WireJSON.decode(TaskResultMessage.self, data))?.worker)
+        }
+        guard let store else { return ("left", nil) }
+        // A master stores a claimed attempt's outcome (with its worker) before it deletes the result,
+        // and a removal's KILL or PAUSE just after it deletes the node: a moment tells.
+        for _ in 0..<30 {
+            guard let attempt = try await store.attemptRecord(id) else { return ("left", nil) }
+            if let host = attempt.host { return ("claimed", host) }
+            if attempt.state == .running { return ("claimed", nil) }
+            if attempt.state == .kill || attempt.state == .pause { return ("removed", nil) }
+            try await _Concurrency.Task.sleep(for: .milliseconds(100))
+        }
+        return ("left", nil)
     }
 
     static func emit(_ e: QueueEvent, json: Bool) {

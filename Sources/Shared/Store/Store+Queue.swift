@@ -68,6 +68,11 @@ extension Store {
         }
     }
 
+    /// One attempt by id, or nil.
+    public func attemptRecord(_ id: Int64) async throws -> TaskInstanceRecord? {
+        try await read("reading attempt \(id)") { db in try TaskInstanceRecord.fetchOne(db, key: id) }
+    }
+
     /// Task and workflow names and ready times of attempts, by id.
     public func attemptNames(_ ids: [Int64]) async throws -> [Int64: (task: String, workflow: String, since: Double)] {
         try await read("reading \(ids.count) attempts") { db in
