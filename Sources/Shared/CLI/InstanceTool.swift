@@ -73,14 +73,20 @@ public enum InstanceTool {
         if !live.isEmpty, let zk = try? await ZooKeeperClient.connect(configuration.zkConnect, sessionTimeoutMillis: 3000,
                                                                       credentials: configuration.zkCredentials) {
             defer { zk.close() }
-            for g in queuedGroups where ((try? await zk.childrenIfPresent(configuration.paths.workerGroup(g))) ?? ["?"]).isEmpty {
-                emptyGroups.insert(g)
-            }
-            for a in live.prefix(1000) where a.state != .submitted {
-                if let (data, _) = try? await zk.getData(configuration.paths.running(a.id!)),
-                   let holder = try? WireJSON.decode(RunningTask.self, data) {
-                    holders[a.id!] = holder.worker
+            // Hints only: if ZooKeeper fails half-way, none of them is shown rather than a wrong one.
+            do {
+                var empty: Set<String> = []
+                var found: [Int64: String] = [:]
+                for g in queuedGroups where try await zk.childrenIfPresent(configuration.paths.workerGroup(g)).isEmpty { empty.insert(g) }
+                for a in live.prefix(1000) where a.state != .submitted {
+                    if let (data, _) = try await zk.getDataIfPresent(configuration.paths.running(a.id!)),
+                       let holder = try? WireJSON.decode(RunningTask.self, data) {
+                        found[a.id!] = holder.worker
+                    }
                 }
+                (emptyGroups, holders) = (empty, found)
+            } catch {
+                Tool.warn(tool, "ZooKeeper: \(error); workers and empty groups not shown")
             }
         }
         var shown = attempts

@@ -174,7 +174,7 @@ public enum QueueTool {
         let paths = configuration.paths
         var backlog: [String: [Int]] = [:]
         for m in try await zk.childrenIfPresent(paths.masters) {
-            guard let (data, _) = try? await zk.getData(paths.masters + "/" + m),
+            guard let (data, _) = try await zk.getDataIfPresent(paths.masters + "/" + m),
                   let beat = try? WireJSON.decode(Heartbeat.self, data) else { continue }
             for (g, counts) in beat.backlog ?? [:] where counts.count == 5 {
                 backlog[g] = zip(backlog[g] ?? [0, 0, 0, 0, 0], counts).map { $0 + $1 }
@@ -186,14 +186,15 @@ public enum QueueTool {
             for w in try await zk.childrenIfPresent(paths.workerGroup(g)) {
                 workersByGroup[g, default: []].append(w)
                 if workers[w] == nil {
-                    let beat = (try? await zk.getData(paths.workerGroup(g) + "/" + w)).flatMap { try? WireJSON.decode(Heartbeat.self, $0.0) }
+                    // A heartbeat that does not decode (another version) leaves slots unknown, shown as ?.
+                    let beat = try await zk.getDataIfPresent(paths.workerGroup(g) + "/" + w).flatMap { try? WireJSON.decode(Heartbeat.self, $0.0) }
                     workers[w] = WorkerStats(worker: w, groups: [], slots: beat?.slots, running: 0, freeSlots: nil)
                 }
                 workers[w]!.groups.append(g)
             }
         }
         for id in try await zk.childrenIfPresent(paths.running) {
-            guard let (data, _) = try? await zk.getData(paths.running + "/" + id),
+            guard let (data, _) = try await zk.getDataIfPresent(paths.running + "/" + id),
                   let holder = try? WireJSON.decode(RunningTask.self, data), workers[holder.worker] != nil else { continue }
             workers[holder.worker]!.running += 1
         }
@@ -296,10 +297,10 @@ public enum QueueTool {
     /// attempt names the worker that ran it). Without the database, or before the master has
     /// stored anything, the item "left": claimed or removed, this cannot tell.
     static func whatBecameOf(_ id: Int64, zk: ZooKeeperClient, paths: ZooKeeperPaths, store: Store?) async throws -> (String, String?) {
-        if let (data, _) = try? await zk.getData(paths.running(id)) {
+        if let (data, _) = try await zk.getDataIfPresent(paths.running(id)) {
             return ("claimed", (try? WireJSON.decode(RunningTask.self, data))?.worker)
         }
-        if let (data, _) = try? await zk.getData(paths.result(id)) {
+        if let (data, _) = try await zk.getDataIfPresent(paths.result(id)) {
             return ("claimed", (try? WireJSON.decode(TaskResultMessage.self, data))?.worker)
         }
         guard let store else { return ("left", nil) }

@@ -59,6 +59,12 @@ extension ZooKeeperClient {
     public func childrenIfPresent(_ path: String, watch: (@Sendable (WatchEvent) -> Void)? = nil) async throws -> [String] {
         do { return try await children(path, watch: watch) } catch ZooKeeperError.noNode { return [] }
     }
+
+    /// The data of `path`, or nil if the node does not exist (it went between a listing and this
+    /// read). Any other failure throws: a read that failed must never read as a node that is gone.
+    public func getDataIfPresent(_ path: String) async throws -> (Data, ZNodeStat)? {
+        do { return try await getData(path) } catch ZooKeeperError.noNode { return nil }
+    }
 }
 
 extension ZooKeeperError {
