@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "ds-failover", targets: ["ds-failover"]),
         .executable(name: "ds-instance", targets: ["ds-instance"]),
         .executable(name: "ds-queue", targets: ["ds-queue"]),
+        .executable(name: "ds-logs", targets: ["ds-logs"]),
         .executable(name: "task-supervisor", targets: ["task-supervisor"]),
     ],
     dependencies: [
@@ -18,6 +19,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // HTTP for /metrics, /healthz and a worker's /logs: NIO's own HTTP/1.1, no framework on top.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "CZooKeeper", path: "Sources/CZooKeeper"),
@@ -29,6 +34,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(name: "ds-master", dependencies: ["Shared"]),
@@ -41,9 +52,10 @@ let package = Package(
         .executableTarget(name: "ds-failover", dependencies: ["Shared"]),
         .executableTarget(name: "ds-instance", dependencies: ["Shared"]),
         .executableTarget(name: "ds-queue", dependencies: ["Shared"]),
+        .executableTarget(name: "ds-logs", dependencies: ["Shared"]),
         .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Runs the built ds-* binaries as separate processes against a real ZooKeeper and SQLite.
-        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "task-supervisor"],
+        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "task-supervisor"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -21,6 +21,11 @@ struct MasterCommand: AsyncParsableCommand {
     @Option(name: .customLong("dead-server-retention"),
             help: "How long a /dead-servers record of a server whose session is gone is kept (e.g. 1h, 10m, 0s).")
     var deadServerRetention: String = "1h"
+    @Option(help: ArgumentHelp("""
+        Serve HTTP here: /metrics (Prometheus text) and /healthz. Port 0 takes a free port; the address is \
+        published in the master's registry node (env DS_LISTEN; default: no server).
+        """, valueName: "host:port"))
+    var listen: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -41,7 +46,8 @@ struct MasterCommand: AsyncParsableCommand {
             var options = MasterOptions(host: host ?? ProcessStats.hostName(), port: port, maxWorkflows: maxWorkflows)
             options.queueWindow = queueWindow
             options.deadServerRetentionSeconds = DurationText.parse(deadServerRetention) ?? 3600
-            try await MasterScheduler.main(configuration: try global.resolve(), options: options, logLevel: logLevel)
+            try await MasterScheduler.main(configuration: try global.resolve(), options: options,
+                                           listen: try ListenAddress.option(listen), logLevel: logLevel)
         } catch {
             Tool.fail("ds-master", error)
         }

@@ -25,6 +25,14 @@ struct WorkerCommand: AsyncParsableCommand {
     var slots: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(name: .customLong("log-dir"), help: "Folder of task logs (default: $DS_HOME/logs).")
     var logDir: String?
+    @Option(help: ArgumentHelp("""
+        Serve HTTP here: /logs/<task-instance-id> (read by ds-logs), /metrics and /healthz. Port 0 takes a free \
+        port; the address is published in the worker's registry node (env DS_LISTEN; default: no server).
+        """, valueName: "host:port"))
+    var listen: String?
+    @Option(name: .customLong("log-retention"),
+            help: "Remove task logs last written longer ago than this, e.g. 7d or 12h; 0 keeps them forever.")
+    var logRetention: String = "7d"
     @Option(help: "How long a graceful stop waits for running tasks, e.g. 60s.")
     var grace: String = "60s"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -42,15 +50,21 @@ struct WorkerCommand: AsyncParsableCommand {
         for g in groups {
             if let problem = Limits.groupNameProblem(g) { throw ValidationError("--group '\(g)' \(problem)") }
         }
+        guard let retention = DurationText.parse(logRetention), retention >= 0, retention <= 3650 * 86_400 else {
+            throw ValidationError("--log-retention '\(logRetention)' is not a duration from 0s (keep forever) to 3650d, such as 7d")
+        }
     }
 
     func run() async throws {
         do {
             let configuration = try global.resolve()
-            let options = WorkerOptions(
+            var options = WorkerOptions(
                 host: host ?? ProcessStats.hostName(), port: port, groups: groups.isEmpty ? ["default"] : groups,
                 slots: slots, logDirectory: logDir ?? configuration.home + "/logs", graceSeconds: DurationText.parse(grace)!)
-            try await WorkerDaemon.main(configuration: configuration, options: options, logLevel: logLevel)
+            let retention = DurationText.parse(logRetention)!
+            options.logRetentionSeconds = retention > 0 ? retention : nil
+            let listen = try ListenAddress.option(listen)
+            try await WorkerDaemon.main(configuration: configuration, options: options, listen: listen, logLevel: logLevel)
         } catch {
             Tool.fail("ds-worker", error)
         }

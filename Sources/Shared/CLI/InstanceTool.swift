@@ -123,18 +123,20 @@ public enum InstanceTool {
         if !view.params.isEmpty { print("parameters " + view.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) }
         if let note = view.note { print("note       \(note)") }
         print("")
-        var printer = TablePrinter(columns: ["TASK", "RUN", "ATTEMPT", "STATE", "WORKER", "START", "END", "DURATION", "EXIT", "LOG", "MESSAGE"])
+        var printer = TablePrinter(columns: ["TASK", "ID", "RUN", "ATTEMPT", "STATE", "WORKER", "START", "END", "DURATION", "EXIT", "LOG", "MESSAGE"])
         for t in view.tasks {
             guard let a = t.attempt else {
-                printer.add([t.task, "", "", "-", "", "", "", "", "", "", t.note ?? ""])
+                printer.add([t.task, "", "", "", "-", "", "", "", "", "", "", t.note ?? ""])
                 continue
             }
-            printer.add([t.task, String(a.run), String(a.attempt), a.state.rawValue, a.host ?? "", a.startTime.map(time) ?? "",
+            printer.add([t.task, a.id.map(String.init) ?? "", String(a.run), String(a.attempt), a.state.rawValue, a.host ?? "", a.startTime.map(time) ?? "",
                          a.endTime.map(time) ?? "", a.state.isTerminal ? InstanceReport.duration(a.startTime, a.endTime) : "",
                          a.exitCode.map(String.init) ?? "", a.logPath ?? "",
                          [a.message, t.note].compactMap { $0 }.joined(separator: "; ").replacingOccurrences(of: "\n", with: " ")])
         }
         print(printer.render(), terminator: "")
+        let hints = InstanceReport.logHints(attempts, run: instance.run)
+        if !hints.isEmpty { print("\n" + hints.joined(separator: "\n")) }
         return .success
     }
 
@@ -262,12 +264,7 @@ public enum InstanceTool {
         var watcher = InstanceWatcher(store: store, zk: zk, paths: configuration.paths, definition: definition, instanceID: id)
         watcher.tool = tool
         let final = try await watcher.waitForEnd(live: !json && Tool.stdoutIsTerminal)
-        if json {
-            print(WireJSON.string(final))
-        } else {
-            print(final.table(), terminator: "")
-            print(final.closingLine())
-        }
+        final.print(json: json, tool: tool)
         if final.instance.state != goal {
             Tool.warn(tool, "instance \(id) ended \(final.instance.state.rawValue), not \(goal.rawValue)")
             return .failure

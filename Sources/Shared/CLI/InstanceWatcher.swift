@@ -42,6 +42,32 @@ public struct InstanceReport: Codable, Sendable {
         return printer.render()
     }
 
+    /// The end of a wait: the JSON, or the table and closing line, then (on stderr) the command that
+    /// shows each failed task's log.
+    public func print(json: Bool, tool: String) {
+        if json {
+            Swift.print(WireJSON.string(self))
+        } else {
+            Swift.print(table(), terminator: "")
+            Swift.print(closingLine())
+        }
+        for hint in Self.logHints(tasks, run: instance.run) { Tool.warn(tool, hint) }
+    }
+
+    /// "task 'b' failed; its log: ds-logs 12", for the latest attempt of each task of `run` that
+    /// failed or was killed after it started.
+    static func logHints(_ attempts: [TaskInstanceRecord], run: Int) -> [String] {
+        var latest: [String: TaskInstanceRecord] = [:]
+        var order: [String] = []
+        for a in attempts where a.run == run && a.state != .needFaultTolerance {
+            if latest.updateValue(a, forKey: a.taskName) == nil { order.append(a.taskName) }
+        }
+        return order.compactMap { name in
+            guard let a = latest[name], [.failure, .kill].contains(a.state), a.host != nil, let id = a.id else { return nil }
+            return "task '\(name)' \(a.state == .kill ? "was killed" : "failed"); its log: ds-logs \(id)"
+        }
+    }
+
     /// "instance 7 etl SUCCESS in 1.204s", and why it ended without running, if it did.
     public func closingLine() -> String {
         let took = Self.duration(instance.startTime, instance.endTime)

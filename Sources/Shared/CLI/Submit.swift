@@ -141,12 +141,7 @@ public enum Submitter {
                                       instanceID: submitted.instanceId)
         watcher.tool = tool
         let final = try await watcher.waitForEnd(live: !request.json && Tool.stdoutIsTerminal)
-        if request.json {
-            print(WireJSON.string(final))
-        } else {
-            print(final.table(), terminator: "")
-            print(final.closingLine())
-        }
+        final.print(json: request.json, tool: tool)
         return (final.instance.state == .success ? .success : .failure, submitted)
     }
 

@@ -185,6 +185,7 @@ extension MasterScheduler {
                 }
                 logger.warning("instance \(ref.instance): attempt \(id) of '\(ref.task)' was lost; resubmitting")
                 round.batch.superseded.append((id, ref.instance, "lost with its worker; superseded by a new attempt", now))
+                metrics.failedOver.increment()
                 newAttempt(ref.instance, ref.task, ref.attempt, &round)
             }
         }

@@ -1,16 +1,55 @@
 import Foundation
 import Logging
+import Metrics
 
 extension MasterScheduler {
-    /// Connects, opens the store and schedules until SIGTERM or fencing.
-    public static func main(configuration: Configuration, options: MasterOptions, logLevel: String) async throws {
+    /// Connects, opens the store and schedules until SIGTERM or fencing. With `listen`, serves
+    /// `/metrics` and `/healthz` there while it runs.
+    public static func main(configuration: Configuration, options: MasterOptions, listen: ListenAddress?,
+                            logLevel: String) async throws {
         let logger = try Tool.logger("ds-master", level: logLevel)
+        // Bound first: a taken port stops the start before the master registers.
+        let server = try await DaemonListener.start(listen, logger: logger)
+        var options = options
+        if let server {
+            let host = ["0.0.0.0", "::"].contains(server.address.host) ? options.host : server.address.host
+            options.listen = ListenAddress(host: host, port: server.address.port).description
+        }
         let zk = try await configuration.connectZooKeeper(logger: logger)
         defer { zk.close() }
         let store = try Store(path: configuration.databasePath)
         logger.info("database \(configuration.databasePath), \(configuration.zooKeeperSummary)")
         let scheduler = MasterScheduler(zk: zk, store: store, paths: configuration.paths, options: options, logger: logger)
-        try await Daemon.run(logger: logger, stop: .cancel) { try await scheduler.run() }
+        Telemetry.shared.watchSession(zk)
+        Gauge(label: "ds_master_slots").record(options.maxWorkflows)
+        let activeGauge = Gauge(label: "ds_master_active_instances")
+        let paths = configuration.paths
+        Telemetry.shared.onScrape {
+            let figures = await scheduler.loadFigures()
+            activeGauge.record(figures.active)
+            // Every group with a queue node: the window's depth (all masters' items) and this master's backlog.
+            let groups = Set((try? await zk.children(paths.queue)) ?? []).union(figures.backlog.keys)
+            for group in groups.sorted() {
+                if let depth = try? await zk.exists(paths.queue(group))?.childCount {
+                    Gauge(label: "ds_queue_window_depth", dimensions: [("group", group)]).record(Int(depth))
+                }
+                Gauge(label: "ds_master_backlog", dimensions: [("group", group)]).record(figures.backlog[group] ?? 0)
+            }
+        }
+        Telemetry.shared.healthCheck {
+            let session = zk.sessionState
+            if session != .connected { return "ZooKeeper session \(session.rawValue)" }
+            do { try await store.ping() } catch { return "database: \(error)" }
+            return nil
+        }
+        try await Daemon.run(logger: logger, stop: .cancel) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                if let server { group.addTask { try await DaemonListener.serve(server, logger: logger) } }
+                defer { group.cancelAll() }
+                try await scheduler.run()
+                await server?.close()
+            }
+        }
         logger.info("master \(options.identity) stopped; stats: db_transactions=\(store.transactionCount) \(zk.requestCounts.summary(prefix: "zk_"))")
     }
 }

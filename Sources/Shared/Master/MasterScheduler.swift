@@ -41,6 +41,8 @@ public struct MasterOptions: Sendable {
     public var deadServerRetentionSeconds: Double = 3600
     /// How often a master looks for records to prune (on its reconcile timer).
     public var deadServerPruneSeconds: Double = 60
+    /// Where this master's HTTP server listens, as published in its registry node.
+    public var listen: String?
 
     public init(host: String, port: Int, maxWorkflows: Int) {
         self.host = host
@@ -113,6 +115,7 @@ public actor MasterScheduler {
     var staleKillNodes: [String] = []
     /// When /dead-servers was last pruned.
     var lastDeadServerPrune = ContinuousClock.now - .seconds(3600)
+    let metrics = MasterMetrics()
 
     public init(zk: ZooKeeperClient, store: Store, paths: ZooKeeperPaths, options: MasterOptions, logger: Logger) {
         self.zk = zk
@@ -233,7 +236,13 @@ public actor MasterScheduler {
     private func heartbeat() -> Data {
         WireJSON.encode(Heartbeat(pid: getpid(), startTime: startTime, loadAverage: ProcessStats.loadAverage(),
                                   rssBytes: ProcessStats.residentBytes(), activeInstances: active.count,
-                                  database: store.databaseID, databasePath: store.path, backlog: backlogCounts()))
+                                  database: store.databaseID, databasePath: store.path, backlog: backlogCounts(),
+                                  listen: options.listen))
+    }
+
+    /// Instances running here, and the backlog's size per group: for `/metrics`.
+    public func loadFigures() -> (active: Int, backlog: [String: Int]) {
+        (active.count, backlog.mapValues(\.count))
     }
 
     /// The backlog per group and workflow priority, for the heartbeat.
@@ -272,6 +281,7 @@ public actor MasterScheduler {
         while active.count < options.maxWorkflows,
               let claimed = try await store.claimCommand(host: options.identity, session: session, now: ProcessStats.now()) {
             var instance = ActiveInstance(claimed)
+            if let submitted = claimed.commandSubmitTime { metrics.claimLatency.record(seconds: ProcessStats.now() - submitted) }
             touched.insert(instance.id)
             logger.info("instance \(instance.id) of '\(instance.definition.name)' v\(claimed.instance.version) started")
             let effects = instance.engine.handle(.start)
@@ -338,12 +348,14 @@ public actor MasterScheduler {
                 continue
             }
             if m.state == .needFaultTolerance {
+                metrics.failedOver.increment()
                 // Killed by its worker's own stop: it fails over as if the worker had died (a new
                 // attempt with the same number, not a retry); the engine still waits for the task.
                 logger.notice("instance \(instanceID): attempt \(m.taskInstanceId) of '\(taskName)' was stopped with its worker; resubmitting")
                 newAttempt(instanceID, taskName, ref.attempt, &round)
                 continue
             }
+            metrics.finished(m.state)
             if m.state == .success { active[instanceID]!.recordOutputs(of: taskName, m.outputs) }
             let outcome: TaskOutcome = m.state == .success ? .success : (m.state == .kill ? .killed : .failure)
             let effects = active[instanceID]!.engine.handle(.taskFinished(task: taskName, outcome: outcome))
@@ -474,6 +486,10 @@ public actor MasterScheduler {
         // it hung must leave the results it read to the new owner.
         let consumed = round.consumed.filter { !applied.lostOwnership.contains($0.instance) }.map(\.id)
         try await writeRound(creates: round.queued, deletes: consumed.map { paths.result($0) })
+        if !round.queued.isEmpty {
+            let now = ProcessStats.now()
+            for attempt in applied.inserted where attempt.state == .dispatched { metrics.dispatchLatency.record(seconds: now - attempt.submitTime) }
+        }
         if !consumed.isEmpty && backlogCount > 0 { wakeups.mark(.feed) }
         if !round.batch.finishedInstances.isEmpty { wakeups.mark(.commands) }
         round = Round()

@@ -126,6 +126,7 @@ extension MasterScheduler {
                 }
             }
         }
+        metrics.dispatched.increment(by: creates.count)
     }
 
     /// The most node data one `multi` of a round carries.

@@ -93,6 +93,8 @@ public struct RunningTask: Codable, Sendable {
     public var pid: Int32?
     public var startTime: Double
     public var logPath: String
+    /// The worker's log server, `host:port`, when it listens (`ds-logs` reads the log there).
+    public var listen: String?
 }
 
 /// How an attempt ended, in `/results/<task-instance-id>` until a master has stored it.
@@ -140,6 +142,8 @@ public struct Heartbeat: Codable, Sendable {
     /// workflow priority that leads their keys (5 counts, HIGHEST first). Published within a
     /// second of a change, so that `ds-queue stats` needs ZooKeeper only.
     public var backlog: [String: [Int]]?
+    /// The daemon's HTTP address, `host:port`, when it listens (`/metrics`, `/healthz`; a worker's `/logs`).
+    public var listen: String?
 }
 
 /// The snake_case JSON used on the wire and in `--json` output.

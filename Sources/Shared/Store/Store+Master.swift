@@ -9,6 +9,8 @@ public struct ClaimedInstance: Sendable {
     public var attempts: [TaskInstanceRecord] = []
     /// The attempts whose success an earlier run hands on (`kept_json`), for their outputs.
     public var keptAttempts: [TaskInstanceRecord] = []
+    /// When the command this claim took was written (for the claim latency metric).
+    public var commandSubmitTime: Double?
 }
 
 /// A pause or stop to apply, or one read from the command table.
@@ -114,7 +116,8 @@ extension Store {
                     continue
                 }
                 try instance.update(db)
-                return ClaimedInstance(instance: instance, definition: definition, keptAttempts: try Self.keptAttempts(instance, db))
+                return ClaimedInstance(instance: instance, definition: definition, keptAttempts: try Self.keptAttempts(instance, db),
+                                       commandSubmitTime: command.submitTime)
             }
             return nil
         }

@@ -96,6 +96,11 @@ public final class Store: Sendable {
         }
     }
 
+    /// A trivial read: whether the database answers (for `/healthz`).
+    public func ping() async throws {
+        _ = try await read("checking the database") { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
     func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await pool.read(body)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 
 /// Why a worker stopped on its own.
 public enum WorkerError: Error, CustomStringConvertible, ExitStatusProviding {
@@ -48,6 +49,11 @@ public struct WorkerOptions: Sendable {
     /// How long a graceful stop lets running tasks finish before killing them.
     public var graceSeconds: Double
     public var heartbeatSeconds: Double = 5
+    /// Where this worker's HTTP server listens, as published in its registry node and `/running`
+    /// nodes; nil when it does not listen.
+    public var listen: String?
+    /// Logs last written longer ago than this are removed (nil: kept forever).
+    public var logRetentionSeconds: Double? = 7 * 86_400
 
     public init(host: String, port: Int, groups: [String], slots: Int, logDirectory: String, graceSeconds: Double) {
         self.host = host
@@ -72,6 +78,7 @@ public actor WorkerDaemon {
     let options: WorkerOptions
     let supervisor: TaskSupervisor
     let logger: Logger
+    public nonisolated let logs: TaskLogs
     let startTime = ProcessStats.now()
     nonisolated let wakeups = Wakeups<Wake>()
 
@@ -105,6 +112,7 @@ public actor WorkerDaemon {
     let baseEnvironment = ProcessInfo.processInfo.environment
     /// Log folders already made.
     var logFolders: Set<String> = []
+    let metrics = WorkerMetrics()
 
     public init(zk: ZooKeeperClient, paths: ZooKeeperPaths, options: WorkerOptions, supervisor: TaskSupervisor, logger: Logger) {
         self.zk = zk
@@ -112,6 +120,7 @@ public actor WorkerDaemon {
         self.options = options
         self.supervisor = supervisor
         self.logger = logger
+        self.logs = TaskLogs(folder: options.logDirectory)
         supervisor.whenLost { [wakeups] in wakeups.mark(.supervisorLost) }
     }
 
@@ -280,10 +289,13 @@ public actor WorkerDaemon {
         }
     }
 
+    /// Tasks running now (slots in use), for `/metrics`.
+    public var runningCount: Int { running.count }
+
     private func heartbeat() -> Data {
         WireJSON.encode(Heartbeat(pid: getpid(), startTime: startTime, loadAverage: ProcessStats.loadAverage(),
                                   rssBytes: ProcessStats.residentBytes(), slots: options.slots,
-                                  freeSlots: options.slots - running.count, groups: options.groups))
+                                  freeSlots: options.slots - running.count, groups: options.groups, listen: options.listen))
     }
 
     private func heartbeatLoop() async throws {
@@ -412,10 +424,12 @@ public actor WorkerDaemon {
         let queuePath = paths.queue(group) + "/" + key
         let task: QueuedTask
         let version: Int32
+        let created: Int64
         do {
             let (data, stat) = try await zk.getData(queuePath)
             task = try WireJSON.decode(QueuedTask.self, data)
             version = stat.version
+            created = stat.createdMillis
         } catch ZooKeeperError.noNode {
             return .lost
         } catch is DecodingError {
@@ -425,7 +439,8 @@ public actor WorkerDaemon {
             return .failed(error)
         }
         let logPath = logPath(for: task)
-        let claim = RunningTask(worker: options.identity, pid: nil, startTime: ProcessStats.now(), logPath: logPath)
+        let claim = RunningTask(worker: options.identity, pid: nil, startTime: ProcessStats.now(), logPath: logPath,
+                                listen: options.listen)
         do {
             try await zk.multi([
                 zk.fenceCheck(paths),
@@ -446,6 +461,7 @@ public actor WorkerDaemon {
         } catch {
             return .failed(error)
         }
+        metrics.queueWait.recordMilliseconds(max(0, Int64(Date().timeIntervalSince1970 * 1000) - created))
         return .won(task, logPath)
     }
 
@@ -469,6 +485,9 @@ public actor WorkerDaemon {
         var result = TaskResultMessage(taskInstanceId: id, state: .failure, exitCode: nil, worker: options.identity,
                                        pid: nil, logPath: logPath, startTime: startTime, endTime: startTime,
                                        outputs: [:], message: nil)
+        logs.began(id, workflowInstance: task.workflowInstanceId)
+        defer { logs.ended(id) }
+        metrics.started.increment()
         do {
             if let problem = Self.queueItemProblem(task) { throw WorkerError.refusedItem(problem) }
             let folder = (logPath as NSString).deletingLastPathComponent
@@ -508,6 +527,7 @@ public actor WorkerDaemon {
         }
         // A fenced worker writes nothing: its tasks fail over, like those of a dead worker.
         if fenced != nil || supervisor.isLost { return }
+        metrics.finished(result.state)
         // The slot stays taken until the result is written: the window in which a dying worker
         // leaves a finished but unrecorded task (which then runs again elsewhere) stays short.
         await report(result)
@@ -707,4 +727,25 @@ public actor WorkerDaemon {
         return seconds == seconds.rounded() ? "\(Int(seconds))s" : String(format: "%.1fs", seconds)
     }
     private func format(_ seconds: Double) -> String { Self.format(seconds) }
+}
+
+/// What a worker counts for `/metrics` (swift-metrics handles, made once).
+struct WorkerMetrics: Sendable {
+    let started = Counter(label: "ds_worker_tasks_started_total")
+    let succeeded = Counter(label: "ds_worker_tasks_finished_total", dimensions: [("state", "success")])
+    let failed = Counter(label: "ds_worker_tasks_finished_total", dimensions: [("state", "failure")])
+    let killed = Counter(label: "ds_worker_tasks_finished_total", dimensions: [("state", "kill")])
+    let handedBack = Counter(label: "ds_worker_tasks_finished_total", dimensions: [("state", "need_fault_tolerance")])
+    /// From the item's creation in the queue (its znode's ctime, on ZooKeeper's clock) to this
+    /// worker's claim: how long tasks wait for a worker.
+    let queueWait = Metrics.Timer(label: "ds_worker_claim_latency_seconds")
+
+    func finished(_ state: TaskState) {
+        switch state {
+        case .success: succeeded.increment()
+        case .kill: killed.increment()
+        case .needFaultTolerance: handedBack.increment()
+        default: failed.increment()
+        }
+    }
 }

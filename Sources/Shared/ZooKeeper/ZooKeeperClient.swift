@@ -90,9 +90,22 @@ public final class ZooKeeperClient: @unchecked Sendable {
     public var sessionID: Int64 { zoo_client_id(handle).pointee.client_id }
 
     /// Requests sent so far, by kind (a multi counts once): for the daemons' stop-time stats.
-    public let requestCounts = Counters()
+    public let requestCounts = Counters(metric: "ds_zookeeper_requests_total")
 
     public var isConnected: Bool { zoo_state(handle) == ZOO_CONNECTED_STATE }
+
+    /// The session as `/metrics` and `/healthz` report it; safe to ask after `close()`.
+    public var sessionState: SessionState {
+        closeLock.lock()
+        defer { closeLock.unlock() }
+        if closed { return .closed }
+        let state = zoo_state(handle)
+        if state == ZOO_CONNECTED_STATE { return .connected }
+        if state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE { return .expired }
+        return .disconnected
+    }
+
+    public enum SessionState: String, Sendable { case connected, disconnected, expired, closed }
 
     /// Ends the session; its ephemeral nodes go at once.
     public func close() {

@@ -1,0 +1,359 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// `ds-logs`: prints (or follows) task logs from the worker that ran them, through its log server;
+/// from the file itself when the worker is gone and the file is on this machine.
+public enum LogsTool {
+    static let tool = "ds-logs"
+
+    public struct Options: Sendable {
+        public var follow = false
+        /// Only the last N lines (of what exists when asked; new lines follow with `follow`).
+        public var lines: Int?
+        public init(follow: Bool, lines: Int?) {
+            self.follow = follow
+            self.lines = lines
+        }
+    }
+
+    /// Where an attempt's log can be read.
+    enum Source: Equatable {
+        case http(address: String, worker: String)
+        case local(path: String)
+        /// Queued, or never ran (withdrawn or removed before a worker claimed it).
+        case notStarted
+        case unreachable(String)
+    }
+
+    /// What the tool has open: the database always, ZooKeeper when it answers.
+    struct Context: Sendable {
+        let store: Store
+        let zk: ZooKeeperClient?
+        let paths: ZooKeeperPaths
+    }
+
+    // MARK: Entry points
+
+    /// `ds-logs TASK_INSTANCE_ID`.
+    public static func attempt(_ id: Int64, options: Options, configuration: Configuration) async throws -> ExitStatus {
+        let context = try await open(configuration)
+        defer { context.zk?.close() }
+        guard let record = try await context.store.attemptRecord(id) else {
+            throw ControlRefusal(description: "task instance \(id) does not exist in \(context.store.path); ds-instance show ID lists an instance's task instance ids",
+                                 exitStatus: .dataError)
+        }
+        let out = Output(prefix: nil)
+        let shown = try await show(record, options: options, context: context, out: out)
+        if case .unreachable(let why) = shown { throw ControlRefusal(description: why, exitStatus: .unavailable) }
+        guard options.follow else { return .success }
+        let end = try await outcome(of: id, context: context)
+        if end.state == .success { return .success }
+        Tool.warn(tool, "task instance \(id) ('\(record.taskName)') ended \(end.state.rawValue)" + (end.message.map { ": \($0)" } ?? ""))
+        return .failure
+    }
+
+    /// `ds-logs --instance ID`: every attempt of the instance, each line prefixed by its task name.
+    public static func instance(_ id: Int64, options: Options, configuration: Configuration) async throws -> ExitStatus {
+        let context = try await open(configuration)
+        defer { context.zk?.close() }
+        guard let instance = try await context.store.instance(id) else {
+            throw ControlRefusal(description: "instance \(id) does not exist in \(context.store.path); see ds-instance list", exitStatus: .dataError)
+        }
+        let definition = try await context.store.definition(of: instance)
+        let width = definition.tasks.map { label($0.name, attempt: 1).count }.max() ?? 1
+        func output(for a: TaskInstanceRecord) -> Output {
+            let name = label(a.taskName, attempt: a.attempt)
+            return Output(prefix: name.padding(toLength: max(width, name.count), withPad: " ", startingAt: 0) + " | ")
+        }
+        var unreachable: [String] = []
+        if !options.follow {
+            for a in try await context.store.taskAttempts(of: id) {
+                if case .unreachable(let why) = try await show(a, options: options, context: context, out: output(for: a)) {
+                    Tool.warn(tool, why)
+                    unreachable.append(why)
+                }
+            }
+            return unreachable.isEmpty ? .success : .unavailable
+        }
+        // Follow: every attempt as it starts, side by side, until the instance has ended and every
+        // attempt's log has been read to its end.
+        let failures = NIOLockedValueBox<[String]>([])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var followed: Set<Int64> = []
+            while true {
+                let current = try await context.store.instance(id)
+                for a in try await context.store.taskAttempts(of: id) where !followed.contains(a.id!) {
+                    // Not yet started: looked at again on the next pass.
+                    if !a.state.isTerminal, try await source(of: a, context: context) == .notStarted { continue }
+                    followed.insert(a.id!)
+                    group.addTask {
+                        if case .unreachable(let why) = try await show(a, options: options, context: context, out: output(for: a)) {
+                            Tool.warn(tool, why)
+                            failures.withLockedValue { $0.append(why) }
+                        }
+                    }
+                }
+                if current?.state.isTerminal ?? true { break }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            try await group.waitForAll()
+        }
+        let final = try await context.store.instance(id)
+        if !failures.withLockedValue({ $0 }).isEmpty { return .unavailable }
+        guard let final, final.state == .success else {
+            Tool.warn(tool, "instance \(id) ended \(final?.state.rawValue ?? "?")" + (final?.message.map { ": \($0)" } ?? ""))
+            return .failure
+        }
+        return .success
+    }
+
+    static func label(_ task: String, attempt: Int) -> String { attempt > 1 ? "\(task)#\(attempt)" : task }
+
+    static func open(_ configuration: Configuration) async throws -> Context {
+        let store = try Store(path: configuration.databasePath, create: false)
+        // ZooKeeper names the worker that runs an attempt and where it listens; without it, only
+        // logs on this machine can be read.
+        var zk: ZooKeeperClient?
+        do {
+            zk = try await ZooKeeperClient.connect(configuration.zkConnect, sessionTimeoutMillis: 5000,
+                                                   credentials: configuration.zkCredentials)
+        } catch {
+            Tool.warn(tool, "ZooKeeper \(configuration.zkConnect): \(error); reading only logs on this machine")
+        }
+        return Context(store: store, zk: zk, paths: configuration.paths)
+    }
+
+    // MARK: One attempt
+
+    /// Prints one attempt's log (its last `lines`), following it with `follow` until its task ends.
+    /// Returns where it was read, or why it could not be.
+    static func show(_ a: TaskInstanceRecord, options: Options, context: Context, out: Output) async throws -> Source {
+        let id = a.id!
+        var where_ = try await source(of: a, context: context)
+        if options.follow {
+            // A queued attempt: wait for a worker to claim it, or for it to end without running.
+            while where_ == .notStarted {
+                if let r = try await context.store.attemptRecord(id), r.state.isTerminal { return .notStarted }
+                try await Task.sleep(for: .milliseconds(200))
+                where_ = try await source(of: try await context.store.attemptRecord(id) ?? a, context: context)
+            }
+        }
+        var offset: Int64 = 0
+        switch where_ {
+        case .notStarted, .unreachable:
+            return where_
+        case .http(let address, let worker):
+            do {
+                offset = try await fetch(address, id: id, from: 0, follow: false, lines: options.lines, out: out)
+                if options.follow {
+                    // Reconnects if the connection breaks while the task still runs on that worker.
+                    while true {
+                        do {
+                            offset = try await fetch(address, id: id, from: offset, follow: true, lines: nil, out: out)
+                            break
+                        } catch let error as HTTPGetError {
+                            guard try await runsOn(id, worker: worker, context: context) else {
+                                out.finish()
+                                return .unreachable("lost the connection to worker \(worker) (\(address)) while following task instance \(id): \(error)")
+                            }
+                            try await Task.sleep(for: .milliseconds(500))
+                        }
+                    }
+                }
+                out.finish()
+                return where_
+            } catch let error as HTTPGetError {
+                // The worker answers no more (gone, or restarted elsewhere): the file, if it is here.
+                var path = a.logPath
+                if path == nil { path = try await context.store.attemptRecord(id)?.logPath }
+                if offset == 0, let path, FileManager.default.isReadableFile(atPath: path) {
+                    return try await readLocal(path, id: id, options: options, context: context, out: out)
+                }
+                out.finish()
+                return .unreachable("the log of task instance \(id) ('\(a.taskName)') is on worker \(worker) (\(address)), which did not serve it: \(error)")
+            }
+        case .local(let path):
+            return try await readLocal(path, id: id, options: options, context: context, out: out)
+        }
+    }
+
+    /// Where an attempt's log is: its worker's log server (the `/running` node names it while the
+    /// task runs, the registry after), else the file when it is on this machine.
+    static func source(of a: TaskInstanceRecord, context: Context) async throws -> Source {
+        let id = a.id!
+        var worker = a.host
+        var address: String?
+        var logPath = a.logPath
+        if !a.state.isTerminal, let zk = context.zk {
+            if let (data, _) = try await zk.getDataIfPresent(context.paths.running(id)), let running = try? WireJSON.decode(RunningTask.self, data) {
+                worker = running.worker
+                address = running.listen
+                logPath = running.logPath
+            } else if let (data, _) = try await zk.getDataIfPresent(context.paths.result(id)),
+                      let result = try? WireJSON.decode(TaskResultMessage.self, data) {
+                // Ended, not yet stored by a master.
+                worker = result.worker
+                logPath = result.logPath
+            } else if a.host == nil {
+                return .notStarted
+            }
+        }
+        guard let worker else { return logPath.map { .local(path: $0) } ?? .notStarted }
+        if address == nil, let zk = context.zk,
+           let (data, _) = try await zk.getDataIfPresent(context.paths.workerGroup(a.workerGroup) + "/" + worker),
+           let heartbeat = try? WireJSON.decode(Heartbeat.self, data) {
+            address = heartbeat.listen
+        }
+        if let address { return .http(address: address, worker: worker) }
+        if let logPath, FileManager.default.isReadableFile(atPath: logPath) { return .local(path: logPath) }
+        let why = context.zk == nil ? "ZooKeeper is unreachable"
+            : "it is not registered (stopped or dead) or serves no logs (started without --listen)"
+        return .unreachable("the log of task instance \(id) ('\(a.taskName)') is on worker \(worker)"
+                            + (logPath.map { " at \($0)" } ?? "") + ", which is unreachable: \(why); the file is not on this machine")
+    }
+
+    /// Whether the attempt still runs on that worker (its `/running` node names it).
+    static func runsOn(_ id: Int64, worker: String, context: Context) async throws -> Bool {
+        guard let zk = context.zk, let (data, _) = try await zk.getDataIfPresent(context.paths.running(id)),
+              let running = try? WireJSON.decode(RunningTask.self, data) else { return false }
+        return running.worker == worker
+    }
+
+    /// GETs the log from `offset`; returns the offset after the last byte read.
+    static func fetch(_ address: String, id: Int64, from offset: Int64, follow: Bool, lines: Int?, out: Output) async throws -> Int64 {
+        var at = offset
+        var tail = lines.map { Tail(lines: $0) }
+        try await HTTPGet.stream(address, "/logs/\(id)?offset=\(offset)" + (follow ? "&follow=1" : "")) { buffer in
+            at += Int64(buffer.readableBytes)
+            let bytes = buffer.readableBytesView
+            if tail != nil { tail!.add(bytes) } else { out.write(bytes) }
+        }
+        if let tail { out.write(tail.text) }
+        return at
+    }
+
+    /// Reads a log file on this machine; with `follow`, until the attempt has ended and the file
+    /// has been read to its end after that.
+    static func readLocal(_ path: String, id: Int64, options: Options, context: Context, out: Output) async throws -> Source {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            return .unreachable("cannot read the log of task instance \(id) at \(path)")
+        }
+        defer { try? handle.close() }
+        var tail = options.lines.map { Tail(lines: $0) }
+        while let chunk = try handle.read(upToCount: 1 << 16), !chunk.isEmpty {
+            if tail != nil { tail!.add(chunk) } else { out.write(chunk) }
+        }
+        if let tail { out.write(tail.text) }
+        guard options.follow else {
+            out.finish()
+            return .local(path: path)
+        }
+        while true {
+            let ended = try await ended(id, context: context) != nil
+            while let chunk = try handle.read(upToCount: 1 << 16), !chunk.isEmpty { out.write(chunk) }
+            if ended { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        out.finish()
+        return .local(path: path)
+    }
+
+    // MARK: Outcome
+
+    /// How an attempt ended: stored by a master, else reported by its worker; nil while it runs.
+    static func ended(_ id: Int64, context: Context) async throws -> (state: TaskState, message: String?)? {
+        if let r = try await context.store.attemptRecord(id), r.state.isTerminal { return (r.state, r.message) }
+        if let zk = context.zk, let (data, _) = try await zk.getDataIfPresent(context.paths.result(id)),
+           let result = try? WireJSON.decode(TaskResultMessage.self, data) {
+            return (result.state, result.message)
+        }
+        return nil
+    }
+
+    /// Waits for the attempt's end once its log is complete (the worker reports just after).
+    static func outcome(of id: Int64, context: Context) async throws -> (state: TaskState, message: String?) {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            if let end = try await ended(id, context: context) { return end }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ControlRefusal(description: "task instance \(id): its log ended but its outcome is not known after 2 minutes; see ds-instance show",
+                             exitStatus: .tempFail)
+    }
+
+    // MARK: Output
+
+    /// Standard output, whole lines at a time, each prefixed (for `--instance`); shared by the
+    /// followers of one run so that their lines never mix.
+    final class Output: Sendable {
+        let prefix: String?
+        private let partial = NIOLockedValueBox<[UInt8]>([])
+        static let lock = NIOLock()
+
+        init(prefix: String?) {
+            self.prefix = prefix
+        }
+
+        func write(_ bytes: some Sequence<UInt8>) {
+            guard let prefix else {
+                let data = Data(bytes)
+                Self.lock.withLock { FileHandle.standardOutput.write(data) }
+                return
+            }
+            let text: [UInt8] = partial.withLockedValue { partial in
+                partial.append(contentsOf: bytes)
+                guard let last = partial.lastIndex(of: 0x0a) else { return [] }
+                let whole = partial[...last]
+                partial.removeSubrange(...last)
+                var text: [UInt8] = []
+                for line in whole.split(separator: 0x0a, omittingEmptySubsequences: false).dropLast() {
+                    text.append(contentsOf: prefix.utf8)
+                    text.append(contentsOf: line)
+                    text.append(0x0a)
+                }
+                return text
+            }
+            if !text.isEmpty { Self.lock.withLock { FileHandle.standardOutput.write(Data(text)) } }
+        }
+
+        /// Prints a last line that has no newline.
+        func finish() {
+            guard prefix != nil else { return }
+            let rest = partial.withLockedValue { p in
+                defer { p = [] }
+                return p
+            }
+            if !rest.isEmpty { write(rest + [0x0a]) }
+        }
+    }
+
+    /// The last N lines of a byte stream.
+    struct Tail {
+        let lines: Int
+        var kept: [[UInt8]] = []
+        var partial: [UInt8] = []
+
+        init(lines: Int) {
+            self.lines = lines
+        }
+
+        mutating func add(_ bytes: some Sequence<UInt8>) {
+            for b in bytes {
+                partial.append(b)
+                if b == 0x0a {
+                    kept.append(partial)
+                    partial = []
+                    // Trimmed in halves: one removal per `lines` lines keeps this linear.
+                    if kept.count >= 2 * max(lines, 1) { kept.removeFirst(kept.count - lines) }
+                }
+            }
+        }
+
+        var text: [UInt8] {
+            var all = kept
+            if !partial.isEmpty { all.append(partial) }
+            return all.suffix(lines).flatMap { $0 }
+        }
+    }
+}

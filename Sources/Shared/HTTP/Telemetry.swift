@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// A daemon's `/metrics` and `/healthz`. The daemons count through swift-metrics (`Counter`,
+/// `Gauge`, `Timer`); this bootstraps swift-prometheus as its backend once per process, and
+/// renders its registry in the Prometheus text format.
+public final class Telemetry: Sendable {
+    public static let shared = Telemetry()
+
+    let registry = PrometheusCollectorRegistry()
+    private let state = NIOLockedValueBox<State>(State())
+
+    struct State {
+        var bootstrapped = false
+        var refreshers: [@Sendable () async -> Void] = []
+        var health: (@Sendable () async -> String?)?
+    }
+
+    private init() {}
+
+    /// Makes swift-metrics report to this registry. Only the first call counts (swift-metrics can be
+    /// bootstrapped once per process); tools that never call it count into swift-metrics' no-op.
+    public func bootstrap() {
+        let first = state.withLockedValue { s in
+            defer { s.bootstrapped = true }
+            return !s.bootstrapped
+        }
+        guard first else { return }
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Our latencies are milliseconds: a chained task's hop is a few, a claim often one.
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+            .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
+        ]
+        MetricsSystem.bootstrap(factory)
+    }
+
+    /// Runs before each scrape: sets gauges that are read from live state rather than counted.
+    public func onScrape(_ refresh: @escaping @Sendable () async -> Void) {
+        state.withLockedValue { $0.refreshers.append(refresh) }
+    }
+
+    /// What `/healthz` checks: nil when healthy, else why not (answered with 503).
+    public func healthCheck(_ check: @escaping @Sendable () async -> String?) {
+        state.withLockedValue { $0.health = check }
+    }
+
+    /// The Prometheus text of every metric, gauges refreshed first.
+    public func render() async -> String {
+        for refresh in state.withLockedValue({ $0.refreshers }) { await refresh() }
+        return registry.emitToString()
+    }
+
+    /// `/metrics` and `/healthz`; nil for any other path.
+    public func route(_ request: HTTPRequest) async -> HTTPReply? {
+        switch request.path {
+        case "/metrics":
+            return .text(.ok, await render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        case "/healthz":
+            if let check = state.withLockedValue({ $0.health }), let problem = await check() {
+                return .text(.serviceUnavailable, "unhealthy: \(problem)\n")
+            }
+            return .text(.ok, "ok\n")
+        default:
+            return nil
+        }
+    }
+
+    /// A ZooKeeper client's session as gauges: `ds_zookeeper_connected` (1 or 0) and
+    /// `ds_zookeeper_session_expired` (1 once the session is gone for good).
+    public func watchSession(_ zk: ZooKeeperClient) {
+        let connected = Gauge(label: "ds_zookeeper_connected")
+        let expired = Gauge(label: "ds_zookeeper_session_expired")
+        onScrape { [zk] in
+            let state = zk.sessionState
+            connected.record(state == .connected ? 1 : 0)
+            expired.record(state == .expired ? 1 : 0)
+        }
+    }
+}
+
+/// Starts a daemon's HTTP listener, when it has one: binds at once (a taken port stops the start),
+/// then serves `/metrics`, `/healthz` and whatever `extra` routes until the daemon ends.
+public enum DaemonListener {
+    public static func start(_ address: ListenAddress?, logger: Logger) async throws -> HTTPServer? {
+        Telemetry.shared.bootstrap()
+        guard let address else { return nil }
+        let server = try await HTTPServer.bind(address)
+        logger.info("listening on http://\(server.address) (/metrics, /healthz)")
+        return server
+    }
+
+    /// Serves until cancelled.
+    public static func serve(_ server: HTTPServer, logger: Logger,
+                             extra: @escaping @Sendable (HTTPRequest) async -> HTTPReply? = { _ in nil }) async throws {
+        try await server.serve(logger: logger) { request in
+            if let reply = await Telemetry.shared.route(request) { return reply }
+            if let reply = await extra(request) { return reply }
+            return .notFound()
+        }
+    }
+}
