@@ -23,8 +23,8 @@ trap cleanup EXIT
 
 echo "== ZooKeeper on $DS_ZK"
 scripts/zookeeper.sh start "$demo/zookeeper" "$port"
-"$bin/ds-master" --host 127.0.0.1 --port 5678 2> "$demo/master.log" & pids+=($!)
-"$bin/ds-worker" --host 127.0.0.1 --port 1234 --slots 2 2> "$demo/worker.log" & pids+=($!)
+"$bin/ds-master" --host 127.0.0.1 --port 5678 --listen 127.0.0.1:0 2> "$demo/master.log" & pids+=($!)
+"$bin/ds-worker" --host 127.0.0.1 --port 1234 --slots 2 --listen 127.0.0.1:0 2> "$demo/worker.log" & pids+=($!)
 echo "== master and worker started (logs in $demo/master.log, $demo/worker.log)"
 
 status=0
@@ -41,6 +41,9 @@ for workflow in examples/*.json; do
     esac
   fi
 done
+echo
+echo "== ds-logs --instance 1 (every task of the first instance, read from the worker's log server)"
+"$bin/ds-logs" --instance 1 || status=$?
 echo
 echo "== task logs are under $demo/logs; the database is $demo/ds.db"
 exit $status
