@@ -27,13 +27,20 @@ extension MasterScheduler {
         Telemetry.shared.onScrape {
             let figures = await scheduler.loadFigures()
             activeGauge.record(figures.active)
-            // Every group with a queue node: the window's depth (all masters' items) and this master's backlog.
-            let groups = Set((try? await zk.children(paths.queue)) ?? []).union(figures.backlog.keys)
-            for group in groups.sorted() {
-                if let depth = try? await zk.exists(paths.queue(group))?.childCount {
+            for (group, count) in figures.backlog {
+                Gauge(label: "ds_master_backlog", dimensions: [("group", group)]).record(count)
+            }
+            // Every group with a queue node: the window's depth, all masters' items together.
+            do {
+                for group in try await zk.childrenIfPresent(paths.queue).sorted() {
+                    let depth = try await zk.exists(paths.queue(group))?.childCount ?? 0
                     Gauge(label: "ds_queue_window_depth", dimensions: [("group", group)]).record(Int(depth))
+                    Gauge(label: "ds_master_backlog", dimensions: [("group", group)]).record(figures.backlog[group] ?? 0)
                 }
-                Gauge(label: "ds_master_backlog", dimensions: [("group", group)]).record(figures.backlog[group] ?? 0)
+            } catch {
+                // A scrape while ZooKeeper is away still answers: the depths stay as last read,
+                // and ds_zookeeper_connected says why.
+                logger.debug("metrics: queue depths not read: \(error)")
             }
         }
         Telemetry.shared.healthCheck {
