@@ -60,6 +60,19 @@ final class LogsAndMetricsTests: ClusterTestCase {
         return address!
     }
 
+    /// A TCP connection to `host:port`, its descriptor.
+    func rawConnect(_ address: String) throws -> Int32 {
+        let parts = address.split(separator: ":")
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = in_port_t(UInt16(parts[1])!).bigEndian
+        inet_pton(AF_INET, String(parts[0]), &sin.sin_addr)
+        let ok = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        XCTAssertEqual(ok, 0, "connect to \(address)")
+        return fd
+    }
+
     /// GETs `target` as sent (no normalisation): the status and body.
     func get(_ address: String, _ target: String) async throws -> (status: Int, body: String) {
         var body = Data()
@@ -131,6 +144,25 @@ final class LogsAndMetricsTests: ClusterTestCase {
 
     func served(_ address: String) async throws -> Double {
         PrometheusText.parse(try await get(address, "/metrics").body)["ds_worker_log_requests_served_total"] ?? 0
+    }
+
+    /// A worker stopped gracefully while `ds-logs -f` follows one of its tasks: the task finishes
+    /// within the grace period, and the follower gets the whole log and the outcome before the
+    /// worker's server closes.
+    func testFollowOutlastsTheWorkersGracefulStop() async throws {
+        try cluster.startMaster()
+        let worker = try cluster.startWorker(["--listen", "127.0.0.1:0"])
+        let id = try cluster.submit(#"{"name":"graceful","tasks":[{"name":"a","command":"echo before; \#(wait("go")); echo after"}]}"#)
+        let a = try await taskID(id, "a")
+        let follow = try background("ds-logs", ["-f", String(a)])
+        try await eventually("the first line is followed") { follow.stdout == "before\n" }
+        kill(worker.processIdentifier, SIGTERM)
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertTrue(worker.isRunning, "the worker waits for its task")
+        open("go")
+        XCTAssertEqual(cluster.exitStatus(of: follow.process), 0, follow.stderr)
+        XCTAssertEqual(follow.stdout, "before\nafter\n")
+        XCTAssertEqual(cluster.exitStatus(of: worker), 0)
     }
 
     /// `--instance -f` follows every task side by side, each line prefixed by its task name: both
@@ -262,6 +294,16 @@ final class LogsAndMetricsTests: ClusterTestCase {
         XCTAssertEqual(v7, 404)
         let v8 = try await get(address, "/healthz").status
         XCTAssertEqual(v8, 200)
+        // A client that starts a request and never finishes it is cut off, and holds nothing up.
+        let stalled = try rawConnect(address)
+        defer { close(stalled) }
+        _ = "GET /logs/1 HTTP/1.1\r\nHost: x\r\n".withCString { send(stalled, $0, strlen($0), 0) }
+        let meanwhile = try await get(address, "/healthz")
+        XCTAssertEqual(meanwhile.status, 200)
+        var byte: UInt8 = 0
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(stalled, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        XCTAssertEqual(recv(stalled, &byte, 1, 0), 0, "the server closes a request left unfinished (after 10 s)")
     }
 
     /// Logs last written longer ago than `--log-retention` are removed: at the start (old files

@@ -19,7 +19,8 @@ public enum LogsTool {
 
     /// Where an attempt's log can be read.
     enum Source: Equatable {
-        case http(address: String, worker: String)
+        /// `logPath`: where the worker writes it, read here if the worker goes and the file is on this machine.
+        case http(address: String, worker: String, logPath: String?)
         case local(path: String)
         /// Queued, or never ran (withdrawn or removed before a worker claimed it).
         case notStarted
@@ -143,7 +144,7 @@ public enum LogsTool {
         switch where_ {
         case .notStarted, .unreachable:
             return where_
-        case .http(let address, let worker):
+        case .http(let address, let worker, let knownPath):
             do {
                 offset = try await fetch(address, id: id, from: 0, follow: false, lines: options.lines, out: out)
                 if options.follow {
@@ -154,6 +155,12 @@ public enum LogsTool {
                             break
                         } catch let error as HTTPGetError {
                             guard try await runsOn(id, worker: worker, context: context) else {
+                                // It runs there no more (it ended, or its worker went): the rest from
+                                // the file, if it is on this machine.
+                                if let path = try await logPath(of: a, known: knownPath, context: context), FileManager.default.isReadableFile(atPath: path) {
+                                    return try await readLocal(path, id: id, from: offset, options: Options(follow: true, lines: nil),
+                                                               context: context, out: out)
+                                }
                                 out.finish()
                                 return .unreachable("lost the connection to worker \(worker) (\(address)) while following task instance \(id): \(error)")
                             }
@@ -165,9 +172,7 @@ public enum LogsTool {
                 return where_
             } catch let error as HTTPGetError {
                 // The worker answers no more (gone, or restarted elsewhere): the file, if it is here.
-                var path = a.logPath
-                if path == nil { path = try await context.store.attemptRecord(id)?.logPath }
-                if offset == 0, let path, FileManager.default.isReadableFile(atPath: path) {
+                if offset == 0, let path = try await logPath(of: a, known: knownPath, context: context), FileManager.default.isReadableFile(atPath: path) {
                     return try await readLocal(path, id: id, options: options, context: context, out: out)
                 }
                 out.finish()
@@ -205,12 +210,18 @@ public enum LogsTool {
            let heartbeat = try? WireJSON.decode(Heartbeat.self, data) {
             address = heartbeat.listen
         }
-        if let address { return .http(address: address, worker: worker) }
+        if let address { return .http(address: address, worker: worker, logPath: logPath) }
         if let logPath, FileManager.default.isReadableFile(atPath: logPath) { return .local(path: logPath) }
         let why = context.zk == nil ? "ZooKeeper is unreachable"
             : "it is not registered (stopped or dead) or serves no logs (started without --listen)"
         return .unreachable("the log of task instance \(id) ('\(a.taskName)') is on worker \(worker)"
                             + (logPath.map { " at \($0)" } ?? "") + ", which is unreachable: \(why); the file is not on this machine")
+    }
+
+    /// The attempt's log file as its worker named it (stored with its result, or in its claim).
+    static func logPath(of a: TaskInstanceRecord, known: String?, context: Context) async throws -> String? {
+        if let path = known ?? a.logPath { return path }
+        return try await context.store.attemptRecord(a.id!)?.logPath
     }
 
     /// Whether the attempt still runs on that worker (its `/running` node names it).
@@ -235,11 +246,13 @@ public enum LogsTool {
 
     /// Reads a log file on this machine; with `follow`, until the attempt has ended and the file
     /// has been read to its end after that.
-    static func readLocal(_ path: String, id: Int64, options: Options, context: Context, out: Output) async throws -> Source {
+    static func readLocal(_ path: String, id: Int64, from offset: Int64 = 0, options: Options, context: Context,
+                          out: Output) async throws -> Source {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             return .unreachable("cannot read the log of task instance \(id) at \(path)")
         }
         defer { try? handle.close() }
+        if offset > 0 { try handle.seek(toOffset: UInt64(offset)) }
         var tail = options.lines.map { Tail(lines: $0) }
         while let chunk = try handle.read(upToCount: 1 << 16), !chunk.isEmpty {
             if tail != nil { tail!.add(chunk) } else { out.write(chunk) }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -76,21 +77,54 @@ public enum HTTPReply: Sendable {
     case stream(contentType: String, body: @Sendable (HTTPBodyWriter) async throws -> Void)
 
     public static func notFound(_ why: String = "not found") -> HTTPReply { .text(.notFound, why + "\n") }
+
+    /// The status code it answers with.
+    public var statusCode: Int {
+        switch self {
+        case .text(let status, _, _): return Int(status.code)
+        case .stream: return 200
+        }
+    }
 }
 
 /// Writes a streamed body; throws once the client has gone.
 public struct HTTPBodyWriter: Sendable {
-    let writer: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+    let send: @Sendable ([UInt8]) async throws -> Void
+    let gone: @Sendable () -> Bool
+
+    init(writer: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel) {
+        send = { try await writer.write(.body(.byteBuffer(ByteBuffer(bytes: $0)))) }
+        gone = { !channel.isActive }
+    }
+
+    /// A writer that hands each piece to `sink` (a client that never leaves).
+    public static func collecting(_ sink: @escaping @Sendable ([UInt8]) -> Void) -> HTTPBodyWriter {
+        HTTPBodyWriter(send: { sink($0) }, gone: { false })
+    }
+
+    private init(send: @escaping @Sendable ([UInt8]) async throws -> Void, gone: @escaping @Sendable () -> Bool) {
+        self.send = send
+        self.gone = gone
+    }
+
+    /// The client closed its end: a body that waits for more to write should stop.
+    public var clientGone: Bool { gone() }
 
     public func write(_ bytes: some Collection<UInt8>) async throws {
         guard !bytes.isEmpty else { return }
-        try await writer.write(.body(.byteBuffer(ByteBuffer(bytes: bytes))))
+        try await send(Array(bytes))
     }
 }
 
 /// A small HTTP/1.1 server on SwiftNIO: one request per connection (`Connection: close`), answered
 /// by `route`. For `/metrics`, `/healthz` and a worker's `/logs`: nothing here serves files by name.
+/// A client must send its whole request within `requestTimeout`; past `maxConnections` open at
+/// once, new ones get 503; a closed server gives answers under way `closeGrace` to end.
 public final class HTTPServer: Sendable {
+    static let requestTimeout: Duration = .seconds(10)
+    static let maxConnections = 512
+    static let closeGrace: Duration = .seconds(2)
+
     let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
     /// The address it listens on, with the port it got when asked for port 0.
     public let address: ListenAddress
@@ -120,30 +154,61 @@ public final class HTTPServer: Sendable {
         return HTTPServer(channel: channel, address: ListenAddress(host: address.host, port: port))
     }
 
-    /// Answers requests until cancelled.
+    struct Closed: Error {}
+
+    /// Answers requests until cancelled, or until `close()` and the answers under way have ended
+    /// (at most `closeGrace` later).
     public func serve(logger: Logger, route: @escaping @Sendable (HTTPRequest) async -> HTTPReply) async throws {
-        try await withThrowingDiscardingTaskGroup { group in
-            try await channel.executeThenClose { connections in
-                for try await connection in connections {
-                    group.addTask {
-                        do {
-                            try await Self.answer(connection, route: route)
-                        } catch {
-                            logger.debug("HTTP connection ended: \(error)")
+        let open = NIOLockedValueBox(0)
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await channel.executeThenClose { connections in
+                    for try await connection in connections {
+                        let admitted = open.withLockedValue { n in
+                            n += 1
+                            return n <= Self.maxConnections
+                        }
+                        group.addTask {
+                            defer { open.withLockedValue { $0 -= 1 } }
+                            do {
+                                try await Self.answer(connection, admitted: admitted, route: route)
+                            } catch {
+                                logger.debug("HTTP connection ended: \(error)")
+                            }
                         }
                     }
                 }
+                // Closed: a follower reading the last bytes of a task that just ended finishes.
+                group.addTask {
+                    let deadline = ContinuousClock.now + Self.closeGrace
+                    while open.withLockedValue({ $0 }) > 0 && ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                    throw Closed()  // ends the group, cancelling what is left
+                }
             }
+        } catch is Closed {}
+    }
+
+    /// Closes the listening socket; `serve` then returns once the answers under way have ended.
+    public func close() async {
+        do {
+            try await channel.channel.close()
+        } catch ChannelError.alreadyClosed {
+        } catch {
+            // Nothing to do: the socket goes with the process.
         }
     }
 
-    /// Closes the listening socket; `serve` then returns.
-    public func close() async {
-        try? await channel.channel.close()  // already closed is fine
-    }
-
-    private static func answer(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>,
+    private static func answer(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, admitted: Bool,
                                route: @Sendable (HTTPRequest) async -> HTTPReply) async throws {
+        // A client that never finishes its request (or sends an endless body) is cut off.
+        let received = NIOLockedValueBox(false)
+        let watchdog = Task { [channel = connection.channel] in
+            try await Task.sleep(for: Self.requestTimeout)
+            if !received.withLockedValue({ $0 }) { channel.close(promise: nil) }
+        }
+        defer { watchdog.cancel() }
         try await connection.executeThenClose { inbound, outbound in
             var request: HTTPRequest?
             for try await part in inbound {
@@ -151,9 +216,15 @@ public final class HTTPServer: Sendable {
                 case .head(let head): request = HTTPRequest(head: head)
                 case .body: continue  // no route takes a body
                 case .end:
+                    received.withLockedValue { $0 = true }
                     guard let request else { return }
-                    let reply: HTTPReply = request.method == .GET || request.method == .HEAD
-                        ? await route(request) : .text(.methodNotAllowed, "only GET\n")
+                    let reply: HTTPReply = if !admitted {
+                        .text(.serviceUnavailable, "too many connections; try again\n")
+                    } else if request.method == .GET || request.method == .HEAD {
+                        await route(request)
+                    } else {
+                        .text(.methodNotAllowed, "only GET\n")
+                    }
                     var headers = HTTPHeaders()
                     headers.add(name: "Connection", value: "close")
                     headers.add(name: "Cache-Control", value: "no-store")
@@ -168,7 +239,7 @@ public final class HTTPServer: Sendable {
                         headers.add(name: "Content-Type", value: contentType)
                         headers.add(name: "Transfer-Encoding", value: "chunked")
                         try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)))
-                        if request.method != .HEAD { try await body(HTTPBodyWriter(writer: outbound)) }
+                        if request.method != .HEAD { try await body(HTTPBodyWriter(writer: outbound, channel: connection.channel)) }
                         try await outbound.write(.end(nil))
                     }
                     return

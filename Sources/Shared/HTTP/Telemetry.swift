@@ -94,8 +94,20 @@ public enum DaemonListener {
         return server
     }
 
+    /// Runs `body` while `server` (if any) answers; when `body` returns, closes the listener and
+    /// lets answers under way end (a follower reading a finished task's last bytes), briefly.
+    public static func serving(_ server: HTTPServer?, logger: Logger,
+                               extra: @escaping @Sendable (HTTPRequest) async -> HTTPReply? = { _ in nil },
+                               _ body: () async throws -> Void) async throws {
+        let serving = server.map { s in Task { try await serve(s, logger: logger, extra: extra) } }
+        defer { serving?.cancel() }
+        try await body()
+        await server?.close()
+        _ = await serving?.result  // its own end: the listener closed, its answers done
+    }
+
     /// Serves until cancelled.
-    public static func serve(_ server: HTTPServer, logger: Logger,
+    static func serve(_ server: HTTPServer, logger: Logger,
                              extra: @escaping @Sendable (HTTPRequest) async -> HTTPReply? = { _ in nil }) async throws {
         try await server.serve(logger: logger) { request in
             if let reply = await Telemetry.shared.route(request) { return reply }

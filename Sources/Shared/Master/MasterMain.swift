@@ -50,12 +50,7 @@ extension MasterScheduler {
             return nil
         }
         try await Daemon.run(logger: logger, stop: .cancel) {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                if let server { group.addTask { try await DaemonListener.serve(server, logger: logger) } }
-                defer { group.cancelAll() }
-                try await scheduler.run()
-                await server?.close()
-            }
+            try await DaemonListener.serving(server, logger: logger) { try await scheduler.run() }
         }
         logger.info("master \(options.identity) stopped; stats: db_transactions=\(store.transactionCount) \(zk.requestCounts.summary(prefix: "zk_"))")
     }

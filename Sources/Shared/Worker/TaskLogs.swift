@@ -123,7 +123,7 @@ public final class TaskLogs: Sendable {
                     continue
                 }
                 if n < 0 && errno == EINTR { continue }
-                if n < 0 || !live { return }
+                if n < 0 || !live || out.clientGone { return }
                 try await Task.sleep(for: Self.followPoll)
             }
         }

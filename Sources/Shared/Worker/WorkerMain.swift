@@ -35,9 +35,6 @@ extension WorkerDaemon {
         }
         try await Daemon.run(logger: logger, stop: .notify({ worker.beginGracefulStop() })) {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                if let server {
-                    group.addTask { try await DaemonListener.serve(server, logger: logger, extra: worker.logs.route) }
-                }
                 if let retention {
                     group.addTask {
                         // Hourly, or more often for a short retention.
@@ -50,8 +47,7 @@ extension WorkerDaemon {
                     }
                 }
                 defer { group.cancelAll() }
-                try await worker.run()
-                await server?.close()
+                try await DaemonListener.serving(server, logger: logger, extra: worker.logs.route) { try await worker.run() }
             }
         }
     }
