@@ -23,7 +23,8 @@ struct WorkerCommand: AsyncParsableCommand {
     var groups: [String] = []
     @Option(help: "Tasks run at once (default: the number of cores).")
     var slots: Int = ProcessInfo.processInfo.activeProcessorCount
-    @Option(name: .customLong("log-dir"), help: "Folder of task logs (default: $DS_HOME/logs).")
+    @Option(name: .customLong("log-dir"),
+            help: "Folder of task logs; each worker keeps its own in a subfolder named host:port (default: $DS_HOME/logs).")
     var logDir: String?
     @Option(help: ArgumentHelp("""
         Serve HTTP here: /logs/<task-instance-id> (read by ds-logs), /metrics and /healthz. Port 0 takes a free \
@@ -50,17 +51,20 @@ struct WorkerCommand: AsyncParsableCommand {
         for g in groups {
             if let problem = Limits.groupNameProblem(g) { throw ValidationError("--group '\(g)' \(problem)") }
         }
-        guard let retention = DurationText.parse(logRetention), retention >= 0, retention <= 3650 * 86_400 else {
-            throw ValidationError("--log-retention '\(logRetention)' is not a duration from 0s (keep forever) to 3650d, such as 7d")
+        guard let retention = DurationText.parse(logRetention), retention == 0 || (1...3650 * 86_400).contains(retention) else {
+            throw ValidationError("--log-retention '\(logRetention)' is not 0 (keep forever) or a duration from 1s to 3650d, such as 7d")
         }
     }
 
     func run() async throws {
         do {
             let configuration = try global.resolve()
+            let host = host ?? ProcessStats.hostName()
+            // One subfolder per worker identity: workers sharing a folder (the default one, on one
+            // host) never index, serve or remove each other's logs.
             var options = WorkerOptions(
-                host: host ?? ProcessStats.hostName(), port: port, groups: groups.isEmpty ? ["default"] : groups,
-                slots: slots, logDirectory: logDir ?? configuration.home + "/logs", graceSeconds: DurationText.parse(grace)!)
+                host: host, port: port, groups: groups.isEmpty ? ["default"] : groups, slots: slots,
+                logDirectory: (logDir ?? configuration.home + "/logs") + "/\(host):\(port)", graceSeconds: DurationText.parse(grace)!)
             let retention = DurationText.parse(logRetention)!
             options.logRetentionSeconds = retention > 0 ? retention : nil
             let listen = try ListenAddress.option(listen)

@@ -209,6 +209,14 @@ final class LogsAndMetricsTests: ClusterTestCase {
         let pushedLog = try cluster.run("ds-logs", [String(pushed.task_instance_id)])
         XCTAssertEqual(pushedLog.status, 0, pushedLog.stderr)
         XCTAssertEqual(pushedLog.stdout, "pushed hi\n")
+        // A task no worker can take has no log yet, and says so.
+        let queued = try cluster.run("ds-queue", ["push", "--json", "--group", "nobody", "--command", "true"])
+        let waiting = try JSONDecoder().decode(Pushed.self, from: Data(queued.stdout.utf8))
+        try await eventually("the queued task has its attempt") { try await self.cluster.store().attemptRecord(waiting.task_instance_id) != nil }
+        let notYet = try cluster.run("ds-logs", [String(waiting.task_instance_id)])
+        XCTAssertEqual(notYet.status, 0, notYet.stderr)
+        XCTAssertEqual(notYet.stdout, "")
+        XCTAssertTrue(notYet.stderr.contains("has not started"), notYet.stderr)
 
         let file = try cluster.workflowFile(#"{"name":"bad","tasks":[{"name":"a","command":"echo fine"},{"name":"b","deps":["a"],"command":"echo broken >&2; exit 7"}]}"#)
         let wait = try cluster.run("ds-submit", [file, "--wait"])
@@ -247,7 +255,8 @@ final class LogsAndMetricsTests: ClusterTestCase {
     /// folder all get 404: the server finds a log by id and never follows a path from a request.
     func testLogServerServesOnlyItsOwnLogsById() async throws {
         try cluster.startMaster()
-        try cluster.startWorker(["--listen", "127.0.0.1:0"])
+        try cluster.startWorker(port: 7781, ["--listen", "127.0.0.1:0"])
+        let logs = cluster.logDirectory + "/127.0.0.1:7781"
         let address = try await listenAddress(under: cluster.paths.workerGroup("default"))
         let id = try cluster.submit(#"{"name":"one","tasks":[{"name":"a","command":"echo the log"},{"name":"b","command":"echo other"}]}"#)
         let v2 = try await cluster.waitForEnd(id)
@@ -255,7 +264,7 @@ final class LogsAndMetricsTests: ClusterTestCase {
         let a = try await taskID(id, "a"), b = try await taskID(id, "b")
         let secret = cluster.directory.appendingPathComponent("secret.txt").path
         try "do not serve\n".write(toFile: secret, atomically: true, encoding: .utf8)
-        let logPath = "\(cluster.logDirectory)/\(id)/\(a).log"
+        let logPath = "\(logs)/\(id)/\(a).log"
 
         let ok = try await get(address, "/logs/\(a)")
         XCTAssertEqual(ok.status, 200)
@@ -285,7 +294,7 @@ final class LogsAndMetricsTests: ClusterTestCase {
         try FileManager.default.createSymbolicLink(atPath: logPath, withDestinationPath: secret)
         let v6 = try await get(address, "/logs/\(a)").status
         XCTAssertEqual(v6, 404)
-        let folder = "\(cluster.logDirectory)/\(id)"
+        let folder = "\(logs)/\(id)"
         try FileManager.default.moveItem(atPath: folder, toPath: folder + ".real")
         try FileManager.default.createDirectory(atPath: cluster.directory.appendingPathComponent("elsewhere").path, withIntermediateDirectories: true)
         try "planted\n".write(toFile: cluster.directory.appendingPathComponent("elsewhere/\(b).log").path, atomically: true, encoding: .utf8)
@@ -306,19 +315,90 @@ final class LogsAndMetricsTests: ClusterTestCase {
         XCTAssertEqual(recv(stalled, &byte, 1, 0), 0, "the server closes a request left unfinished (after 10 s)")
     }
 
+    /// Requests that must cost the worker nothing lasting: HEAD (no body read, the file still
+    /// closed), clients that never read a 20 MB log (memory stays bounded), an HTTP/1.0 client (no
+    /// chunks); and a `ds-logs` whose reader goes away dies of SIGPIPE, quietly, like any filter.
+    func testLogServerAndDsLogsUnderAbuse() async throws {
+        try cluster.startMaster()
+        let worker = try cluster.startWorker(["--listen", "127.0.0.1:0"])
+        let address = try await listenAddress(under: cluster.paths.workerGroup("default"))
+        let id = try cluster.submit(#"{"name":"big","tasks":[{"name":"a","command":"head -c 20000000 /dev/zero | tr '\\0' x; echo; echo last line"}]}"#)
+        let ended = try await cluster.waitForEnd(id)
+        XCTAssertEqual(ended, .success)
+        let a = try await taskID(id, "a")
+        let pid = worker.processIdentifier
+        func openFiles() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
+        func residentKiB() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+        }
+        func exchange(_ request: String, read: Bool = true) throws -> (fd: Int32, answer: String) {
+            let fd = try rawConnect(address)
+            _ = request.withCString { send(fd, $0, strlen($0), 0) }
+            guard read else { return (fd, "") }
+            var answer = [UInt8]()
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while answer.count < 1 << 16 {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { break }
+                answer += buffer[0..<n]
+            }
+            close(fd)
+            return (fd, String(decoding: answer, as: UTF8.self))
+        }
+        let filesBefore = openFiles()
+        for _ in 0..<100 { _ = try exchange("HEAD /logs/\(a) HTTP/1.1\r\nHost: x\r\n\r\n") }
+        try await eventually("HEAD requests leave no file open") { openFiles() <= filesBefore + 5 }
+
+        let old = try exchange("GET /logs/\(a)?offset=20000000 HTTP/1.0\r\n\r\n").answer
+        XCTAssertTrue(old.hasPrefix("HTTP/1.0 200"), old)
+        XCTAssertFalse(old.lowercased().contains("chunked"), old)
+        XCTAssertTrue(old.hasSuffix("\r\n\r\n\nlast line\n"), old)
+
+        // Twenty clients ask for the 20 MB log and read nothing: the worker holds about one piece
+        // per client, not the log (unbounded, this was 12 MB per client).
+        let rssBefore = residentKiB()
+        var silent: [Int32] = []
+        for _ in 0..<20 {
+            let fd = try rawConnect(address)
+            var small: Int32 = 4096
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            _ = "GET /logs/\(a) HTTP/1.1\r\nHost: x\r\n\r\n".withCString { send(fd, $0, strlen($0), 0) }
+            silent.append(fd)
+        }
+        try await Task.sleep(for: .seconds(3))
+        let grown = residentKiB() - rssBefore
+        for fd in silent { close(fd) }
+        XCTAssertLessThan(grown, 64 << 10, "RSS grew \(grown) KiB for 20 clients that do not read")
+        let health = try await get(address, "/healthz")
+        XCTAssertEqual(health.status, 200)
+
+        // ds-logs -n and a reader that leaves.
+        let tail = try cluster.run("ds-logs", ["-n", "1", String(a)])
+        XCTAssertEqual(tail.stdout, "last line\n")
+        let piped = try cluster.run("/bin/bash", ["-c", "set -o pipefail; \"$0\" \(a) | head -c 10 >/dev/null; echo status $?",
+                                                   Binaries.url("ds-logs").path])
+        XCTAssertEqual(piped.stdout, "status 141\n", "killed by SIGPIPE (128 + 13)")
+        XCTAssertFalse(piped.stderr.contains("Fatal error"), piped.stderr)
+    }
+
     /// Logs last written longer ago than `--log-retention` are removed: at the start (old files
     /// left from before) and while the worker runs; `0` keeps them.
     func testLogRetentionRemovesOldLogs() async throws {
-        let old = "\(cluster.logDirectory)/900/901.log", fresh = "\(cluster.logDirectory)/902/903.log"
-        let stranger = "\(cluster.logDirectory)/notes.txt"
-        for path in [old, fresh, stranger] {
+        // The worker's own subfolder (named by its identity); another worker's beside it.
+        let logs = cluster.logDirectory + "/127.0.0.1:7782"
+        let old = "\(logs)/900/901.log", fresh = "\(logs)/902/903.log", stranger = "\(logs)/notes.txt"
+        let othersOld = "\(cluster.logDirectory)/127.0.0.1:7783/900/904.log"
+        for path in [old, fresh, stranger, othersOld] {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try "x\n".write(toFile: path, atomically: true, encoding: .utf8)
         }
         let tenDaysAgo = Date().addingTimeInterval(-10 * 86_400)
         try FileManager.default.setAttributes([.modificationDate: tenDaysAgo], ofItemAtPath: old)
         try FileManager.default.setAttributes([.modificationDate: tenDaysAgo], ofItemAtPath: stranger)
-        let keeper = try cluster.startWorker(["--log-retention", "0"])
+        try FileManager.default.setAttributes([.modificationDate: tenDaysAgo], ofItemAtPath: othersOld)
+        let keeper = try cluster.startWorker(port: 7782, ["--log-retention", "0"])
         try await eventually("the worker registered") {
             let zk = try await self.cluster.client()
             defer { zk.close() }
@@ -329,11 +409,12 @@ final class LogsAndMetricsTests: ClusterTestCase {
         XCTAssertEqual(cluster.exitStatus(of: keeper), 0)
 
         try cluster.startMaster()
-        try cluster.startWorker(["--log-retention", "3s"])
+        try cluster.startWorker(port: 7782, ["--log-retention", "3s"])
         try await eventually("the ten-day-old log and its folder are removed at the start") {
-            !FileManager.default.fileExists(atPath: old) && !FileManager.default.fileExists(atPath: "\(self.cluster.logDirectory)/900")
+            !FileManager.default.fileExists(atPath: old) && !FileManager.default.fileExists(atPath: "\(logs)/900")
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: stranger), "files that are no task log are left alone")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: othersOld), "another worker's logs are its own business")
         // A task's own log goes once it is older than the retention, never while it is written.
         let id = try cluster.submit(#"{"name":"r","tasks":[{"name":"a","command":"echo 1; sleep 5; echo 2"}]}"#)
         let v9 = try await cluster.waitForEnd(id)
@@ -342,11 +423,20 @@ final class LogsAndMetricsTests: ClusterTestCase {
         let v10 = try await cluster.store().attemptRecord(a)?.state
         XCTAssertEqual(v10, .success)
         try await eventually("the finished task's log is removed after 3 s") {
-            !FileManager.default.fileExists(atPath: "\(self.cluster.logDirectory)/\(id)/\(a).log")
+            !FileManager.default.fileExists(atPath: "\(logs)/\(id)/\(a).log")
                 && !FileManager.default.fileExists(atPath: fresh)
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: stranger))
-        for bad in ["-1s", "x", "4000d"] {
+        // A retry after the sweep removed its instance's folder makes it again.
+        let retried = try cluster.submit(#"{"name":"again","tasks":[{"name":"r","retries":1,"retry_interval":"6s","command":"echo attempt $DS_TASK_ATTEMPT; [ $DS_TASK_ATTEMPT -ge 2 ]"}]}"#)
+        let first = try await taskID(retried, "r")
+        try await eventually("the first attempt's folder is swept") {
+            let row = try await self.cluster.store().attemptRecord(first)
+            return row?.state == .failure && !FileManager.default.fileExists(atPath: "\(logs)/\(retried)")
+        }
+        let again = try await cluster.waitForEnd(retried)
+        XCTAssertEqual(again, .success, cluster.daemonLogs())
+        for bad in ["-1s", "x", "4000d", "0.5s", "1e-300s"] {
             let run = try cluster.run("ds-worker", ["--log-retention", bad])
             XCTAssertEqual(run.status, 64, "\(bad): \(run.stderr)")
         }
@@ -376,11 +466,17 @@ final class LogsAndMetricsTests: ClusterTestCase {
         let id = try cluster.submit("""
             {"name":"counted","failure_strategy":"CONTINUE","tasks":[
               {"name":"a","command":"true"},{"name":"b","deps":["a"],"command":"exit 1"},
-              {"name":"c","deps":["a"],"command":"true"},{"name":"d","deps":["c"],"command":"\(wait("d"))"}]}
+              {"name":"c","deps":["a"],"command":"true"},
+              {"name":"d","deps":["c"],"command":"echo d-start; \(wait("d")); echo d-end"}]}
             """)
         try await eventually("d runs") {
             try await self.cluster.store().taskAttempts(of: id).contains { $0.taskName == "d" && $0.state == .running }
         }
+        // Followers of the instance, and of d's attempt that is about to be lost with its worker.
+        let lostD = try await taskID(id, "d")
+        let followLost = try background("ds-logs", ["-f", String(lostD)])
+        let followAll = try background("ds-logs", ["-f", "--instance", String(id)])
+        try await eventually("both follow d") { followLost.stdout == "d-start\n" && followAll.stdout.contains("d | d-start") }
         let busy = try await scrape(worker)
         XCTAssertEqual(busy["ds_worker_slots_in_use"], 1)
         let v12 = try await scrape(master)["ds_master_active_instances"]
@@ -395,6 +491,19 @@ final class LogsAndMetricsTests: ClusterTestCase {
         open("d")
         let v13 = try await cluster.waitForEnd(id)
         XCTAssertEqual(v13, .failure)
+        // The lost attempt keeps its worker and log (recorded when it was claimed); its follower read
+        // the rest from the file here and ends with its state; the instance's follower saw both.
+        let lost = try await cluster.store().attemptRecord(lostD)
+        XCTAssertEqual(lost?.state, .needFaultTolerance)
+        XCTAssertNotNil(lost?.host)
+        XCTAssertEqual(cluster.lines(try XCTUnwrap(lost?.logPath)), ["d-start"])
+        XCTAssertEqual(cluster.exitStatus(of: followLost.process), 1, followLost.stderr)
+        XCTAssertEqual(followLost.stdout, "d-start\n")
+        XCTAssertTrue(followLost.stderr.contains("NEED_FAULT_TOLERANCE"), followLost.stderr)
+        XCTAssertEqual(cluster.exitStatus(of: followAll.process), 1, "the instance failed (b): " + followAll.stderr)
+        let dLines = followAll.stdout.split(separator: "\n").filter { $0.hasPrefix("d ") }
+        XCTAssertEqual(dLines, ["d | d-start", "d | d-start", "d | d-end"], followAll.stdout)
+        XCTAssertFalse(followAll.stderr.contains("unreachable") || followAll.stderr.contains("lost the connection"), followAll.stderr)
         let after = try await scrape(master)
         XCTAssertEqual(after["ds_master_tasks_dispatched_total"], 5, "a, b, c, d and d again")
         XCTAssertEqual(after["ds_master_tasks_succeeded_total"], 3)

@@ -132,7 +132,8 @@ final class WorkflowRunTests: ClusterTestCase {
         let (run, summary) = try submitAndWait(#"{"name":"logs","tasks":[{"name":"talk","command":"echo to-out; echo to-err >&2"}]}"#)
         XCTAssertEqual(run.status, 0, run.stderr)
         let task = summary.tasks[0]
-        let expected = "\(cluster.logDirectory)/\(summary.instance.id)/\(task.id).log"
+        // Each worker keeps its logs in a subfolder named by its identity.
+        let expected = "\(cluster.logDirectory)/\(try XCTUnwrap(task.host))/\(summary.instance.id)/\(task.id).log"
         XCTAssertEqual(task.logPath, expected)
         XCTAssertEqual(lines(expected), ["to-out", "to-err"])
     }

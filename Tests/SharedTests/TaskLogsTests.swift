@@ -97,6 +97,17 @@ final class TaskLogsTests: XCTestCase {
         }
     }
 
+    /// A FIFO planted where a log was is refused at once (it would block the reader), never read.
+    func testAFifoInPlaceOfALogIsRefusedWithoutBlocking() async throws {
+        try FileManager.default.createDirectory(atPath: folder + "/5", withIntermediateDirectories: true)
+        XCTAssertEqual(mkfifo(folder + "/5/50.log", 0o644), 0)
+        let logs = TaskLogs(folder: folder)
+        XCTAssertEqual(logs.sweep(retention: nil), TaskLogs.Sweep(kept: 0, removed: 0), "not indexed by a sweep")
+        logs.began(50, workflowInstance: 5)
+        let reply = await logs.route(HTTPRequest(uri: "/logs/50"))
+        XCTAssertEqual(reply?.statusCode, 404)
+    }
+
     func testSweepRemovesOldLogsButNeverLiveOnes() throws {
         try write("1/10.log", "old\n", age: 10 * 86_400)
         try write("1/11.log", "old and live\n", age: 10 * 86_400)
@@ -120,7 +131,8 @@ final class TaskLogsTests: XCTestCase {
         XCTAssertEqual(try ListenAddress.parse("127.0.0.1:0").get(), ListenAddress(host: "127.0.0.1", port: 0))
         XCTAssertEqual(try ListenAddress.parse("[::1]:8080").get(), ListenAddress(host: "::1", port: 8080))
         XCTAssertEqual(ListenAddress(host: "::1", port: 8080).description, "[::1]:8080")
-        for bad in ["", ":8080", "host", "host:", "host:70000", "host:-1", "host:8o", "ho st:1", "a/b:1", "host:+1", "host:١٢"] {
+        for bad in ["", ":8080", "host", "host:", "host:70000", "host:-1", "host:8o", "ho st:1", "a/b:1", "host:+1", "host:١٢",
+                    "::1:0", "[::1:0", "::1]:0", "[]:1"] {
             if case .success = ListenAddress.parse(bad) { XCTFail("\(bad) accepted") }
         }
         XCTAssertNil(try ListenAddress.option(nil, environment: [:]))

@@ -47,6 +47,12 @@ public enum LogsTool {
         let out = Output(prefix: nil)
         let shown = try await show(record, options: options, context: context, out: out)
         if case .unreachable(let why) = shown { throw ControlRefusal(description: why, exitStatus: .unavailable) }
+        if shown == .notStarted, !options.follow, let now = try await context.store.attemptRecord(id) {
+            // Nothing printed: say why, so that no log is not taken for an empty one.
+            Tool.warn(tool, now.state.isTerminal
+                ? "task instance \(id) ('\(now.taskName)') never ran on a worker: \(now.state.rawValue)" + (now.message.map { ", \($0)" } ?? "")
+                : "task instance \(id) ('\(now.taskName)') has not started (\(now.state.rawValue)); follow it with ds-logs -f \(id)")
+        }
         guard options.follow else { return .success }
         let end = try await outcome(of: id, context: context)
         if end.state == .success { return .success }
@@ -298,36 +304,37 @@ public enum LogsTool {
     // MARK: Output
 
     /// Standard output, whole lines at a time, each prefixed (for `--instance`); shared by the
-    /// followers of one run so that their lines never mix.
+    /// followers of one run so that their lines never mix. A reader that went away (`| head`) ends
+    /// the tool as it ends any Unix filter: by SIGPIPE.
     final class Output: Sendable {
-        let prefix: String?
+        let prefix: [UInt8]?
         private let partial = NIOLockedValueBox<[UInt8]>([])
         static let lock = NIOLock()
 
         init(prefix: String?) {
-            self.prefix = prefix
+            self.prefix = prefix.map { Array($0.utf8) }
         }
 
         func write(_ bytes: some Sequence<UInt8>) {
-            guard let prefix else {
-                let data = Data(bytes)
-                Self.lock.withLock { FileHandle.standardOutput.write(data) }
-                return
-            }
+            guard let prefix else { return Self.emit(Array(bytes)) }
             let text: [UInt8] = partial.withLockedValue { partial in
                 partial.append(contentsOf: bytes)
                 guard let last = partial.lastIndex(of: 0x0a) else { return [] }
-                let whole = partial[...last]
-                partial.removeSubrange(...last)
                 var text: [UInt8] = []
-                for line in whole.split(separator: 0x0a, omittingEmptySubsequences: false).dropLast() {
-                    text.append(contentsOf: prefix.utf8)
-                    text.append(contentsOf: line)
-                    text.append(0x0a)
+                text.reserveCapacity(last + 1 + prefix.count * 64)
+                var start = 0
+                partial.withUnsafeBufferPointer { buffer in
+                    while start <= last {
+                        let end = Tail.newline(in: buffer, from: start)!  // there is one at `last` at the latest
+                        text.append(contentsOf: prefix)
+                        text.append(contentsOf: buffer[start...end])
+                        start = end + 1
+                    }
                 }
+                partial.removeSubrange(...last)
                 return text
             }
-            if !text.isEmpty { Self.lock.withLock { FileHandle.standardOutput.write(Data(text)) } }
+            Self.emit(text)
         }
 
         /// Prints a last line that has no newline.
@@ -339,34 +346,75 @@ public enum LogsTool {
             }
             if !rest.isEmpty { write(rest + [0x0a]) }
         }
+
+        static func emit(_ bytes: [UInt8]) {
+            guard !bytes.isEmpty else { return }
+            lock.withLock {
+                bytes.withUnsafeBytes { raw in
+                    var done = 0
+                    while done < raw.count {
+                        let n = Foundation.write(STDOUT_FILENO, raw.baseAddress! + done, raw.count - done)
+                        if n > 0 {
+                            done += n
+                        } else if n < 0 && errno == EINTR {
+                            continue
+                        } else {
+                            if errno == EPIPE {
+                                // SwiftNIO ignores SIGPIPE; die of it as a filter would.
+                                signal(SIGPIPE, SIG_DFL)
+                                raise(SIGPIPE)
+                            }
+                            Tool.fail(LogsTool.tool, InputError.unreadable("standard output", String(cString: strerror(errno))))
+                        }
+                    }
+                }
+            }
+        }
     }
 
-    /// The last N lines of a byte stream.
+    /// The last N lines of a byte stream (a last line without a newline counts): the bytes kept in
+    /// one buffer with the offsets of their line ends, trimmed now and then, so a long log costs
+    /// one pass and memory for about 2N lines.
     struct Tail {
         let lines: Int
-        var kept: [[UInt8]] = []
-        var partial: [UInt8] = []
+        var data: [UInt8] = []
+        /// The offset just past each newline in `data`, ascending.
+        var ends: [Int] = []
 
         init(lines: Int) {
             self.lines = lines
         }
 
         mutating func add(_ bytes: some Sequence<UInt8>) {
-            for b in bytes {
-                partial.append(b)
-                if b == 0x0a {
-                    kept.append(partial)
-                    partial = []
-                    // Trimmed in halves: one removal per `lines` lines keeps this linear.
-                    if kept.count >= 2 * max(lines, 1) { kept.removeFirst(kept.count - lines) }
+            guard lines > 0 else { return }
+            var from = data.count
+            data.append(contentsOf: bytes)
+            data.withUnsafeBufferPointer { buffer in
+                while let end = Self.newline(in: buffer, from: from) {
+                    ends.append(end + 1)
+                    from = end + 1
                 }
+            }
+            if ends.count > 2 * lines + 1024 {
+                let cut = ends[ends.count - lines - 1]
+                data.removeFirst(cut)
+                ends = ends.suffix(lines).map { $0 - cut }
             }
         }
 
         var text: [UInt8] {
-            var all = kept
-            if !partial.isEmpty { all.append(partial) }
-            return all.suffix(lines).flatMap { $0 }
+            guard lines > 0 else { return [] }
+            let partial = data.count > (ends.last ?? 0)
+            let whole = partial ? lines - 1 : lines
+            let start = whole == 0 ? (ends.last ?? 0) : (ends.count > whole ? ends[ends.count - whole - 1] : 0)
+            return Array(data[start...])
+        }
+
+        /// The index of the first newline at or after `from`.
+        static func newline(in buffer: UnsafeBufferPointer<UInt8>, from: Int) -> Int? {
+            guard from < buffer.count, let base = buffer.baseAddress,
+                  let hit = memchr(base + from, 0x0a, buffer.count - from) else { return nil }
+            return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
         }
     }
 }

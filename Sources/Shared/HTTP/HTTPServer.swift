@@ -23,7 +23,12 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
         guard let colon = text.lastIndex(of: ":") else { return bad("has no port") }
         var host = String(text[..<colon])
         let portText = text[text.index(after: colon)...]
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.hasPrefix("[") || host.hasSuffix("]") {
+            guard host.hasPrefix("[") && host.hasSuffix("]") && host.count > 2 else { return bad("has unbalanced brackets") }
+            host = String(host.dropFirst().dropLast())
+        } else if host.contains(":") {
+            return bad("has an IPv6 address without brackets (write [::1]:8080)")
+        }
         guard !host.isEmpty else { return bad("has no host") }
         guard host.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0 != "/" }) else {
             return bad("has a host with spaces, control characters or '/'")
@@ -48,11 +53,13 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 /// A parsed request: the raw path (never percent-decoded: routes match it byte for byte) and query.
 public struct HTTPRequest: Sendable {
     public var method: HTTPMethod
+    public var version: HTTPVersion = .http1_1
     public var path: String
     public var query: [String: String]
 
     init(head: HTTPRequestHead) {
         self.init(method: head.method, uri: head.uri)
+        version = head.version
     }
 
     /// A request for `uri` (path and query, as sent).
@@ -93,7 +100,18 @@ public struct HTTPBodyWriter: Sendable {
     let gone: @Sendable () -> Bool
 
     init(writer: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel) {
-        send = { try await writer.write(.body(.byteBuffer(ByteBuffer(bytes: $0)))) }
+        send = { bytes in
+            try await writer.write(.body(.byteBuffer(ByteBuffer(bytes: bytes))))
+            // A client that reads slowly (or not at all) holds back the next piece. The write above
+            // reaches the channel on its event loop, later: wait until it has (a task queued behind
+            // it ran), then while the channel holds more than its high-water mark. Without this, a
+            // reader that stalls leaves megabytes queued toward it.
+            try await channel.eventLoop.submit {}.get()
+            while !channel.isWritable {
+                guard channel.isActive else { throw ChannelError.ioOnClosedChannel }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
         gone = { !channel.isActive }
     }
 
@@ -129,10 +147,19 @@ public final class HTTPServer: Sendable {
     /// The address it listens on, with the port it got when asked for port 0.
     public let address: ListenAddress
 
+    /// It listens on every address of the machine (`0.0.0.0`, `::`, or a name for them, such as `0`).
+    public let wildcard: Bool
+
     private init(channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>,
-                 address: ListenAddress) {
+                 address: ListenAddress, wildcard: Bool) {
         self.channel = channel
         self.address = address
+        self.wildcard = wildcard
+    }
+
+    /// The address others reach it at: its own, or `host` with its port when it listens on every address.
+    public func published(host: String) -> String {
+        (wildcard ? ListenAddress(host: host, port: address.port) : address).description
     }
 
     /// Binds now (so that a taken port fails the daemon's start); `serve` answers requests.
@@ -150,8 +177,10 @@ public final class HTTPServer: Sendable {
         } catch {
             throw InputError.configuration("cannot listen on \(address): \(error)")
         }
-        let port = channel.channel.localAddress?.port ?? address.port
-        return HTTPServer(channel: channel, address: ListenAddress(host: address.host, port: port))
+        let local = channel.channel.localAddress
+        let port = local?.port ?? address.port
+        return HTTPServer(channel: channel, address: ListenAddress(host: address.host, port: port),
+                          wildcard: ["0.0.0.0", "::"].contains(local?.ipAddress ?? ""))
     }
 
     struct Closed: Error {}
@@ -237,8 +266,10 @@ public final class HTTPServer: Sendable {
                         try await outbound.write(.end(nil))
                     case .stream(let contentType, let body):
                         headers.add(name: "Content-Type", value: contentType)
-                        headers.add(name: "Transfer-Encoding", value: "chunked")
-                        try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)))
+                        // HTTP/1.0 knows no chunks: its body ends when the connection closes.
+                        let version: HTTPVersion = request.version == .http1_0 ? .http1_0 : .http1_1
+                        if version == .http1_1 { headers.add(name: "Transfer-Encoding", value: "chunked") }
+                        try await outbound.write(.head(HTTPResponseHead(version: version, status: .ok, headers: headers)))
                         if request.method != .HEAD { try await body(HTTPBodyWriter(writer: outbound, channel: connection.channel)) }
                         try await outbound.write(.end(nil))
                     }

@@ -11,10 +11,7 @@ extension MasterScheduler {
         // Bound first: a taken port stops the start before the master registers.
         let server = try await DaemonListener.start(listen, logger: logger)
         var options = options
-        if let server {
-            let host = ["0.0.0.0", "::"].contains(server.address.host) ? options.host : server.address.host
-            options.listen = ListenAddress(host: host, port: server.address.port).description
-        }
+        options.listen = server?.published(host: options.host)
         let zk = try await configuration.connectZooKeeper(logger: logger)
         defer { zk.close() }
         let store = try Store(path: configuration.databasePath)

@@ -389,11 +389,25 @@ public actor MasterScheduler {
         let names = try await zk.children(paths.running) { [wakeups] _ in wakeups.mark(.running) }
         var round = Round()
         let now = ProcessStats.now()
-        for id in names.compactMap(Int64.init) where !seenRunning.contains(id) {
+        let fresh = names.compactMap(Int64.init).filter { !seenRunning.contains($0) && attempts[$0] != nil }
+        // Which worker runs each, and where its log is: kept even if the worker dies before it
+        // reports (ds-instance show, ds-logs). Read together, one round trip.
+        let holders = try await withThrowingTaskGroup(of: (Int64, RunningTask?).self) { group in
+            for id in fresh {
+                group.addTask { [zk, paths] in
+                    guard let (data, _) = try await zk.getDataIfPresent(paths.running(id)) else { return (id, nil) }
+                    do { return (id, try WireJSON.decode(RunningTask.self, data)) } catch { return (id, nil) }  // no names, then
+                }
+            }
+            var all: [Int64: RunningTask] = [:]
+            for try await (id, holder) in group { all[id] = holder }
+            return all
+        }
+        for id in fresh {
             guard let ref = attempts[id] else { continue }
             touched.insert(ref.instance)
             seenRunning.insert(id)
-            round.batch.started.append((id, ref.instance, now))
+            round.batch.started.append((id, ref.instance, now, holders[id]?.worker, holders[id]?.logPath))
         }
         try await commit(&round)
     }

@@ -43,7 +43,8 @@ public struct AttemptOutcome: Sendable {
 /// Everything one round of a master's scheduling writes, in one transaction.
 public struct SchedulingBatch: Sendable {
     public var outcomes: [AttemptOutcome] = []
-    public var started: [(id: Int64, instance: Int64, time: Double)] = []
+    /// Attempts a worker claimed, with the worker and its log file (from the `/running` node).
+    public var started: [(id: Int64, instance: Int64, time: Double, host: String?, logPath: String?)] = []
     /// Attempts lost with their worker: NEED_FAULT_TOLERANCE, superseded by a new attempt.
     public var superseded: [(id: Int64, instance: Int64, message: String, time: Double)] = []
     public var newAttempts: [TaskInstanceRecord] = []
@@ -176,8 +177,11 @@ extension Store {
                                      o.startTime, o.endTime, seq, o.taskInstanceId])
             }
             for s in batch.started {
-                try db.execute(sql: "UPDATE task_instance SET state = 'RUNNING', start_time = COALESCE(start_time, ?) WHERE id = ? AND state = 'DISPATCHED'",
-                               arguments: [s.time, s.id])
+                try db.execute(sql: """
+                    UPDATE task_instance SET state = 'RUNNING', start_time = COALESCE(start_time, ?), host = COALESCE(?, host),
+                      log_path = COALESCE(?, log_path)
+                    WHERE id = ? AND state = 'DISPATCHED'
+                    """, arguments: [s.time, s.host, s.logPath, s.id])
             }
             for s in batch.superseded {
                 try db.execute(sql: """

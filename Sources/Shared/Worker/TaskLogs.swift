@@ -82,7 +82,13 @@ public final class TaskLogs: Sendable {
                     result.kept += 1
                 }
             }
-            if left == 0 { rmdir(dir) }  // fails, harmlessly, if a task wrote there meanwhile
+            // Under the lock that `began` takes: a task of this instance that begins now finds the
+            // folder gone and makes it again, never made and then removed under it.
+            if left == 0 {
+                state.withLockedValue { s in
+                    if !s.known.values.contains(wf) { rmdir(dir) }  // fails, harmlessly, if a file came meanwhile
+                }
+            }
         }
         return result
     }
@@ -106,11 +112,13 @@ public final class TaskLogs: Sendable {
         default: return .text(.badRequest, "follow must be 0 or 1\n")
         }
         guard let wf = workflowInstance(of: id) else { return .notFound("no log of task instance \(id) on this worker") }
-        let fd = Self.openLog(folder: folder, workflowInstance: wf, id: id)
-        guard fd >= 0 else { return .notFound("no log of task instance \(id) on this worker (removed?)") }
-        served.increment()
+        // Closed when the reply goes, whether or not its body was ever written (HEAD, a client gone).
+        guard let file = OpenFile(Self.openLog(folder: folder, workflowInstance: wf, id: id)) else {
+            return .notFound("no log of task instance \(id) on this worker (removed?)")
+        }
         return .stream(contentType: "text/plain; charset=utf-8") { [self, offset] out in
-            defer { close(fd) }
+            served.increment()
+            let fd = file.fd
             var at = offset
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while true {
@@ -130,12 +138,17 @@ public final class TaskLogs: Sendable {
     }
 
     /// Opens `<folder>/<wf>/<id>.log` without following a symbolic link at either step, and only if
-    /// it is a regular file: a link planted in the folder cannot make the server read elsewhere.
+    /// it is a regular file: a link planted in the folder cannot make the server read elsewhere, and
+    /// a FIFO cannot block it (opened without blocking, then refused).
     static func openLog(folder: String, workflowInstance: Int64, id: Int64) -> Int32 {
         let dir = open(folder + "/\(workflowInstance)", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard dir >= 0 else { return -1 }
         defer { close(dir) }
-        let fd = openat(dir, "\(id).log", O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        return Self.regularFile(openat(dir, "\(id).log", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK))
+    }
+
+    /// `fd` if it is an open regular file; else closes it and returns -1.
+    public static func regularFile(_ fd: Int32) -> Int32 {
         guard fd >= 0 else { return -1 }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
@@ -143,6 +156,16 @@ public final class TaskLogs: Sendable {
             return -1
         }
         return fd
+    }
+
+    /// A descriptor closed with its last reference.
+    final class OpenFile: Sendable {
+        let fd: Int32
+        init?(_ fd: Int32) {
+            guard fd >= 0 else { return nil }
+            self.fd = fd
+        }
+        deinit { close(fd) }
     }
 
     /// 1 to 18 ASCII digits, as a number; nil for anything else (signs, spaces, `..`, encodings).

@@ -110,8 +110,6 @@ public actor WorkerDaemon {
     var fenced: WorkerError?
     /// The worker's own environment, read once: every task starts from it.
     let baseEnvironment = ProcessInfo.processInfo.environment
-    /// Log folders already made.
-    var logFolders: Set<String> = []
     let metrics = WorkerMetrics()
 
     public init(zk: ZooKeeperClient, paths: ZooKeeperPaths, options: WorkerOptions, supervisor: TaskSupervisor, logger: Logger) {
@@ -490,11 +488,11 @@ public actor WorkerDaemon {
         metrics.started.increment()
         do {
             if let problem = Self.queueItemProblem(task) { throw WorkerError.refusedItem(problem) }
+            // Made every time (one mkdir): the retention sweep may have removed the instance's
+            // folder since its last task here; `began` above keeps it from doing so from now on.
             let folder = (logPath as NSString).deletingLastPathComponent
-            if !logFolders.contains(folder) {
+            if mkdir(folder, 0o755) != 0 && errno != EEXIST {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                if logFolders.count > 10_000 { logFolders.removeAll() }  // one per instance: keep it bounded
-                logFolders.insert(folder)
             }
             let process = try await supervisor.spawn(id: id, command: task.command, environment: environment, logPath: logPath)
             running[id] = process
@@ -664,8 +662,16 @@ public actor WorkerDaemon {
     /// mention it are kept in memory, each at most `maxOutputLineBytes`.
     static func outputs(ofLog path: String) -> OutputScanner {
         var scanner = OutputScanner()
-        guard let handle = FileHandle(forReadingAtPath: path) else { return scanner }
-        defer { try? handle.close() }
+        // Not blocking on a FIFO planted in its place, not following a link; a log that cannot be
+        // read fails the task, whose output parameters would otherwise be lost without a word.
+        let opened = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        let why = opened < 0 ? String(cString: strerror(errno)) : "it is not a regular file"
+        let fd = TaskLogs.regularFile(opened)
+        guard fd >= 0 else {
+            scanner.refuse("its log \(path) cannot be read back for output parameters: \(why)")
+            return scanner
+        }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         let marker = Data("setValue(".utf8)
         var carry = Data()
         var skippingLongLine = false

@@ -12,11 +12,8 @@ extension WorkerDaemon {
         // Bound first: a taken port stops the start before the worker registers.
         let server = try await DaemonListener.start(listen, logger: logger)
         var options = options
-        if let server {
-            // A wildcard address is no address to connect to: others reach this worker by its host.
-            let host = ["0.0.0.0", "::", "[::]"].contains(server.address.host) ? options.host : server.address.host
-            options.listen = ListenAddress(host: host, port: server.address.port).description
-        }
+        // A wildcard address is no address to connect to: others reach this worker by its host.
+        options.listen = server?.published(host: options.host)
         let supervisor = try TaskSupervisor()
         let zk = try await configuration.connectZooKeeper(logger: logger)
         defer { zk.close() }
