@@ -9,7 +9,7 @@ zk_packets_received), database transactions per task (counted by the masters), p
 master and worker (VmHWM), and the physical floor: the same number of `true` processes spawned
 directly with the same parallelism, with the overhead over it.
 
-    scripts/bench.py BIN_DIR [workload ...]      workloads: floor fanout chain layers many big backlog
+    scripts/bench.py BIN_DIR [workload ...]      workloads: floor fanout chain layers many big backlog logs
 
 With PERF_DIR=DIR, each workload of a fresh cluster is also sampled by `perf record -a -g` into
 DIR/<workload>.perf.data (read it with `perf report -i ... --sort comm,dso`).
@@ -355,6 +355,61 @@ def backlog():
     }
 
 
+def logs():
+    """A 50 MB task log read through the worker's log server by ds-logs (whole, -n 3, --instance),
+    beside the floor of reading the file with cat; then 20 clients that ask for it and never read,
+    and the worker's RSS growth they cause."""
+    c = Cluster("logs")
+    c.master()
+    w = c.daemon("ds-worker", "--slots", "1", "--log-dir", os.path.join(c.dir, "logs"), "--listen", "127.0.0.1:0")
+    time.sleep(1.0)
+    size = 50_000_000
+    path = c.write({"name": "biglog", "tasks": [{"name": "a", "command": f"yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c {size}"}]})
+    iid = int(c.submit(path).strip())
+    c.wait_all([iid])
+    with c.db() as db:
+        tid, log = db.execute("SELECT id, log_path FROM task_instance WHERE workflow_instance_id = ?", (iid,)).fetchone()
+
+    def best_of(argv, n=3):
+        best = None
+        for _ in range(n):
+            t = time.time()
+            out = subprocess.run(argv, env=c.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if out.returncode != 0:
+                raise SystemExit(f"{argv}: {out.stderr.decode()}")
+            d = time.time() - t
+            best = d if best is None else min(best, d)
+        return round(best, 3)
+
+    tool = os.path.join(BIN, "ds-logs")
+    figures = {"workload": "logs", "log_bytes": size,
+               "cat_floor_seconds": best_of(["cat", log]),
+               "ds_logs_seconds": best_of([tool, str(tid)]),
+               "ds_logs_tail3_seconds": best_of([tool, "-n", "3", str(tid)]),
+               "ds_logs_instance_seconds": best_of([tool, "--instance", str(iid)])}
+    with open(w.logpath) as f:
+        port = int(next(line for line in f if "listening on http://" in line).rsplit(":", 1)[1].split()[0])
+
+    def rss_kib():
+        with open(f"/proc/{w.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    before = rss_kib()
+    silent = []
+    for _ in range(20):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", port))
+        s.sendall(f"GET /logs/{tid} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        silent.append(s)
+    time.sleep(3)
+    figures["rss_growth_kib_20_silent_clients"] = rss_kib() - before
+    for s in silent:
+        s.close()
+    c.stop()
+    figures["ratio_ds_logs_to_cat"] = round(figures["ds_logs_seconds"] / max(figures["cat_floor_seconds"], 1e-3), 1)
+    return figures
+
+
 def main():
     subprocess.run([os.path.join(ROOT, "scripts", "zookeeper.sh"), "start", ZK_DIR, str(ZK_PORT)], check=True)
     try:
@@ -366,6 +421,8 @@ def main():
                                   "seconds": round(floor_seconds(n, 8), 3)}), flush=True)
             elif w == "fanout":
                 print(json.dumps(run("fanout" + str(random.randint(0, 9999)), [fanout(1000)])), flush=True)
+            elif w == "logs":
+                print(json.dumps(logs()), flush=True)
             elif w == "chain":
                 print(json.dumps(run("chain", [chain(100)])), flush=True)
             elif w == "layers":
