@@ -264,7 +264,13 @@ public actor MasterScheduler {
             let totals = backlog.filter { !$0.value.isEmpty }.mapValues(\.count)
             guard totals != published else { continue }
             // Marked published only once written: a failed write is tried again next second.
-            if (try? await zk.setData(paths.masters + "/" + options.identity, heartbeat())) != nil { published = totals }
+            do {
+                try await zk.setData(paths.masters + "/" + options.identity, heartbeat())
+                published = totals
+            } catch {
+                // An expired session ends the master through its session watch, not here.
+                logger.debug("backlog counts not published (\(error)); trying again in a second")
+            }
         }
     }
 

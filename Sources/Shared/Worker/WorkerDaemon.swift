@@ -530,7 +530,14 @@ public actor WorkerDaemon {
         // leaves a finished but unrecorded task (which then runs again elsewhere) stays short.
         await report(result)
         // Best effort: the master that wrote the request deletes it too once it has the result.
-        if killRequested.remove(id) != nil { try? await zk.delete(killFolder + "/\(id)") }
+        if killRequested.remove(id) != nil {
+            do {
+                try await zk.delete(killFolder + "/\(id)")
+            } catch {
+                // The master that wrote it deletes it once it has the result.
+                logger.debug("task \(id): kill request left for its master: \(error)")
+            }
+        }
         running.removeValue(forKey: id)
         wakeups.mark(.slotFreed)
         wakeups.mark(.queue)
