@@ -33,7 +33,7 @@ struct LogsCommand: AsyncParsableCommand {
         default: break
         }
         if let id = taskInstance ?? instance, id < 1 { throw ValidationError("ids are positive numbers") }
-        if let lines, lines < 0 { throw ValidationError("-n must be 0 or more") }
+        if let lines, !(0...1_000_000_000).contains(lines) { throw ValidationError("-n must be from 0 to 1000000000") }
     }
 
     func run() async throws {

@@ -359,6 +359,7 @@ final class LogsAndMetricsTests: ClusterTestCase {
         // Twenty clients ask for the 20 MB log and read nothing: the worker holds about one piece
         // per client, not the log (unbounded, this was 12 MB per client).
         let rssBefore = residentKiB()
+        let servedBefore = try await served(address)
         var silent: [Int32] = []
         for _ in 0..<20 {
             let fd = try rawConnect(address)
@@ -367,8 +368,13 @@ final class LogsAndMetricsTests: ClusterTestCase {
             _ = "GET /logs/\(a) HTTP/1.1\r\nHost: x\r\n\r\n".withCString { send(fd, $0, strlen($0), 0) }
             silent.append(fd)
         }
-        try await Task.sleep(for: .seconds(3))
-        let grown = residentKiB() - rssBefore
+        // Every request has reached the worker; then it has had time to push (unbounded, it would).
+        try await eventually("the worker answers all twenty") { try await self.served(address) >= servedBefore + 20 }
+        var grown = 0
+        for _ in 0..<30 {
+            try await Task.sleep(for: .milliseconds(100))
+            grown = max(grown, residentKiB() - rssBefore)
+        }
         for fd in silent { close(fd) }
         XCTAssertLessThan(grown, 64 << 10, "RSS grew \(grown) KiB for 20 clients that do not read")
         let health = try await get(address, "/healthz")
@@ -409,7 +415,7 @@ final class LogsAndMetricsTests: ClusterTestCase {
         XCTAssertEqual(cluster.exitStatus(of: keeper), 0)
 
         try cluster.startMaster()
-        try cluster.startWorker(port: 7782, ["--log-retention", "3s"])
+        try cluster.startWorker(port: 7782, ["--log-retention", "2s"])
         try await eventually("the ten-day-old log and its folder are removed at the start") {
             !FileManager.default.fileExists(atPath: old) && !FileManager.default.fileExists(atPath: "\(logs)/900")
         }
@@ -422,18 +428,20 @@ final class LogsAndMetricsTests: ClusterTestCase {
         let a = try await taskID(id, "a")
         let v10 = try await cluster.store().attemptRecord(a)?.state
         XCTAssertEqual(v10, .success)
-        try await eventually("the finished task's log is removed after 3 s") {
+        try await eventually("the finished task's log is removed after 2 s") {
             !FileManager.default.fileExists(atPath: "\(logs)/\(id)/\(a).log")
                 && !FileManager.default.fileExists(atPath: fresh)
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: stranger))
         // A retry after the sweep removed its instance's folder makes it again.
-        let retried = try cluster.submit(#"{"name":"again","tasks":[{"name":"r","retries":1,"retry_interval":"6s","command":"echo attempt $DS_TASK_ATTEMPT; [ $DS_TASK_ATTEMPT -ge 2 ]"}]}"#)
+        let retried = try cluster.submit(#"{"name":"again","tasks":[{"name":"r","retries":1,"retry_interval":"15s","command":"echo attempt $DS_TASK_ATTEMPT; [ $DS_TASK_ATTEMPT -ge 2 ]"}]}"#)
         let first = try await taskID(retried, "r")
         try await eventually("the first attempt's folder is swept") {
             let row = try await self.cluster.store().attemptRecord(first)
             return row?.state == .failure && !FileManager.default.fileExists(atPath: "\(logs)/\(retried)")
         }
+        let attemptsWhenSwept = try await cluster.store().taskAttempts(of: retried).count
+        XCTAssertEqual(attemptsWhenSwept, 1, "the retry comes after the sweep, or this proves nothing")
         let again = try await cluster.waitForEnd(retried)
         XCTAssertEqual(again, .success, cluster.daemonLogs())
         for bad in ["-1s", "x", "4000d", "0.5s", "1e-300s"] {

@@ -103,9 +103,43 @@ final class TaskLogsTests: XCTestCase {
         XCTAssertEqual(mkfifo(folder + "/5/50.log", 0o644), 0)
         let logs = TaskLogs(folder: folder)
         XCTAssertEqual(logs.sweep(retention: nil), TaskLogs.Sweep(kept: 0, removed: 0), "not indexed by a sweep")
+        // While its task is live the log reads as empty (the file is not one); after, 404.
         logs.began(50, workflowInstance: 5)
+        let live = try await body(await logs.route(HTTPRequest(uri: "/logs/50")))
+        XCTAssertEqual(live, "")
+        logs.ended(50)
         let reply = await logs.route(HTTPRequest(uri: "/logs/50"))
         XCTAssertEqual(reply?.statusCode, 404)
+        // A hard link to another file in place of a log is no log either.
+        try write("6/60.log", "real\n")
+        try write("secret.txt", "secret\n")
+        try FileManager.default.removeItem(atPath: folder + "/6/60.log")
+        try FileManager.default.linkItem(atPath: folder + "/secret.txt", toPath: folder + "/6/60.log")
+        logs.began(60, workflowInstance: 6)
+        logs.ended(60)
+        let linked = await logs.route(HTTPRequest(uri: "/logs/60"))
+        XCTAssertEqual(linked?.statusCode, 404)
+    }
+
+    /// A task being claimed has no file yet: its log is served empty, and a follower waits for it.
+    func testALiveTaskWithoutAFileYetIsEmptyAndFollowed() async throws {
+        let logs = TaskLogs(folder: folder)
+        logs.began(3, workflowInstance: 1)
+        let empty = try await body(await logs.route(HTTPRequest(uri: "/logs/3")))
+        XCTAssertEqual(empty, "")
+        let reply = await logs.route(HTTPRequest(uri: "/logs/3?follow=1"))
+        let sink = Sink()
+        guard case .stream(_, let stream)? = reply else { return XCTFail("no stream") }
+        let follower = Task { try await stream(HTTPBodyWriter.collecting { sink.append($0) }) }
+        try write("1/3.log", "written later\n")
+        try await waitUntil { sink.text == "written later\n" }
+        logs.ended(3)
+        try await follower.value
+        // A claim that did not go through leaves nothing behind.
+        logs.began(4, workflowInstance: 1)
+        logs.forget(4)
+        let forgotten = await logs.route(HTTPRequest(uri: "/logs/4"))
+        XCTAssertEqual(forgotten?.statusCode, 404)
     }
 
     func testSweepRemovesOldLogsButNeverLiveOnes() throws {

@@ -47,12 +47,7 @@ public enum LogsTool {
         let out = Output(prefix: nil)
         let shown = try await show(record, options: options, context: context, out: out)
         if case .unreachable(let why) = shown { throw ControlRefusal(description: why, exitStatus: .unavailable) }
-        if shown == .notStarted, !options.follow, let now = try await context.store.attemptRecord(id) {
-            // Nothing printed: say why, so that no log is not taken for an empty one.
-            Tool.warn(tool, now.state.isTerminal
-                ? "task instance \(id) ('\(now.taskName)') never ran on a worker: \(now.state.rawValue)" + (now.message.map { ", \($0)" } ?? "")
-                : "task instance \(id) ('\(now.taskName)') has not started (\(now.state.rawValue)); follow it with ds-logs -f \(id)")
-        }
+        if shown == .notStarted, !options.follow { try await noLog(id, context: context) }
         guard options.follow else { return .success }
         let end = try await outcome(of: id, context: context)
         if end.state == .success { return .success }
@@ -76,9 +71,14 @@ public enum LogsTool {
         var unreachable: [String] = []
         if !options.follow {
             for a in try await context.store.taskAttempts(of: id) {
-                if case .unreachable(let why) = try await show(a, options: options, context: context, out: output(for: a)) {
+                switch try await show(a, options: options, context: context, out: output(for: a)) {
+                case .unreachable(let why):
                     Tool.warn(tool, why)
                     unreachable.append(why)
+                case .notStarted:
+                    try await noLog(a.id!, context: context)
+                default:
+                    break
                 }
             }
             return unreachable.isEmpty ? .success : .unavailable
@@ -115,6 +115,14 @@ public enum LogsTool {
         return .success
     }
 
+    /// Nothing printed for an attempt that has no log: says why, so that it is not taken for an empty one.
+    static func noLog(_ id: Int64, context: Context) async throws {
+        guard let now = try await context.store.attemptRecord(id) else { return }
+        Tool.warn(tool, now.state.isTerminal
+            ? "task instance \(id) ('\(now.taskName)') never ran on a worker: \(now.state.rawValue)" + (now.message.map { ", \($0)" } ?? "")
+            : "task instance \(id) ('\(now.taskName)') has not started (\(now.state.rawValue)); follow it with ds-logs -f \(id)")
+    }
+
     static func label(_ task: String, attempt: Int) -> String { attempt > 1 ? "\(task)#\(attempt)" : task }
 
     static func open(_ configuration: Configuration) async throws -> Context {
@@ -146,46 +154,49 @@ public enum LogsTool {
                 where_ = try await source(of: try await context.store.attemptRecord(id) ?? a, context: context)
             }
         }
-        var offset: Int64 = 0
         switch where_ {
         case .notStarted, .unreachable:
             return where_
-        case .http(let address, let worker, let knownPath):
-            do {
-                offset = try await fetch(address, id: id, from: 0, follow: false, lines: options.lines, out: out)
-                if options.follow {
-                    // Reconnects if the connection breaks while the task still runs on that worker.
-                    while true {
-                        do {
-                            offset = try await fetch(address, id: id, from: offset, follow: true, lines: nil, out: out)
-                            break
-                        } catch let error as HTTPGetError {
-                            guard try await runsOn(id, worker: worker, context: context) else {
-                                // It runs there no more (it ended, or its worker went): the rest from
-                                // the file, if it is on this machine.
-                                if let path = try await logPath(of: a, known: knownPath, context: context), FileManager.default.isReadableFile(atPath: path) {
-                                    return try await readLocal(path, id: id, from: offset, options: Options(follow: true, lines: nil),
-                                                               context: context, out: out)
-                                }
-                                out.finish()
-                                return .unreachable("lost the connection to worker \(worker) (\(address)) while following task instance \(id): \(error)")
-                            }
-                            try await Task.sleep(for: .milliseconds(500))
-                        }
-                    }
-                }
-                out.finish()
-                return where_
-            } catch let error as HTTPGetError {
-                // The worker answers no more (gone, or restarted elsewhere): the file, if it is here.
-                if offset == 0, let path = try await logPath(of: a, known: knownPath, context: context), FileManager.default.isReadableFile(atPath: path) {
-                    return try await readLocal(path, id: id, options: options, context: context, out: out)
-                }
-                out.finish()
-                return .unreachable("the log of task instance \(id) ('\(a.taskName)') is on worker \(worker) (\(address)), which did not serve it: \(error)")
-            }
         case .local(let path):
             return try await readLocal(path, id: id, options: options, context: context, out: out)
+        case .http(let address, let worker, let knownPath):
+            // Bytes printed so far (with -n: once the tail is out): every retry goes on from there.
+            var offset: Int64 = 0
+            var tailed = false
+            // A log a running task's worker does not serve yet (it is being claimed) is asked again,
+            // for a while.
+            var notServedLeft = 40
+            while true {
+                do {
+                    if !tailed {
+                        try await fetch(address, id: id, offset: &offset, follow: false, lines: options.lines, out: out)
+                        tailed = true
+                        if !options.follow { break }
+                    }
+                    try await fetch(address, id: id, offset: &offset, follow: true, lines: nil, out: out)
+                    break
+                } catch let error as HTTPGetError {
+                    if case .status = error { notServedLeft -= 1 }
+                    // Still running there: the connection broke, or the server went quiet; again.
+                    if notServedLeft > 0, try await runsOn(id, worker: worker, context: context) {
+                        try await Task.sleep(for: .milliseconds(250))
+                        continue
+                    }
+                    // It runs there no more (it ended, or its worker went): the rest from the file,
+                    // if it is on this machine.
+                    if let path = try await logPath(of: a, known: knownPath, context: context), FileManager.default.isReadableFile(atPath: path) {
+                        return try await readLocal(path, id: id, from: offset,
+                                                   options: Options(follow: options.follow, lines: tailed ? nil : options.lines),
+                                                   context: context, out: out)
+                    }
+                    out.finish()
+                    return .unreachable(offset == 0
+                        ? "the log of task instance \(id) ('\(a.taskName)') is on worker \(worker) (\(address)), which did not serve it: \(error)"
+                        : "lost the connection to worker \(worker) (\(address)) while reading task instance \(id): \(error)")
+                }
+            }
+            out.finish()
+            return where_
         }
     }
 
@@ -237,17 +248,28 @@ public enum LogsTool {
         return running.worker == worker
     }
 
-    /// GETs the log from `offset`; returns the offset after the last byte read.
-    static func fetch(_ address: String, id: Int64, from offset: Int64, follow: Bool, lines: Int?, out: Output) async throws -> Int64 {
-        var at = offset
+    /// GETs the log from `offset` and prints it (or its last `lines`); `offset` moves past what was
+    /// printed, also when the connection breaks half-way.
+    static func fetch(_ address: String, id: Int64, offset: inout Int64, follow: Bool, lines: Int?, out: Output) async throws {
         var tail = lines.map { Tail(lines: $0) }
-        try await HTTPGet.stream(address, "/logs/\(id)?offset=\(offset)" + (follow ? "&follow=1" : "")) { buffer in
-            at += Int64(buffer.readableBytes)
+        var read: Int64 = 0
+        // Following, a quiet task sends nothing: after a minute of silence the caller checks that
+        // it still runs there, and asks again.
+        try await HTTPGet.stream(address, "/logs/\(id)?offset=\(offset)" + (follow ? "&follow=1" : ""),
+                                 idleTimeout: .seconds(follow ? 60 : 30)) { buffer in
             let bytes = buffer.readableBytesView
-            if tail != nil { tail!.add(bytes) } else { out.write(bytes) }
+            if tail != nil {
+                tail!.add(bytes)
+                read += Int64(bytes.count)
+            } else {
+                out.write(bytes)
+                offset += Int64(bytes.count)
+            }
         }
-        if let tail { out.write(tail.text) }
-        return at
+        if let tail {
+            out.write(tail.text)
+            offset += read
+        }
     }
 
     /// Reads a log file on this machine; with `follow`, until the attempt has ended and the file

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -21,9 +22,10 @@ public enum HTTPGetError: Error, CustomStringConvertible {
 /// A minimal HTTP/1.1 GET on SwiftNIO that hands the body over as it comes (for `ds-logs -f`).
 public enum HTTPGet {
     /// GETs `target` (path and query) from `address` and calls `body` with each piece of a 200
-    /// answer's body; throws `HTTPGetError` for any other answer or a broken connection.
+    /// answer's body; throws `HTTPGetError` for any other answer, a broken connection, or nothing
+    /// received for `idleTimeout` (a server that hangs, or a host gone without a word).
     public static func stream(_ address: String, _ target: String, connectTimeout: TimeAmount = .seconds(5),
-                              body: (ByteBuffer) throws -> Void) async throws {
+                              idleTimeout: Duration = .seconds(30), body: (ByteBuffer) throws -> Void) async throws {
         guard let (host, port) = split(address) else { throw HTTPGetError.unreachable(address, "not a HOST:PORT address") }
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
@@ -39,6 +41,19 @@ public enum HTTPGet {
             throw HTTPGetError.unreachable(address, "\(error)")
         }
         var ended = false
+        let lastHeard = NIOLockedValueBox(ContinuousClock.now)
+        let idled = NIOLockedValueBox(false)
+        let watchdog = Task { [channel = channel.channel] in
+            while !Task.isCancelled {
+                try await Task.sleep(for: .milliseconds(500))
+                if ContinuousClock.now - lastHeard.withLockedValue({ $0 }) > idleTimeout {
+                    idled.withLockedValue { $0 = true }
+                    channel.close(promise: nil)
+                    return
+                }
+            }
+        }
+        defer { watchdog.cancel() }
         do {
             try await channel.executeThenClose { inbound, outbound in
                 var headers = HTTPHeaders()
@@ -49,6 +64,7 @@ public enum HTTPGet {
                 var status = 0
                 var errorBody = ""
                 for try await part in inbound {
+                    lastHeard.withLockedValue { $0 = .now }
                     switch part {
                     case .head(let head): status = Int(head.status.code)
                     case .body(let buffer):
@@ -63,9 +79,12 @@ public enum HTTPGet {
         } catch let error as HTTPGetError {
             throw error
         } catch where !ended {
-            throw HTTPGetError.unreachable(address, "the connection broke: \(error)")
+            throw HTTPGetError.unreachable(address, idled.withLockedValue { $0 } ? "nothing received for \(idleTimeout)" : "the connection broke: \(error)")
         }
-        if !ended { throw HTTPGetError.unreachable(address, "the connection closed before the answer ended") }
+        if !ended {
+            throw HTTPGetError.unreachable(address, idled.withLockedValue { $0 } ? "nothing received for \(idleTimeout)"
+                                                                               : "the connection closed before the answer ended")
+        }
     }
 
     static func split(_ address: String) -> (String, Int)? {

@@ -102,15 +102,9 @@ public struct HTTPBodyWriter: Sendable {
     init(writer: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel) {
         send = { bytes in
             try await writer.write(.body(.byteBuffer(ByteBuffer(bytes: bytes))))
-            // A client that reads slowly (or not at all) holds back the next piece. The write above
-            // reaches the channel on its event loop, later: wait until it has (a task queued behind
-            // it ran), then while the channel holds more than its high-water mark. Without this, a
+            // A client that reads slowly (or not at all) holds back the next piece: without this, a
             // reader that stalls leaves megabytes queued toward it.
-            try await channel.eventLoop.submit {}.get()
-            while !channel.isWritable {
-                guard channel.isActive else { throw ChannelError.ioOnClosedChannel }
-                try await Task.sleep(for: .milliseconds(5))
-            }
+            try await HTTPServer.waitUntilSent(channel, leaving: 64 << 10)
         }
         gone = { !channel.isActive }
     }
@@ -142,6 +136,31 @@ public final class HTTPServer: Sendable {
     static let requestTimeout: Duration = .seconds(10)
     static let maxConnections = 512
     static let closeGrace: Duration = .seconds(2)
+    /// A client that takes nothing of what is sent to it for this long is cut off.
+    static let stallLimit: Duration = .seconds(60)
+
+    /// Waits until at most `leaving` bytes of what was written wait in the channel (the rest is in
+    /// the kernel, which delivers it even after a close). Writes reach the channel on its event
+    /// loop, later: a task queued behind them runs first. Throws once the client is gone, or has
+    /// taken nothing for `stallLimit` (then the connection is closed).
+    static func waitUntilSent(_ channel: any Channel, leaving: Int) async throws {
+        try await channel.eventLoop.submit {}.get()
+        var least = Int.max
+        var progress = ContinuousClock.now
+        while true {
+            guard channel.isActive else { throw ChannelError.ioOnClosedChannel }
+            let pending = try await channel.getOption(.bufferedWritableBytes).get()
+            if pending <= leaving { return }
+            if pending < least {
+                least = pending
+                progress = .now
+            } else if ContinuousClock.now - progress > stallLimit {
+                channel.close(promise: nil)
+                throw ChannelError.ioOnClosedChannel
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
 
     let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
     /// The address it listens on, with the port it got when asked for port 0.
@@ -264,6 +283,7 @@ public final class HTTPServer: Sendable {
                         try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
                         if request.method != .HEAD { try await outbound.write(.body(.byteBuffer(ByteBuffer(string: text)))) }
                         try await outbound.write(.end(nil))
+                        try await Self.waitUntilSent(connection.channel, leaving: 0)
                     case .stream(let contentType, let body):
                         headers.add(name: "Content-Type", value: contentType)
                         // HTTP/1.0 knows no chunks: its body ends when the connection closes.
@@ -272,6 +292,8 @@ public final class HTTPServer: Sendable {
                         try await outbound.write(.head(HTTPResponseHead(version: version, status: .ok, headers: headers)))
                         if request.method != .HEAD { try await body(HTTPBodyWriter(writer: outbound, channel: connection.channel)) }
                         try await outbound.write(.end(nil))
+                        // Sent before the close: a close drops what still waits in the channel.
+                        try await Self.waitUntilSent(connection.channel, leaving: 0)
                     }
                     return
                 }

@@ -97,7 +97,7 @@ extension MasterScheduler {
             }
             if a.state == .submitted {
                 unclassified.append((ref, BacklogEntry(key: key, group: task.workerGroup, instance: id, task: a.taskName,
-                                                       attempt: a.attempt)))
+                                                       attempt: a.attempt, submitTime: a.submitTime)))
                 continue
             }
             attempts[a.id!] = ref
@@ -185,7 +185,6 @@ extension MasterScheduler {
                 }
                 logger.warning("instance \(ref.instance): attempt \(id) of '\(ref.task)' was lost; resubmitting")
                 round.batch.superseded.append((id, ref.instance, "lost with its worker; superseded by a new attempt", now))
-                metrics.failedOver.increment()
                 newAttempt(ref.instance, ref.task, ref.attempt, &round)
             }
         }

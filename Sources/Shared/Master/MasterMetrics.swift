@@ -15,12 +15,26 @@ struct MasterMetrics: Sendable {
     /// From the engine's decision that a task runs to its item being in the ZooKeeper queue.
     let dispatchLatency = Metrics.Timer(label: "ds_master_dispatch_latency_seconds")
 
-    func finished(_ state: TaskState) {
-        switch state {
-        case .success: succeeded.increment()
-        case .needFaultTolerance: break  // counted as failed over where it is handled
-        default: failed.increment()
+    /// Queue items written, with when each attempt became ready.
+    func dispatched(readySince: [Double]) {
+        guard !readySince.isEmpty else { return }
+        dispatched.increment(by: readySince.count)
+        let now = ProcessStats.now()
+        for t in readySince { dispatchLatency.record(seconds: now - t) }
+    }
+
+    /// The outcomes a round stored (from workers, and the master's own: unpreparable items, halts),
+    /// and the attempts it superseded after their worker died.
+    func stored(_ batch: SchedulingBatch, lost: Set<Int64>) {
+        for o in batch.outcomes where !lost.contains(o.workflowInstanceId) {
+            switch o.state {
+            case .success, .forcedSuccess: succeeded.increment()
+            case .failure, .kill: failed.increment()
+            case .needFaultTolerance: failedOver.increment()
+            default: break  // withdrawn by a pause: it runs again on resume
+            }
         }
+        failedOver.increment(by: batch.superseded.filter { !lost.contains($0.instance) }.count)
     }
 }
 

@@ -354,14 +354,12 @@ public actor MasterScheduler {
                 continue
             }
             if m.state == .needFaultTolerance {
-                metrics.failedOver.increment()
                 // Killed by its worker's own stop: it fails over as if the worker had died (a new
                 // attempt with the same number, not a retry); the engine still waits for the task.
                 logger.notice("instance \(instanceID): attempt \(m.taskInstanceId) of '\(taskName)' was stopped with its worker; resubmitting")
                 newAttempt(instanceID, taskName, ref.attempt, &round)
                 continue
             }
-            metrics.finished(m.state)
             if m.state == .success { active[instanceID]!.recordOutputs(of: taskName, m.outputs) }
             let outcome: TaskOutcome = m.state == .success ? .success : (m.state == .kill ? .killed : .failure)
             let effects = active[instanceID]!.engine.handle(.taskFinished(task: taskName, outcome: outcome))
@@ -492,11 +490,13 @@ public actor MasterScheduler {
                                    taskPriority: attempt.priority, taskInstanceId: attempt.id!)
             backlog[attempt.workerGroup, default: MinHeap()].push(BacklogEntry(
                 key: key, group: attempt.workerGroup, instance: attempt.workflowInstanceId, task: attempt.taskName,
-                attempt: attempt.attempt))
+                attempt: attempt.attempt, submitTime: attempt.submitTime))
         }
+        var readySince: [Double] = []
         for attempt in applied.inserted where attempt.state == .dispatched {
             if let item = enqueue(attempt.id!, instance: attempt.workflowInstanceId, task: attempt.taskName, attempt: attempt.attempt) {
                 round.queued.append(item)
+                readySince.append(attempt.submitTime)
             }
         }
         // An instance never finishes with attempts in the backlog (they count as running in its
@@ -506,10 +506,8 @@ public actor MasterScheduler {
         // it hung must leave the results it read to the new owner.
         let consumed = round.consumed.filter { !applied.lostOwnership.contains($0.instance) }.map(\.id)
         try await writeRound(creates: round.queued, deletes: consumed.map { paths.result($0) })
-        if !round.queued.isEmpty {
-            let now = ProcessStats.now()
-            for attempt in applied.inserted where attempt.state == .dispatched { metrics.dispatchLatency.record(seconds: now - attempt.submitTime) }
-        }
+        metrics.dispatched(readySince: readySince)
+        metrics.stored(round.batch, lost: applied.lostOwnership)
         if !consumed.isEmpty && backlogCount > 0 { wakeups.mark(.feed) }
         if !round.batch.finishedInstances.isEmpty { wakeups.mark(.commands) }
         round = Round()

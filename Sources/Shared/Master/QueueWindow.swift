@@ -12,6 +12,8 @@ extension MasterScheduler {
         var instance: Int64
         var task: String
         var attempt: Int
+        /// When the engine made it ready: the dispatch latency runs from here.
+        var submitTime: Double
         static func < (a: BacklogEntry, b: BacklogEntry) -> Bool { a.key < b.key }
         static func == (a: BacklogEntry, b: BacklogEntry) -> Bool { a.key == b.key }
     }
@@ -32,6 +34,7 @@ extension MasterScheduler {
         guard !groups.isEmpty else { return }
         let room = try await room(for: groups)
         var fed: [Int64] = []
+        var readySince: [Double] = []
         var nodes: [(path: String, data: Data)] = []
         for group in groups.sorted() {
             var left = room[group] ?? 0
@@ -44,12 +47,14 @@ extension MasterScheduler {
                 }
                 guard let item = enqueue(id, instance: entry.instance, task: entry.task, attempt: entry.attempt) else { continue }
                 fed.append(id)
+                readySince.append(entry.submitTime)
                 nodes.append(item)
                 left -= 1
             }
         }
         guard !fed.isEmpty else { return }
         try await writeRound(creates: nodes, deletes: [])
+        metrics.dispatched(readySince: readySince)
         try await store.markDispatched(fed, session: session)
     }
 
@@ -126,7 +131,6 @@ extension MasterScheduler {
                 }
             }
         }
-        metrics.dispatched.increment(by: creates.count)
     }
 
     /// The most node data one `multi` of a round carries.

@@ -18,28 +18,52 @@ public final class TaskLogs: Sendable {
         /// Task instance id → workflow instance id: the log is `<folder>/<wf>/<id>.log`.
         var known: [Int64: Int64] = [:]
         var live: Set<Int64> = []
+        /// Live tasks per workflow instance: the sweep leaves their folders.
+        var liveInstances: [Int64: Int] = [:]
     }
 
     public init(folder: String) {
         self.folder = folder
     }
 
-    /// A task of this worker starts writing its log.
-    public func began(_ id: Int64, workflowInstance: Int64) {
+    /// A task of this worker is being claimed, or starts: its log is served (empty until the
+    /// task writes) and followed from now on.
+    /// Returns whether it was not live already.
+    @discardableResult
+    public func began(_ id: Int64, workflowInstance: Int64) -> Bool {
         state.withLockedValue {
             $0.known[id] = workflowInstance
-            $0.live.insert(id)
+            guard $0.live.insert(id).inserted else { return false }
+            $0.liveInstances[workflowInstance, default: 0] += 1
+            return true
         }
     }
 
     /// Its task ended: followers read to the end and stop.
     public func ended(_ id: Int64) {
-        _ = state.withLockedValue { $0.live.remove(id) }
+        state.withLockedValue { s in
+            guard s.live.remove(id) != nil, let wf = s.known[id] else { return }
+            s.liveInstances[wf] = s.liveInstances[wf, default: 1] > 1 ? s.liveInstances[wf]! - 1 : nil
+        }
+    }
+
+    /// A claim that did not go through: this worker holds no log of it.
+    public func forget(_ id: Int64) {
+        ended(id)
+        _ = state.withLockedValue { $0.known.removeValue(forKey: id) }
     }
 
     public func isLive(_ id: Int64) -> Bool { state.withLockedValue { $0.live.contains(id) } }
 
     public func workflowInstance(of id: Int64) -> Int64? { state.withLockedValue { $0.known[id] } }
+
+    /// `sweep` on a thread of its own: a walk of a large folder must not hold up the cooperative
+    /// threads that claim tasks and answer requests.
+    public func sweepInBackground(retention: Double?) async -> Sweep {
+        await withCheckedContinuation { done in
+            DispatchQueue.global(qos: .utility).async { done.resume(returning: self.sweep(retention: retention)) }
+        }
+    }
 
     /// What a sweep found.
     public struct Sweep: Sendable, Equatable {
@@ -86,7 +110,7 @@ public final class TaskLogs: Sendable {
             // folder gone and makes it again, never made and then removed under it.
             if left == 0 {
                 state.withLockedValue { s in
-                    if !s.known.values.contains(wf) { rmdir(dir) }  // fails, harmlessly, if a file came meanwhile
+                    if s.liveInstances[wf] == nil { rmdir(dir) }  // fails, harmlessly, if a file came meanwhile
                 }
             }
         }
@@ -113,11 +137,20 @@ public final class TaskLogs: Sendable {
         }
         guard let wf = workflowInstance(of: id) else { return .notFound("no log of task instance \(id) on this worker") }
         // Closed when the reply goes, whether or not its body was ever written (HEAD, a client gone).
-        guard let file = OpenFile(Self.openLog(folder: folder, workflowInstance: wf, id: id)) else {
-            return .notFound("no log of task instance \(id) on this worker (removed?)")
-        }
-        return .stream(contentType: "text/plain; charset=utf-8") { [self, offset] out in
+        let first = OpenFile(Self.openLog(folder: folder, workflowInstance: wf, id: id))
+        // A task being claimed or started has no file yet: its log is empty so far.
+        guard first != nil || isLive(id) else { return .notFound("no log of task instance \(id) on this worker (removed?)") }
+        return .stream(contentType: "text/plain; charset=utf-8") { [self, offset, first] out in
             served.increment()
+            var opened = first
+            while opened == nil {
+                let live = isLive(id)
+                opened = OpenFile(Self.openLog(folder: folder, workflowInstance: wf, id: id))
+                if opened != nil { break }
+                if !follow || !live || out.clientGone { return }
+                try await Task.sleep(for: Self.followPoll)
+            }
+            let file = opened!
             let fd = file.fd
             var at = offset
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
@@ -147,11 +180,12 @@ public final class TaskLogs: Sendable {
         return Self.regularFile(openat(dir, "\(id).log", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK))
     }
 
-    /// `fd` if it is an open regular file; else closes it and returns -1.
+    /// `fd` if it is an open regular file with one name (a hard link made to another file is no
+    /// task's log); else closes it and returns -1.
     public static func regularFile(_ fd: Int32) -> Int32 {
         guard fd >= 0 else { return -1 }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_nlink == 1 else {
             close(fd)
             return -1
         }

@@ -368,6 +368,7 @@ public actor WorkerDaemon {
             } else {
                 running.removeValue(forKey: id)
                 killRequested.remove(id)
+                logs.forget(id)
             }
         }
     }
@@ -439,6 +440,23 @@ public actor WorkerDaemon {
         let logPath = logPath(for: task)
         let claim = RunningTask(worker: options.identity, pid: nil, startTime: ProcessStats.now(), logPath: logPath,
                                 listen: options.listen)
+        // Served (empty) from the moment the running node names this worker: a ds-logs that reads
+        // the node at once finds the log, not a 404. Forgotten if the claim does not go through.
+        let fresh = logs.began(task.taskInstanceId, workflowInstance: task.workflowInstanceId)
+        let outcome = await multiClaim(task, queuePath: queuePath, version: version, claim: claim, logPath: logPath, key: key, group: group)
+        switch outcome {
+        case .won:
+            metrics.queueWait.recordMilliseconds(max(0, Int64(Date().timeIntervalSince1970 * 1000) - created))
+        case .uncertain:
+            break  // settled later: forgotten then if it did not go through
+        default:
+            if fresh { logs.forget(task.taskInstanceId) }  // not one this worker already runs
+        }
+        return outcome
+    }
+
+    private nonisolated func multiClaim(_ task: QueuedTask, queuePath: String, version: Int32, claim: RunningTask, logPath: String,
+                                        key: String, group: String) async -> ClaimOutcome {
         do {
             try await zk.multi([
                 zk.fenceCheck(paths),
@@ -459,7 +477,6 @@ public actor WorkerDaemon {
         } catch {
             return .failed(error)
         }
-        metrics.queueWait.recordMilliseconds(max(0, Int64(Date().timeIntervalSince1970 * 1000) - created))
         return .won(task, logPath)
     }
 

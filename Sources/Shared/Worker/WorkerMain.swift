@@ -20,7 +20,7 @@ extension WorkerDaemon {
         logger.info("\(configuration.zooKeeperSummary)")
         let retention = options.logRetentionSeconds
         let worker = WorkerDaemon(zk: zk, paths: configuration.paths, options: options, supervisor: supervisor, logger: logger)
-        let found = worker.logs.sweep(retention: retention)
+        let found = await worker.logs.sweepInBackground(retention: retention)
         if found.removed > 0 { logger.info("removed \(found.removed) task logs older than the log retention; \(found.kept) kept") }
         Telemetry.shared.watchSession(zk)
         Gauge(label: "ds_worker_slots").record(options.slots)
@@ -38,7 +38,7 @@ extension WorkerDaemon {
                         let every = min(3600, max(1, retention / 4))
                         while true {
                             try await Task.sleep(for: .milliseconds(Int(every * 1000)))
-                            let swept = worker.logs.sweep(retention: retention)
+                            let swept = await worker.logs.sweepInBackground(retention: retention)
                             if swept.removed > 0 { logger.info("removed \(swept.removed) task logs older than the log retention") }
                         }
                     }
