@@ -16,7 +16,7 @@ public final class Telemetry: Sendable {
     struct State {
         var bootstrapped = false
         var refreshers: [@Sendable () async -> Void] = []
-        var health: (@Sendable () async -> String?)?
+        var healthChecks: [@Sendable () async -> String?] = []
     }
 
     private init() {}
@@ -44,9 +44,9 @@ public final class Telemetry: Sendable {
         state.withLockedValue { $0.refreshers.append(refresh) }
     }
 
-    /// What `/healthz` checks: nil when healthy, else why not (answered with 503).
+    /// Adds to what `/healthz` checks, in order: nil when healthy, else why not (answered with 503).
     public func healthCheck(_ check: @escaping @Sendable () async -> String?) {
-        state.withLockedValue { $0.health = check }
+        state.withLockedValue { $0.healthChecks.append(check) }
     }
 
     /// The Prometheus text of every metric, gauges refreshed first.
@@ -61,8 +61,8 @@ public final class Telemetry: Sendable {
         case "/metrics":
             return .text(.ok, await render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/healthz":
-            if let check = state.withLockedValue({ $0.health }), let problem = await check() {
-                return .text(.serviceUnavailable, "unhealthy: \(problem)\n")
+            for check in state.withLockedValue({ $0.healthChecks }) {
+                if let problem = await check() { return .text(.serviceUnavailable, "unhealthy: \(problem)\n") }
             }
             return .text(.ok, "ok\n")
         default:
@@ -70,9 +70,14 @@ public final class Telemetry: Sendable {
         }
     }
 
-    /// A ZooKeeper client's session as gauges: `ds_zookeeper_connected` (1 or 0) and
-    /// `ds_zookeeper_session_expired` (1 once the session is gone for good).
+    /// A ZooKeeper client's session as gauges, `ds_zookeeper_connected` (1 or 0) and
+    /// `ds_zookeeper_session_expired` (1 once the session is gone for good), and as the first
+    /// health check: unhealthy unless connected.
     public func watchSession(_ zk: ZooKeeperClient) {
+        healthCheck {
+            let session = zk.sessionState
+            return session == .connected ? nil : "ZooKeeper session \(session.rawValue)"
+        }
         let connected = Gauge(label: "ds_zookeeper_connected")
         let expired = Gauge(label: "ds_zookeeper_session_expired")
         onScrape { [zk] in

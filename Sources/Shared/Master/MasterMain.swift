@@ -24,25 +24,25 @@ extension MasterScheduler {
         Telemetry.shared.onScrape {
             let figures = await scheduler.loadFigures()
             activeGauge.record(figures.active)
-            for (group, count) in figures.backlog {
-                Gauge(label: "ds_master_backlog", dimensions: [("group", group)]).record(count)
-            }
-            // Every group with a queue node: the window's depth, all masters' items together.
+            // Every group with a queue node or a backlog here: the window's depth (all masters'
+            // items together) and this master's backlog, 0 once it has drained.
+            var groups = Set(figures.backlog.keys)
             do {
-                for group in try await zk.childrenIfPresent(paths.queue).sorted() {
+                for group in try await zk.childrenIfPresent(paths.queue) {
+                    groups.insert(group)
                     let depth = try await zk.exists(paths.queue(group))?.childCount ?? 0
                     Gauge(label: "ds_queue_window_depth", dimensions: [("group", group)]).record(Int(depth))
-                    Gauge(label: "ds_master_backlog", dimensions: [("group", group)]).record(figures.backlog[group] ?? 0)
                 }
             } catch {
                 // A scrape while ZooKeeper is away still answers: the depths stay as last read,
                 // and ds_zookeeper_connected says why.
                 logger.debug("metrics: queue depths not read: \(error)")
             }
+            for group in groups {
+                Gauge(label: "ds_master_backlog", dimensions: [("group", group)]).record(figures.backlog[group] ?? 0)
+            }
         }
         Telemetry.shared.healthCheck {
-            let session = zk.sessionState
-            if session != .connected { return "ZooKeeper session \(session.rawValue)" }
             do { try await store.ping() } catch { return "database: \(error)" }
             return nil
         }

@@ -26,10 +26,6 @@ extension WorkerDaemon {
         Gauge(label: "ds_worker_slots").record(options.slots)
         let inUse = Gauge(label: "ds_worker_slots_in_use")
         Telemetry.shared.onScrape { inUse.record(await worker.runningCount) }
-        Telemetry.shared.healthCheck {
-            let session = zk.sessionState
-            return session == .connected ? nil : "ZooKeeper session \(session.rawValue)"
-        }
         try await Daemon.run(logger: logger, stop: .notify({ worker.beginGracefulStop() })) {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 if let retention {
