@@ -51,9 +51,77 @@ final class WorkflowParserTests: XCTestCase {
         XCTAssertTrue(p.contains { $0.hasPrefix("task 'b', field 'deps': unknown dependency 'zz'") }, "\(p)")
     }
 
-    func testLogicNodesAreRejectedUntilSupported() {
-        let p = problems(#"{"name":"w","tasks":[{"name":"s","type":"SWITCH","command":""}]}"#)
-        XCTAssertEqual(p, ["task 's', field 'type': type SWITCH is not supported yet; only SHELL tasks run"])
+    func testNodesNotBuiltYetAreRejected() {
+        for type in ["SUB_PROCESS", "DEPENDENT"] {
+            let p = problems(#"{"name":"w","tasks":[{"name":"s","type":"\#(type)","command":"x"}]}"#)
+            XCTAssertEqual(p, ["task 's', field 'type': type \(type) is not supported yet; SHELL, CONDITIONS and SWITCH nodes run"])
+        }
+    }
+
+    func testBranchNodesAreReadAndCheckedNamingTaskAndField() throws {
+        let good = #"""
+        {"name":"w","tasks":[
+          {"name":"a","command":"true"},
+          {"name":"c","type":"CONDITIONS","deps":["a"],"condition":{"relation":"OR","tasks":{"a":"FAILURE"}},
+           "success_branch":["x"],"failure_branch":["y"]},
+          {"name":"x","command":"true","deps":["c"]},
+          {"name":"y","command":"true","deps":["c"],"enabled":false},
+          {"name":"s","type":"SWITCH","cases":[{"when":"${k} == \"1\" && ${n} >= 2","then":["p"]},{"when":"${k} != 'z'","then":[]}],
+           "default_branch":["q"]},
+          {"name":"p","command":"true","deps":["s"]},
+          {"name":"q","command":"true","deps":["s"]}]}
+        """#
+        let d = try WorkflowParser.parse(Data(good.utf8), source: "w.json")
+        XCTAssertEqual(d.tasks[1].condition, BranchCondition(relation: .or, tasks: ["a": .failure]))
+        XCTAssertEqual(d.tasks[1].successBranch, ["x"])
+        XCTAssertEqual(d.tasks[3].enabled, false)
+        XCTAssertEqual(d.tasks[4].cases?.count, 2)
+        XCTAssertEqual(d.tasks[4].defaultBranch, ["q"])
+        XCTAssertEqual(try WorkflowDefinition.fromStored(d.canonicalJSON()), d, "the stored text reads back the same")
+        // A definition without the new fields stores the text it stored before them.
+        let plain = try WorkflowParser.parse(Data(#"{"name":"w","tasks":[{"name":"a","command":"true"}]}"#.utf8), source: "-")
+        XCTAssertFalse(plain.canonicalJSON().contains("enabled"))
+        XCTAssertFalse(plain.canonicalJSON().contains("branch"))
+
+        let cases: [(String, String)] = [
+            (#"{"name":"c","type":"CONDITIONS","success_branch":[]}"#, "task 'c', field 'deps': a CONDITIONS node needs deps"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"command":"rm -rf /"}"#, "task 'c', field 'command': a CONDITIONS node is decided on the master"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"retries":2}"#, "task 'c', field 'retries': a CONDITIONS node"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"worker_group":"gpu"}"#, "task 'c', field 'worker_group'"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"enabled":false}"#, "task 'c', field 'enabled': a CONDITIONS node cannot be disabled"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"cases":[]}"#, "task 'c', field 'cases': a CONDITIONS node has success_branch"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"condition":{"tasks":{"b":"SUCCESS"}}}"#, "task 'c', field 'condition.tasks': 'b' is not in this node's deps"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"condition":{"tasks":{"a":"MAYBE"}}}"#, "task 'c', field 'condition.tasks': 'MAYBE' is not one of SUCCESS FAILURE"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"condition":{"tasks":{}}}"#, "task 'c', field 'condition.tasks': must name at least one"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"condition":{"relation":"XOR","tasks":{"a":"SUCCESS"}}}"#, "task 'c', field 'condition.relation'"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"success_branch":["a"]}"#, "task 'c', field 'branches': a branch names 'a', which does not list 'c' in its deps"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"success_branch":["z","z"]}"#, "task 'c', field 'success_branch': names a task twice"),
+            (#"{"name":"c","type":"CONDITIONS","deps":["a"],"success_branch":"z"}"#, "task 'c', field 'success_branch': must be a list of task names"),
+            (#"{"name":"s","type":"SWITCH"}"#, "task 's', field 'cases': missing; a SWITCH node needs"),
+            (#"{"name":"s","type":"SWITCH","cases":[]}"#, "task 's', field 'cases': must be a list of 1 to 100"),
+            (#"{"name":"s","type":"SWITCH","cases":[{"when":"${x} = 1","then":[]}]}"#, "task 's', field 'cases[0].when': '${x} = 1' at character 6: expected a comparison"),
+            (#"{"name":"s","type":"SWITCH","cases":[{"when":"${x} == 1 junk","then":[]}]}"#, "field 'cases[0].when': '${x} == 1 junk' at character 11: unexpected"),
+            (#"{"name":"s","type":"SWITCH","cases":[{"when":"${x} == a","then":[]}]}"#, "expected ${name}, a quoted text or a number, but found 'a' (quote text"),
+            (#"{"name":"s","type":"SWITCH","cases":[{"when":"(${x} == 1","then":[]}]}"#, "expected ')' but found end of text"),
+            (#"{"name":"s","type":"SWITCH","cases":[{"when":"${} == 1","then":[]}]}"#, "'' is not a parameter name"),
+            (#"{"name":"s","type":"SWITCH","cases":[{"when":"\"x == 1","then":[]}]}"#, "a quoted text without its closing"),
+            (#"{"name":"s","type":"SWITCH","cases":[{"when":"1 == 1"}]}"#, "task 's', field 'cases[0].then': missing"),
+            (#"{"name":"s","type":"SWITCH","cases":[{"when":"1 == 1","then":[],"else":[]}]}"#, "task 's', field 'cases[0]': unknown key 'else'"),
+            (#"{"name":"s","type":"SWITCH","cases":[{"when":1,"then":[]}]}"#, "task 's', field 'cases[0].when': must be a string, not a number"),
+            (#"{"name":"s","type":"SWITCH","cases":["x"]}"#, "task 's', field 'cases[0]': must be an object"),
+            (#"{"name":"s","type":"SWITCH","cases":[{"when":"1 == 1","then":[]}],"success_branch":[]}"#, "field 'success_branch': a SWITCH node has cases"),
+            (#"{"name":"t","command":"x","cases":[]}"#, "task 't', field 'cases': only CONDITIONS and SWITCH nodes have cases; this task is SHELL"),
+            (#"{"name":"t","command":"x","enabled":"no"}"#, "task 't', field 'enabled': 'no' is not true or false"),
+            (#"{"name":"t","type":"SWITCH","cases":[{"when":"\#(String(repeating: "(", count: 70))1 == 1\#(String(repeating: ")", count: 70))","then":[]}]}"#, "nested more than 64 deep"),
+        ]
+        for (task, expected) in cases {
+            let text = #"{"name":"w","tasks":[{"name":"a","command":"true"},"# + task + "]}"
+            let found = problems(text)
+            XCTAssertTrue(found.contains { $0.contains(expected) }, "\(task): expected \(expected), got \(found)")
+        }
+        // A task below a branch node that is on none of its branches.
+        let orphan = problems(#"{"name":"w","tasks":[{"name":"a","command":"true"},{"name":"c","type":"CONDITIONS","deps":["a"],"success_branch":[]},{"name":"x","command":"true","deps":["c"]}]}"#)
+        XCTAssertEqual(orphan, ["task 'c', field 'branches': task 'x' depends on this CONDITIONS node but is on none of its branches; name it in success_branch or failure_branch"])
     }
 
     func testEmptyMalformedAndNonObjectInput() {

@@ -22,7 +22,9 @@ public enum DotGraph {
         for (i, task) in definition.tasks.enumerated() {
             let state = states[task.name]
             let text = [task.name] + [state, notes[task.name]].compactMap { $0 }
-            lines.append("  \(nodeID(i)) [label=\(label(text)), fillcolor=\"\(fill(for: state))\"];")
+            // A branch node is a diamond, as in flowcharts; a disabled task is dashed.
+            let shape = task.isBranchNode ? ", shape=\"diamond\"" : (task.isEnabled ? "" : ", style=\"filled,dashed\"")
+            lines.append("  \(nodeID(i)) [label=\(label(text)), fillcolor=\"\(fill(for: state))\"\(shape)];")
         }
         for (i, task) in definition.tasks.enumerated() {
             // An unknown dependency (a definition that skipped validation) draws nothing.
@@ -42,7 +44,7 @@ public enum DotGraph {
             ([TaskState.success.rawValue, TaskState.forcedSuccess.rawValue], "#b9e4b0"),
             ([TaskState.failure.rawValue], "#f4b6b6"),
             ([TaskState.running.rawValue, TaskState.dispatched.rawValue, TaskState.submitted.rawValue], "#b5d3f3"),
-            ([TaskState.kill.rawValue, WorkflowState.stop.rawValue], "#d0d0d0"),
+            ([TaskState.kill.rawValue, WorkflowState.stop.rawValue, TaskView.skipped, TaskView.disabled], "#d0d0d0"),
             ([TaskState.pause.rawValue, WorkflowState.readyPause.rawValue], "#f6e58d"),
             ([TaskState.delayExecution.rawValue, TaskState.needFaultTolerance.rawValue], "#f8c58a"),
         ]

@@ -7,6 +7,11 @@ public struct TaskView: Sendable, Codable {
     public var attempt: TaskInstanceRecord?
     /// Why a task has not run, or where its attempt stands ("waiting for a worker of group gpu").
     public var note: String?
+    /// A task with no attempt that will never have one in this run: SKIPPED (on a branch not
+    /// taken) or DISABLED (`"enabled": false`).
+    public var state: String?
+
+    public static let skipped = "SKIPPED", disabled = "DISABLED"
 }
 
 /// What `ds-instance show` prints.
@@ -101,8 +106,9 @@ public enum InstanceTool {
             for t in view.tasks {
                 if let a = t.attempt {
                     if a.run == instance.run && a.state != .needFaultTolerance { states[t.task] = a.state.rawValue }
-                } else if let note = t.note {
-                    notes[t.task] = note
+                } else {
+                    if let state = t.state { states[t.task] = state }
+                    if let note = t.note { notes[t.task] = note }
                 }
             }
             for t in view.tasks where states[t.task] == nil {
@@ -126,7 +132,7 @@ public enum InstanceTool {
         var printer = TablePrinter(columns: ["TASK", "ID", "RUN", "ATTEMPT", "STATE", "WORKER", "START", "END", "DURATION", "EXIT", "LOG", "MESSAGE"])
         for t in view.tasks {
             guard let a = t.attempt else {
-                printer.add([t.task, "", "", "", "-", "", "", "", "", "", "", t.note ?? ""])
+                printer.add([t.task, "", "", "", t.state ?? "-", "", "", "", "", "", "", t.note ?? ""])
                 continue
             }
             printer.add([t.task, a.id.map(String.init) ?? "", String(a.run), String(a.attempt), a.state.rawValue, a.host ?? "", a.startTime.map(time) ?? "",
@@ -182,10 +188,26 @@ public enum InstanceTool {
                 if pending[d] == 0 { ready.append(d) }
             }
         }
+        // Which tasks the run decided never to run: replayed from its attempts, as a master would.
+        let engine = WorkflowEngine.restore(definition: definition, kept: Set(kept.keys),
+                                            attempts: attempts.filter { $0.run == instance.run && $0.id != nil }.map(\.stored),
+                                            controls: MasterScheduler.controls(of: instance)).engine
         for (i, name) in graph.names.enumerated() where latest[name] == nil && kept[name] == nil {
             let ups = graph.upstream[i].map { graph.names[$0] }
             let upstreamFailed = failedAncestor[i]
             let note: String
+            if engine.progress[i] == .notTaken {
+                let deciders = ups.filter { latest[$0]?.branch != nil }
+                note = deciders.isEmpty ? "not run: no task it needs was taken"
+                                        : "not run: not on the branch \(deciders.map { Limits.quoted($0) }.joined(separator: ", ")) took"
+                rows.append(TaskView(task: name, attempt: nil, note: note, state: TaskView.skipped))
+                continue
+            }
+            if engine.progress[i] == .disabled {
+                rows.append(TaskView(task: name, attempt: nil, note: "disabled (enabled: false); what depends on it runs as if it succeeded",
+                                     state: TaskView.disabled))
+                continue
+            }
             switch instance.state {
             case .stop, .pause:
                 note = "not started: the instance was \(instance.state == .stop ? "stopped" : "paused")"

@@ -7,8 +7,12 @@ public struct StoredAttempt: Sendable, Equatable {
     /// Where the attempt's dispatch and its stored outcome stand in the global event order.
     public var dispatchSeq: Int64
     public var finishSeq: Int64?
+    /// A decided branch node: the tasks its decision chose.
+    public var branch: [String]?
 
-    public init(task: String, attempt: Int, state: TaskState, endTime: Double?, dispatchSeq: Int64, finishSeq: Int64?) {
+    public init(task: String, attempt: Int, state: TaskState, endTime: Double?, dispatchSeq: Int64, finishSeq: Int64?,
+                branch: [String]? = nil) {
+        self.branch = branch
         self.task = task
         self.attempt = attempt
         self.state = state
@@ -23,7 +27,7 @@ public struct RestoredRun: Sendable {
     public var engine: WorkflowEngine
     /// Indexes (into the attempts given) of attempts still DISPATCHED or RUNNING: reattach to them.
     public var inFlight: [Int]
-    /// Attempts the engine has started that have no row: dispatch them now.
+    /// Attempts the engine has started that have no row: dispatch them now (a branch node: decide it).
     public var missingDispatches: [(task: String, attempt: Int)]
     /// Retries waiting out their interval: due at `at`.
     public var pendingRetries: [(task: String, attempt: Int, at: Double)]
@@ -51,7 +55,7 @@ extension WorkflowEngine {
                 switch e {
                 case .scheduleRetry(let task, let attempt, _): retryAttempt[task] = attempt
                 case .finish(let state): finish = state
-                case .dispatch, .kill, .withdraw: break
+                case .dispatch, .decide, .kill, .withdraw: break
                 }
             }
         }
@@ -88,7 +92,11 @@ extension WorkflowEngine {
             }
             switch a.state {
             case .success, .forcedSuccess:
-                absorb(engine.handle(.taskFinished(task: a.task, outcome: .success)))
+                if let i = engine.graph.index[a.task], definition.tasks[i].isBranchNode {
+                    absorb(engine.handle(.decided(task: a.task, branch: a.branch ?? [])))
+                } else {
+                    absorb(engine.handle(.taskFinished(task: a.task, outcome: .success)))
+                }
             case .kill:
                 absorb(engine.handle(.taskFinished(task: a.task, outcome: .killed)))
             case .pause:

@@ -3,6 +3,9 @@ public enum EngineEvent: Sendable, Equatable {
     case start
     /// An attempt of a task ended.
     case taskFinished(task: String, outcome: TaskOutcome)
+    /// A branch node (CONDITIONS, SWITCH) was decided: the tasks of `branch` run, the node's other
+    /// downstream tasks are not taken. A node that cannot be decided ends `.taskFinished(.failure)`.
+    case decided(task: String, branch: [String])
     /// The retry interval of a failed task has passed.
     case retryDue(task: String)
     /// `ds-instance pause`: running tasks finish, nothing new starts; the instance ends PAUSE.
@@ -22,6 +25,9 @@ public enum TaskOutcome: String, Sendable, Equatable, Codable {
 public enum EngineEffect: Sendable, Equatable {
     /// Run attempt `attempt` (1-based) of the task now.
     case dispatch(task: String, attempt: Int)
+    /// Decide the branch node now, on the master, and send back `.decided` (or, if it cannot be
+    /// decided, `.taskFinished(.failure)`).
+    case decide(task: String)
     /// Send `.retryDue(task)` after `seconds`.
     case scheduleRetry(task: String, attempt: Int, seconds: Double)
     /// Kill the attempt's whole process group (a stop); its end comes back as a result.
@@ -35,7 +41,13 @@ public enum EngineEffect: Sendable, Equatable {
 
 /// The progress of one task inside the engine.
 public enum TaskProgress: Sendable, Equatable {
-    case waiting, running(attempt: Int), retrying(attempt: Int), succeeded, failed, skipped
+    case waiting, running(attempt: Int), retrying(attempt: Int), succeeded, failed
+    /// Will not run: a task it needs failed (or was itself skipped).
+    case skipped
+    /// On a branch its CONDITIONS or SWITCH node did not take (or every task it needs was).
+    case notTaken
+    /// `"enabled": false`: never runs; its downstream runs as if it had succeeded.
+    case disabled
     /// Cut short by a pause or a stop (killed, withdrawn, or a retry that never came): it runs
     /// again when the instance is resumed.
     case cancelled
@@ -55,7 +67,19 @@ public struct WorkflowEngine: Sendable {
     public let retryIntervals: [Double]
     public private(set) var progress: [TaskProgress]
     public private(set) var state: WorkflowState = .submitted
+    /// CONDITIONS and SWITCH nodes, decided on the master; CONDITIONS nodes also run after a failure.
+    private let isBranch: [Bool]
+    private let isConditions: [Bool]
+    private let isEnabled: [Bool]
+    /// A failure of a task with a CONDITIONS node right after it is handled there: it fails
+    /// neither the instance nor, under END, what else runs.
+    private let failureHandled: [Bool]
     private var pendingUpstream: [Int]
+    /// Per task, how many of its upstream tasks succeeded (or are disabled, or chose it on their
+    /// branch), and how many failed or were skipped: a task runs once none is pending, if any
+    /// let it through; one whose every upstream was not taken is not taken either.
+    private var goodUpstream: [Int]
+    private var badUpstream: [Int]
     private var activeCount = 0
     private var openCount: Int
     private var anyFailed = false
@@ -67,14 +91,24 @@ public struct WorkflowEngine: Sendable {
         failureStrategy = definition.failureStrategy
         retries = definition.tasks.map(\.retries)
         retryIntervals = definition.tasks.map(\.retryInterval)
+        isBranch = definition.tasks.map(\.isBranchNode)
+        isConditions = definition.tasks.map { $0.type == .conditions }
+        isEnabled = definition.tasks.map(\.isEnabled)
+        failureHandled = graph.downstream.map { $0.contains { definition.tasks[$0].type == .conditions } }
         progress = Array(repeating: .waiting, count: graph.count)
         pendingUpstream = graph.upstream.map(\.count)
+        goodUpstream = Array(repeating: 0, count: graph.count)
+        badUpstream = Array(repeating: 0, count: graph.count)
         openCount = graph.count
+        // A branch node is decided again in every run: what it reads may have changed.
         for name in kept {
-            guard let i = graph.index[name], progress[i] == .waiting else { continue }
+            guard let i = graph.index[name], progress[i] == .waiting, !isBranch[i] else { continue }
             progress[i] = .succeeded
             openCount -= 1
-            for d in graph.downstream[i] { pendingUpstream[d] -= 1 }
+            for d in graph.downstream[i] {
+                pendingUpstream[d] -= 1
+                goodUpstream[d] += 1
+            }
         }
     }
 
@@ -87,17 +121,18 @@ public struct WorkflowEngine: Sendable {
         case .start:
             guard state == .submitted else { return [] }
             state = .running
-            for i in 0..<graph.count where pendingUpstream[i] == 0 && progress[i] == .waiting { dispatch(i, attempt: 1, &effects) }
+            for i in 0..<graph.count where pendingUpstream[i] == 0 && progress[i] == .waiting { ready(i, &effects) }
+        case .decided(let name, let branch):
+            guard let i = graph.index[name], isBranch[i], case .running = progress[i] else { return [] }
+            activeCount -= 1
+            settle(i, .succeeded, branch: Set(branch.compactMap { graph.index[$0] }), &effects)
         case .taskFinished(let name, let outcome):
             guard let i = graph.index[name], case .running(let attempt) = progress[i] else { return [] }
+            // A branch node succeeds only by a decision, which names its branch.
+            if isBranch[i] && outcome == .success { return [] }
             activeCount -= 1
             if outcome == .success {
-                progress[i] = .succeeded
-                openCount -= 1
-                for d in graph.downstream[i] {
-                    pendingUpstream[d] -= 1
-                    if pendingUpstream[d] == 0 && progress[d] == .waiting && mayStartNew { dispatch(d, attempt: 1, &effects) }
-                }
+                settle(i, .succeeded, branch: nil, &effects)
             } else if isHalting && (outcome != .failure || attempt <= retries[i]) {
                 // Cut short by the pause or stop, or a failure that would have been retried: the
                 // task runs again on resume, and it fails nothing now.
@@ -107,11 +142,8 @@ public struct WorkflowEngine: Sendable {
                 activeCount += 1
                 effects.append(.scheduleRetry(task: name, attempt: attempt + 1, seconds: retryIntervals[i]))
             } else {
-                progress[i] = .failed
-                openCount -= 1
-                anyFailed = true
-                skipDownstream(of: i)
-                if !mayStartNew { refusePendingRetries() }
+                settle(i, .failed, branch: nil, &effects)
+                if !mayStartNew { refusePendingRetries(&effects) }
             }
         case .retryDue(let name):
             guard let i = graph.index[name], case .retrying(let attempt) = progress[i] else { return [] }
@@ -119,9 +151,7 @@ public struct WorkflowEngine: Sendable {
             if mayStartNew {
                 dispatch(i, attempt: attempt, &effects)
             } else {
-                progress[i] = .failed
-                openCount -= 1
-                anyFailed = true
+                settle(i, .failed, branch: nil, &effects)
             }
         case .pause, .stop:
             guard state == .running || (state == .readyPause && event == .stop) else { return [] }
@@ -157,13 +187,11 @@ public struct WorkflowEngine: Sendable {
     /// came due: it fails now. The instance then ends without waiting for timers, and its state
     /// never depends on whether a timer fired before a later event (a pause, say), which no
     /// stored row records.
-    private mutating func refusePendingRetries() {
+    private mutating func refusePendingRetries(_ effects: inout [EngineEffect]) {
         for i in 0..<graph.count {
             guard case .retrying = progress[i] else { continue }
-            progress[i] = .failed
             activeCount -= 1
-            openCount -= 1
-            skipDownstream(of: i)
+            settle(i, .failed, branch: nil, &effects)
         }
     }
 
@@ -179,17 +207,49 @@ public struct WorkflowEngine: Sendable {
     private mutating func dispatch(_ i: Int, attempt: Int, _ effects: inout [EngineEffect]) {
         progress[i] = .running(attempt: attempt)
         activeCount += 1
-        effects.append(.dispatch(task: graph.names[i], attempt: attempt))
+        effects.append(isBranch[i] ? .decide(task: graph.names[i]) : .dispatch(task: graph.names[i], attempt: attempt))
     }
 
-    /// Marks every task that (transitively) needs task `i` as never to run.
-    private mutating func skipDownstream(of i: Int) {
-        var stack = graph.downstream[i]
-        while let d = stack.popLast() {
-            guard progress[d] == .waiting else { continue }
-            progress[d] = .skipped
+    /// A task none of whose upstream tasks is pending any more: starts it (as far as new tasks may
+    /// start), or ends it without running if it is disabled or every task it needs was not taken.
+    private mutating func ready(_ i: Int, _ effects: inout [EngineEffect]) {
+        if let fate = fateWhenReady(i) { settle(i, fate, branch: nil, &effects) } else if mayStartNew { dispatch(i, attempt: 1, &effects) }
+    }
+
+    private func fateWhenReady(_ i: Int) -> TaskProgress? {
+        if !graph.upstream[i].isEmpty && goodUpstream[i] == 0 && badUpstream[i] == 0 { return .notTaken }
+        return isEnabled[i] ? nil : .disabled
+    }
+
+    /// Task `first` has ended as `result` (succeeded, failed, skipped, not taken, disabled): passes
+    /// that on to its downstream tasks, and theirs in turn, without recursion (a 10,000-task chain
+    /// of disabled tasks settles in one call). `branch`: the downstream tasks a decided branch
+    /// node chose; the others are not taken.
+    private mutating func settle(_ first: Int, _ result: TaskProgress, branch: Set<Int>?, _ effects: inout [EngineEffect]) {
+        var work: [(task: Int, branch: Set<Int>?)] = []
+        func end(_ i: Int, _ result: TaskProgress, _ branch: Set<Int>?) {
+            progress[i] = result
             openCount -= 1
-            stack.append(contentsOf: graph.downstream[d])
+            if result == .failed && !failureHandled[i] { anyFailed = true }
+            work.append((i, branch))
+        }
+        end(first, result, branch)
+        while let (i, branch) = work.popLast() {
+            let result = progress[i]
+            for d in graph.downstream[i] {
+                pendingUpstream[d] -= 1
+                switch result {
+                case .succeeded where branch?.contains(d) ?? true, .disabled: goodUpstream[d] += 1
+                case .failed, .skipped: badUpstream[d] += 1
+                default: break
+                }
+                guard progress[d] == .waiting else { continue }
+                if badUpstream[d] > 0 && !isConditions[d] {
+                    end(d, .skipped, nil)
+                } else if pendingUpstream[d] == 0 {
+                    if let fate = fateWhenReady(d) { end(d, fate, nil) } else if mayStartNew { dispatch(d, attempt: 1, &effects) }
+                }
+            }
         }
     }
 }

@@ -90,3 +90,44 @@ struct PreparationError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+extension ActiveInstance {
+    /// A decided branch node: the tasks its branch chose, and what to show for it.
+    struct Decision {
+        var branch: [String]
+        var message: String
+    }
+
+    /// Decides a CONDITIONS or SWITCH node from what the instance holds now: the outcomes of its
+    /// upstream tasks, or the parameters it sees. Pure; the decision is stored, never made twice.
+    mutating func decide(_ taskName: String) -> Result<Decision, PreparationError> {
+        let i = engine.graph.index[taskName]!
+        let task = definition.tasks[i]
+        func names(_ list: [String]) -> String { list.isEmpty ? "no task" : list.map { Limits.quoted($0) }.joined(separator: ", ") }
+        if task.type == .conditions {
+            let condition = task.condition ?? BranchCondition(tasks: Dictionary(uniqueKeysWithValues: task.deps.map { ($0, .success) }))
+            func holds(_ name: String, _ wanted: BranchCondition.Outcome) -> Bool {
+                let succeeded = [.succeeded, .disabled].contains(engine.progress(of: name))
+                return succeeded == (wanted == .success)
+            }
+            let checks = condition.tasks.sorted { $0.key < $1.key }.map { holds($0.key, $0.value) }
+            let held = condition.relation == .and ? checks.allSatisfy { $0 } : checks.contains(true)
+            let branch = held ? task.successBranch ?? [] : task.failureBranch ?? []
+            return .success(Decision(branch: branch, message: "condition \(held ? "held: success" : "did not hold: failure") branch, \(names(branch))"))
+        }
+        if let parameterProblem { return .failure(PreparationError(parameterProblem)) }
+        var values = parameters
+        values.merge(outputs.visible(to: i, in: engine.graph)) { _, new in new }
+        for (n, c) in (task.cases ?? []).enumerated() {
+            do {
+                if try SwitchExpression.parse(c.when).evaluate(values) {
+                    return .success(Decision(branch: c.then, message: "case \(n) held (\(c.when)): \(names(c.then))"))
+                }
+            } catch {
+                return .failure(PreparationError("case \(n) (\(c.when)) cannot be decided: \(error)"))
+            }
+        }
+        let branch = task.defaultBranch ?? []
+        return .success(Decision(branch: branch, message: "no case held: default branch, \(names(branch))"))
+    }
+}

@@ -69,11 +69,7 @@ extension MasterScheduler {
         var instance = ActiveInstance(claimed)
         touched.insert(instance.id)
         let restored = WorkflowEngine.restore(definition: claimed.definition, kept: Set(claimed.instance.kept.keys),
-                                              attempts: claimed.attempts.map {
-            // Rows from before sequences existed fall back to creation order.
-            StoredAttempt(task: $0.taskName, attempt: $0.attempt, state: $0.state, endTime: $0.endTime,
-                          dispatchSeq: $0.dispatchSeq ?? $0.id!, finishSeq: $0.finishSeq ?? ($0.state.isTerminal ? $0.id! : nil))
-        }, controls: Self.controls(of: claimed.instance))
+                                              attempts: claimed.attempts.map(\.stored), controls: Self.controls(of: claimed.instance))
         instance.engine = restored.engine
         // A pause or stop the dead owner never applied was applied now, after everything stored:
         // its place is recorded, or the next takeover would replay later results before it.
@@ -103,7 +99,9 @@ extension MasterScheduler {
             attempts[a.id!] = ref
             if a.state == .running { seenRunning.insert(a.id!) }
         }
-        for (task, attempt) in restored.missingDispatches { newAttempt(id, task, attempt, &round) }
+        for (task, attempt) in restored.missingDispatches {
+            apply([instance.task(task).isBranchNode ? .decide(task: task) : .dispatch(task: task, attempt: attempt)], to: id, &round)
+        }
         for r in restored.pendingRetries { retryTimers.schedule(instance: id, task: r.task, at: r.at) }
         if let state = restored.finish, restored.inFlight.isEmpty {
             round.batch.finishedInstances.append((id, state, ProcessStats.now()))

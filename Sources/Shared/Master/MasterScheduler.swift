@@ -430,8 +430,15 @@ public actor MasterScheduler {
     func apply(_ effects: [EngineEffect], to instanceID: Int64, _ round: inout Round) {
         touched.insert(instanceID)
         let now = ProcessStats.now()
-        for effect in effects {
+        // A decision's own effects join the list (no recursion down a chain of branch nodes).
+        var effects = effects
+        var next = 0
+        while next < effects.count {
+            let effect = effects[next]
+            next += 1
             switch effect {
+            case .decide(let taskName):
+                effects += decide(instanceID, taskName, &round)
             case .dispatch(let taskName, let attempt):
                 newAttempt(instanceID, taskName, attempt, &round)
             case .scheduleRetry(let taskName, let attempt, let seconds):
@@ -446,6 +453,32 @@ public actor MasterScheduler {
                 logger.info("instance \(instanceID) of '\(active[instanceID]!.definition.name)' ended \(state.rawValue)")
             }
         }
+    }
+
+    /// Decides a branch node on the spot: its row is stored ended, with the branch it chose, at
+    /// its place among this round's outcomes; returns the engine's effects of the decision.
+    func decide(_ instanceID: Int64, _ taskName: String, _ round: inout Round) -> [EngineEffect] {
+        let now = ProcessStats.now()
+        let task = active[instanceID]!.task(taskName)
+        var record = TaskInstanceRecord(
+            id: nil, workflowInstanceId: instanceID, taskName: taskName, attempt: 1, state: .success,
+            priority: task.priority, workerGroup: task.workerGroup, submitTime: now, run: active[instanceID]!.record.run)
+        (record.startTime, record.endTime) = (now, now)
+        let event: EngineEvent
+        switch active[instanceID]!.decide(taskName) {
+        case .success(let decision):
+            record.message = decision.message
+            record.branchJson = String(decoding: WireJSON.encode(decision.branch), as: UTF8.self)
+            event = .decided(task: taskName, branch: decision.branch)
+            logger.info("instance \(instanceID): \(task.type.rawValue) '\(taskName)': \(decision.message)")
+        case .failure(let problem):
+            record.state = .failure
+            record.message = problem.description
+            event = .taskFinished(task: taskName, outcome: .failure)
+            logger.warning("instance \(instanceID): \(task.type.rawValue) '\(taskName)' failed: \(problem)")
+        }
+        round.batch.decisions.append((round.batch.outcomes.count, record))
+        return active[instanceID]!.engine.handle(event)
     }
 
     /// A new attempt row for a task the engine started (or whose attempt was lost with its worker).

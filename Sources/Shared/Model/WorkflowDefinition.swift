@@ -15,6 +15,28 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     public var priority: Priority = .medium
     public var workerGroup: String = "default"
     public var env: [String: String] = [:]
+    /// `false` skips the task: its downstream runs as if it had succeeded. Nil is true (omitted
+    /// from the stored text, so definitions written before the field store the same text).
+    public var enabled: Bool?
+    /// CONDITIONS: which upstream outcomes choose the success branch (nil: every dep succeeded).
+    public var condition: BranchCondition?
+    /// CONDITIONS: the tasks run when the condition holds, and when it does not.
+    public var successBranch: [String]?
+    public var failureBranch: [String]?
+    /// SWITCH: the first case whose condition holds chooses its tasks; none, the default branch.
+    public var cases: [SwitchCase]?
+    public var defaultBranch: [String]?
+
+    public var isEnabled: Bool { enabled ?? true }
+    /// CONDITIONS and SWITCH run on the master, as a decision: no worker, no command.
+    public var isBranchNode: Bool { type == .conditions || type == .switchNode }
+
+    /// Every task a branch node names, each once, in the order first named.
+    public var branchTargets: [String] {
+        var seen: Set<String> = []
+        let all = (successBranch ?? []) + (failureBranch ?? []) + (cases ?? []).flatMap(\.then) + (defaultBranch ?? [])
+        return all.filter { seen.insert($0).inserted }
+    }
 
     public init(name: String, command: String, deps: [String] = []) {
         self.name = name
@@ -24,7 +46,35 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, type, command, deps, retries, retryInterval = "retry_interval", timeout,
-             timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env
+             timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env, enabled, condition,
+             successBranch = "success_branch", failureBranch = "failure_branch", cases, defaultBranch = "default_branch"
+    }
+}
+
+/// The condition of a CONDITIONS node: each named upstream task must have ended as stated (AND),
+/// or one of them must have (OR). A task counts as SUCCESS if it succeeded (or is disabled) and
+/// as FAILURE otherwise: failed, or not run because its own upstream failed or its branch was
+/// not taken.
+public struct BranchCondition: Codable, Sendable, Equatable {
+    public enum Relation: String, Codable, Sendable, CaseIterable { case and = "AND", or = "OR" }
+    public enum Outcome: String, Codable, Sendable, CaseIterable { case success = "SUCCESS", failure = "FAILURE" }
+    public var relation: Relation = .and
+    public var tasks: [String: Outcome]
+
+    public init(relation: Relation = .and, tasks: [String: Outcome]) {
+        self.relation = relation
+        self.tasks = tasks
+    }
+}
+
+/// One case of a SWITCH node: a condition (see `SwitchExpression`) and the tasks it chooses.
+public struct SwitchCase: Codable, Sendable, Equatable {
+    public var when: String
+    public var then: [String]
+
+    public init(when: String, then: [String]) {
+        self.when = when
+        self.then = then
     }
 }
 

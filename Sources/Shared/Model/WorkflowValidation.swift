@@ -39,7 +39,8 @@ public struct WorkflowValidationError: Error, CustomStringConvertible, ExitStatu
 public enum WorkflowParser {
     static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description"]
     static let taskKeys: Set<String> = ["name", "type", "command", "deps", "retries", "retry_interval", "timeout",
-                                        "timeout_strategy", "priority", "worker_group", "env", "description"]
+                                        "timeout_strategy", "priority", "worker_group", "env", "description", "enabled",
+                                        "condition", "success_branch", "failure_branch", "cases", "default_branch"]
 
     /// Parses `data`; `source` names the input in messages (a path or `-`).
     /// `maxBytes` bounds the input; a stored definition, which holds every default, passes no bound.
@@ -113,10 +114,10 @@ public enum WorkflowParser {
             }
             var task = TaskDefinition(name: rawName ?? "", command: "")
             if let v = raw["type"] { task.type = problems.enumValue(v, field: "type", task: label) ?? .shell }
-            if task.type != .shell {
-                problems.add("type \(task.type.rawValue) is not supported yet; only SHELL tasks run", task: label, field: "type")
+            if task.type == .subProcess || task.type == .dependent {
+                problems.add("type \(task.type.rawValue) is not supported yet; SHELL, CONDITIONS and SWITCH nodes run", task: label, field: "type")
             }
-            task.command = problems.string(raw["command"], field: "command", task: label, required: true) ?? ""
+            task.command = problems.string(raw["command"], field: "command", task: label, required: !task.isBranchNode) ?? ""
             if task.command.utf8.count > Limits.maxCommandBytes {
                 problems.add("is \(Limits.size(task.command.utf8.count)); a command may be at most \(Limits.size(Limits.maxCommandBytes)) (put long scripts in a file the command runs)",
                              task: label, field: "command")
@@ -154,6 +155,11 @@ public enum WorkflowParser {
             }
             if let v = raw["env"] { task.env = problems.stringMap(v, field: "env", task: label) }
             if let v = raw["description"] { _ = problems.string(v, field: "description", task: label, required: false) }
+            if let v = raw["enabled"] {
+                if case .bool(let b) = v { task.enabled = b ? nil : false }
+                else { problems.add("\(v.brief) is not true or false", task: label, field: "enabled") }
+            }
+            BranchFields.parse(raw, into: &task, label: label, &problems)
             workflow.tasks.append(task)
         }
 
@@ -164,6 +170,7 @@ public enum WorkflowParser {
             }
             if task.deps.contains(task.name) { problems.add("a task cannot depend on itself", task: Limits.quoted(task.name), field: "deps") }
         }
+        BranchFields.check(workflow.tasks, &problems)
         if problems.list.isEmpty, let cycle = TaskGraph(workflow.tasks).findCycle() {
             problems.add("dependency cycle: \(cycle.joined(separator: " -> "))", task: Limits.quoted(cycle[0]), field: "deps")
         }

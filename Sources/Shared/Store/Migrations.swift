@@ -109,6 +109,11 @@ enum Migrations {
             // The attempt a REMOVE command (`ds-queue remove`) takes out of the queue.
             try db.alter(table: "command") { t in t.add(column: "task_instance_id", .integer) }
         }
+        m.registerMigration("v8-branch") { db in
+            // A decided CONDITIONS or SWITCH node: the tasks its branch chose, as a JSON list, so
+            // that a master taking over rebuilds the same instance without deciding again.
+            try db.alter(table: "task_instance") { t in t.add(column: "branch_json", .text) }
+        }
         return m
     }
 }

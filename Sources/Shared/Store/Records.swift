@@ -83,10 +83,23 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
     public var finishSeq: Int64?
     /// The run of the instance this attempt belongs to.
     public var run: Int = 1
+    /// A decided branch node (CONDITIONS, SWITCH): the tasks its branch chose, as a JSON list.
+    public var branchJson: String?
+
+    /// The tasks a decided branch node chose.
+    public var branch: [String]? {
+        branchJson.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
+    }
+
+    /// The row as the engine replays it. Rows from before sequences existed fall back to creation order.
+    public var stored: StoredAttempt {
+        StoredAttempt(task: taskName, attempt: attempt, state: state, endTime: endTime, dispatchSeq: dispatchSeq ?? id!,
+                      finishSeq: finishSeq ?? (state.isTerminal ? id! : nil), branch: branch)
+    }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
-        case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority, run,
+        case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority, run, branchJson = "branch_json",
              workerGroup = "worker_group", host, pid, logPath = "log_path", exitCode = "exit_code",
              outputJson = "output_json", message, submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
              dispatchSeq = "dispatch_seq", finishSeq = "finish_seq"

@@ -48,24 +48,32 @@ public struct SchedulingBatch: Sendable {
     /// Attempts lost with their worker: NEED_FAULT_TOLERANCE, superseded by a new attempt.
     public var superseded: [(id: Int64, instance: Int64, message: String, time: Double)] = []
     public var newAttempts: [TaskInstanceRecord] = []
+    /// Branch nodes decided this round, ended already: each is stored after the first
+    /// `afterOutcomes` outcomes, at its place in the order the engine saw events.
+    public var decisions: [(afterOutcomes: Int, record: TaskInstanceRecord)] = []
     public var finishedInstances: [(id: Int64, state: WorkflowState, time: Double)] = []
     /// Pauses and stops this round applied (or found to be moot): commands deleted, places stored.
     public var controls: [ControlRequest] = []
     public init() {}
     public var isEmpty: Bool {
         outcomes.isEmpty && started.isEmpty && superseded.isEmpty && newAttempts.isEmpty && finishedInstances.isEmpty
-            && controls.isEmpty
+            && controls.isEmpty && decisions.isEmpty
     }
 
     var instanceIDs: Set<Int64> {
         Set(outcomes.map(\.workflowInstanceId) + started.map(\.instance) + superseded.map(\.instance)
-            + newAttempts.map(\.workflowInstanceId) + finishedInstances.map(\.id) + controls.map(\.instance))
+            + newAttempts.map(\.workflowInstanceId) + finishedInstances.map(\.id) + controls.map(\.instance)
+            + decisions.map(\.record.workflowInstanceId))
     }
 
     /// The batch without the changes of `lost` instances.
     func dropping(_ lost: Set<Int64>) -> SchedulingBatch {
         var b = SchedulingBatch()
         b.outcomes = outcomes.filter { !lost.contains($0.workflowInstanceId) }
+        // A decision keeps its place: after as many of the outcomes kept as preceded it.
+        var keptBefore = [0]
+        for o in outcomes { keptBefore.append(keptBefore.last! + (lost.contains(o.workflowInstanceId) ? 0 : 1)) }
+        b.decisions = decisions.filter { !lost.contains($0.record.workflowInstanceId) }.map { (keptBefore[$0.afterOutcomes], $0.record) }
         b.started = started.filter { !lost.contains($0.instance) }
         b.superseded = superseded.filter { !lost.contains($0.instance) }
         b.newAttempts = newAttempts.filter { !lost.contains($0.workflowInstanceId) }
@@ -166,7 +174,20 @@ extension Store {
             let batch = lost.isEmpty ? batch : batch.dropping(lost)
             // Outcomes, then new attempts, in the order the engine consumed and produced them.
             var seq = try Int64.fetchOne(db, sql: "SELECT value FROM sequence WHERE name = 'event'") ?? 0
-            for o in batch.outcomes {
+            var inserted: [TaskInstanceRecord] = []
+            var decisions = batch.decisions[...]
+            func insertDecisions(upTo count: Int) throws {
+                while let d = decisions.first, d.afterOutcomes <= count {
+                    decisions.removeFirst()
+                    var record = d.record
+                    seq += 1
+                    (record.dispatchSeq, record.finishSeq) = (seq, seq)
+                    try record.insert(db)
+                    inserted.append(record)
+                }
+            }
+            for (k, o) in batch.outcomes.enumerated() {
+                try insertDecisions(upTo: k)
                 seq += 1
                 try db.execute(sql: """
                     UPDATE task_instance SET state = ?, host = COALESCE(?, host), pid = COALESCE(?, pid),
@@ -189,7 +210,7 @@ extension Store {
                     WHERE id = ? AND state IN ('SUBMITTED', 'DISPATCHED', 'RUNNING')
                     """, arguments: [s.message, s.time, s.id])
             }
-            var inserted: [TaskInstanceRecord] = []
+            try insertDecisions(upTo: batch.outcomes.count)
             for var attempt in batch.newAttempts {
                 seq += 1
                 attempt.dispatchSeq = seq

@@ -1,0 +1,146 @@
+import Foundation
+
+/// The fields of CONDITIONS and SWITCH nodes: read with each task, then checked across tasks.
+enum BranchFields {
+    static let branchOnly = ["condition", "success_branch", "failure_branch", "cases", "default_branch"]
+    /// Most cases of one SWITCH node.
+    static let maxCases = 100
+
+    /// Reads the branch fields of one task; refuses them on a SHELL task, and refuses what a
+    /// worker would need (a command, retries, a group, ...) on a branch node.
+    static func parse(_ raw: JSONValue, into task: inout TaskDefinition, label: String, _ problems: inout WorkflowParser.Problems) {
+        guard task.isBranchNode else {
+            for key in branchOnly where raw[key] != nil {
+                problems.add("only CONDITIONS and SWITCH nodes have \(key); this task is \(task.type.rawValue)", task: label, field: key)
+            }
+            return
+        }
+        let kind = task.type.rawValue
+        // Stored definitions hold every default; only a value that would do something is refused.
+        let workerOnly: [(String, Bool)] = [
+            ("command", !task.command.isEmpty), ("retries", task.retries != 0), ("retry_interval", task.retryInterval != 0),
+            ("timeout", task.timeout != nil), ("worker_group", task.workerGroup != "default"), ("env", !task.env.isEmpty),
+        ]
+        for (field, set) in workerOnly where set {
+            problems.add("a \(kind) node is decided on the master and runs nothing on a worker; remove \(field)", task: label, field: field)
+        }
+        if task.enabled == false {
+            problems.add("a \(kind) node cannot be disabled (it would take every branch); disable the tasks of a branch instead",
+                         task: label, field: "enabled")
+        }
+        if task.deps.isEmpty && task.type == .conditions {
+            problems.add("a CONDITIONS node needs deps: the tasks whose outcome it branches on", task: label, field: "deps")
+        }
+        func names(_ key: String) -> [String]? {
+            guard let v = raw[key] else { return nil }
+            guard case .array(let items) = v, items.count <= Limits.maxTasks else {
+                problems.add("must be a list of task names", task: label, field: key)
+                return []
+            }
+            var list: [String] = []
+            for item in items {
+                if case .string(let n) = item { list.append(n) }
+                else { problems.add("must be a list of task names; \(item.brief) is not a name", task: label, field: key) }
+            }
+            if Set(list).count != list.count { problems.add("names a task twice", task: label, field: key) }
+            return list
+        }
+        switch task.type {
+        case .conditions:
+            for key in ["cases", "default_branch"] where raw[key] != nil {
+                problems.add("a CONDITIONS node has success_branch and failure_branch; \(key) belongs to SWITCH", task: label, field: key)
+            }
+            task.successBranch = names("success_branch") ?? []
+            task.failureBranch = names("failure_branch") ?? []
+            if let c = raw["condition"] { task.condition = condition(c, deps: task.deps, label: label, &problems) }
+        case .switchNode:
+            for key in ["condition", "success_branch", "failure_branch"] where raw[key] != nil {
+                problems.add("a SWITCH node has cases and default_branch; \(key) belongs to CONDITIONS", task: label, field: key)
+            }
+            task.defaultBranch = names("default_branch") ?? []
+            guard case .array(let items)? = raw["cases"], !items.isEmpty, items.count <= maxCases else {
+                problems.add(raw["cases"] == nil ? "missing; a SWITCH node needs a list of {\"when\": condition, \"then\": [tasks]}"
+                                                 : "must be a list of 1 to \(maxCases) {\"when\": condition, \"then\": [tasks]} objects",
+                             task: label, field: "cases")
+                task.cases = []
+                return
+            }
+            var cases: [SwitchCase] = []
+            for (n, item) in items.enumerated() {
+                let field = "cases[\(n)]"
+                guard case .object(let members) = item else {
+                    problems.add("must be an object {\"when\": condition, \"then\": [tasks]}", task: label, field: field)
+                    continue
+                }
+                for (key, _) in members where key != "when" && key != "then" {
+                    problems.add("unknown key \(Limits.quoted(key)); a case has when and then", task: label, field: field)
+                }
+                let when = problems.string(item["when"], field: field + ".when", task: label, required: true) ?? ""
+                if item["when"] != nil {
+                    do { _ = try SwitchExpression.parse(when) } catch {
+                        problems.add("\(Limits.quoted(when)) \(error)", task: label, field: field + ".when")
+                    }
+                }
+                var then: [String] = []
+                if let v = item["then"], case .array(let list) = v, list.count <= Limits.maxTasks {
+                    for t in list {
+                        if case .string(let n) = t { then.append(n) }
+                        else { problems.add("must be a list of task names; \(t.brief) is not a name", task: label, field: field + ".then") }
+                    }
+                } else {
+                    problems.add(item["then"] == nil ? "missing; the tasks this case chooses ([] for none)" : "must be a list of task names",
+                                 task: label, field: field + ".then")
+                }
+                cases.append(SwitchCase(when: when, then: then))
+            }
+            task.cases = cases
+        default: break
+        }
+    }
+
+    static func condition(_ v: JSONValue, deps: [String], label: String, _ problems: inout WorkflowParser.Problems) -> BranchCondition? {
+        guard case .object(let members) = v else {
+            problems.add("must be an object {\"relation\": \"AND\", \"tasks\": {\"name\": \"SUCCESS\"}}", task: label, field: "condition")
+            return nil
+        }
+        for (key, _) in members where key != "relation" && key != "tasks" {
+            problems.add("unknown key \(Limits.quoted(key)); a condition has relation and tasks", task: label, field: "condition")
+        }
+        var result = BranchCondition(tasks: [:])
+        if let r = v["relation"] { result.relation = problems.enumValue(r, field: "condition.relation", task: label) ?? .and }
+        guard case .object(let tasks)? = v["tasks"], !tasks.isEmpty else {
+            problems.add("must name at least one upstream task and its outcome: {\"name\": \"SUCCESS\" or \"FAILURE\"}",
+                         task: label, field: "condition.tasks")
+            return nil
+        }
+        for (name, outcome) in tasks {
+            if !deps.contains(name) {
+                problems.add("\(Limits.quoted(name)) is not in this node's deps; a condition reads only the tasks it waits for",
+                             task: label, field: "condition.tasks")
+            }
+            if let o: BranchCondition.Outcome = problems.enumValue(outcome, field: "condition.tasks", task: label) { result.tasks[name] = o }
+        }
+        return result
+    }
+
+    /// Across tasks: a branch names only tasks that depend on its node, and every task that
+    /// depends on a branch node is on one of its branches (else whether it runs would be a guess).
+    static func check(_ tasks: [TaskDefinition], _ problems: inout WorkflowParser.Problems) {
+        var dependents: [String: [String]] = [:]
+        for t in tasks { for d in t.deps { dependents[d, default: []].append(t.name) } }
+        for node in tasks where node.isBranchNode {
+            let label = Limits.quoted(node.name)
+            let below = Set(dependents[node.name] ?? [])
+            let targets = node.branchTargets
+            for t in targets where !below.contains(t) {
+                problems.add("a branch names \(Limits.quoted(t)), which does not list \(label) in its deps", task: label, field: "branches")
+            }
+            let onBranch = Set(targets)
+            for t in dependents[node.name] ?? [] where !onBranch.contains(t) {
+                let fields = node.type == .conditions ? "success_branch or failure_branch" : "a case's then or default_branch"
+                problems.add("task \(Limits.quoted(t)) depends on this \(node.type.rawValue) node but is on none of its branches; name it in \(fields)",
+                             task: label, field: "branches")
+            }
+        }
+    }
+}

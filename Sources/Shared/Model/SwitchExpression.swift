@@ -1,0 +1,204 @@
+import Foundation
+
+/// The condition of one case of a SWITCH node: a small grammar, no general code.
+///
+///     expr     := or
+///     or       := and ( "||" and )*
+///     and      := not ( "&&" not )*
+///     not      := "!" not | "(" expr ")" | compare
+///     compare  := operand ( "==" | "!=" | "<" | "<=" | ">" | ">=" ) operand
+///     operand  := ${name} | "text" | 'text' | number
+///
+/// `${name}` is a parameter the node sees (built-ins, workflow params, `--param` overrides, and the
+/// output parameters of the tasks upstream). When both sides read as numbers they compare as
+/// numbers (`${n} > 3`, `"10" == 10.0`); otherwise `==` and `!=` compare text exactly, and an
+/// ordering of text is an error. A parameter that is not defined is an error, never false: the
+/// node fails naming it, rather than quietly taking the default branch.
+public indirect enum SwitchExpression: Sendable, Equatable {
+    case compare(Operand, Comparison, Operand)
+    case not(SwitchExpression)
+    case and(SwitchExpression, SwitchExpression)
+    case or(SwitchExpression, SwitchExpression)
+
+    public enum Operand: Sendable, Equatable {
+        case parameter(String)
+        case text(String)
+        case number(String)
+    }
+
+    public enum Comparison: String, Sendable, CaseIterable {
+        case equal = "==", notEqual = "!=", lessOrEqual = "<=", greaterOrEqual = ">=", less = "<", greater = ">"
+    }
+
+    /// The longest expression accepted, and the deepest nesting: a bound, not a taste.
+    public static let maxLength = 4096
+    static let maxDepth = 64
+
+    public struct SyntaxError: Error, CustomStringConvertible, Equatable {
+        public var description: String
+    }
+
+    public struct EvaluationError: Error, CustomStringConvertible, Equatable {
+        public var description: String
+    }
+
+    /// Parses an expression, or says what is wrong and where (a 1-based character position).
+    public static func parse(_ text: String) throws -> SwitchExpression {
+        guard text.utf8.count <= maxLength else {
+            throw SyntaxError(description: "is \(text.utf8.count) bytes; a condition may be at most \(maxLength)")
+        }
+        var parser = Parser(Array(text.unicodeScalars))
+        let e = try parser.expression(depth: 0)
+        parser.skipSpace()
+        guard parser.atEnd else { throw parser.error("unexpected \(parser.found) after a complete condition") }
+        return e
+    }
+
+    /// The parameters the expression reads.
+    public var parameters: [String] {
+        switch self {
+        case .compare(let a, _, let b):
+            return [a, b].compactMap { if case .parameter(let n) = $0 { return n } else { return nil } }
+        case .not(let e): return e.parameters
+        case .and(let a, let b), .or(let a, let b): return a.parameters + b.parameters
+        }
+    }
+
+    /// Evaluates with `values`; an undefined parameter or an ordering of text is an error.
+    public func evaluate(_ values: [String: String]) throws -> Bool {
+        switch self {
+        case .not(let e): return try !e.evaluate(values)
+        case .and(let a, let b): return try a.evaluate(values) && b.evaluate(values)
+        case .or(let a, let b): return try a.evaluate(values) || b.evaluate(values)
+        case .compare(let a, let op, let b):
+            let (x, y) = (try a.value(values), try b.value(values))
+            if let m = Self.number(x), let n = Self.number(y) {
+                switch op {
+                case .equal: return m == n
+                case .notEqual: return m != n
+                case .less: return m < n
+                case .lessOrEqual: return m <= n
+                case .greater: return m > n
+                case .greaterOrEqual: return m >= n
+                }
+            }
+            switch op {
+            case .equal: return x == y
+            case .notEqual: return x != y
+            default:
+                throw EvaluationError(description: "\(op.rawValue) orders numbers, and \(Limits.quoted(Self.number(x) == nil ? x : y)) is not a number")
+            }
+        }
+    }
+
+    /// A decimal number as written in JSON or a shell (`3`, `-2.5`, `1e3`); not `inf`, `nan` or hex.
+    static func number(_ s: String) -> Double? {
+        let t = s.trimmingCharacters(in: .whitespaces)
+        guard !t.isEmpty, t.unicodeScalars.allSatisfy({ "0123456789+-.eE".unicodeScalars.contains($0) }),
+              let d = Double(t), d.isFinite else { return nil }
+        return d
+    }
+
+    struct Parser {
+        let s: [Unicode.Scalar]
+        var i = 0
+        init(_ s: [Unicode.Scalar]) { self.s = s }
+
+        var atEnd: Bool { i >= s.count }
+        var found: String { atEnd ? "end of text" : "'\(String(String.UnicodeScalarView(s[i..<min(s.count, i + 12)])))'" }
+
+        func error(_ message: String) -> SyntaxError { SyntaxError(description: "at character \(i + 1): \(message)") }
+
+        mutating func skipSpace() { while !atEnd && (s[i] == " " || s[i] == "\t") { i += 1 } }
+
+        mutating func take(_ token: String) -> Bool {
+            skipSpace()
+            let t = Array(token.unicodeScalars)
+            guard i + t.count <= s.count, Array(s[i..<i + t.count]) == t else { return false }
+            i += t.count
+            return true
+        }
+
+        mutating func expression(depth: Int) throws -> SwitchExpression {
+            guard depth < SwitchExpression.maxDepth else { throw error("nested more than \(SwitchExpression.maxDepth) deep") }
+            var e = try conjunction(depth: depth)
+            while take("||") { e = .or(e, try conjunction(depth: depth)) }
+            return e
+        }
+
+        mutating func conjunction(depth: Int) throws -> SwitchExpression {
+            var e = try negation(depth: depth)
+            while take("&&") { e = .and(e, try negation(depth: depth)) }
+            return e
+        }
+
+        mutating func negation(depth: Int) throws -> SwitchExpression {
+            guard depth < SwitchExpression.maxDepth else { throw error("nested more than \(SwitchExpression.maxDepth) deep") }
+            skipSpace()
+            if !atEnd && s[i] == "!" && !(i + 1 < s.count && s[i + 1] == "=") {
+                i += 1
+                return .not(try negation(depth: depth + 1))
+            }
+            if take("(") {
+                let e = try expression(depth: depth + 1)
+                guard take(")") else { throw error("expected ')' but found \(found)") }
+                return e
+            }
+            let left = try operand()
+            skipSpace()
+            guard let op = Comparison.allCases.first(where: { take($0.rawValue) }) else {
+                throw error("expected a comparison (== != < <= > >=) but found \(found)")
+            }
+            return .compare(left, op, try operand())
+        }
+
+        mutating func operand() throws -> Operand {
+            skipSpace()
+            guard !atEnd else { throw error("expected \("${name}"), a quoted text or a number, but the condition ends") }
+            let c = s[i]
+            if c == "$" {
+                guard take("${") else { throw error("a parameter is written ${name}") }
+                let start = i
+                while !atEnd && s[i] != "}" { i += 1 }
+                guard !atEnd else { throw error("'${' without its '}'") }
+                let name = String(String.UnicodeScalarView(s[start..<i]))
+                i += 1
+                guard !name.isEmpty, Limits.keyProblem(name) == nil else { throw error("\(Limits.quoted(name)) is not a parameter name") }
+                return .parameter(name)
+            }
+            if c == "\"" || c == "'" {
+                i += 1
+                var text = String.UnicodeScalarView()
+                while !atEnd && s[i] != c {
+                    if s[i] == "\\" && i + 1 < s.count && (s[i + 1] == c || s[i + 1] == "\\") { i += 1 }
+                    text.append(s[i])
+                    i += 1
+                }
+                guard !atEnd else { throw error("a quoted text without its closing \(c)") }
+                i += 1
+                return .text(String(text))
+            }
+            let start = i
+            while !atEnd && "0123456789+-.eE".unicodeScalars.contains(s[i]) { i += 1 }
+            let word = String(String.UnicodeScalarView(s[start..<i]))
+            guard SwitchExpression.number(word) != nil else {
+                i = start
+                throw error("expected ${name}, a quoted text or a number, but found \(found) (quote text: \"a\")")
+            }
+            return .number(word)
+        }
+    }
+}
+
+extension SwitchExpression.Operand {
+    func value(_ values: [String: String]) throws -> String {
+        switch self {
+        case .text(let t), .number(let t): return t
+        case .parameter(let name):
+            guard let v = values[name] else {
+                throw SwitchExpression.EvaluationError(description: "parameter \(Limits.quoted(name)) is not defined")
+            }
+            return v
+        }
+    }
+}
