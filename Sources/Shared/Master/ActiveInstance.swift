@@ -105,13 +105,10 @@ extension ActiveInstance {
         let task = definition.tasks[i]
         func names(_ list: [String]) -> String { list.isEmpty ? "no task" : list.map { Limits.quoted($0) }.joined(separator: ", ") }
         if task.type == .conditions {
-            let condition = task.condition ?? BranchCondition(tasks: Dictionary(uniqueKeysWithValues: task.deps.map { ($0, .success) }))
-            func holds(_ name: String, _ wanted: BranchCondition.Outcome) -> Bool {
-                let succeeded = [.succeeded, .disabled].contains(engine.progress(of: name))
-                return succeeded == (wanted == .success)
-            }
-            let checks = condition.tasks.sorted { $0.key < $1.key }.map { holds($0.key, $0.value) }
-            let held = condition.relation == .and ? checks.allSatisfy { $0 } : checks.contains(true)
+            // No condition: every dep that was taken succeeded (one on a branch not taken is no failure).
+            let taken = task.deps.filter { engine.progress(of: $0) != .notTaken }
+            let condition = task.condition ?? BranchCondition(tasks: Dictionary(uniqueKeysWithValues: taken.map { ($0, .success) }))
+            let held = condition.holds { engine.progress(of: $0) ?? .waiting }
             let branch = held ? task.successBranch ?? [] : task.failureBranch ?? []
             return .success(Decision(branch: branch, message: "condition \(held ? "held: success" : "did not hold: failure") branch, \(names(branch))"))
         }

@@ -52,9 +52,9 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
 }
 
 /// The condition of a CONDITIONS node: each named upstream task must have ended as stated (AND),
-/// or one of them must have (OR). A task counts as SUCCESS if it succeeded (or is disabled) and
-/// as FAILURE otherwise: failed, or not run because its own upstream failed or its branch was
-/// not taken.
+/// or one of them must have (OR). A task is SUCCESS if it succeeded (or is disabled), FAILURE if
+/// it failed or was skipped because a task it needs failed; a task on a branch not taken is
+/// neither. Without a condition, a node checks that every dep that was taken succeeded.
 public struct BranchCondition: Codable, Sendable, Equatable {
     public enum Relation: String, Codable, Sendable, CaseIterable { case and = "AND", or = "OR" }
     public enum Outcome: String, Codable, Sendable, CaseIterable { case success = "SUCCESS", failure = "FAILURE" }
@@ -64,6 +64,18 @@ public struct BranchCondition: Codable, Sendable, Equatable {
     public init(relation: Relation = .and, tasks: [String: Outcome]) {
         self.relation = relation
         self.tasks = tasks
+    }
+
+    /// Whether the condition holds, given how each named task ended. AND of nothing holds.
+    public func holds(_ progress: (String) -> TaskProgress) -> Bool {
+        let checks = tasks.map { name, wanted in
+            switch progress(name) {
+            case .succeeded, .disabled: return wanted == .success
+            case .failed, .skipped: return wanted == .failure
+            default: return false
+            }
+        }
+        return relation == .and ? checks.allSatisfy { $0 } : checks.contains(true)
     }
 }
 

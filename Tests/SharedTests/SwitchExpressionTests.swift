@@ -1,0 +1,54 @@
+import Shared
+import XCTest
+
+/// The SWITCH grammar (SwitchExpression) and the CONDITIONS rule (BranchCondition), as documented.
+final class SwitchExpressionTests: XCTestCase {
+    func value(_ text: String, _ values: [String: String] = [:]) throws -> Bool { try SwitchExpression.parse(text).evaluate(values) }
+
+    func testComparisonsOfNumbersAndText() throws {
+        let v = ["n": "10", "x": "a", "e": "", "f": "2.50", "neg": "-3", "sp": " 4 "]
+        let table: [(String, Bool)] = [
+            ("${n} > 3", true), ("${n} > 30", false), ("${n} >= 10", true), ("${n} <= 9.99", false), ("${n} == 1e1", true),
+            ("${n} == \"10.0\"", true), ("${f} == 2.5", true), ("${neg} < -2", true), ("${sp} == 4", true),
+            ("${x} == \"a\"", true), ("${x} == 'a'", true), ("${x} != \"a\"", false), ("${x} == \"A\"", false),
+            ("${e} == \"\"", true), ("${e} == 0", false), ("\"inf\" == \"inf\"", true),
+            ("${x} == \"a\" && ${n} > 3", true), ("${x} == \"b\" || ${n} > 3", true), ("${x} == \"b\" || ${n} > 30", false),
+            // && binds tighter than ||; ! and brackets.
+            ("1 == 1 || 1 == 2 && 1 == 2", true), ("(1 == 1 || 1 == 2) && 1 == 2", false),
+            ("!(${n} > 3)", false), ("! ${n} > 30", true), ("!!(1 == 1)", true),
+            ("'it\\'s' == \"it's\"", true), ("\"a\\\\b\" == 'a\\\\b'", true),
+        ]
+        for (text, expected) in table {
+            XCTAssertEqual(try value(text, v), expected, text)
+        }
+    }
+
+    func testErrorsAreErrorsNeverFalse() {
+        XCTAssertThrowsError(try value("${nope} == 1")) { XCTAssertEqual("\($0)", "parameter 'nope' is not defined") }
+        XCTAssertThrowsError(try value("${x} > 1", ["x": "abc"])) { XCTAssertEqual("\($0)", "> orders numbers, and 'abc' is not a number") }
+        XCTAssertThrowsError(try value("\"inf\" < 1")) { XCTAssertTrue("\($0)".contains("'inf' is not a number")) }
+        // The right side of || is read only when needed: an undefined parameter there is no error.
+        XCTAssertEqual(try value("1 == 1 || ${nope} == 1"), true)
+        for bad in ["", "   ", "1", "${x}", "${x} =", "${x} === 1", "1 == 1 &&", "(1 == 1", "1 == 1)", "$x == 1", "${x == 1",
+                    "0x10 == 16", "nan == nan", "1 == 1 junk", "& 1 == 1", "\u{0} == 1"] {
+            XCTAssertThrowsError(try SwitchExpression.parse(bad), "\(bad) parses")
+        }
+        XCTAssertThrowsError(try SwitchExpression.parse(String(repeating: "!", count: 100) + "1 == 1"))
+        XCTAssertThrowsError(try SwitchExpression.parse(String(repeating: "1 == 1 && ", count: 500) + "1 == 1")) {
+            XCTAssertTrue("\($0)".contains("a condition may be at most 4096"))
+        }
+        XCTAssertEqual(try SwitchExpression.parse("${a} == ${b} || ${c} != 1").parameters, ["a", "b", "c"])
+    }
+
+    func testConditionOutcomes() {
+        let states: [String: TaskProgress] = ["ok": .succeeded, "off": .disabled, "bad": .failed, "below": .skipped, "gone": .notTaken]
+        func holds(_ relation: BranchCondition.Relation, _ tasks: [String: BranchCondition.Outcome]) -> Bool {
+            BranchCondition(relation: relation, tasks: tasks).holds { states[$0]! }
+        }
+        XCTAssertTrue(holds(.and, ["ok": .success, "off": .success, "bad": .failure, "below": .failure]))
+        XCTAssertFalse(holds(.and, ["ok": .success, "bad": .success]))
+        XCTAssertTrue(holds(.or, ["ok": .failure, "bad": .failure]))
+        XCTAssertFalse(holds(.or, ["gone": .success]), "a task not taken is neither")
+        XCTAssertFalse(holds(.or, ["gone": .failure]), "a task not taken is neither")
+    }
+}
