@@ -79,6 +79,7 @@ extension MasterScheduler {
         for a in claimed.attempts { instance.recordStoredOutputs(a) }
         let id = instance.id
         active[id] = instance
+        scheduleWorkflowTimeout(instance)
         for i in restored.inFlight {
             let a = claimed.attempts[i]
             let task = instance.task(a.taskName)
@@ -97,12 +98,15 @@ extension MasterScheduler {
                 continue
             }
             attempts[a.id!] = ref
-            if a.state == .running { seenRunning.insert(a.id!) }
+            if a.state == .running {
+                seenRunning.insert(a.id!)
+                scheduleTaskTimeout(a.id!, ref, startedAt: a.startTime ?? ProcessStats.now())
+            }
         }
         for (task, attempt) in restored.missingDispatches {
             apply([instance.task(task).isBranchNode ? .decide(task: task) : .dispatch(task: task, attempt: attempt)], to: id, &round)
         }
-        for r in restored.pendingRetries { retryTimers.schedule(instance: id, task: r.task, at: r.at) }
+        for r in restored.pendingRetries { retryTimers.schedule(instance: id, r.task, at: r.at) }
         if let state = restored.finish, restored.inFlight.isEmpty {
             round.batch.finishedInstances.append((id, state, ProcessStats.now()))
         }
@@ -244,6 +248,7 @@ extension MasterScheduler {
             backlog[group] = heap.filter { !instances.contains($0.instance) }
         }
         retryTimers.cancel(instances: instances)
+        timeoutTimers.cancel(instances: instances)
     }
 
     /// After a pass failed half-way: drops what memory holds of the instances it touched, and adopts

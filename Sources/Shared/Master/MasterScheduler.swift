@@ -58,7 +58,7 @@ public struct MasterOptions: Sendable {
 ///
 /// One event loop mutates the state; ZooKeeper watches and timers only mark what is dirty.
 public actor MasterScheduler {
-    enum Wake: Hashable, Sendable { case commands, results, running, retries, masters, workers, deadServers, reconcile, feed }
+    enum Wake: Hashable, Sendable { case commands, results, running, retries, timeouts, masters, workers, deadServers, reconcile, feed }
 
     /// An attempt this master dispatched and waits for.
     struct AttemptRef: Sendable {
@@ -81,6 +81,8 @@ public actor MasterScheduler {
     var attempts: [Int64: AttemptRef] = [:]
     var seenRunning: Set<Int64> = []
     nonisolated let retryTimers = RetryTimers()
+    /// Task timeouts that alert (WARN, WARNFAIL) and workflow timeouts.
+    nonisolated let timeoutTimers = DeadlineTimers<TimeoutKey>()
     /// This master's ZooKeeper session: instances it owns carry it.
     var session: Int64 = 0
     /// Sessions that /dead-servers declares dead.
@@ -167,6 +169,7 @@ public actor MasterScheduler {
                 }
             }
             group.addTask { [retryTimers, wakeups] in try await retryTimers.run { wakeups.mark(.retries) } }
+            group.addTask { [timeoutTimers, wakeups] in try await timeoutTimers.run { wakeups.mark(.timeouts) } }
             group.addTask { [wakeups] in
                 // Room in a full queue frees as workers claim; look again while a backlog waits.
                 while !Task.isCancelled {
@@ -195,6 +198,7 @@ public actor MasterScheduler {
                 }
                 if dirty.contains(.results) { try await processResults() }
                 if dirty.contains(.retries) { try await processRetries() }
+                if dirty.contains(.timeouts) { try await processTimeouts() }
                 if dirty.contains(.running) { try await processRunning() }
                 if dirty.contains(.commands) {
                     // The watch first: a command written while the table is read still wakes us.
@@ -292,6 +296,7 @@ public actor MasterScheduler {
             logger.info("instance \(instance.id) of '\(instance.definition.name)' v\(claimed.instance.version) started")
             let effects = instance.engine.handle(.start)
             active[instance.id] = instance
+            scheduleWorkflowTimeout(instance)
             var round = Round()
             apply(effects, to: instance.id, &round)
             try await commit(&round)
@@ -361,6 +366,9 @@ public actor MasterScheduler {
                 continue
             }
             if m.state == .success { active[instanceID]!.recordOutputs(of: taskName, m.outputs) }
+            if m.timedOut == true, active[instanceID]!.task(taskName).timeoutStrategy.alerts {
+                round.batch.alerts.append(taskTimeoutAlert(m.taskInstanceId, ref, worker: m.worker, killed: true))
+            }
             let outcome: TaskOutcome = m.state == .success ? .success : (m.state == .kill ? .killed : .failure)
             let effects = active[instanceID]!.engine.handle(.taskFinished(task: taskName, outcome: outcome))
             apply(effects, to: instanceID, &round)
@@ -411,6 +419,7 @@ public actor MasterScheduler {
             guard let ref = attempts[id] else { continue }
             touched.insert(ref.instance)
             seenRunning.insert(id)
+            scheduleTaskTimeout(id, ref, startedAt: holders[id]?.startTime ?? now)
             round.batch.started.append((id, ref.instance, now, holders[id]?.worker, holders[id]?.logPath))
         }
         try await commit(&round)
@@ -443,7 +452,7 @@ public actor MasterScheduler {
                 newAttempt(instanceID, taskName, attempt, &round)
             case .scheduleRetry(let taskName, let attempt, let seconds):
                 logger.info("instance \(instanceID): task '\(taskName)' failed; attempt \(attempt) in \(seconds)s")
-                retryTimers.schedule(instance: instanceID, task: taskName, at: now + seconds)
+                retryTimers.schedule(instance: instanceID, taskName, at: now + seconds)
             case .kill(let taskName, let attempt):
                 halt(instanceID, task: taskName, attempt: attempt, stop: true)
             case .withdraw(let taskName, let attempt):
@@ -535,6 +544,7 @@ public actor MasterScheduler {
         // An instance never finishes with attempts in the backlog (they count as running in its
         // engine); feedQueues skips any entry whose instance is gone, so nothing is purged here.
         for finished in round.batch.finishedInstances { active.removeValue(forKey: finished.id) }
+        if !round.batch.finishedInstances.isEmpty { timeoutTimers.cancel(instances: Set(round.batch.finishedInstances.map(\.id))) }
         // Only results stored under this master's ownership are deleted: a master failed over while
         // it hung must leave the results it read to the new owner.
         let consumed = round.consumed.filter { !applied.lostOwnership.contains($0.instance) }.map(\.id)

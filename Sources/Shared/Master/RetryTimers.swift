@@ -1,16 +1,25 @@
 import Foundation
 
-/// Deadlines of task retries; one sleeping loop wakes the scheduler when the next is due.
-final class RetryTimers: @unchecked Sendable {
+/// Deadlines of task retries (keyed by task name).
+typealias RetryTimers = DeadlineTimers<String>
+
+/// What a timeout timer watches: an attempt (by task-instance id), or a run of an instance.
+enum TimeoutKey: Sendable, Hashable {
+    case task(id: Int64)
+    case workflow(run: Int)
+}
+
+/// Deadlines, each of an instance; one sleeping loop wakes the scheduler when the next is due.
+final class DeadlineTimers<Key: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
-    private var pending: [(at: Double, instance: Int64, task: String)] = []
+    private var pending: [(at: Double, instance: Int64, key: Key)] = []
     private let (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     /// The sleep until the next deadline; cut short when an earlier deadline is scheduled.
     private var sleeper: (until: Double, task: Task<Void, Never>)?
 
-    func schedule(instance: Int64, task: String, at: Double) {
+    func schedule(instance: Int64, _ key: Key, at: Double) {
         let interrupted = lock.withLock { () -> Task<Void, Never>? in
-            pending.append((at, instance, task))
+            pending.append((at, instance, key))
             guard let sleeper, at < sleeper.until else { return nil }
             return sleeper.task
         }
@@ -18,11 +27,11 @@ final class RetryTimers: @unchecked Sendable {
         changed.yield()
     }
 
-    func takeDue(now: Double) -> [(Int64, String)] {
+    func takeDue(now: Double) -> [(Int64, Key)] {
         lock.withLock {
             let due = pending.filter { $0.at <= now }
             pending.removeAll { $0.at <= now }
-            return due.map { ($0.instance, $0.task) }
+            return due.map { ($0.instance, $0.key) }
         }
     }
 

@@ -3,6 +3,13 @@ import Foundation
 /// Durations as the workflow JSON and the flags write them: `500ms`, `10s`, `5m`, `2h`, `1d`, or plain seconds.
 public enum DurationText {
     /// Seconds, finite and not negative, or nil when the text is not a duration.
+    /// Seconds as a timeout is shown: `2s`, `1.5s`.
+    public static func format(_ seconds: Double) -> String {
+        // A queue item's timeout is input: no trapping conversion of an infinite or huge number.
+        guard seconds.isFinite, seconds.magnitude < 1e12 else { return "\(seconds)s" }
+        return seconds == seconds.rounded() ? "\(Int(seconds))s" : String(format: "%.1fs", seconds)
+    }
+
     public static func parse(_ text: String) -> Double? {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         let t = text.trimmingCharacters(in: .whitespaces)

@@ -26,9 +26,15 @@ public enum FailureStrategy: String, Codable, Sendable, CaseIterable {
     case `continue` = "CONTINUE"
 }
 
-/// What the worker does when a task outlives its timeout.
+/// What happens when a task outlives its timeout: FAIL kills its whole process group (SIGKILL)
+/// and fails the attempt; WARN records an alert and lets it run; WARNFAIL does both.
 public enum TimeoutStrategy: String, Codable, Sendable, CaseIterable {
-    case fail = "FAIL", warn = "WARN"
+    case fail = "FAIL", warn = "WARN", warnFail = "WARNFAIL"
+
+    /// The worker kills the task at its timeout.
+    public var kills: Bool { self != .warn }
+    /// The master records an alert at the timeout.
+    public var alerts: Bool { self != .fail }
 }
 
 /// Kinds of task. Only SHELL runs yet; the logic nodes come with their own issue.

@@ -109,6 +109,8 @@ public struct TaskResultMessage: Codable, Sendable {
     public var endTime: Double
     public var outputs: [String: String]
     public var message: String?
+    /// Killed at its timeout (FAIL, WARNFAIL).
+    public var timedOut: Bool?
 
     public init(taskInstanceId: Int64, state: TaskState, exitCode: Int32?, worker: String, pid: Int32?, logPath: String,
                 startTime: Double, endTime: Double, outputs: [String: String], message: String?) {
@@ -165,4 +167,36 @@ public enum WireJSON {
     public static func encode<T: Encodable>(_ value: T) -> Data { try! encoder.encode(value) }
     public static func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T { try decoder.decode(type, from: data) }
     public static func string<T: Encodable>(_ value: T) -> String { String(decoding: encode(value), as: UTF8.self) }
+}
+
+/// Kinds of alert.
+public enum AlertKind: String, Codable, Sendable, CaseIterable {
+    /// A task still runs after its timeout (WARN), or was killed at it (WARNFAIL).
+    case taskTimeout = "TASK_TIMEOUT"
+    /// A workflow instance still runs after its workflow's `timeout`.
+    case workflowTimeout = "WORKFLOW_TIMEOUT"
+}
+
+/// An alert as stored, and as an alert command will read it on its standard input (snake_case
+/// keys: `task_instance`, `timeout_seconds`).
+public struct AlertContent: Codable, Sendable, Equatable {
+    public var kind: AlertKind
+    /// One line for a human: what happened, to what, where.
+    public var title: String
+    public var workflow: String?
+    public var instance: Int64?
+    public var run: Int?
+    public var task: String?
+    public var taskInstance: Int64?
+    public var attempt: Int?
+    public var worker: String?
+    public var timeoutSeconds: Double?
+    /// When it was noticed (seconds since the epoch).
+    public var time: Double
+
+    public init(kind: AlertKind, title: String, time: Double) {
+        self.kind = kind
+        self.title = title
+        self.time = time
+    }
 }

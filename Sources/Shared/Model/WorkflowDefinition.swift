@@ -96,6 +96,9 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
     public var priority: Priority = .medium
     public var failureStrategy: FailureStrategy = .end
     public var params: [String: String] = [:]
+    /// Seconds an instance may run before an alert says it still runs (nil: none). The instance
+    /// runs on: a workflow's timeout warns, as DolphinScheduler's does.
+    public var timeout: Double?
     public var tasks: [TaskDefinition]
 
     public init(name: String, tasks: [TaskDefinition]) {
@@ -104,7 +107,7 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, priority, failureStrategy = "failure_strategy", params, tasks
+        case name, priority, failureStrategy = "failure_strategy", params, timeout, tasks
     }
 
     /// Stable JSON: sorted keys, so equal definitions store equal text.

@@ -114,6 +114,26 @@ enum Migrations {
             // that a master taking over rebuilds the same instance without deciding again.
             try db.alter(table: "task_instance") { t in t.add(column: "branch_json", .text) }
         }
+        m.registerMigration("v9-alert") { db in
+            // What operators are told: task timeouts and workflow timeouts now, delivered by the
+            // schedules issue's --alert-command. dedup_key makes each event one row, whichever
+            // master (or how many) noticed it.
+            try db.create(table: "alert") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("kind", .text).notNull()
+                t.column("dedup_key", .text).notNull().unique()
+                t.column("workflow_instance_id", .integer)
+                t.column("task_instance_id", .integer)
+                t.column("content_json", .text).notNull()
+                t.column("create_time", .double).notNull()
+                t.column("state", .text).notNull().defaults(to: "PENDING")
+                t.column("attempts", .integer).notNull().defaults(to: 0)
+                t.column("last_error", .text)
+                t.column("sent_time", .double)
+            }
+            try db.create(index: "alert_by_state", on: "alert", columns: ["state", "id"])
+            try db.alter(table: "workflow_instance") { t in t.add(column: "run_start_time", .double) }
+        }
         return m
     }
 }

@@ -43,12 +43,14 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
     /// Where the owner applied a pause or a stop in the event order; nil until applied.
     public var pauseSeq: Int64?
     public var stopSeq: Int64?
+    /// When a master started the current run (a workflow's timeout counts from it).
+    public var runStartTime: Double?
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, definitionId = "definition_id", name, version, state, priority, paramsJson = "params_json", host,
              masterSession = "master_session", submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
-             message, run, keptJson = "kept_json", pauseSeq = "pause_seq", stopSeq = "stop_seq"
+             message, run, keptJson = "kept_json", pauseSeq = "pause_seq", stopSeq = "stop_seq", runStartTime = "run_start_time"
     }
 
     /// The kept successes: task name -> attempt id.
@@ -137,3 +139,39 @@ public struct CommandRecord: Codable, Sendable, FetchableRecord, MutablePersista
 extension WorkflowState: DatabaseValueConvertible {}
 extension TaskState: DatabaseValueConvertible {}
 extension Priority: DatabaseValueConvertible {}
+
+/// Something operators are told about: one row per event (`dedupKey`), delivered later.
+public struct AlertRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "alert"
+    public var id: Int64?
+    public var kind: AlertKind
+    /// One row per event: `TASK_TIMEOUT:<task-instance-id>`, `WORKFLOW_TIMEOUT:<instance>:<run>`.
+    public var dedupKey: String
+    public var workflowInstanceId: Int64?
+    public var taskInstanceId: Int64?
+    /// The alert as the alert command will read it (`AlertContent`).
+    public var contentJson: String
+    public var createTime: Double
+    /// PENDING until delivered.
+    public var state: String = "PENDING"
+    public var attempts: Int = 0
+    public var lastError: String?
+    public var sentTime: Double?
+
+    public init(_ content: AlertContent, dedupKey: String) {
+        kind = content.kind
+        self.dedupKey = dedupKey
+        workflowInstanceId = content.instance
+        taskInstanceId = content.taskInstance
+        contentJson = String(decoding: WireJSON.encode(content), as: UTF8.self)
+        createTime = content.time
+    }
+
+    public var content: AlertContent? { try? WireJSON.decode(AlertContent.self, Data(contentJson.utf8)) }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    enum CodingKeys: String, CodingKey {
+        case id, kind, dedupKey = "dedup_key", workflowInstanceId = "workflow_instance_id", taskInstanceId = "task_instance_id",
+             contentJson = "content_json", createTime = "create_time", state, attempts, lastError = "last_error", sentTime = "sent_time"
+    }
+}

@@ -51,25 +51,28 @@ public struct SchedulingBatch: Sendable {
     /// Branch nodes decided this round, ended already: each is stored after the first
     /// `afterOutcomes` outcomes, at its place in the order the engine saw events.
     public var decisions: [(afterOutcomes: Int, record: TaskInstanceRecord)] = []
+    /// Alerts noticed this round; an event already recorded (by this or another master) is kept once.
+    public var alerts: [AlertRecord] = []
     public var finishedInstances: [(id: Int64, state: WorkflowState, time: Double)] = []
     /// Pauses and stops this round applied (or found to be moot): commands deleted, places stored.
     public var controls: [ControlRequest] = []
     public init() {}
     public var isEmpty: Bool {
         outcomes.isEmpty && started.isEmpty && superseded.isEmpty && newAttempts.isEmpty && finishedInstances.isEmpty
-            && controls.isEmpty && decisions.isEmpty
+            && controls.isEmpty && decisions.isEmpty && alerts.isEmpty
     }
 
     var instanceIDs: Set<Int64> {
         Set(outcomes.map(\.workflowInstanceId) + started.map(\.instance) + superseded.map(\.instance)
             + newAttempts.map(\.workflowInstanceId) + finishedInstances.map(\.id) + controls.map(\.instance)
-            + decisions.map(\.record.workflowInstanceId))
+            + decisions.map(\.record.workflowInstanceId) + alerts.compactMap(\.workflowInstanceId))
     }
 
     /// The batch without the changes of `lost` instances.
     func dropping(_ lost: Set<Int64>) -> SchedulingBatch {
         var b = SchedulingBatch()
         b.outcomes = outcomes.filter { !lost.contains($0.workflowInstanceId) }
+        b.alerts = alerts.filter { !lost.contains($0.workflowInstanceId ?? 0) }
         // A decision keeps its place: after as many of the outcomes kept as preceded it.
         var keptBefore = [0]
         for o in outcomes { keptBefore.append(keptBefore.last! + (lost.contains(o.workflowInstanceId) ? 0 : 1)) }
@@ -116,6 +119,7 @@ extension Store {
                 // Kept across runs: built-in parameters (system.biz.date) resolve from it, and a
                 // recovered task must see what the tasks it follows saw.
                 instance.startTime = instance.startTime ?? now
+                instance.runStartTime = now
                 instance.endTime = nil
                 let definition: WorkflowDefinition
                 do {
@@ -211,6 +215,7 @@ extension Store {
                     """, arguments: [s.message, s.time, s.id])
             }
             try insertDecisions(upTo: batch.outcomes.count)
+            for var alert in batch.alerts { try alert.insert(db, onConflict: .ignore) }
             for var attempt in batch.newAttempts {
                 seq += 1
                 attempt.dispatchSeq = seq

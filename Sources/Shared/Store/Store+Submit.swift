@@ -50,6 +50,15 @@ extension Store {
             try TaskInstanceRecord.filter(Column("workflow_instance_id") == instanceID).order(Column("id")).fetchAll(db)
         }
     }
+
+    /// Alerts, oldest first; of one instance if `instanceID` is given.
+    public func alerts(of instanceID: Int64? = nil) async throws -> [AlertRecord] {
+        try await read("reading alerts") { db in
+            var request = AlertRecord.order(Column("id"))
+            if let instanceID { request = request.filter(Column("workflow_instance_id") == instanceID) }
+            return try request.fetchAll(db)
+        }
+    }
 }
 
 extension JSONEncoder {

@@ -520,6 +520,7 @@ public actor WorkerDaemon {
             let exit = await waitWithTimeout(process, task: task, logPath: logPath)
             result.endTime = ProcessStats.now()
             result.exitCode = exit.exit.code
+            result.timedOut = exit.timedOut ? true : nil
             (result.state, result.message) = Self.verdict(exit.exit, timedOut: exit.timedOut, killRequested: killRequested.contains(id),
                                                           killedForStop: killedForStop.contains(id), timeout: task.timeout ?? 0,
                                                           worker: options.identity)
@@ -592,10 +593,11 @@ public actor WorkerDaemon {
                 // Clamped: a queue item is input, and Int(1e308) would trap the worker.
                 try? await Task.sleep(for: .milliseconds(Int(min(timeout, Limits.maxDurationSeconds) * 1000)))
                 if Task.isCancelled { return (nil, false) }
-                if task.timeoutStrategy == .fail {
-                    process.signalGroup(SIGTERM)
-                    try? await Task.sleep(for: .seconds(2))
-                    if !Task.isCancelled { process.signalGroup(SIGKILL) }
+                if task.timeoutStrategy.kills {
+                    // SIGKILL at once, to the whole group: a TERM first would let a child that
+                    // ignores it outlive its shell, and once the shell is reaped its group can
+                    // no longer be signalled safely (the supervisor never signals a reaped pid).
+                    process.signalGroup(SIGKILL)
                     return (nil, true)
                 }
                 Self.appendToLog(logPath, "[ds] warning: task is still running after its timeout of \(Self.format(timeout))\n")
@@ -751,12 +753,7 @@ public actor WorkerDaemon {
         try? handle.write(contentsOf: Data(text.utf8))
     }
 
-    static func format(_ seconds: Double) -> String {
-        // A queue item's timeout is input: no trapping conversion of an infinite or huge number.
-        guard seconds.isFinite, seconds.magnitude < 1e12 else { return "\(seconds)s" }
-        return seconds == seconds.rounded() ? "\(Int(seconds))s" : String(format: "%.1fs", seconds)
-    }
-    private func format(_ seconds: Double) -> String { Self.format(seconds) }
+    static func format(_ seconds: Double) -> String { DurationText.format(seconds) }
 }
 
 /// What a worker counts for `/metrics` (swift-metrics handles, made once).

@@ -1,0 +1,62 @@
+import Foundation
+
+/// Timeouts that alert: a task's (WARN, WARNFAIL), from when its worker started it, and a
+/// workflow's, from when its instance started. The worker kills at a task's timeout on its own
+/// (FAIL, WARNFAIL); the master only records alerts, one row per event however many masters see it.
+extension MasterScheduler {
+    /// Arms the alert of an attempt its worker has started, if its task's timeout alerts. A master
+    /// that takes over arms it again from the stored start: a deadline already past fires at once.
+    func scheduleTaskTimeout(_ id: Int64, _ ref: AttemptRef, startedAt: Double) {
+        guard let task = active[ref.instance]?.task(ref.task), let timeout = task.timeout, timeout > 0,
+              task.timeoutStrategy.alerts else { return }
+        timeoutTimers.schedule(instance: ref.instance, .task(id: id), at: startedAt + timeout)
+    }
+
+    /// Arms a workflow's timeout, from the start of the instance's current run.
+    func scheduleWorkflowTimeout(_ instance: ActiveInstance) {
+        guard let timeout = instance.definition.timeout, timeout > 0 else { return }
+        timeoutTimers.schedule(instance: instance.id, .workflow(run: instance.record.run),
+                               at: (instance.record.runStartTime ?? instance.record.startTime ?? ProcessStats.now()) + timeout)
+    }
+
+    func processTimeouts() async throws {
+        let due = timeoutTimers.takeDue(now: ProcessStats.now())
+        guard !due.isEmpty else { return }
+        var round = Round()
+        for (instanceID, key) in due {
+            guard let instance = active[instanceID] else { continue }
+            touched.insert(instanceID)
+            switch key {
+            case .task(let id):
+                // Ended before its deadline came round: nothing to say.
+                guard let ref = attempts[id] else { continue }
+                round.batch.alerts.append(taskTimeoutAlert(id, ref, worker: nil, killed: false))
+            case .workflow(let run):
+                guard instance.record.run == run, !instance.engine.state.isTerminal else { continue }
+                let timeout = instance.definition.timeout ?? 0
+                var content = AlertContent(kind: .workflowTimeout,
+                                           title: "instance \(instanceID) of '\(instance.definition.name)' still runs after its workflow's timeout of \(DurationText.format(timeout))",
+                                           time: ProcessStats.now())
+                (content.workflow, content.instance, content.run, content.timeoutSeconds) = (instance.definition.name, instanceID, run, timeout)
+                round.batch.alerts.append(AlertRecord(content, dedupKey: "\(AlertKind.workflowTimeout.rawValue):\(instanceID):\(run)"))
+                logger.warning("\(content.title)")
+            }
+        }
+        try await commit(&round)
+    }
+
+    /// The alert of a task past its timeout: still running (WARN), or killed at it (WARNFAIL).
+    /// Keyed by attempt, so the deadline's timer and the killed attempt's result make one row.
+    func taskTimeoutAlert(_ id: Int64, _ ref: AttemptRef, worker: String?, killed: Bool) -> AlertRecord {
+        let instance = active[ref.instance]!
+        let timeout = instance.task(ref.task).timeout ?? 0
+        let what = killed ? "was killed at its timeout of" : "still runs after its timeout of"
+        var content = AlertContent(kind: .taskTimeout,
+                                   title: "task '\(ref.task)' of instance \(ref.instance) ('\(instance.definition.name)'), attempt \(ref.attempt), \(what) \(DurationText.format(timeout))",
+                                   time: ProcessStats.now())
+        (content.workflow, content.instance, content.run) = (instance.definition.name, ref.instance, instance.record.run)
+        (content.task, content.taskInstance, content.attempt, content.worker, content.timeoutSeconds) = (ref.task, id, ref.attempt, worker, timeout)
+        logger.warning("\(content.title)")
+        return AlertRecord(content, dedupKey: "\(AlertKind.taskTimeout.rawValue):\(id)")
+    }
+}
