@@ -96,7 +96,10 @@ public enum InstanceTool {
         }
         var shown = attempts
         for i in shown.indices where shown[i].host == nil { shown[i].host = holders[shown[i].id ?? 0] }
-        let view = Self.view(instance, definition, shown, emptyGroups: emptyGroups)
+        var view = Self.view(instance, definition, shown, emptyGroups: emptyGroups)
+        if let blocker = try await store.serialBlocker(of: instance) {
+            view.note = "waits for instance \(blocker) of \(Limits.quoted(instance.name)) to end (execution \(instance.execution?.rawValue ?? ""))"
+        }
         if dot {
             // Each task as it stands in the current run: its latest attempt there, else the success
             // handed on to it, else what it waits for.

@@ -26,6 +26,15 @@ public enum FailureStrategy: String, Codable, Sendable, CaseIterable {
     case `continue` = "CONTINUE"
 }
 
+/// How a new instance of a workflow stands beside one that runs (DolphinScheduler 3's execution
+/// types), by workflow name: PARALLEL runs both; SERIAL_WAIT starts it once no other instance of
+/// the workflow runs, in submission order; SERIAL_DISCARD ends it STOP without running if another
+/// runs when a master comes to start it; SERIAL_PRIORITY waits like SERIAL_WAIT but the waiting
+/// instances start by workflow priority (then submission order).
+public enum ExecutionType: String, Codable, Sendable, CaseIterable {
+    case parallel = "PARALLEL", serialWait = "SERIAL_WAIT", serialDiscard = "SERIAL_DISCARD", serialPriority = "SERIAL_PRIORITY"
+}
+
 /// What happens when a task outlives its timeout: FAIL kills its whole process group (SIGKILL)
 /// and fails the attempt; WARN records an alert and lets it run; WARNFAIL does both.
 public enum TimeoutStrategy: String, Codable, Sendable, CaseIterable {

@@ -99,6 +99,8 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
     /// Seconds an instance may run before an alert says it still runs (nil: none). The instance
     /// runs on: a workflow's timeout warns, as DolphinScheduler's does.
     public var timeout: Double?
+    /// Nil is PARALLEL (omitted from the stored text).
+    public var execution: ExecutionType?
     public var tasks: [TaskDefinition]
 
     public init(name: String, tasks: [TaskDefinition]) {
@@ -107,7 +109,7 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, priority, failureStrategy = "failure_strategy", params, timeout, tasks
+        case name, priority, failureStrategy = "failure_strategy", params, timeout, execution, tasks
     }
 
     /// Stable JSON: sorted keys, so equal definitions store equal text.

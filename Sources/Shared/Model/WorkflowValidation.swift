@@ -37,7 +37,7 @@ public struct WorkflowValidationError: Error, CustomStringConvertible, ExitStatu
 /// read with its types kept (`StrictJSON`): `1` is a number, duplicate keys are an error. Every
 /// bound of `Limits` is checked here, so a definition that passes cannot trap or stall a daemon.
 public enum WorkflowParser {
-    static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description", "timeout"]
+    static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description", "timeout", "execution"]
     static let taskKeys: Set<String> = ["name", "type", "command", "deps", "retries", "retry_interval", "timeout",
                                         "timeout_strategy", "priority", "worker_group", "env", "description", "enabled",
                                         "condition", "success_branch", "failure_branch", "cases", "default_branch"]
@@ -83,6 +83,10 @@ public enum WorkflowParser {
         }
         if let p = root["params"] { workflow.params = problems.stringMap(p, field: "params", task: nil) }
         if let v = root["timeout"] { workflow.timeout = problems.duration(v, field: "timeout", task: nil) }
+        if let v = root["execution"] {
+            let e: ExecutionType? = problems.enumValue(v, field: "execution", task: nil)
+            workflow.execution = e == .parallel ? nil : e
+        }
 
         guard case .array(let rawTasks)? = root["tasks"] else {
             problems.add(root["tasks"] == nil ? "missing; a workflow needs a list of tasks" : "must be a list of task objects", field: "tasks")

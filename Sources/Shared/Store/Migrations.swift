@@ -134,6 +134,11 @@ enum Migrations {
             try db.create(index: "alert_by_state", on: "alert", columns: ["state", "id"])
             try db.alter(table: "workflow_instance") { t in t.add(column: "run_start_time", .double) }
         }
+        m.registerMigration("v10-serial-execution") { db in
+            // The execution type of the instance's definition (nil: PARALLEL), so that a claim
+            // finds the instances it may start in SQL, without reading definitions.
+            try db.alter(table: "workflow_instance") { t in t.add(column: "execution", .text) }
+        }
         return m
     }
 }

@@ -45,12 +45,14 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
     public var stopSeq: Int64?
     /// When a master started the current run (a workflow's timeout counts from it).
     public var runStartTime: Double?
+    /// The definition's execution type; nil for PARALLEL.
+    public var execution: ExecutionType?
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, definitionId = "definition_id", name, version, state, priority, paramsJson = "params_json", host,
              masterSession = "master_session", submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
-             message, run, keptJson = "kept_json", pauseSeq = "pause_seq", stopSeq = "stop_seq", runStartTime = "run_start_time"
+             message, run, keptJson = "kept_json", pauseSeq = "pause_seq", stopSeq = "stop_seq", runStartTime = "run_start_time", execution
     }
 
     /// The kept successes: task name -> attempt id.

@@ -107,12 +107,19 @@ extension Store {
     /// one starts the instance's current run.
     public func claimCommand(host: String, session: Int64, now: Double) async throws -> ClaimedInstance? {
         try await transaction("claiming a command") { db -> ClaimedInstance? in
-            while let command = try CommandRecord.filter(CommandRecord.startTypes.contains(Column("type")))
-                .order(Column("priority_rank"), Column("id")).fetchOne(db) {
+            while let command = try CommandRecord.fetchOne(db, sql: Self.claimableCommandSQL) {
                 try command.delete(db)
                 guard var instance = try WorkflowInstanceRecord.fetchOne(db, key: command.workflowInstanceId),
                       instance.host == nil, instance.state == .submitted || instance.state == .waitingThread,
                       let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { continue }
+                if instance.execution == .serialDiscard, let other = try Self.runningInstance(named: instance.name, besides: instance.id!, db) {
+                    instance.state = .stop
+                    instance.message = "discarded: instance \(other) of \(Limits.quoted(instance.name)) was running (execution SERIAL_DISCARD)"
+                    instance.endTime = now
+                    try instance.update(db)
+                    try Self.deleteMootControls(of: instance.id!, db)
+                    continue
+                }
                 instance.host = host
                 instance.masterSession = session
                 instance.state = .running
@@ -134,6 +141,38 @@ extension Store {
             }
             return nil
         }
+    }
+
+    /// The first start command a master may take now, in priority then submission order. An
+    /// instance of a serial workflow waits while another instance of its name runs; under
+    /// SERIAL_WAIT it also waits for every earlier start of its name (first come, first served).
+    /// A SERIAL_DISCARD instance is taken, to be discarded.
+    static let claimableCommandSQL: String = {
+        let starts = "(" + CommandRecord.startTypes.map { "'\($0)'" }.joined(separator: ", ") + ")"
+        return """
+            SELECT c.* FROM command c JOIN workflow_instance i ON i.id = c.workflow_instance_id
+            WHERE c.type IN \(starts)
+              AND (i.execution IS NULL OR i.execution IN ('PARALLEL', 'SERIAL_DISCARD')
+                   OR (NOT EXISTS (SELECT 1 FROM workflow_instance o
+                                   WHERE o.name = i.name AND o.id <> i.id AND o.state IN \(WorkflowState.activeSQL))
+                       AND (i.execution <> 'SERIAL_WAIT'
+                            OR NOT EXISTS (SELECT 1 FROM command c2 JOIN workflow_instance i2 ON i2.id = c2.workflow_instance_id
+                                           WHERE i2.name = i.name AND c2.type IN \(starts) AND c2.id < c.id))))
+            ORDER BY c.priority_rank, c.id LIMIT 1
+            """
+    }()
+
+    /// Another instance of the workflow `name` that runs (or pauses or stops), if any.
+    static func runningInstance(named name: String, besides id: Int64, _ db: Database) throws -> Int64? {
+        try Int64.fetchOne(db, sql: """
+            SELECT id FROM workflow_instance WHERE name = ? AND id <> ? AND state IN \(WorkflowState.activeSQL) ORDER BY id LIMIT 1
+            """, arguments: [name, id])
+    }
+
+    /// Why a serial instance that waits to start waits: the instance of its name that runs.
+    public func serialBlocker(of instance: WorkflowInstanceRecord) async throws -> Int64? {
+        guard let e = instance.execution, e != .parallel, [.submitted, .waitingThread].contains(instance.state) else { return nil }
+        return try await read("reading instances of '\(instance.name)'") { db in try Self.runningInstance(named: instance.name, besides: instance.id!, db) }
     }
 
     /// Marks the instances that wait for a master slot WAITING_THREAD (a master found itself full):

@@ -31,6 +31,7 @@ extension Store {
             var instance = WorkflowInstanceRecord(
                 id: nil, definitionId: stored.id!, name: definition.name, version: stored.version, state: .submitted,
                 priority: definition.priority, paramsJson: paramsJSON, host: nil, masterSession: nil, submitTime: now)
+            instance.execution = definition.execution
             try instance.insert(db)
             var command = CommandRecord(id: nil, type: "START", workflowInstanceId: instance.id!,
                                         priorityRank: definition.priority.rank, submitTime: now)
