@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "ds-instance", targets: ["ds-instance"]),
         .executable(name: "ds-queue", targets: ["ds-queue"]),
         .executable(name: "ds-logs", targets: ["ds-logs"]),
+        .executable(name: "ds-pool", targets: ["ds-pool"]),
         .executable(name: "task-supervisor", targets: ["task-supervisor"]),
     ],
     dependencies: [
@@ -53,9 +54,10 @@ let package = Package(
         .executableTarget(name: "ds-instance", dependencies: ["Shared"]),
         .executableTarget(name: "ds-queue", dependencies: ["Shared"]),
         .executableTarget(name: "ds-logs", dependencies: ["Shared"]),
+        .executableTarget(name: "ds-pool", dependencies: ["Shared"]),
         .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Runs the built ds-* binaries as separate processes against a real ZooKeeper and SQLite.
-        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "task-supervisor"],
+        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "task-supervisor"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

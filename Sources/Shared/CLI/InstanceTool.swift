@@ -96,7 +96,9 @@ public enum InstanceTool {
         }
         var shown = attempts
         for i in shown.indices where shown[i].host == nil { shown[i].host = holders[shown[i].id ?? 0] }
-        var view = Self.view(instance, definition, shown, emptyGroups: emptyGroups)
+        var pools: [String: PoolUsage] = [:]
+        for name in Set(live.filter { $0.state == .submitted }.compactMap(\.pool)) { pools[name] = try await store.pool(name) }
+        var view = Self.view(instance, definition, shown, emptyGroups: emptyGroups, pools: pools)
         if let blocker = try await store.serialBlocker(of: instance) {
             view.note = "waits for instance \(blocker) of \(Limits.quoted(instance.name)) to end (execution \(instance.execution?.rawValue ?? ""))"
         }
@@ -151,7 +153,7 @@ public enum InstanceTool {
 
     /// The rows of `show`: every attempt, and what each task without one waits for.
     static func view(_ instance: WorkflowInstanceRecord, _ definition: WorkflowDefinition, _ attempts: [TaskInstanceRecord],
-                     emptyGroups: Set<String>) -> InstanceView {
+                     emptyGroups: Set<String>, pools: [String: PoolUsage] = [:]) -> InstanceView {
         let graph = TaskGraph(definition.tasks)
         var latest: [String: TaskInstanceRecord] = [:]
         for a in attempts where a.run == instance.run && a.state != .needFaultTolerance { latest[a.taskName] = a }
@@ -160,6 +162,13 @@ public enum InstanceTool {
             var note: String?
             if a.run == instance.run && latest[a.taskName]?.id == a.id {
                 switch a.state {
+                case .submitted where a.pool != nil:
+                    let pool = a.pool!
+                    if let usage = pools[pool], let slots = usage.slots {
+                        note = "waiting for pool \(pool): \(usage.inUse)/\(slots) in use"
+                    } else {
+                        note = "waiting for pool \(pool), which does not exist: make it with ds-pool set \(pool) N"
+                    }
                 case .dispatched where emptyGroups.contains(a.workerGroup), .submitted where emptyGroups.contains(a.workerGroup):
                     note = "waiting for a worker of group \(a.workerGroup): none is registered"
                 case .dispatched: note = "queued for a worker of group \(a.workerGroup)"

@@ -126,6 +126,14 @@ public enum Submitter {
         let isNew = !FileManager.default.fileExists(atPath: configuration.databasePath)
         let store = try Store(path: configuration.databasePath)
         if isNew { Tool.warn(tool, "created a new database \(configuration.databasePath); only masters started with this --db / DS_DB run its instances") }
+        // A pool that does not exist would hold its tasks for ever: refused, with what to do.
+        let missing = Set(try await store.missingPools(Set(definition.tasks.compactMap(\.pool))))
+        if !missing.isEmpty {
+            throw WorkflowValidationError(source: request.input, problems: definition.tasks.filter { $0.pool.map(missing.contains) ?? false }.map {
+                ValidationProblem(task: Limits.quoted($0.name), field: "pool",
+                                  message: "pool \(Limits.quoted($0.pool!)) does not exist; make it first: ds-pool set \($0.pool!) SLOTS")
+            })
+        }
         let submitted = try await store.submit(definition, params: request.params, now: ProcessStats.now())
         try await notifyMasters(zk, configuration.paths, commandID: submitted.instanceId)
         guard request.wait else {

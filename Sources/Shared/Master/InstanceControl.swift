@@ -65,11 +65,11 @@ extension MasterScheduler {
             attempts[id] = item.ref
             return (item.ref, false)
         }
-        for (group, heap) in backlog where heap.contains(where: { $0.key.taskInstanceId == id }) {
+        for (heapKey, heap) in backlog where heap.contains(where: { $0.key.taskInstanceId == id }) {
             var match = heap.filter { $0.key.taskInstanceId == id }
             let entry = match.pop()!
-            backlog[group] = heap.filter { $0.key.taskInstanceId != id }
-            return (AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(group, entry.key)), true)
+            backlog[heapKey] = heap.filter { $0.key.taskInstanceId != id }
+            return (AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(entry.group, entry.key)), true)
         }
         return nil
     }
@@ -82,15 +82,15 @@ extension MasterScheduler {
     /// Takes every backlog entry of an instance that begins to pause or stop: none was ever in
     /// ZooKeeper, so each ends at once, without running.
     func purgeBacklog(of instanceID: Int64, stop: Bool) {
-        for (group, heap) in backlog where heap.contains(where: { $0.instance == instanceID }) {
+        for (heapKey, heap) in backlog where heap.contains(where: { $0.instance == instanceID }) {
             var kept = MinHeap<BacklogEntry>()
             var copy = heap
             while let entry = copy.pop() {
                 guard entry.instance == instanceID else { kept.push(entry); continue }
-                let ref = AttemptRef(instance: instanceID, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(group, entry.key))
+                let ref = AttemptRef(instance: instanceID, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(entry.group, entry.key))
                 pendingHalts.append(Halt(id: entry.key.taskInstanceId, ref: ref, stop: stop, inBacklog: true))
             }
-            backlog[group] = kept
+            backlog[heapKey] = kept
         }
     }
 

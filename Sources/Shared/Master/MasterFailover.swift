@@ -94,7 +94,7 @@ extension MasterScheduler {
             }
             if a.state == .submitted {
                 unclassified.append((ref, BacklogEntry(key: key, group: task.workerGroup, instance: id, task: a.taskName,
-                                                       attempt: a.attempt, submitTime: a.submitTime)))
+                                                       attempt: a.attempt, submitTime: a.submitTime, pool: a.pool)))
                 continue
             }
             attempts[a.id!] = ref
@@ -128,7 +128,7 @@ extension MasterScheduler {
             if fed[i] {
                 attempts[item.entry.key.taskInstanceId] = item.ref
             } else {
-                backlog[item.entry.group, default: MinHeap()].push(item.entry)
+                backlog[item.entry.heapKey, default: MinHeap()].push(item.entry)
             }
         }
         wakeups.mark(.feed)

@@ -246,13 +246,13 @@ public actor MasterScheduler {
 
     /// Instances running here, and the backlog's size per group: for `/metrics`.
     public func loadFigures() -> (active: Int, backlog: [String: Int]) {
-        (active.count, backlog.mapValues(\.count))
+        (active.count, groupBacklogs.mapValues(\.count))
     }
 
     /// The backlog per group and workflow priority, for the heartbeat.
     func backlogCounts() -> [String: [Int]] {
         var counts: [String: [Int]] = [:]
-        for (group, heap) in backlog where !heap.isEmpty {
+        for (group, heap) in groupBacklogs where !heap.isEmpty {
             var byPriority = [0, 0, 0, 0, 0]
             heap.forEach { byPriority[$0.key.workflowPriority.rank] += 1 }
             counts[group] = byPriority
@@ -265,7 +265,7 @@ public actor MasterScheduler {
         var published: [String: Int] = [:]
         while true {
             try await Task.sleep(for: .seconds(1))
-            let totals = backlog.filter { !$0.value.isEmpty }.mapValues(\.count)
+            let totals = groupBacklogs.filter { !$0.value.isEmpty }.mapValues(\.count)
             guard totals != published else { continue }
             // Marked published only once written: a failed write is tried again next second.
             do {
@@ -497,7 +497,7 @@ public actor MasterScheduler {
         round.batch.newAttempts.append(TaskInstanceRecord(
             id: nil, workflowInstanceId: instanceID, taskName: taskName, attempt: attempt, state: .dispatched,
             priority: task.priority, workerGroup: task.workerGroup, submitTime: ProcessStats.now(),
-            run: active[instanceID]!.record.run))
+            run: active[instanceID]!.record.run, pool: task.pool))
     }
 
     func commit(_ round: inout Round) async throws {
@@ -515,7 +515,9 @@ public actor MasterScheduler {
             round.batch.newAttempts = new.indices.sorted { keys[$0] < keys[$1] }.map { new[$0] }
             for i in round.batch.newAttempts.indices {
                 let g = round.batch.newAttempts[i].workerGroup
-                if room[g, default: 0] > 0 {
+                if round.batch.newAttempts[i].pool != nil {
+                    round.batch.newAttempts[i].state = .submitted  // it waits for a slot of its pool (feedPools)
+                } else if room[g, default: 0] > 0 {
                     room[g]! -= 1
                 } else {
                     round.batch.newAttempts[i].state = .submitted
@@ -530,9 +532,9 @@ public actor MasterScheduler {
             guard let instance = active[attempt.workflowInstanceId] else { continue }
             let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: attempt.workflowInstanceId,
                                    taskPriority: attempt.priority, taskInstanceId: attempt.id!)
-            backlog[attempt.workerGroup, default: MinHeap()].push(BacklogEntry(
-                key: key, group: attempt.workerGroup, instance: attempt.workflowInstanceId, task: attempt.taskName,
-                attempt: attempt.attempt, submitTime: attempt.submitTime))
+            let entry = BacklogEntry(key: key, group: attempt.workerGroup, instance: attempt.workflowInstanceId, task: attempt.taskName,
+                                     attempt: attempt.attempt, submitTime: attempt.submitTime, pool: attempt.pool)
+            backlog[entry.heapKey, default: MinHeap()].push(entry)
         }
         var readySince: [Double] = []
         for attempt in applied.inserted where attempt.state == .dispatched {

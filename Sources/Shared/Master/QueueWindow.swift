@@ -14,6 +14,10 @@ extension MasterScheduler {
         var attempt: Int
         /// When the engine made it ready: the dispatch latency runs from here.
         var submitTime: Double
+        /// Its task's pool: it waits for a slot there, not for room in its group's queue.
+        var pool: String?
+        /// Where it waits in `backlog`: its worker group, or `pool/<name>` (no group name holds a '/').
+        var heapKey: String { pool.map { MasterScheduler.poolKeyPrefix + $0 } ?? group }
         static func < (a: BacklogEntry, b: BacklogEntry) -> Bool { a.key < b.key }
         static func == (a: BacklogEntry, b: BacklogEntry) -> Bool { a.key == b.key }
     }
@@ -28,9 +32,12 @@ extension MasterScheduler {
         return room
     }
 
+    static let poolKeyPrefix = "pool/"
+
     /// Moves backlog entries into ZooKeeper while there is room, then records them DISPATCHED.
     func feedQueues() async throws {
-        let groups = Set(backlog.filter { !$0.value.isEmpty }.keys)
+        try await feedPools()
+        let groups = Set(backlog.filter { !$0.value.isEmpty && !$0.key.hasPrefix(Self.poolKeyPrefix) }.keys)
         guard !groups.isEmpty else { return }
         let room = try await room(for: groups)
         var fed: [Int64] = []
@@ -56,6 +63,41 @@ extension MasterScheduler {
         try await writeRound(creates: nodes, deletes: [])
         metrics.dispatched(readySince: readySince)
         try await store.markDispatched(fed, session: session)
+    }
+
+    /// Gives waiting attempts of pooled tasks the slots their pools have free (a transaction that
+    /// marks them DISPATCHED, counting the holders again), then writes their queue items. A slot is
+    /// taken before its item exists: a master that dies in between leaves a DISPATCHED attempt in
+    /// no queue, which the next reconcile finds and resubmits (its slot comes free with it).
+    func feedPools() async throws {
+        for key in backlog.keys.sorted() where key.hasPrefix(Self.poolKeyPrefix) && !(backlog[key]?.isEmpty ?? true) {
+            let pool = String(key.dropFirst(Self.poolKeyPrefix.count))
+            let free = try await store.freePoolSlots(pool)
+            guard free > 0 else { continue }
+            var picked: [BacklogEntry] = []
+            while picked.count < free, let entry = backlog[key]?.pop() {
+                if active[entry.instance]?.isHalting == true {
+                    let ref = AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(entry.group, entry.key))
+                    pendingHalts.append(Halt(id: entry.key.taskInstanceId, ref: ref, stop: active[entry.instance]!.engine.state == .readyStop, inBacklog: true))
+                    continue
+                }
+                picked.append(entry)
+            }
+            let taken = Set(try await store.takePoolSlots(pool, ids: picked.map(\.key.taskInstanceId), session: session))
+            var nodes: [(path: String, data: Data)] = []
+            var readySince: [Double] = []
+            for entry in picked {
+                guard taken.contains(entry.key.taskInstanceId) else {
+                    backlog[key]!.push(entry)
+                    continue
+                }
+                guard let item = enqueue(entry.key.taskInstanceId, instance: entry.instance, task: entry.task, attempt: entry.attempt) else { continue }
+                nodes.append(item)
+                readySince.append(entry.submitTime)
+            }
+            try await writeRound(creates: nodes, deletes: [])
+            metrics.dispatched(readySince: readySince)
+        }
     }
 
     /// Readies an attempt for its queue: its command and environment, with upstream outputs passed
@@ -164,4 +206,7 @@ extension MasterScheduler {
     }
 
     var backlogCount: Int { backlog.values.reduce(0) { $0 + $1.count } }
+
+    /// The backlog by worker group, without the attempts that wait for a pool.
+    var groupBacklogs: [String: MinHeap<BacklogEntry>] { backlog.filter { !$0.key.hasPrefix(Self.poolKeyPrefix) } }
 }

@@ -15,6 +15,8 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     public var priority: Priority = .medium
     public var workerGroup: String = "default"
     public var env: [String: String] = [:]
+    /// A task pool (`ds-pool`): the task waits for one of its slots, shared across workflows.
+    public var pool: String?
     /// `false` skips the task: its downstream runs as if it had succeeded. Nil is true (omitted
     /// from the stored text, so definitions written before the field store the same text).
     public var enabled: Bool?
@@ -46,7 +48,7 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, type, command, deps, retries, retryInterval = "retry_interval", timeout,
-             timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env, enabled, condition,
+             timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env, pool, enabled, condition,
              successBranch = "success_branch", failureBranch = "failure_branch", cases, defaultBranch = "default_branch"
     }
 }

@@ -39,7 +39,7 @@ public struct WorkflowValidationError: Error, CustomStringConvertible, ExitStatu
 public enum WorkflowParser {
     static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description", "timeout", "execution"]
     static let taskKeys: Set<String> = ["name", "type", "command", "deps", "retries", "retry_interval", "timeout",
-                                        "timeout_strategy", "priority", "worker_group", "env", "description", "enabled",
+                                        "timeout_strategy", "priority", "worker_group", "env", "description", "enabled", "pool",
                                         "condition", "success_branch", "failure_branch", "cases", "default_branch"]
 
     /// Parses `data`; `source` names the input in messages (a path or `-`).
@@ -159,6 +159,10 @@ public enum WorkflowParser {
                 task.workerGroup = g
             }
             if let v = raw["env"] { task.env = problems.stringMap(v, field: "env", task: label) }
+            if let v = raw["pool"], let p = problems.string(v, field: "pool", task: label, required: false) {
+                if let problem = Limits.groupNameProblem(p) { problems.add("\(Limits.quoted(p)) \(problem)", task: label, field: "pool") }
+                task.pool = p
+            }
             if let v = raw["description"] { _ = problems.string(v, field: "description", task: label, required: false) }
             if let v = raw["enabled"] {
                 if case .bool(let b) = v { task.enabled = b ? nil : false }

@@ -139,6 +139,18 @@ enum Migrations {
             // finds the instances it may start in SQL, without reading definitions.
             try db.alter(table: "workflow_instance") { t in t.add(column: "execution", .text) }
         }
+        m.registerMigration("v11-task-pool") { db in
+            // Named pools of slots shared across workflows (ds-pool). A slot is held by an attempt
+            // of a pooled task while it is DISPATCHED or RUNNING: counted from the rows, never
+            // kept as a counter, so no master's or worker's death can leak one.
+            try db.create(table: "task_pool") { t in
+                t.primaryKey("name", .text)
+                t.column("slots", .integer).notNull()
+                t.column("created_at", .double).notNull()
+            }
+            try db.alter(table: "task_instance") { t in t.add(column: "pool", .text) }
+            try db.create(index: "task_instance_by_pool", on: "task_instance", columns: ["pool", "state"])
+        }
         return m
     }
 }

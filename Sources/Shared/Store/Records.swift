@@ -89,6 +89,8 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
     public var run: Int = 1
     /// A decided branch node (CONDITIONS, SWITCH): the tasks its branch chose, as a JSON list.
     public var branchJson: String?
+    /// The task's pool: the attempt holds one of its slots while DISPATCHED or RUNNING.
+    public var pool: String?
 
     /// The tasks a decided branch node chose.
     public var branch: [String]? {
@@ -103,7 +105,7 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
-        case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority, run, branchJson = "branch_json",
+        case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority, run, branchJson = "branch_json", pool,
              workerGroup = "worker_group", host, pid, logPath = "log_path", exitCode = "exit_code",
              outputJson = "output_json", message, submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
              dispatchSeq = "dispatch_seq", finishSeq = "finish_seq"

@@ -44,6 +44,11 @@ public enum ControlVerb: Sendable, Equatable {
 public struct ControlRefusal: Error, CustomStringConvertible, ExitStatusProviding {
     public var description: String
     public var exitStatus: ExitStatus
+
+    public init(description: String, exitStatus: ExitStatus) {
+        self.description = description
+        self.exitStatus = exitStatus
+    }
 }
 
 /// What a verb did.
