@@ -162,4 +162,57 @@ final class BranchNodeTests: ClusterTestCase {
         // "every dep that was taken succeeded", so the success branch runs.
         XCTAssertEqual(rows.first { $0.taskName == "c" }?.branch, ["j"])
     }
+
+    /// recover after a failure a CONDITIONS node handled: the node decides again; a success kept
+    /// from the branch it no longer takes is not used, and nothing below it runs.
+    func testRecoverDecidesAgainAndKeepsNothingOffTheNewBranch() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 2)
+        let id = try cluster.submit(#"""
+            {"name":"recovering","failure_strategy":"CONTINUE","tasks":[
+             {"name":"a","command":"echo a >> \#(marker); test -e \#(file("flag-a"))"},
+             {"name":"c","type":"CONDITIONS","deps":["a"],"success_branch":["s"],"failure_branch":["f"]},
+             {"name":"s","deps":["c"],"command":"echo s >> \#(marker)"},
+             {"name":"f","deps":["c"],"command":"echo f >> \#(marker)"},
+             {"name":"u","deps":["f"],"command":"test -e \#(file("flag-u")) && echo u >> \#(marker)"}]}
+            """#)
+        let first = try await cluster.waitForEnd(id)
+        XCTAssertEqual(first, .failure, "u failed, and its failure is not handled")
+        XCTAssertEqual(cluster.lines(marker), ["a", "f"])
+        for flag in ["flag-a", "flag-u"] { FileManager.default.createFile(atPath: file(flag), contents: nil) }
+        let recover = try cluster.run("ds-instance", ["recover", String(id), "--wait"])
+        XCTAssertEqual(recover.status, 0, recover.stdout + recover.stderr)
+        XCTAssertFalse(recover.stdout.contains("keeping 2"), "the branch node's success is not handed on: \(recover.stdout)")
+        XCTAssertEqual(cluster.lines(marker), ["a", "f", "a", "s"], "u, below the branch no longer taken, never runs")
+        let rows = try await attempts(id).filter { $0.run == 2 }
+        XCTAssertEqual(rows.map(\.taskName), ["a", "c", "s"])
+        XCTAssertEqual(rows.first { $0.taskName == "c" }?.branch, ["s"])
+        let show = try cluster.run("ds-instance", ["show", String(id)])
+        XCTAssertTrue(show.stdout.contains("success not used by run 2: not on the branch taken now"), show.stdout)
+    }
+
+    /// "delay": a task starts that long after it became ready, also when the master that started
+    /// the wait dies during it.
+    func testADelayedTaskStartsNoSoonerThanItsDelayAlsoAcrossATakeover() async throws {
+        let first = try cluster.startMaster()
+        try cluster.startWorker(slots: 2)
+        let id = try cluster.submit(#"""
+            {"name":"delayed","tasks":[
+             {"name":"a","command":"date +%s.%N >> \#(file("a-end"))"},
+             {"name":"b","deps":["a"],"delay":"3s","command":"date +%s.%N >> \#(file("b-start"))"}]}
+            """#)
+        try await eventually("a has ended") { FileManager.default.fileExists(atPath: self.file("a-end")) }
+        try await Task.sleep(for: .milliseconds(500))
+        let show = try cluster.run("ds-instance", ["show", String(id)])
+        XCTAssertTrue(show.stdout.split(separator: "\n").contains { $0.hasPrefix("b ") && $0.contains("DELAY_EXECUTION") }, show.stdout)
+        try cluster.startMaster()
+        cluster.kill9(first)
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        let aEnd = try XCTUnwrap(Double(cluster.lines(file("a-end")).first ?? ""))
+        let bStart = try XCTUnwrap(Double(cluster.lines(file("b-start")).first ?? ""))
+        XCTAssertGreaterThanOrEqual(bStart - aEnd, 3 - 0.05, "b started \(bStart - aEnd)s after a ended; its delay is 3s")
+        let rows = try await attempts(id)
+        XCTAssertEqual(rows.filter { $0.taskName == "b" }.count, 1)
+    }
 }

@@ -133,4 +133,26 @@ final class TimeoutTests: ClusterTestCase {
         let rows = try await alerts(id)
         XCTAssertEqual(rows.map(\.kind).sorted { $0.rawValue < $1.rawValue }, [.taskTimeout, .workflowTimeout])
     }
+
+    /// Its master dies while a task overruns; the task ends before any master looks again. The
+    /// master that takes over finds the result, and the instance's end: both overruns are alerted.
+    /// A WARN task that ends before a master ever saw it running is alerted from its result too.
+    func testOverrunsSeenOnlyInResultsAreAlerted() async throws {
+        let first = try cluster.startMaster()
+        try cluster.startWorker(slots: 2)
+        let id = try cluster.submit(#"""
+            {"name":"overrun","timeout":"1s","tasks":[
+             {"name":"w","timeout":"1s","timeout_strategy":"WARN","command":"echo w-start >> \#(marker); sleep 2.5; echo w >> \#(marker)"},
+             {"name":"quick","deps":["w"],"timeout":"10ms","timeout_strategy":"WARN","command":"sleep 0.5"}]}
+            """#)
+        try await eventually("w runs") { self.cluster.lines(self.marker).contains("w-start") }
+        cluster.kill9(first)
+        try await eventually("w has ended") { self.cluster.lines(self.marker).contains("w") }
+        try cluster.startMaster()
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        let rows = try await alerts(id)
+        let kinds = rows.compactMap(\.content).map { "\($0.kind.rawValue) \($0.task ?? "-")" }.sorted()
+        XCTAssertEqual(kinds, ["TASK_TIMEOUT quick", "TASK_TIMEOUT w", "WORKFLOW_TIMEOUT -"], "\(rows.map(\.contentJson))")
+    }
 }

@@ -19,6 +19,7 @@ func randomBranchingDefinition(_ rng: inout SplitMix, tasks count: ClosedRange<I
             t.retries = Int.random(in: 0...1, using: &rng)
             t.retryInterval = 3
             if Double.random(in: 0..<1, using: &rng) < 0.1 { t.enabled = false }
+            if Double.random(in: 0..<1, using: &rng) < 0.1 { t.delay = 5 }
         }
         if t.isBranchNode { t.command = "" }
         tasks.append(t)
@@ -107,7 +108,7 @@ final class BranchEngineTests: XCTestCase {
                                                   branch: branch))
                         effects += engine.handle(.decided(task: task, branch: branch))
                     }
-                case .scheduleRetry(let task, _, _): retrying.append(task)
+                case .scheduleRetry(let task, _, _), .scheduleDelay(let task, _): retrying.append(task)
                 case .finish(let state): finished = state
                 case .kill, .withdraw: XCTFail("no halts in these runs")
                 }
@@ -165,22 +166,29 @@ final class BranchEngineTests: XCTestCase {
             }
             seen[state.rawValue, default: 0] += 1
             for p in run.engine.progress { seen["\(p)", default: 0] += 1 }
-            if run.engine.progress.enumerated().contains(where: { $0.element == .failed && definition.tasks[$0.offset].type != .conditions })
-                && state == .success { seen["failure handled by CONDITIONS", default: 0] += 1 }
+            if run.engine.progress.contains(.failed) && state == .success { seen["failure handled by CONDITIONS", default: 0] += 1 }
+            if run.engine.progress.enumerated().contains(where: { t in
+                t.element == .notTaken && run.engine.graph.upstream[t.offset].contains { u in
+                    run.engine.progress[u] == .succeeded && run.decided[run.engine.graph.names[u]] == nil }
+            }) { seen["not taken beside a succeeded upstream", default: 0] += 1 }
         }
-        for what in ["SUCCESS", "FAILURE", "notTaken", "disabled", "skipped", "failed", "failure handled by CONDITIONS"] {
+        for what in ["SUCCESS", "FAILURE", "notTaken", "disabled", "skipped", "failed", "failure handled by CONDITIONS",
+                     "not taken beside a succeeded upstream"] {
             XCTAssertGreaterThan(seen[what, default: 0], 30, "only \(seen[what, default: 0]) of \(what): \(seen)")
         }
     }
 
     /// The rules, checked on a finished run from the final progress (settled states never change):
     /// - a task runs (or is decided) only once every task it needs has settled, never if one of
-    ///   them failed or was skipped (unless it is a CONDITIONS node), and only if at least one let
-    ///   it through: succeeded with it on its branch, or is disabled;
-    /// - a task none of whose upstream let it through, and none failed, is not taken;
+    ///   them failed or was skipped (unless it is a CONDITIONS node), never if a branch node it
+    ///   needs decided without it, and only if at least one let it through: succeeded (with it on
+    ///   its branch, for a branch node), or is disabled;
+    /// - a task a branch node decided without, or none of whose upstream let it through and none
+    ///   failed, is not taken;
     /// - a disabled task never runs; a branch node is decided, never dispatched, and other tasks
     ///   are dispatched, never decided;
-    /// - the instance fails if and only if a task failed with no CONDITIONS node right after it;
+    /// - the instance fails if and only if a task failed that has a task after it that is no
+    ///   CONDITIONS node, or none at all;
     /// - under CONTINUE every task settles.
     static func violation(_ definition: WorkflowDefinition, _ run: Run) -> String? {
         let engine = run.engine
@@ -192,6 +200,7 @@ final class BranchEngineTests: XCTestCase {
             return run.decided[graph.names[u]].map { $0.contains(graph.names[t]) } ?? true
         }
         func bad(_ u: Int) -> Bool { p[u] == .failed || p[u] == .skipped }
+        func vetoes(_ u: Int, _ t: Int) -> Bool { run.decided[graph.names[u]].map { !$0.contains(graph.names[t]) } ?? false }
         func settled(_ u: Int) -> Bool { [.succeeded, .failed, .skipped, .notTaken, .disabled].contains(p[u]) }
         var unhandledFailure = false
         for (t, task) in definition.tasks.enumerated() {
@@ -204,6 +213,7 @@ final class BranchEngineTests: XCTestCase {
             if ran {
                 if !task.isEnabled { return "\(name) is disabled and ran" }
                 if !ups.allSatisfy(settled) { return "\(name) ran before its upstream settled" }
+                if ups.contains(where: { vetoes($0, t) }) { return "\(name) ran though a branch node decided without it" }
                 if !ups.isEmpty {
                     if task.type == .conditions {
                         if !ups.contains(where: { lets($0, through: t) || bad($0) }) { return "\(name) ran though nothing before it was taken" }
@@ -217,11 +227,12 @@ final class BranchEngineTests: XCTestCase {
             case .skipped:
                 if task.type == .conditions || !ups.contains(where: bad) { return "\(name) skipped without a failure upstream" }
             case .notTaken:
+                if ups.contains(where: { vetoes($0, t) }) { break }
                 if ups.isEmpty || !ups.allSatisfy(settled) || ups.contains(where: { lets($0, through: t) || bad($0) }) {
                     return "\(name) not taken, but something upstream let it through or is pending"
                 }
             case .disabled:
-                if task.isEnabled || ran { return "\(name) shown disabled wrongly" }
+                if task.isEnabled || ran || ups.contains(where: { vetoes($0, t) }) { return "\(name) shown disabled wrongly" }
                 if !ups.isEmpty && !ups.contains(where: { lets($0, through: t) }) { return "\(name) disabled though not reachable" }
             case .succeeded, .failed:
                 if !ran { return "\(name) \(p[t]) without running" }
@@ -231,7 +242,8 @@ final class BranchEngineTests: XCTestCase {
             default:
                 return "\(name) ended \(p[t])"
             }
-            if p[t] == .failed && !graph.downstream[t].contains(where: { definition.tasks[$0].type == .conditions }) { unhandledFailure = true }
+            let below = graph.downstream[t]
+            if p[t] == .failed && (below.isEmpty || !below.allSatisfy({ definition.tasks[$0].type == .conditions })) { unhandledFailure = true }
         }
         let expected: WorkflowState = unhandledFailure ? .failure : .success
         if run.finished != expected { return "ended \(String(describing: run.finished)), expected \(expected)" }
@@ -356,6 +368,82 @@ final class BranchEngineTests: XCTestCase {
         }
         XCTAssertEqual(count, 10_000)
         XCTAssertEqual(effects, [.finish(.success)])
+    }
+
+    /// A branch node's decision binds the tasks right below it, whatever their other upstream did.
+    func testATaskOffTheChosenBranchIsNotTakenBesideASucceededUpstream() {
+        var sw = task("s", type: .switchNode)
+        sw.cases = [SwitchCase(when: "1 == 1", then: ["a"])]
+        sw.defaultBranch = ["b"]
+        var off = task("off")
+        off.enabled = false
+        let definition = WorkflowDefinition(name: "w", tasks: [task("p"), off, sw, task("a", ["s"]), task("b", ["s", "p", "off"])])
+        var engine = WorkflowEngine(definition: definition)
+        XCTAssertEqual(engine.handle(.start), [.dispatch(task: "p", attempt: 1), .decide(task: "s")])
+        XCTAssertEqual(engine.handle(.taskFinished(task: "p", outcome: .success)), [])
+        XCTAssertEqual(engine.handle(.decided(task: "s", branch: ["a"])), [.dispatch(task: "a", attempt: 1)])
+        XCTAssertEqual(engine.progress(of: "b"), .notTaken)
+    }
+
+    /// A failure handled by CONDITIONS counts only if every task right after it is a CONDITIONS
+    /// node: a sibling it keeps from running makes the instance fail.
+    func testAFailureWithASkippedSiblingBesideItsConditionsNodeFailsTheInstance() {
+        var c = task("c", ["a"], type: .conditions)
+        c.successBranch = []
+        c.failureBranch = ["f"]
+        let definition = WorkflowDefinition(name: "w", tasks: [task("a"), c, task("f", ["c"]), task("d", ["a"])])
+        var engine = WorkflowEngine(definition: definition)
+        _ = engine.handle(.start)
+        XCTAssertEqual(engine.handle(.taskFinished(task: "a", outcome: .failure)), [.finish(.failure)])
+        XCTAssertEqual(engine.progress(of: "d"), .skipped)
+        XCTAssertEqual(engine.progress(of: "c"), .waiting, "END: nothing new starts after a failure that counts")
+    }
+
+    /// recover after a handled failure: the branch node decides again, and a success kept from the
+    /// earlier run on the branch it no longer takes is not used, nor is anything below it run.
+    func testKeptSuccessesBelowABranchNodeWaitForItsNewDecision() {
+        var c = task("c", ["a"], type: .conditions)
+        c.successBranch = ["s"]
+        c.failureBranch = ["f"]
+        var definition = WorkflowDefinition(name: "w", tasks: [task("a"), c, task("s", ["c"]), task("f", ["c"]), task("u", ["f"])])
+        definition.failureStrategy = .continue
+        // Run 1: a failed, c chose f, f succeeded, u failed. Recover keeps c (ignored) and f.
+        var engine = WorkflowEngine(definition: definition, kept: ["c", "f"])
+        XCTAssertEqual(engine.handle(.start), [.dispatch(task: "a", attempt: 1)], "nothing below c starts before c decides again")
+        XCTAssertEqual(engine.handle(.taskFinished(task: "a", outcome: .success)), [.decide(task: "c")])
+        XCTAssertEqual(engine.handle(.decided(task: "c", branch: ["s"])), [.dispatch(task: "s", attempt: 1)])
+        XCTAssertEqual(engine.progress(of: "f"), .notTaken)
+        XCTAssertEqual(engine.progress(of: "u"), .notTaken)
+        // Decided the same way again, the kept success stands and what follows it runs.
+        var same = WorkflowEngine(definition: definition, kept: ["c", "f"])
+        _ = same.handle(.start)
+        XCTAssertEqual(same.handle(.taskFinished(task: "a", outcome: .failure)), [.decide(task: "c")])
+        XCTAssertEqual(same.handle(.decided(task: "c", branch: ["f"])), [.dispatch(task: "u", attempt: 1)])
+        XCTAssertEqual(same.progress(of: "f"), .succeeded)
+    }
+
+    func testADelayedTaskStartsWhenItsTimerComesAndNotUnderEndAfterAFailure() {
+        var slow = task("slow", ["a"])
+        slow.delay = 300
+        var definition = WorkflowDefinition(name: "w", tasks: [task("a"), slow, task("x")])
+        var engine = WorkflowEngine(definition: definition)
+        _ = engine.handle(.start)
+        XCTAssertEqual(engine.handle(.taskFinished(task: "a", outcome: .success)), [.scheduleDelay(task: "slow", seconds: 300)])
+        XCTAssertEqual(engine.progress(of: "slow"), .delayed)
+        XCTAssertEqual(engine.handle(.retryDue(task: "slow")), [.dispatch(task: "slow", attempt: 1)])
+        // END: a failure while it waits out its delay; it never starts and the instance ends.
+        definition.failureStrategy = .end
+        var ended = WorkflowEngine(definition: definition)
+        _ = ended.handle(.start)
+        _ = ended.handle(.taskFinished(task: "a", outcome: .success))
+        XCTAssertEqual(ended.handle(.taskFinished(task: "x", outcome: .failure)), [.finish(.failure)])
+        XCTAssertEqual(ended.progress(of: "slow"), .waiting)
+        // Restored after a takeover, it is due one delay after its upstream ended.
+        let restored = WorkflowEngine.restore(definition: WorkflowDefinition(name: "w", tasks: [task("a"), slow]), attempts: [
+            StoredAttempt(task: "a", attempt: 1, state: .success, endTime: 1000, dispatchSeq: 1, finishSeq: 2)], runStart: 900)
+        XCTAssertEqual(restored.engine.progress(of: "slow"), .delayed)
+        XCTAssertEqual(restored.pendingRetries.map(\.at), [1300])
+        XCTAssertEqual(restored.pendingRetries.map(\.attempt), [1])
     }
 
     func testKeptBranchNodesAreDecidedAgain() {

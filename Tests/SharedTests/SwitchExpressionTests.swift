@@ -6,7 +6,7 @@ final class SwitchExpressionTests: XCTestCase {
     func value(_ text: String, _ values: [String: String] = [:]) throws -> Bool { try SwitchExpression.parse(text).evaluate(values) }
 
     func testComparisonsOfNumbersAndText() throws {
-        let v = ["n": "10", "x": "a", "e": "", "f": "2.50", "neg": "-3", "sp": " 4 "]
+        let v = ["n": "10", "x": "a", "e": "", "f": "2.50", "neg": "-3", "sp": " 4 ", "big": "12345678901234567890", "accent": "e\u{301}"]
         let table: [(String, Bool)] = [
             ("${n} > 3", true), ("${n} > 30", false), ("${n} >= 10", true), ("${n} <= 9.99", false), ("${n} == 1e1", true),
             ("${n} == \"10.0\"", true), ("${f} == 2.5", true), ("${neg} < -2", true), ("${sp} == 4", true),
@@ -17,6 +17,10 @@ final class SwitchExpressionTests: XCTestCase {
             ("1 == 1 || 1 == 2 && 1 == 2", true), ("(1 == 1 || 1 == 2) && 1 == 2", false),
             ("!(${n} > 3)", false), ("! ${n} > 30", true), ("!!(1 == 1)", true),
             ("'it\\'s' == \"it's\"", true), ("\"a\\\\b\" == 'a\\\\b'", true),
+            // Whole numbers compare exactly beyond 2^53; text byte for byte.
+            ("${big} == \"12345678901234567891\"", false), ("${big} < 12345678901234567891", true), ("${big} == 12345678901234567890", true),
+            ("-007 == -7", true), ("-0 == 0", true), ("+5 > -5", true), ("-12 < -3", true), ("-3 > -12", true), ("${big} > 1.5", true),
+            ("${accent} == \"\u{E9}\"", false), ("${accent} != \"\u{E9}\"", true),
         ]
         for (text, expected) in table {
             XCTAssertEqual(try value(text, v), expected, text)
@@ -38,6 +42,14 @@ final class SwitchExpressionTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("a condition may be at most 4096"))
         }
         XCTAssertEqual(try SwitchExpression.parse("${a} == ${b} || ${c} != 1").parameters, ["a", "b", "c"])
+    }
+
+    func testDurationsShowAsTyped() {
+        XCTAssertEqual(DurationText.format(0.001), "1ms")
+        XCTAssertEqual(DurationText.format(0.5), "500ms")
+        XCTAssertEqual(DurationText.format(2), "2s")
+        XCTAssertEqual(DurationText.format(1.5), "1.5s")
+        XCTAssertEqual(DurationText.format(0), "0s")
     }
 
     func testConditionOutcomes() {

@@ -52,8 +52,8 @@ final class WorkflowEngineTests: XCTestCase {
         func absorb(_ effects: [EngineEffect]) {
             for effect in effects {
                 switch effect {
-                case .decide(let name):
-                    violations.append("\(name) decided in a workflow without branch nodes")
+                case .decide(let name), .scheduleDelay(let name, _):
+                    violations.append("\(name) decided or delayed in a workflow without branch nodes or delays")
                 case .dispatch(let name, let attempt):
                     guard let task = byName[name] else { violations.append("dispatch of unknown task \(name)"); continue }
                     let before = starts[name, default: []].count

@@ -158,6 +158,10 @@ public enum InstanceTool {
         var latest: [String: TaskInstanceRecord] = [:]
         for a in attempts where a.run == instance.run && a.state != .needFaultTolerance { latest[a.taskName] = a }
         let kept = instance.kept
+        // Which tasks the run decided never to run: replayed from its attempts, as a master would.
+        let engine = WorkflowEngine.restore(definition: definition, kept: Set(kept.keys),
+                                            attempts: attempts.filter { $0.run == instance.run && $0.id != nil }.map(\.stored),
+                                            controls: MasterScheduler.controls(of: instance)).engine
         var rows: [TaskView] = attempts.map { a in
             var note: String?
             if a.run == instance.run && latest[a.taskName]?.id == a.id {
@@ -176,7 +180,9 @@ public enum InstanceTool {
                 default: break
                 }
             } else if a.run != instance.run && kept[a.taskName] == a.id {
-                note = "success kept for run \(instance.run)"
+                note = engine.progress(of: a.taskName) == .notTaken
+                    ? "success not used by run \(instance.run): not on the branch taken now"
+                    : "success kept for run \(instance.run)"
             }
             return TaskView(task: a.taskName, attempt: a, note: note)
         }
@@ -200,10 +206,6 @@ public enum InstanceTool {
                 if pending[d] == 0 { ready.append(d) }
             }
         }
-        // Which tasks the run decided never to run: replayed from its attempts, as a master would.
-        let engine = WorkflowEngine.restore(definition: definition, kept: Set(kept.keys),
-                                            attempts: attempts.filter { $0.run == instance.run && $0.id != nil }.map(\.stored),
-                                            controls: MasterScheduler.controls(of: instance)).engine
         for (i, name) in graph.names.enumerated() where latest[name] == nil && kept[name] == nil {
             let ups = graph.upstream[i].map { graph.names[$0] }
             let upstreamFailed = failedAncestor[i]
@@ -213,6 +215,11 @@ public enum InstanceTool {
                 note = deciders.isEmpty ? "not run: no task it needs was taken"
                                         : "not run: not on the branch \(deciders.map { Limits.quoted($0) }.joined(separator: ", ")) took"
                 rows.append(TaskView(task: name, attempt: nil, note: note, state: TaskView.skipped))
+                continue
+            }
+            if engine.progress[i] == .delayed {
+                rows.append(TaskView(task: name, attempt: nil, note: "ready; starts once its delay of \(DurationText.format(engine.delays[i])) has passed",
+                                     state: TaskState.delayExecution.rawValue))
                 continue
             }
             if engine.progress[i] == .disabled {

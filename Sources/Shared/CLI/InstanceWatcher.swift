@@ -6,6 +6,8 @@ public struct InstanceReport: Codable, Sendable {
     public var tasks: [TaskInstanceRecord]
     /// Task names in definition order, for the table.
     var order: [String]
+    /// Tasks with no attempt that never run in this run: SKIPPED or DISABLED (as `show` says).
+    var neverRun: [String: String] = [:]
 
     enum CodingKeys: String, CodingKey { case instance, tasks }
 
@@ -30,7 +32,7 @@ public struct InstanceReport: Codable, Sendable {
         for t in tasks where t.run == instance.run || (kept.contains(t.id ?? -1) && latest[t.taskName] == nil) { latest[t.taskName] = t }
         var printer = TablePrinter(columns: ["TASK", "STATE", "ATTEMPT", "WORKER", "EXIT", "DURATION"])
         for name in order {
-            guard let t = latest[name] else { printer.add([name, "-", "", "", "", ""]); continue }
+            guard let t = latest[name] else { printer.add([name, neverRun[name] ?? "-", "", "", "", ""]); continue }
             if t.run != instance.run {
                 printer.add([name, t.state.rawValue + " (run \(t.run))", String(t.attempt), t.host ?? "", t.exitCode.map(String.init) ?? "",
                              Self.duration(t.startTime, t.endTime)])
@@ -104,9 +106,12 @@ struct InstanceWatcher {
                !warned.contains("session:\(session)"), warned.insert("adopted:\(session)").inserted {
                 Tool.warn(tool, "instance \(instanceID) taken over by master \(host)")
             }
-            let report = InstanceReport(instance: instance, tasks: try await store.taskAttempts(of: instanceID),
+            var report = InstanceReport(instance: instance, tasks: try await store.taskAttempts(of: instanceID),
                                         order: definition.tasks.map(\.name))
             if instance.state.isTerminal {
+                for t in InstanceTool.view(instance, definition, report.tasks, emptyGroups: []).tasks {
+                    if let state = t.state { report.neverRun[t.task] = state }
+                }
                 if live && drawnLines > 0 { print("\u{1B}[\(drawnLines)A\u{1B}[J", terminator: "") }
                 return report
             }

@@ -29,7 +29,7 @@ public struct RestoredRun: Sendable {
     public var inFlight: [Int]
     /// Attempts the engine has started that have no row: dispatch them now (a branch node: decide it).
     public var missingDispatches: [(task: String, attempt: Int)]
-    /// Retries waiting out their interval: due at `at`.
+    /// Retries waiting out their interval, and delayed tasks waiting out their delay (attempt 1): due at `at`.
     public var pendingRetries: [(task: String, attempt: Int, at: Double)]
     /// Effects the replay produced that were never carried out (a finish after the last result).
     public var finish: WorkflowState?
@@ -45,15 +45,23 @@ extension WorkflowEngine {
     /// `kept` are the successes an earlier run carried into this one; `attempts` are this run's.
     /// `controls` are the pauses and stops the owning master applied, at their place in the same
     /// order; one requested but not applied yet has no place (`nil`) and comes after everything.
+    ///
+    /// `runStart`: when the run started; with the end times of the attempts replayed, it dates the
+    /// moment each delayed task became ready.
     public static func restore(definition: WorkflowDefinition, kept: Set<String> = [], attempts: [StoredAttempt],
-                               controls: [(event: EngineEvent, seq: Int64?)] = []) -> RestoredRun {
+                               controls: [(event: EngineEvent, seq: Int64?)] = [], runStart: Double = 0) -> RestoredRun {
         var engine = WorkflowEngine(definition: definition, kept: kept)
         var finish: WorkflowState?
         var retryAttempt: [String: Int] = [:]
+        var clock = runStart
+        var readyAt: [String: Double] = [:]
         func absorb(_ effects: [EngineEffect]) {
             for e in effects {
                 switch e {
                 case .scheduleRetry(let task, let attempt, _): retryAttempt[task] = attempt
+                case .scheduleDelay(let task, _):
+                    retryAttempt[task] = 1
+                    readyAt[task] = clock
                 case .finish(let state): finish = state
                 case .dispatch, .decide, .kill, .withdraw: break
                 }
@@ -82,6 +90,7 @@ extension WorkflowEngine {
                 continue
             }
             let a = attempts[event.index]
+            if event.isFinish, let end = a.endTime { clock = end }
             if !event.isFinish {
                 // A later attempt's dispatch is the moment its retry came due.
                 if retryAttempt[a.task] == a.attempt {
@@ -110,6 +119,7 @@ extension WorkflowEngine {
         // carry those out now rather than wait for their timers.
         for (i, name) in engine.graph.names.enumerated() where !engine.acceptsNewTasks {
             if case .retrying = engine.progress[i] { absorb(engine.handle(.retryDue(task: name))) }
+            if engine.progress[i] == .delayed { absorb(engine.handle(.retryDue(task: name))) }
         }
         var missing: [(String, Int)] = []
         var retries: [(String, Int, Double)] = []
@@ -120,6 +130,8 @@ extension WorkflowEngine {
                 missing.append((name, attempt))
             case .retrying(let attempt):
                 retries.append((name, attempt, (lastEnd[name] ?? 0) + engine.retryIntervals[i]))
+            case .delayed:
+                retries.append((name, 1, (readyAt[name] ?? runStart) + engine.delays[i]))
             default: break
             }
         }

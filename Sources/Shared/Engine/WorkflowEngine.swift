@@ -6,7 +6,7 @@ public enum EngineEvent: Sendable, Equatable {
     /// A branch node (CONDITIONS, SWITCH) was decided: the tasks of `branch` run, the node's other
     /// downstream tasks are not taken. A node that cannot be decided ends `.taskFinished(.failure)`.
     case decided(task: String, branch: [String])
-    /// The retry interval of a failed task has passed.
+    /// The retry interval of a failed task, or the delay of a ready one, has passed.
     case retryDue(task: String)
     /// `ds-instance pause`: running tasks finish, nothing new starts; the instance ends PAUSE.
     case pause
@@ -30,6 +30,8 @@ public enum EngineEffect: Sendable, Equatable {
     case decide(task: String)
     /// Send `.retryDue(task)` after `seconds`.
     case scheduleRetry(task: String, attempt: Int, seconds: Double)
+    /// The task is ready and has a delay: send `.retryDue(task)` after `seconds` to start it.
+    case scheduleDelay(task: String, seconds: Double)
     /// Kill the attempt's whole process group (a stop); its end comes back as a result.
     case kill(task: String, attempt: Int)
     /// Take the attempt back out of the queue if no worker has started it yet (a pause); a
@@ -42,6 +44,8 @@ public enum EngineEffect: Sendable, Equatable {
 /// The progress of one task inside the engine.
 public enum TaskProgress: Sendable, Equatable {
     case waiting, running(attempt: Int), retrying(attempt: Int), succeeded, failed
+    /// Ready, waiting out its `delay` before its first attempt.
+    case delayed
     /// Will not run: a task it needs failed (or was itself skipped).
     case skipped
     /// On a branch its CONDITIONS or SWITCH node did not take (or every task it needs was).
@@ -52,7 +56,7 @@ public enum TaskProgress: Sendable, Equatable {
     /// again when the instance is resumed.
     case cancelled
     var isActive: Bool {
-        switch self { case .running, .retrying: return true; default: return false }
+        switch self { case .running, .retrying, .delayed: return true; default: return false }
     }
 }
 
@@ -65,15 +69,22 @@ public struct WorkflowEngine: Sendable {
     public let failureStrategy: FailureStrategy
     public let retries: [Int]
     public let retryIntervals: [Double]
+    public let delays: [Double]
     public private(set) var progress: [TaskProgress]
     public private(set) var state: WorkflowState = .submitted
     /// CONDITIONS and SWITCH nodes, decided on the master; CONDITIONS nodes also run after a failure.
     private let isBranch: [Bool]
     private let isConditions: [Bool]
     private let isEnabled: [Bool]
-    /// A failure of a task with a CONDITIONS node right after it is handled there: it fails
-    /// neither the instance nor, under END, what else runs.
+    /// A failure of a task whose every downstream task is a CONDITIONS node is handled there: it
+    /// fails neither the instance nor, under END, what else runs. A task with other downstream
+    /// tasks too leaves them skipped, and its failure counts.
     private let failureHandled: [Bool]
+    /// Successes an earlier run hands on: such a task does not run again; it succeeds when it would
+    /// have started (at once, unless a branch node above it decides again, which may not take it).
+    private var isKept: [Bool]
+    /// Tasks a decided branch node did not choose: not taken, whatever their other upstream did.
+    private var vetoed: [Bool]
     private var pendingUpstream: [Int]
     /// Per task, how many of its upstream tasks succeeded (or are disabled, or chose it on their
     /// branch), and how many failed or were skipped: a task runs once none is pending, if any
@@ -91,25 +102,20 @@ public struct WorkflowEngine: Sendable {
         failureStrategy = definition.failureStrategy
         retries = definition.tasks.map(\.retries)
         retryIntervals = definition.tasks.map(\.retryInterval)
+        delays = definition.tasks.map { $0.delay ?? 0 }
         isBranch = definition.tasks.map(\.isBranchNode)
         isConditions = definition.tasks.map { $0.type == .conditions }
         isEnabled = definition.tasks.map(\.isEnabled)
-        failureHandled = graph.downstream.map { $0.contains { definition.tasks[$0].type == .conditions } }
+        failureHandled = graph.downstream.map { !$0.isEmpty && $0.allSatisfy { definition.tasks[$0].type == .conditions } }
         progress = Array(repeating: .waiting, count: graph.count)
         pendingUpstream = graph.upstream.map(\.count)
         goodUpstream = Array(repeating: 0, count: graph.count)
         badUpstream = Array(repeating: 0, count: graph.count)
         openCount = graph.count
+        vetoed = Array(repeating: false, count: graph.count)
         // A branch node is decided again in every run: what it reads may have changed.
-        for name in kept {
-            guard let i = graph.index[name], progress[i] == .waiting, !isBranch[i] else { continue }
-            progress[i] = .succeeded
-            openCount -= 1
-            for d in graph.downstream[i] {
-                pendingUpstream[d] -= 1
-                goodUpstream[d] += 1
-            }
-        }
+        isKept = Array(repeating: false, count: graph.count)
+        for name in kept { if let i = graph.index[name], !isBranch[i] { isKept[i] = true } }
     }
 
     public func progress(of task: String) -> TaskProgress? { graph.index[task].map { progress[$0] } }
@@ -146,7 +152,14 @@ public struct WorkflowEngine: Sendable {
                 if !mayStartNew { refusePendingRetries(&effects) }
             }
         case .retryDue(let name):
-            guard let i = graph.index[name], case .retrying(let attempt) = progress[i] else { return [] }
+            guard let i = graph.index[name] else { return [] }
+            if progress[i] == .delayed {
+                activeCount -= 1
+                // Under END after a failure it does not start: it waits, as every task not started.
+                if mayStartNew { dispatch(i, attempt: 1, &effects, delayed: true) } else { progress[i] = .waiting }
+                break
+            }
+            guard case .retrying(let attempt) = progress[i] else { return [] }
             activeCount -= 1
             if mayStartNew {
                 dispatch(i, attempt: attempt, &effects)
@@ -161,7 +174,7 @@ public struct WorkflowEngine: Sendable {
                 case .running(let attempt):
                     effects.append(event == .stop ? .kill(task: graph.names[i], attempt: attempt)
                                                   : .withdraw(task: graph.names[i], attempt: attempt))
-                case .retrying:
+                case .retrying, .delayed:
                     progress[i] = .cancelled
                     activeCount -= 1
                 default: break
@@ -189,6 +202,12 @@ public struct WorkflowEngine: Sendable {
     /// stored row records.
     private mutating func refusePendingRetries(_ effects: inout [EngineEffect]) {
         for i in 0..<graph.count {
+            if progress[i] == .delayed {
+                // Not started, so not failed: it waits, as every task END keeps from starting.
+                progress[i] = .waiting
+                activeCount -= 1
+                continue
+            }
             guard case .retrying = progress[i] else { continue }
             activeCount -= 1
             settle(i, .failed, branch: nil, &effects)
@@ -204,16 +223,22 @@ public struct WorkflowEngine: Sendable {
     /// Whether a task may still start (false once END has seen a failure, or a pause or stop came).
     public var acceptsNewTasks: Bool { mayStartNew }
 
-    private mutating func dispatch(_ i: Int, attempt: Int, _ effects: inout [EngineEffect]) {
-        progress[i] = .running(attempt: attempt)
+    private mutating func dispatch(_ i: Int, attempt: Int, _ effects: inout [EngineEffect], delayed: Bool = false) {
         activeCount += 1
+        if attempt == 1 && !delayed && delays[i] > 0 {
+            progress[i] = .delayed
+            effects.append(.scheduleDelay(task: graph.names[i], seconds: delays[i]))
+            return
+        }
+        progress[i] = .running(attempt: attempt)
         effects.append(isBranch[i] ? .decide(task: graph.names[i]) : .dispatch(task: graph.names[i], attempt: attempt))
     }
 
     /// A task none of whose upstream tasks is pending any more: starts it (as far as new tasks may
     /// start), or ends it without running if it is disabled or every task it needs was not taken.
     private mutating func ready(_ i: Int, _ effects: inout [EngineEffect]) {
-        if let fate = fateWhenReady(i) { settle(i, fate, branch: nil, &effects) } else if mayStartNew { dispatch(i, attempt: 1, &effects) }
+        if let fate = fateWhenReady(i) { settle(i, fate, branch: nil, &effects) } else if isKept[i] { settle(i, .succeeded, branch: nil, &effects) }
+        else if mayStartNew { dispatch(i, attempt: 1, &effects) }
     }
 
     private func fateWhenReady(_ i: Int) -> TaskProgress? {
@@ -240,14 +265,18 @@ public struct WorkflowEngine: Sendable {
                 pendingUpstream[d] -= 1
                 switch result {
                 case .succeeded where branch?.contains(d) ?? true, .disabled: goodUpstream[d] += 1
+                case .succeeded: vetoed[d] = true
                 case .failed, .skipped: badUpstream[d] += 1
                 default: break
                 }
                 guard progress[d] == .waiting else { continue }
-                if badUpstream[d] > 0 && !isConditions[d] {
+                if vetoed[d] {
+                    end(d, .notTaken, nil)
+                } else if badUpstream[d] > 0 && !isConditions[d] {
                     end(d, .skipped, nil)
                 } else if pendingUpstream[d] == 0 {
-                    if let fate = fateWhenReady(d) { end(d, fate, nil) } else if mayStartNew { dispatch(d, attempt: 1, &effects) }
+                    if let fate = fateWhenReady(d) { end(d, fate, nil) } else if isKept[d] { end(d, .succeeded, nil) }
+                    else if mayStartNew { dispatch(d, attempt: 1, &effects) }
                 }
             }
         }

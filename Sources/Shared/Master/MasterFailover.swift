@@ -69,7 +69,8 @@ extension MasterScheduler {
         var instance = ActiveInstance(claimed)
         touched.insert(instance.id)
         let restored = WorkflowEngine.restore(definition: claimed.definition, kept: Set(claimed.instance.kept.keys),
-                                              attempts: claimed.attempts.map(\.stored), controls: Self.controls(of: claimed.instance))
+                                              attempts: claimed.attempts.map(\.stored), controls: Self.controls(of: claimed.instance),
+                                              runStart: claimed.instance.runStartTime ?? claimed.instance.startTime ?? ProcessStats.now())
         instance.engine = restored.engine
         // A pause or stop the dead owner never applied was applied now, after everything stored:
         // its place is recorded, or the next takeover would replay later results before it.

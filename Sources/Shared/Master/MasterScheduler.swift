@@ -366,8 +366,12 @@ public actor MasterScheduler {
                 continue
             }
             if m.state == .success { active[instanceID]!.recordOutputs(of: taskName, m.outputs) }
-            if m.timedOut == true, active[instanceID]!.task(taskName).timeoutStrategy.alerts {
-                round.batch.alerts.append(taskTimeoutAlert(m.taskInstanceId, ref, worker: m.worker, killed: true))
+            // Also when no timer saw it: it ended before this master looked (a short timeout, or a
+            // takeover that came after its end). The row is one either way (its dedup key).
+            let task = active[instanceID]!.task(taskName)
+            if task.timeoutStrategy.alerts, let timeout = task.timeout, timeout > 0,
+               m.timedOut == true || m.endTime - m.startTime > timeout {
+                round.batch.alerts.append(taskTimeoutAlert(m.taskInstanceId, ref, worker: m.worker, killed: m.timedOut == true))
             }
             let outcome: TaskOutcome = m.state == .success ? .success : (m.state == .kill ? .killed : .failure)
             let effects = active[instanceID]!.engine.handle(.taskFinished(task: taskName, outcome: outcome))
@@ -453,12 +457,16 @@ public actor MasterScheduler {
             case .scheduleRetry(let taskName, let attempt, let seconds):
                 logger.info("instance \(instanceID): task '\(taskName)' failed; attempt \(attempt) in \(seconds)s")
                 retryTimers.schedule(instance: instanceID, taskName, at: now + seconds)
+            case .scheduleDelay(let taskName, let seconds):
+                logger.info("instance \(instanceID): task '\(taskName)' is ready; starts in \(DurationText.format(seconds)) (delay)")
+                retryTimers.schedule(instance: instanceID, taskName, at: now + seconds)
             case .kill(let taskName, let attempt):
                 halt(instanceID, task: taskName, attempt: attempt, stop: true)
             case .withdraw(let taskName, let attempt):
                 halt(instanceID, task: taskName, attempt: attempt, stop: false)
             case .finish(let state):
                 round.batch.finishedInstances.append((instanceID, state, now))
+                if let alert = workflowTimeoutAlert(instanceID, now: now) { round.batch.alerts.append(alert) }
                 logger.info("instance \(instanceID) of '\(active[instanceID]!.definition.name)' ended \(state.rawValue)")
             }
         }

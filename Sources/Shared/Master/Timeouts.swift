@@ -32,17 +32,28 @@ extension MasterScheduler {
                 guard let ref = attempts[id] else { continue }
                 round.batch.alerts.append(taskTimeoutAlert(id, ref, worker: nil, killed: false))
             case .workflow(let run):
-                guard instance.record.run == run, !instance.engine.state.isTerminal else { continue }
-                let timeout = instance.definition.timeout ?? 0
-                var content = AlertContent(kind: .workflowTimeout,
-                                           title: "instance \(instanceID) of '\(instance.definition.name)' still runs after its workflow's timeout of \(DurationText.format(timeout))",
-                                           time: ProcessStats.now())
-                (content.workflow, content.instance, content.run, content.timeoutSeconds) = (instance.definition.name, instanceID, run, timeout)
-                round.batch.alerts.append(AlertRecord(content, dedupKey: "\(AlertKind.workflowTimeout.rawValue):\(instanceID):\(run)"))
-                logger.warning("\(content.title)")
+                guard instance.record.run == run, !instance.engine.state.isTerminal,
+                      let alert = workflowTimeoutAlert(instanceID, now: ProcessStats.now()) else { continue }
+                round.batch.alerts.append(alert)
             }
         }
         try await commit(&round)
+    }
+
+    /// The alert of an instance whose current run has outlived its workflow's timeout, or nil if
+    /// it has not (or has no timeout). Checked by the timer, and again when the instance ends: a
+    /// master that took over after the deadline, with results waiting, ends it before any timer.
+    func workflowTimeoutAlert(_ instanceID: Int64, now: Double) -> AlertRecord? {
+        guard let instance = active[instanceID], let timeout = instance.definition.timeout, timeout > 0,
+              let start = instance.record.runStartTime ?? instance.record.startTime, now - start >= timeout else { return nil }
+        let run = instance.record.run
+        let finished = instance.engine.state.isTerminal
+        var content = AlertContent(kind: .workflowTimeout,
+                                   title: "instance \(instanceID) of '\(instance.definition.name)' \(finished ? "ran longer than" : "still runs after") its workflow's timeout of \(DurationText.format(timeout))",
+                                   time: now)
+        (content.workflow, content.instance, content.run, content.timeoutSeconds) = (instance.definition.name, instanceID, run, timeout)
+        logger.warning("\(content.title)")
+        return AlertRecord(content, dedupKey: "\(AlertKind.workflowTimeout.rawValue):\(instanceID):\(run)")
     }
 
     /// The alert of a task past its timeout: still running (WARN), or killed at it (WARNFAIL).
@@ -50,7 +61,7 @@ extension MasterScheduler {
     func taskTimeoutAlert(_ id: Int64, _ ref: AttemptRef, worker: String?, killed: Bool) -> AlertRecord {
         let instance = active[ref.instance]!
         let timeout = instance.task(ref.task).timeout ?? 0
-        let what = killed ? "was killed at its timeout of" : "still runs after its timeout of"
+        let what = killed ? "was killed at its timeout of" : (attempts[id] == nil ? "ran longer than its timeout of" : "still runs after its timeout of")
         var content = AlertContent(kind: .taskTimeout,
                                    title: "task '\(ref.task)' of instance \(ref.instance) ('\(instance.definition.name)'), attempt \(ref.attempt), \(what) \(DurationText.format(timeout))",
                                    time: ProcessStats.now())

@@ -19,7 +19,7 @@ enum BranchFields {
         // Stored definitions hold every default; only a value that would do something is refused.
         let workerOnly: [(String, Bool)] = [
             ("command", !task.command.isEmpty), ("retries", task.retries != 0), ("retry_interval", task.retryInterval != 0),
-            ("timeout", task.timeout != nil), ("worker_group", task.workerGroup != "default"), ("env", !task.env.isEmpty), ("pool", task.pool != nil),
+            ("timeout", task.timeout != nil), ("worker_group", task.workerGroup != "default"), ("env", !task.env.isEmpty), ("pool", task.pool != nil), ("delay", task.delay != nil),
         ]
         for (field, set) in workerOnly where set {
             problems.add("a \(kind) node is decided on the master and runs nothing on a worker; remove \(field)", task: label, field: field)

@@ -7,6 +7,7 @@ public enum DurationText {
     public static func format(_ seconds: Double) -> String {
         // A queue item's timeout is input: no trapping conversion of an infinite or huge number.
         guard seconds.isFinite, seconds.magnitude < 1e12 else { return "\(seconds)s" }
+        if seconds.magnitude < 1 && seconds != 0 { return String(format: "%gms", (seconds * 1000 * 1000).rounded() / 1000) }
         return seconds == seconds.rounded() ? "\(Int(seconds))s" : String(format: "%.1fs", seconds)
     }
 

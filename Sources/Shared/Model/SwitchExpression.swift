@@ -11,8 +11,8 @@ import Foundation
 ///
 /// `${name}` is a parameter the node sees (built-ins, workflow params, `--param` overrides, and the
 /// output parameters of the tasks upstream). When both sides read as numbers they compare as
-/// numbers (`${n} > 3`, `"10" == 10.0`); otherwise `==` and `!=` compare text exactly, and an
-/// ordering of text is an error. A parameter that is not defined is an error, never false: the
+/// numbers (`${n} > 3`, `"10" == 10.0`): whole numbers exactly, at any length, others as 64-bit
+/// floats; otherwise `==` and `!=` compare text byte for byte, and an ordering of text is an error. A parameter that is not defined is an error, never false: the
 /// node fails naming it, rather than quietly taking the default branch.
 public indirect enum SwitchExpression: Sendable, Equatable {
     case compare(Operand, Comparison, Operand)
@@ -72,6 +72,16 @@ public indirect enum SwitchExpression: Sendable, Equatable {
         case .or(let a, let b): return try a.evaluate(values) || b.evaluate(values)
         case .compare(let a, let op, let b):
             let (x, y) = (try a.value(values), try b.value(values))
+            if let order = Self.compareWholeNumbers(x, y) {
+                switch op {
+                case .equal: return order == 0
+                case .notEqual: return order != 0
+                case .less: return order < 0
+                case .lessOrEqual: return order <= 0
+                case .greater: return order > 0
+                case .greaterOrEqual: return order >= 0
+                }
+            }
             if let m = Self.number(x), let n = Self.number(y) {
                 switch op {
                 case .equal: return m == n
@@ -82,13 +92,33 @@ public indirect enum SwitchExpression: Sendable, Equatable {
                 case .greaterOrEqual: return m >= n
                 }
             }
+            // Exactly: byte for byte, not Unicode's canonical equivalence ("é" is not "e" + U+0301).
+            let same = x.utf8.elementsEqual(y.utf8)
             switch op {
-            case .equal: return x == y
-            case .notEqual: return x != y
+            case .equal: return same
+            case .notEqual: return !same
             default:
                 throw EvaluationError(description: "\(op.rawValue) orders numbers, and \(Limits.quoted(Self.number(x) == nil ? x : y)) is not a number")
             }
         }
+    }
+
+    /// Two whole numbers of any length (`-007`, `12345678901234567890`) compared exactly, without
+    /// the rounding of a 64-bit float beyond 2^53: -1, 0 or 1; nil unless both are whole numbers.
+    static func compareWholeNumbers(_ a: String, _ b: String) -> Int? {
+        func parts(_ s: String) -> (negative: Bool, digits: Substring)? {
+            var t = Substring(s.trimmingCharacters(in: .whitespaces))
+            var negative = false
+            if let c = t.first, c == "-" || c == "+" { negative = c == "-"; t = t.dropFirst() }
+            guard !t.isEmpty, t.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+            let digits = t.drop { $0 == "0" }
+            return (negative && !digits.isEmpty, digits)
+        }
+        guard let x = parts(a), let y = parts(b) else { return nil }
+        if x.negative != y.negative { return x.negative ? -1 : 1 }
+        let magnitude = x.digits.count != y.digits.count ? (x.digits.count < y.digits.count ? -1 : 1)
+            : (x.digits == y.digits ? 0 : (x.digits.lexicographicallyPrecedes(y.digits) ? -1 : 1))
+        return x.negative ? -magnitude : magnitude
     }
 
     /// A decimal number as written in JSON or a shell (`3`, `-2.5`, `1e3`); not `inf`, `nan` or hex.
@@ -105,7 +135,7 @@ public indirect enum SwitchExpression: Sendable, Equatable {
         init(_ s: [Unicode.Scalar]) { self.s = s }
 
         var atEnd: Bool { i >= s.count }
-        var found: String { atEnd ? "end of text" : "'\(String(String.UnicodeScalarView(s[i..<min(s.count, i + 12)])))'" }
+        var found: String { atEnd ? "end of text" : Limits.quoted(String(String.UnicodeScalarView(s[i..<min(s.count, i + 12)]))) }
 
         func error(_ message: String) -> SyntaxError { SyntaxError(description: "at character \(i + 1): \(message)") }
 

@@ -17,6 +17,8 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     public var env: [String: String] = [:]
     /// A task pool (`ds-pool`): the task waits for one of its slots, shared across workflows.
     public var pool: String?
+    /// Seconds between the task becoming ready and its start (DolphinScheduler's delay execution).
+    public var delay: Double?
     /// `false` skips the task: its downstream runs as if it had succeeded. Nil is true (omitted
     /// from the stored text, so definitions written before the field store the same text).
     public var enabled: Bool?
@@ -48,7 +50,7 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, type, command, deps, retries, retryInterval = "retry_interval", timeout,
-             timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env, pool, enabled, condition,
+             timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env, pool, delay, enabled, condition,
              successBranch = "success_branch", failureBranch = "failure_branch", cases, defaultBranch = "default_branch"
     }
 }

@@ -39,7 +39,7 @@ public struct WorkflowValidationError: Error, CustomStringConvertible, ExitStatu
 public enum WorkflowParser {
     static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description", "timeout", "execution"]
     static let taskKeys: Set<String> = ["name", "type", "command", "deps", "retries", "retry_interval", "timeout",
-                                        "timeout_strategy", "priority", "worker_group", "env", "description", "enabled", "pool",
+                                        "timeout_strategy", "priority", "worker_group", "env", "description", "enabled", "pool", "delay",
                                         "condition", "success_branch", "failure_branch", "cases", "default_branch"]
 
     /// Parses `data`; `source` names the input in messages (a path or `-`).
@@ -149,6 +149,7 @@ public enum WorkflowParser {
             }
             if let v = raw["retry_interval"] { task.retryInterval = problems.duration(v, field: "retry_interval", task: label) ?? 0 }
             if let v = raw["timeout"] { task.timeout = problems.duration(v, field: "timeout", task: label) }
+            if let v = raw["delay"], let d = problems.duration(v, field: "delay", task: label), d > 0 { task.delay = d }
             if let v = raw["timeout_strategy"] {
                 task.timeoutStrategy = problems.enumValue(v, field: "timeout_strategy", task: label) ?? .fail
             }

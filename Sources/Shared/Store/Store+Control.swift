@@ -135,6 +135,8 @@ extension Store {
                     }
                     for i in graph.downstreamClosure(of: start) { kept.removeValue(forKey: graph.names[i]) }
                 }
+                // A branch node decides again in every run: its earlier decision is not handed on.
+                for task in definition.tasks where task.isBranchNode { kept.removeValue(forKey: task.name) }
                 // A pause or stop left from an earlier run (its owner died before deleting it) must
                 // not reach this one.
                 try Self.deleteMootControls(of: instanceID, db)
