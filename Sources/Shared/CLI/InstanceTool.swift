@@ -166,6 +166,8 @@ public enum InstanceTool {
             var note: String?
             if a.run == instance.run && latest[a.taskName]?.id == a.id {
                 switch a.state {
+                case .running where a.childInstanceId != nil:
+                    note = "runs as child instance \(a.childInstanceId!) (ds-instance show \(a.childInstanceId!))"
                 case .submitted where a.pool != nil:
                     let pool = a.pool!
                     if let usage = pools[pool], let slots = usage.slots {

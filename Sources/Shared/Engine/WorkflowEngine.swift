@@ -220,6 +220,9 @@ public struct WorkflowEngine: Sendable {
     /// END stops starting tasks after the first failure; CONTINUE never does; a pause or a stop always does.
     private var mayStartNew: Bool { !isHalting && !(anyFailed && failureStrategy == .end) }
 
+    /// Tasks running, retrying or waiting out a delay.
+    public var activeTaskCount: Int { activeCount }
+
     /// Whether a task may still start (false once END has seen a failure, or a pause or stop came).
     public var acceptsNewTasks: Bool { mayStartNew }
 

@@ -100,6 +100,9 @@ extension MasterScheduler {
         var wanted: [String: Bool] = [:]
         for r in haltRequests { wanted["\(r.instance)/\(r.attempt)/\(r.task)"] = r.stop }
         haltRequests = []
+        for wait in childWaits.values {
+            if let stop = wanted["\(wait.ref.instance)/\(wait.ref.attempt)/\(wait.ref.task)"] { childHalts.append((wait.child, stop)) }
+        }
         for (id, ref) in attempts {
             if let stop = wanted["\(ref.instance)/\(ref.attempt)/\(ref.task)"] {
                 pendingHalts.append(Halt(id: id, ref: ref, stop: stop, inBacklog: false))
@@ -123,6 +126,11 @@ extension MasterScheduler {
         }
         staleKillNodes.removeFirst(min(1000, staleKillNodes.count))
         resolveHaltRequests()
+        if !childHalts.isEmpty {
+            let halts = childHalts
+            childHalts = []
+            try await haltChildren(halts)
+        }
         guard !pendingHalts.isEmpty else { return }
         let halts = pendingHalts
         pendingHalts = []

@@ -84,6 +84,13 @@ extension MasterScheduler {
         for i in restored.inFlight {
             let a = claimed.attempts[i]
             let task = instance.task(a.taskName)
+            if let child = a.childInstanceId {
+                // A SUB_PROCESS attempt: it waits for its child, wherever that runs.
+                let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt, queuePath: "")
+                childWaits[a.id!] = ChildWait(ref: ref, child: child)
+                if instance.isHalting { childHalts.append((child, instance.engine.state == .readyStop)) }
+                continue
+            }
             let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: id,
                                    taskPriority: task.priority, taskInstanceId: a.id!)
             let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt, queuePath: paths.queueItem(task.workerGroup, key))
@@ -242,6 +249,7 @@ extension MasterScheduler {
             seenRunning.remove(id)
         }
         unclassified.removeAll { instances.contains($0.ref.instance) }
+        childWaits = childWaits.filter { !instances.contains($0.value.ref.instance) }
         unpreparable.removeAll { instances.contains($0.instance) }
         pendingHalts.removeAll { instances.contains($0.ref.instance) }
         haltRequests.removeAll { instances.contains($0.instance) }

@@ -113,6 +113,10 @@ public actor MasterScheduler {
     /// Kill requests this master wrote, by attempt: deleted if the attempt ends without its worker
     /// (which deletes its own once it has reported), so none outlives a worker that never returns.
     var killNodes: [Int64: String] = [:]
+    /// SUB_PROCESS attempts waiting for their child instance, by attempt id.
+    var childWaits: [Int64: ChildWait] = [:]
+    /// Children to pause or stop with their parent.
+    var childHalts: [(child: Int64, stop: Bool)] = []
     /// Kill requests to delete on the next pass.
     var staleKillNodes: [String] = []
     /// When /dead-servers was last pruned.
@@ -204,6 +208,7 @@ public actor MasterScheduler {
                     // The watch first: a command written while the table is read still wakes us.
                     _ = try await zk.exists(paths.commandSignal) { [wakeups] _ in wakeups.mark(.commands) }
                     try await claimControls()
+                    try await processChildren()
                     try await claimCommands()
                 }
                 if dirty.contains(.feed) { try await feedQueues() }
@@ -288,7 +293,7 @@ public actor MasterScheduler {
     // MARK: Commands
 
     private func claimCommands() async throws {
-        while active.count < options.maxWorkflows,
+        while busyInstanceCount < options.maxWorkflows,
               let claimed = try await store.claimCommand(host: options.identity, session: session, now: ProcessStats.now()) {
             var instance = ActiveInstance(claimed)
             if let submitted = claimed.commandSubmitTime { metrics.claimLatency.record(seconds: ProcessStats.now() - submitted) }
@@ -302,7 +307,7 @@ public actor MasterScheduler {
             try await commit(&round)
         }
         // Full: the commands left wait for a slot here or on another master, first come first served.
-        if active.count >= options.maxWorkflows { try await store.markWaiting() }
+        if busyInstanceCount >= options.maxWorkflows { try await store.markWaiting() }
     }
 
     // MARK: Results
@@ -502,10 +507,17 @@ public actor MasterScheduler {
     func newAttempt(_ instanceID: Int64, _ taskName: String, _ attempt: Int, _ round: inout Round) {
         touched.insert(instanceID)
         let task = active[instanceID]!.task(taskName)
-        round.batch.newAttempts.append(TaskInstanceRecord(
+        var record = TaskInstanceRecord(
             id: nil, workflowInstanceId: instanceID, taskName: taskName, attempt: attempt, state: .dispatched,
             priority: task.priority, workerGroup: task.workerGroup, submitTime: ProcessStats.now(),
-            run: active[instanceID]!.record.run, pool: task.pool))
+            run: active[instanceID]!.record.run, pool: task.pool)
+        if task.type == .subProcess {
+            // Runs from now on the master: its child is stored with it (Store.startChild).
+            record.state = .running
+            record.startTime = record.submitTime
+            record.childRequest = active[instanceID]!.childRequest(taskName)
+        }
+        round.batch.newAttempts.append(record)
     }
 
     func commit(_ round: inout Round) async throws {
@@ -523,7 +535,9 @@ public actor MasterScheduler {
             round.batch.newAttempts = new.indices.sorted { keys[$0] < keys[$1] }.map { new[$0] }
             for i in round.batch.newAttempts.indices {
                 let g = round.batch.newAttempts[i].workerGroup
-                if round.batch.newAttempts[i].pool != nil {
+                if round.batch.newAttempts[i].childRequest != nil {
+                    continue  // a SUB_PROCESS attempt: no queue
+                } else if round.batch.newAttempts[i].pool != nil {
                     round.batch.newAttempts[i].state = .submitted  // it waits for a slot of its pool (feedPools)
                 } else if room[g, default: 0] > 0 {
                     room[g]! -= 1
@@ -536,6 +550,18 @@ public actor MasterScheduler {
             : try await store.apply(round.batch, session: session)
         if !applied.lostOwnership.isEmpty { forget(applied.lostOwnership) }
         try FaultPoint.hit("master-after-commit")
+        var childrenMoved = false
+        for attempt in applied.inserted where attempt.childRequest != nil {
+            let ref = AttemptRef(instance: attempt.workflowInstanceId, task: attempt.taskName, attempt: attempt.attempt, queuePath: "")
+            if let problem = applied.childProblems[attempt.id!] {
+                unpreparable.append((attempt.id!, attempt.workflowInstanceId, attempt.taskName, "no child instance started: \(problem)"))
+            } else if let child = attempt.childInstanceId {
+                childWaits[attempt.id!] = ChildWait(ref: ref, child: child)
+                childrenMoved = true
+                logger.info("instance \(attempt.workflowInstanceId): SUB_PROCESS '\(attempt.taskName)' started child instance \(child)")
+            }
+        }
+        for finished in round.batch.finishedInstances where active[finished.id]?.record.parentInstanceId != nil { childrenMoved = true }
         for attempt in applied.inserted where attempt.state == .submitted {
             guard let instance = active[attempt.workflowInstanceId] else { continue }
             let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: attempt.workflowInstanceId,
@@ -563,6 +589,8 @@ public actor MasterScheduler {
         metrics.stored(round.batch, lost: applied.lostOwnership)
         if !consumed.isEmpty && backlogCount > 0 { wakeups.mark(.feed) }
         if !round.batch.finishedInstances.isEmpty { wakeups.mark(.commands) }
+        // Another master may run the child, or the parent: wake every master's command pass.
+        if childrenMoved { try await signalMasters() }
         round = Round()
     }
 }

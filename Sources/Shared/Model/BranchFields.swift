@@ -123,6 +123,37 @@ enum BranchFields {
         return result
     }
 
+    /// The fields of a SUB_PROCESS node: the workflow it starts (not its own), a version, params.
+    static func parseSubProcess(_ raw: JSONValue, into task: inout TaskDefinition, label: String, workflow: String?,
+                                _ problems: inout WorkflowParser.Problems) {
+        guard task.type == .subProcess else {
+            for key in ["workflow", "version", "params"] where raw[key] != nil {
+                problems.add("only SUB_PROCESS nodes have \(key); this task is \(task.type.rawValue)", task: label, field: key)
+            }
+            return
+        }
+        let workerOnly: [(String, Bool)] = [
+            ("command", !task.command.isEmpty), ("timeout", task.timeout != nil), ("worker_group", task.workerGroup != "default"),
+            ("env", !task.env.isEmpty), ("pool", task.pool != nil),
+        ]
+        for (field, set) in workerOnly where set {
+            problems.add("a SUB_PROCESS node starts a workflow instance on a master and runs nothing on a worker; remove \(field)",
+                         task: label, field: field)
+        }
+        let name = problems.string(raw["workflow"], field: "workflow", task: label, required: true)
+        if let name {
+            if let problem = Limits.nameProblem(name) { problems.add("\(Limits.quoted(name)) \(problem)", task: label, field: "workflow") }
+            if name == workflow {
+                problems.add("a workflow cannot start itself (it would nest for ever)", task: label, field: "workflow")
+            }
+            task.workflow = name
+        }
+        if let v = raw["version"] {
+            if let n = v.integer, n >= 1 { task.version = n } else { problems.add("\(v.brief) is not a version (a whole number from 1)", task: label, field: "version") }
+        }
+        if let p = raw["params"] { task.params = problems.stringMap(p, field: "params", task: label) }
+    }
+
     /// Across tasks: a branch names only tasks that depend on its node, and every task that
     /// depends on a branch node is on one of its branches (else whether it runs would be a guess).
     static func check(_ tasks: [TaskDefinition], _ problems: inout WorkflowParser.Problems) {

@@ -19,6 +19,11 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     public var pool: String?
     /// Seconds between the task becoming ready and its start (DolphinScheduler's delay execution).
     public var delay: Double?
+    /// SUB_PROCESS: the stored workflow to start (its latest version, or `version`), and the
+    /// parameters it is given (values may use the parent's `${...}`).
+    public var workflow: String?
+    public var version: Int?
+    public var params: [String: String]?
     /// `false` skips the task: its downstream runs as if it had succeeded. Nil is true (omitted
     /// from the stored text, so definitions written before the field store the same text).
     public var enabled: Bool?
@@ -34,6 +39,8 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     public var isEnabled: Bool { enabled ?? true }
     /// CONDITIONS and SWITCH run on the master, as a decision: no worker, no command.
     public var isBranchNode: Bool { type == .conditions || type == .switchNode }
+    /// Nodes that run on the master rather than a worker: branch nodes and SUB_PROCESS.
+    public var runsOnMaster: Bool { type != .shell }
 
     /// Every task a branch node names, each once, in the order first named.
     public var branchTargets: [String] {
@@ -50,7 +57,7 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, type, command, deps, retries, retryInterval = "retry_interval", timeout,
-             timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env, pool, delay, enabled, condition,
+             timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env, pool, delay, workflow, version, params, enabled, condition,
              successBranch = "success_branch", failureBranch = "failure_branch", cases, defaultBranch = "default_branch"
     }
 }

@@ -151,6 +151,16 @@ enum Migrations {
             try db.alter(table: "task_instance") { t in t.add(column: "pool", .text) }
             try db.create(index: "task_instance_by_pool", on: "task_instance", columns: ["pool", "state"])
         }
+        m.registerMigration("v12-sub-process") { db in
+            // A SUB_PROCESS attempt starts a child instance in the same transaction: the attempt
+            // names its child, the child names its parent instance and attempt.
+            try db.alter(table: "task_instance") { t in t.add(column: "child_instance_id", .integer) }
+            try db.alter(table: "workflow_instance") { t in
+                t.add(column: "parent_instance_id", .integer)
+                t.add(column: "parent_task_instance_id", .integer)
+            }
+            try db.create(index: "workflow_instance_by_parent", on: "workflow_instance", columns: ["parent_instance_id"])
+        }
         return m
     }
 }

@@ -47,12 +47,16 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
     public var runStartTime: Double?
     /// The definition's execution type; nil for PARALLEL.
     public var execution: ExecutionType?
+    /// A child instance: the instance and the SUB_PROCESS attempt that started it.
+    public var parentInstanceId: Int64?
+    public var parentTaskInstanceId: Int64?
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, definitionId = "definition_id", name, version, state, priority, paramsJson = "params_json", host,
              masterSession = "master_session", submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
-             message, run, keptJson = "kept_json", pauseSeq = "pause_seq", stopSeq = "stop_seq", runStartTime = "run_start_time", execution
+             message, run, keptJson = "kept_json", pauseSeq = "pause_seq", stopSeq = "stop_seq", runStartTime = "run_start_time", execution,
+             parentInstanceId = "parent_instance_id", parentTaskInstanceId = "parent_task_instance_id"
     }
 
     /// The kept successes: task name -> attempt id.
@@ -91,6 +95,10 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
     public var branchJson: String?
     /// The task's pool: the attempt holds one of its slots while DISPATCHED or RUNNING.
     public var pool: String?
+    /// A SUB_PROCESS attempt: the child instance it started.
+    public var childInstanceId: Int64?
+    /// A SUB_PROCESS attempt about to be stored: the child to start with it (not a column).
+    public var childRequest: ChildRequest? = nil
 
     /// The tasks a decided branch node chose.
     public var branch: [String]? {
@@ -105,7 +113,7 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
-        case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority, run, branchJson = "branch_json", pool,
+        case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority, run, branchJson = "branch_json", pool, childInstanceId = "child_instance_id",
              workerGroup = "worker_group", host, pid, logPath = "log_path", exitCode = "exit_code",
              outputJson = "output_json", message, submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
              dispatchSeq = "dispatch_seq", finishSeq = "finish_seq"
@@ -177,5 +185,21 @@ public struct AlertRecord: Codable, Sendable, FetchableRecord, MutablePersistabl
     enum CodingKeys: String, CodingKey {
         case id, kind, dedupKey = "dedup_key", workflowInstanceId = "workflow_instance_id", taskInstanceId = "task_instance_id",
              contentJson = "content_json", createTime = "create_time", state, attempts, lastError = "last_error", sentTime = "sent_time"
+    }
+}
+
+/// The child instance a SUB_PROCESS attempt starts: a stored workflow (latest version, or
+/// `version`) with the node's parameters resolved by the parent.
+public struct ChildRequest: Sendable, Equatable {
+    public var workflow: String
+    public var version: Int?
+    public var params: [String: String]
+    /// Why no child can start (its params did not resolve): the attempt fails with it.
+    public var problem: String?
+
+    public init(workflow: String, version: Int?, params: [String: String]) {
+        self.workflow = workflow
+        self.version = version
+        self.params = params
     }
 }

@@ -90,6 +90,8 @@ public struct SchedulingBatch: Sendable {
 public struct AppliedBatch: Sendable {
     public var inserted: [TaskInstanceRecord]
     public var lostOwnership: Set<Int64>
+    /// SUB_PROCESS attempts whose child could not be started, and why (they are to fail).
+    public var childProblems: [Int64: String] = [:]
 }
 
 /// Who owns a finished attempt's instance, for a result no master is waiting for.
@@ -255,10 +257,19 @@ extension Store {
             }
             try insertDecisions(upTo: batch.outcomes.count)
             for var alert in batch.alerts { try alert.insert(db, onConflict: .ignore) }
+            var childProblems: [Int64: String] = [:]
             for var attempt in batch.newAttempts {
                 seq += 1
                 attempt.dispatchSeq = seq
                 try attempt.insert(db)
+                if let request = attempt.childRequest {
+                    do {
+                        attempt.childInstanceId = try Self.startChild(request, of: attempt, now: attempt.submitTime, db)
+                        try attempt.update(db)
+                    } catch let problem as ChildProblem {
+                        childProblems[attempt.id!] = problem.description
+                    }
+                }
                 inserted.append(attempt)
             }
             for c in batch.controls {
@@ -274,7 +285,7 @@ extension Store {
                                arguments: [f.state, f.time, f.id])
                 try Self.deleteMootControls(of: f.id, db)
             }
-            return AppliedBatch(inserted: inserted, lostOwnership: lost)
+            return AppliedBatch(inserted: inserted, lostOwnership: lost, childProblems: childProblems)
         }
     }
 

@@ -1,0 +1,67 @@
+import Foundation
+import GRDB
+
+/// Why a SUB_PROCESS attempt could not start its child.
+struct ChildProblem: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// SUB_PROCESS: a child instance is a workflow instance like any other (any master with a free
+/// slot claims it), started in the transaction that stores its parent's attempt.
+extension Store {
+    /// The deepest nesting of sub-processes: a bound on a chain of workflows that start each other.
+    public static let maxSubProcessDepth = 32
+
+    /// Stores a child instance and its START command for a SUB_PROCESS attempt; its id.
+    static func startChild(_ request: ChildRequest, of attempt: TaskInstanceRecord, now: Double, _ db: Database) throws -> Int64 {
+        if let problem = request.problem { throw ChildProblem(description: problem) }
+        var definitionRequest = WorkflowDefinitionRecord.filter(Column("name") == request.workflow)
+        if let version = request.version { definitionRequest = definitionRequest.filter(Column("version") == version) }
+        guard let stored = try definitionRequest.order(Column("version").desc).fetchOne(db) else {
+            throw ChildProblem(description: "no stored workflow \(Limits.quoted(request.workflow))\(request.version.map { " version \($0)" } ?? ""); submit it once (ds-submit --dry-run does not store)")
+        }
+        let definition: WorkflowDefinition
+        do { definition = try WorkflowDefinition.fromStored(stored.json) } catch {
+            throw ChildProblem(description: "the stored workflow \(Limits.quoted(request.workflow)) cannot be run: \(error)")
+        }
+        // Walk up the parents: a workflow may not start one of its own ancestors (A -> B -> A).
+        var chain: [String] = []
+        var next: Int64? = attempt.workflowInstanceId
+        while let id = next, chain.count <= maxSubProcessDepth {
+            guard let row = try Row.fetchOne(db, sql: "SELECT name, parent_instance_id FROM workflow_instance WHERE id = ?", arguments: [id]) else { break }
+            chain.append(row[0])
+            next = row[1]
+        }
+        if let at = chain.firstIndex(of: request.workflow) {
+            throw ChildProblem(description: "sub-process cycle: \((chain[...at].reversed() + [request.workflow]).joined(separator: " -> "))")
+        }
+        if chain.count >= maxSubProcessDepth {
+            throw ChildProblem(description: "sub-processes nested more than \(maxSubProcessDepth) deep")
+        }
+        let paramsJSON = String(decoding: try JSONEncoder.sorted.encode(request.params), as: UTF8.self)
+        var child = WorkflowInstanceRecord(
+            id: nil, definitionId: stored.id!, name: definition.name, version: stored.version, state: .submitted,
+            priority: definition.priority, paramsJson: paramsJSON, host: nil, masterSession: nil, submitTime: now)
+        child.execution = definition.execution
+        child.parentInstanceId = attempt.workflowInstanceId
+        child.parentTaskInstanceId = attempt.id
+        try child.insert(db)
+        var command = CommandRecord(id: nil, type: "START", workflowInstanceId: child.id!, priorityRank: definition.priority.rank, submitTime: now)
+        try command.insert(db)
+        return child.id!
+    }
+
+    /// The children among `ids` that have ended, with their state and message.
+    public func endedChildren(_ ids: [Int64]) async throws -> [(id: Int64, state: WorkflowState, message: String?, end: Double?)] {
+        guard !ids.isEmpty else { return [] }
+        return try await read("reading child instances") { db in
+            var ended: [(Int64, WorkflowState, String?, Double?)] = []
+            for chunk in ids.chunked(500) {
+                for i in try WorkflowInstanceRecord.filter(chunk.contains(Column("id"))).fetchAll(db) where i.state.isTerminal {
+                    ended.append((i.id!, i.state, i.message, i.endTime))
+                }
+            }
+            return ended
+        }
+    }
+}
