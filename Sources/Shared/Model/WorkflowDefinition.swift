@@ -76,18 +76,6 @@ public struct BranchCondition: Codable, Sendable, Equatable {
         self.relation = relation
         self.tasks = tasks
     }
-
-    /// Whether the condition holds, given how each named task ended. AND of nothing holds.
-    public func holds(_ progress: (String) -> TaskProgress) -> Bool {
-        let checks = tasks.map { name, wanted in
-            switch progress(name) {
-            case .succeeded, .disabled: return wanted == .success
-            case .failed, .skipped: return wanted == .failure
-            default: return false
-            }
-        }
-        return relation == .and ? checks.allSatisfy { $0 } : checks.contains(true)
-    }
 }
 
 /// One case of a SWITCH node: a condition (see `SwitchExpression`) and the tasks it chooses.
