@@ -51,10 +51,44 @@ final class WorkflowParserTests: XCTestCase {
         XCTAssertTrue(p.contains { $0.hasPrefix("task 'b', field 'deps': unknown dependency 'zz'") }, "\(p)")
     }
 
-    func testNodesNotBuiltYetAreRejected() {
-        for type in ["SUB_PROCESS", "DEPENDENT"] {
-            let p = problems(#"{"name":"w","tasks":[{"name":"s","type":"\#(type)","command":"x"}]}"#)
-            XCTAssertEqual(p, ["task 's', field 'type': type \(type) is not supported yet; SHELL, CONDITIONS and SWITCH nodes run"])
+    func testDependentNodesAreReadAndChecked() throws {
+        let good = #"{"name":"w","tasks":[{"name":"d","type":"DEPENDENT","relation":"OR","timeout":"1h","depends_on":[{"workflow":"etl","window":"yesterday"},{"workflow":"etl","task":"load","window":"this_month"}]}]}"#
+        let d = try WorkflowParser.parse(Data(good.utf8), source: "w.json")
+        XCTAssertEqual(d.tasks[0].dependsOn, [DependencyItem(workflow: "etl", window: .yesterday), DependencyItem(workflow: "etl", task: "load", window: .thisMonth)])
+        XCTAssertEqual(d.tasks[0].relation, .or)
+        XCTAssertEqual(try WorkflowDefinition.fromStored(d.canonicalJSON()), d)
+        let cases: [(String, String)] = [
+            (#"{"name":"d","type":"DEPENDENT"}"#, "task 'd', field 'depends_on': missing"),
+            (#"{"name":"d","type":"DEPENDENT","depends_on":[]}"#, "field 'depends_on': must be a list of 1 to 100"),
+            (#"{"name":"d","type":"DEPENDENT","depends_on":[{"workflow":"x"}]}"#, "field 'depends_on[0].window': missing"),
+            (#"{"name":"d","type":"DEPENDENT","depends_on":[{"workflow":"x","window":"soon"}]}"#, "field 'depends_on[0].window': 'soon' is not one of today"),
+            (#"{"name":"d","type":"DEPENDENT","depends_on":[{"window":"today"}]}"#, "field 'depends_on[0].workflow': missing"),
+            (#"{"name":"d","type":"DEPENDENT","depends_on":[{"workflow":"a/b","window":"today"}]}"#, "field 'depends_on[0].workflow': 'a/b' must not hold '/'"),
+            (#"{"name":"d","type":"DEPENDENT","depends_on":[{"workflow":"x","window":"today","when":1}]}"#, "field 'depends_on[0]': unknown key 'when'"),
+            (#"{"name":"d","type":"DEPENDENT","command":"true","depends_on":[{"workflow":"x","window":"today"}]}"#, "field 'command': a DEPENDENT node waits on the master"),
+            (#"{"name":"d","type":"DEPENDENT","relation":"XOR","depends_on":[{"workflow":"x","window":"today"}]}"#, "field 'relation'"),
+            (#"{"name":"t","command":"true","depends_on":[]}"#, "only DEPENDENT nodes have depends_on"),
+        ]
+        for (task, expected) in cases {
+            let found = problems(#"{"name":"w","tasks":["# + task + "]}")
+            XCTAssertTrue(found.contains { $0.contains(expected) }, "\(task): expected \(expected), got \(found)")
+        }
+    }
+
+    func testDependencyWindowsAreCalendarSpansAroundTheRunDay() {
+        let utc = TimeZone(identifier: "UTC")!
+        // Wednesday 2026-03-04 15:30 UTC.
+        let run = 1_772_638_200.0
+        func day(_ iso: String) -> Double { ISO8601DateFormatter().date(from: iso + "T00:00:00Z")!.timeIntervalSince1970 }
+        let expected: [(DependencyWindow, String, String)] = [
+            (.today, "2026-03-04", "2026-03-05"), (.yesterday, "2026-03-03", "2026-03-04"), (.last3Days, "2026-03-01", "2026-03-04"),
+            (.last7Days, "2026-02-25", "2026-03-04"), (.thisWeek, "2026-03-02", "2026-03-05"), (.lastWeek, "2026-02-23", "2026-03-02"),
+            (.thisMonth, "2026-03-01", "2026-03-05"), (.lastMonth, "2026-02-01", "2026-03-01"),
+        ]
+        for (window, from, to) in expected {
+            let span = window.interval(runTime: run, timeZone: utc)
+            XCTAssertEqual(span.from, day(from), "\(window) from")
+            XCTAssertEqual(span.to, day(to), "\(window) to")
         }
     }
 

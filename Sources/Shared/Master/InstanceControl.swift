@@ -100,6 +100,12 @@ extension MasterScheduler {
         var wanted: [String: Bool] = [:]
         for r in haltRequests { wanted["\(r.instance)/\(r.attempt)/\(r.task)"] = r.stop }
         haltRequests = []
+        for (id, wait) in dependentWaits {
+            // Waiting on the master: it ends at once (KILL, or PAUSE to wait again on resume).
+            guard let stop = wanted["\(wait.ref.instance)/\(wait.ref.attempt)/\(wait.ref.task)"] else { continue }
+            dependentWaits.removeValue(forKey: id)
+            pendingHalts.append(Halt(id: id, ref: wait.ref, stop: stop, inBacklog: true))
+        }
         for wait in childWaits.values {
             if let stop = wanted["\(wait.ref.instance)/\(wait.ref.attempt)/\(wait.ref.task)"] { childHalts.append((wait.child, stop)) }
         }

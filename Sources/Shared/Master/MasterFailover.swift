@@ -84,6 +84,15 @@ extension MasterScheduler {
         for i in restored.inFlight {
             let a = claimed.attempts[i]
             let task = instance.task(a.taskName)
+            if task.type == .dependent {
+                let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt, queuePath: "")
+                if instance.isHalting {
+                    pendingHalts.append(Halt(id: a.id!, ref: ref, stop: instance.engine.state == .readyStop, inBacklog: true))
+                } else {
+                    dependentWaits[a.id!] = DependentWait(ref: ref, since: a.startTime ?? a.submitTime)
+                }
+                continue
+            }
             if let child = a.childInstanceId {
                 // A SUB_PROCESS attempt: it waits for its child, wherever that runs.
                 let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt, queuePath: "")
@@ -250,6 +259,7 @@ extension MasterScheduler {
         }
         unclassified.removeAll { instances.contains($0.ref.instance) }
         childWaits = childWaits.filter { !instances.contains($0.value.ref.instance) }
+        dependentWaits = dependentWaits.filter { !instances.contains($0.value.ref.instance) }
         unpreparable.removeAll { instances.contains($0.instance) }
         pendingHalts.removeAll { instances.contains($0.ref.instance) }
         haltRequests.removeAll { instances.contains($0.instance) }

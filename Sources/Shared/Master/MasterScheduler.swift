@@ -58,7 +58,7 @@ public struct MasterOptions: Sendable {
 ///
 /// One event loop mutates the state; ZooKeeper watches and timers only mark what is dirty.
 public actor MasterScheduler {
-    enum Wake: Hashable, Sendable { case commands, results, running, retries, timeouts, masters, workers, deadServers, reconcile, feed }
+    enum Wake: Hashable, Sendable { case commands, results, running, retries, timeouts, dependents, masters, workers, deadServers, reconcile, feed }
 
     /// An attempt this master dispatched and waits for.
     struct AttemptRef: Sendable {
@@ -117,6 +117,9 @@ public actor MasterScheduler {
     var childWaits: [Int64: ChildWait] = [:]
     /// Children to pause or stop with their parent.
     var childHalts: [(child: Int64, stop: Bool)] = []
+    /// DEPENDENT attempts waiting for what they depend on, by attempt id; when they were last checked.
+    var dependentWaits: [Int64: DependentWait] = [:]
+    var lastDependentCheck = ContinuousClock.now - .seconds(60)
     /// Kill requests to delete on the next pass.
     var staleKillNodes: [String] = []
     /// When /dead-servers was last pruned.
@@ -180,6 +183,7 @@ public actor MasterScheduler {
                     try await Task.sleep(for: .milliseconds(100))
                     if await self.backlogCount > 0 { wakeups.mark(.feed) }
                     if await self.runningScanDue { wakeups.mark(.running) }
+                    if await !self.dependentWaits.isEmpty { wakeups.mark(.dependents) }
                 }
             }
             group.addTask { try await self.eventLoop() }
@@ -203,6 +207,7 @@ public actor MasterScheduler {
                 if dirty.contains(.results) { try await processResults() }
                 if dirty.contains(.retries) { try await processRetries() }
                 if dirty.contains(.timeouts) { try await processTimeouts() }
+                if dirty.contains(.dependents) { try await processDependents() }
                 if dirty.contains(.running) { try await processRunning() }
                 if dirty.contains(.commands) {
                     // The watch first: a command written while the table is read still wakes us.
@@ -511,11 +516,13 @@ public actor MasterScheduler {
             id: nil, workflowInstanceId: instanceID, taskName: taskName, attempt: attempt, state: .dispatched,
             priority: task.priority, workerGroup: task.workerGroup, submitTime: ProcessStats.now(),
             run: active[instanceID]!.record.run, pool: task.pool)
-        if task.type == .subProcess {
-            // Runs from now on the master: its child is stored with it (Store.startChild).
+        if task.type == .subProcess || task.type == .dependent {
+            // Runs from now on the master: a child is stored with it (Store.startChild), or it waits
+            // for its dependencies (processDependents).
             record.state = .running
             record.startTime = record.submitTime
-            record.childRequest = active[instanceID]!.childRequest(taskName)
+            record.runsOnMaster = true
+            if task.type == .subProcess { record.childRequest = active[instanceID]!.childRequest(taskName) }
         }
         round.batch.newAttempts.append(record)
     }
@@ -535,8 +542,8 @@ public actor MasterScheduler {
             round.batch.newAttempts = new.indices.sorted { keys[$0] < keys[$1] }.map { new[$0] }
             for i in round.batch.newAttempts.indices {
                 let g = round.batch.newAttempts[i].workerGroup
-                if round.batch.newAttempts[i].childRequest != nil {
-                    continue  // a SUB_PROCESS attempt: no queue
+                if round.batch.newAttempts[i].runsOnMaster {
+                    continue  // SUB_PROCESS, DEPENDENT: no queue
                 } else if round.batch.newAttempts[i].pool != nil {
                     round.batch.newAttempts[i].state = .submitted  // it waits for a slot of its pool (feedPools)
                 } else if room[g, default: 0] > 0 {
@@ -551,8 +558,14 @@ public actor MasterScheduler {
         if !applied.lostOwnership.isEmpty { forget(applied.lostOwnership) }
         try FaultPoint.hit("master-after-commit")
         var childrenMoved = false
-        for attempt in applied.inserted where attempt.childRequest != nil {
+        for attempt in applied.inserted where attempt.runsOnMaster {
             let ref = AttemptRef(instance: attempt.workflowInstanceId, task: attempt.taskName, attempt: attempt.attempt, queuePath: "")
+            if attempt.childRequest == nil {
+                dependentWaits[attempt.id!] = DependentWait(ref: ref, since: attempt.submitTime)
+                lastDependentCheck = .now - .seconds(60)
+                wakeups.mark(.dependents)
+                continue
+            }
             if let problem = applied.childProblems[attempt.id!] {
                 unpreparable.append((attempt.id!, attempt.workflowInstanceId, attempt.taskName, "no child instance started: \(problem)"))
             } else if let child = attempt.childInstanceId {

@@ -15,6 +15,7 @@ extension MasterScheduler {
     var busyInstanceCount: Int {
         var waits: [Int64: Int] = [:]
         for w in childWaits.values { waits[w.ref.instance, default: 0] += 1 }
+        for w in dependentWaits.values { waits[w.ref.instance, default: 0] += 1 }
         return active.values.filter { $0.engine.activeTaskCount > (waits[$0.id] ?? 0) || $0.engine.activeTaskCount == 0 }.count
     }
 

@@ -154,6 +154,58 @@ enum BranchFields {
         if let p = raw["params"] { task.params = problems.stringMap(p, field: "params", task: label) }
     }
 
+    /// The most items one DEPENDENT node waits for.
+    static let maxDependencies = 100
+
+    /// The fields of a DEPENDENT node: `depends_on` (1 to 100 `{"workflow", "task"?, "window"}`),
+    /// `relation` (AND, OR); its `timeout` fails it once it has waited that long.
+    static func parseDependent(_ raw: JSONValue, into task: inout TaskDefinition, label: String, _ problems: inout WorkflowParser.Problems) {
+        guard task.type == .dependent else {
+            for key in ["depends_on", "relation"] where raw[key] != nil {
+                problems.add("only DEPENDENT nodes have \(key); this task is \(task.type.rawValue)", task: label, field: key)
+            }
+            return
+        }
+        let workerOnly: [(String, Bool)] = [
+            ("command", !task.command.isEmpty), ("worker_group", task.workerGroup != "default"), ("env", !task.env.isEmpty),
+            ("pool", task.pool != nil), ("timeout_strategy", raw["timeout_strategy"] != nil && task.timeoutStrategy != .fail),
+        ]
+        for (field, set) in workerOnly where set {
+            problems.add("a DEPENDENT node waits on the master and runs nothing on a worker; remove \(field)", task: label, field: field)
+        }
+        if let r = raw["relation"] { task.relation = problems.enumValue(r, field: "relation", task: label) }
+        guard case .array(let items)? = raw["depends_on"], !items.isEmpty, items.count <= maxDependencies else {
+            problems.add(raw["depends_on"] == nil ? "missing; a DEPENDENT node needs a list of {\"workflow\": name, \"window\": \"today\"}"
+                                                  : "must be a list of 1 to \(maxDependencies) {\"workflow\", \"task\", \"window\"} objects",
+                         task: label, field: "depends_on")
+            return
+        }
+        var list: [DependencyItem] = []
+        for (n, item) in items.enumerated() {
+            let field = "depends_on[\(n)]"
+            guard case .object(let members) = item else {
+                problems.add("must be an object {\"workflow\": name, \"task\": name, \"window\": \"today\"}", task: label, field: field)
+                continue
+            }
+            for (key, _) in members where !["workflow", "task", "window"].contains(key) {
+                problems.add("unknown key \(Limits.quoted(key)); an item has workflow, task and window", task: label, field: field)
+            }
+            let workflow = problems.string(item["workflow"], field: field + ".workflow", task: label, required: true) ?? ""
+            if item["workflow"] != nil, let problem = Limits.nameProblem(workflow) {
+                problems.add("\(Limits.quoted(workflow)) \(problem)", task: label, field: field + ".workflow")
+            }
+            let taskName = item["task"] == nil ? nil : problems.string(item["task"], field: field + ".task", task: label, required: false)
+            if let taskName, let problem = Limits.nameProblem(taskName) {
+                problems.add("\(Limits.quoted(taskName)) \(problem)", task: label, field: field + ".task")
+            }
+            var window = DependencyWindow.today
+            if let w = item["window"] { window = problems.enumValue(w, field: field + ".window", task: label) ?? .today }
+            else { problems.add("missing; one of \(DependencyWindow.allCases.map(\.rawValue).joined(separator: " "))", task: label, field: field + ".window") }
+            list.append(DependencyItem(workflow: workflow, task: taskName, window: window))
+        }
+        task.dependsOn = list
+    }
+
     /// Across tasks: a branch names only tasks that depend on its node, and every task that
     /// depends on a branch node is on one of its branches (else whether it runs would be a guess).
     static func check(_ tasks: [TaskDefinition], _ problems: inout WorkflowParser.Problems) {

@@ -24,6 +24,9 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     public var workflow: String?
     public var version: Int?
     public var params: [String: String]?
+    /// DEPENDENT: what it waits for, and whether all (AND) or one (OR) must have succeeded.
+    public var dependsOn: [DependencyItem]?
+    public var relation: BranchCondition.Relation?
     /// `false` skips the task: its downstream runs as if it had succeeded. Nil is true (omitted
     /// from the stored text, so definitions written before the field store the same text).
     public var enabled: Bool?
@@ -57,7 +60,7 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, type, command, deps, retries, retryInterval = "retry_interval", timeout,
-             timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env, pool, delay, workflow, version, params, enabled, condition,
+             timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env, pool, delay, workflow, version, params, dependsOn = "depends_on", relation, enabled, condition,
              successBranch = "success_branch", failureBranch = "failure_branch", cases, defaultBranch = "default_branch"
     }
 }

@@ -39,7 +39,7 @@ public struct WorkflowValidationError: Error, CustomStringConvertible, ExitStatu
 public enum WorkflowParser {
     static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description", "timeout", "execution"]
     static let taskKeys: Set<String> = ["name", "type", "command", "deps", "retries", "retry_interval", "timeout",
-                                        "timeout_strategy", "priority", "worker_group", "env", "description", "enabled", "pool", "delay", "workflow", "version", "params",
+                                        "timeout_strategy", "priority", "worker_group", "env", "description", "enabled", "pool", "delay", "workflow", "version", "params", "depends_on", "relation",
                                         "condition", "success_branch", "failure_branch", "cases", "default_branch"]
 
     /// Parses `data`; `source` names the input in messages (a path or `-`).
@@ -119,9 +119,6 @@ public enum WorkflowParser {
             }
             var task = TaskDefinition(name: rawName ?? "", command: "")
             if let v = raw["type"] { task.type = problems.enumValue(v, field: "type", task: label) ?? .shell }
-            if task.type == .dependent {
-                problems.add("type \(task.type.rawValue) is not supported yet; SHELL, CONDITIONS, SWITCH and SUB_PROCESS nodes run", task: label, field: "type")
-            }
             task.command = problems.string(raw["command"], field: "command", task: label, required: !task.runsOnMaster) ?? ""
             if task.command.utf8.count > Limits.maxCommandBytes {
                 problems.add("is \(Limits.size(task.command.utf8.count)); a command may be at most \(Limits.size(Limits.maxCommandBytes)) (put long scripts in a file the command runs)",
@@ -171,6 +168,7 @@ public enum WorkflowParser {
             }
             BranchFields.parse(raw, into: &task, label: label, &problems)
             BranchFields.parseSubProcess(raw, into: &task, label: label, workflow: name, &problems)
+            BranchFields.parseDependent(raw, into: &task, label: label, &problems)
             workflow.tasks.append(task)
         }
 

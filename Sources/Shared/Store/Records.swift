@@ -99,6 +99,8 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
     public var childInstanceId: Int64?
     /// A SUB_PROCESS attempt about to be stored: the child to start with it (not a column).
     public var childRequest: ChildRequest? = nil
+    /// An attempt a master carries out itself (SUB_PROCESS, DEPENDENT): never queued (not a column).
+    public var runsOnMaster = false
 
     /// The tasks a decided branch node chose.
     public var branch: [String]? {

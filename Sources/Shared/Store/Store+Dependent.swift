@@ -1,0 +1,49 @@
+import Foundation
+import GRDB
+
+/// Where one dependency of a DEPENDENT node stands.
+public enum DependencyState: Sendable, Equatable {
+    case satisfied(String)
+    case failed(String)
+    case pending(String)
+}
+
+extension Store {
+    /// Where `item` stands for an instance that ran at `runTime` (`besides`: that instance, never
+    /// its own dependency): the latest instance of the workflow that started in the window, and
+    /// the latest attempt of the task in its current run if one is named.
+    public func dependencyState(_ item: DependencyItem, runTime: Double, besides: Int64) async throws -> DependencyState {
+        let (from, to) = item.window.interval(runTime: runTime)
+        let what = "\(Limits.quoted(item.workflow))\(item.task.map { " task \(Limits.quoted($0))" } ?? "") \(item.window.rawValue)"
+        return try await read("reading instances of '\(item.workflow)'") { db in
+            guard let instance = try WorkflowInstanceRecord
+                .filter(Column("name") == item.workflow && Column("id") != besides)
+                .filter(Column("start_time") >= from && Column("start_time") < to)
+                .order(Column("start_time").desc, Column("id").desc).fetchOne(db) else {
+                return .pending("no instance of \(what) yet")
+            }
+            let id = instance.id!
+            guard let taskName = item.task else {
+                switch instance.state {
+                case .success: return .satisfied("instance \(id) of \(what) succeeded")
+                case .failure, .stop: return .failed("instance \(id) of \(what) ended \(instance.state.rawValue)")
+                default: return .pending("instance \(id) of \(what) is \(instance.state.rawValue)")
+                }
+            }
+            let attempt = try TaskInstanceRecord
+                .filter(Column("workflow_instance_id") == id && Column("task_name") == taskName && Column("run") == instance.run)
+                .order(Column("id").desc).fetchOne(db)
+            switch attempt?.state {
+            case .success?, .forcedSuccess?: return .satisfied("task \(Limits.quoted(taskName)) of instance \(id) succeeded")
+            case .failure?, .kill?:
+                if instance.state.isTerminal { return .failed("task \(Limits.quoted(taskName)) of instance \(id) of \(what) ended \(attempt!.state.rawValue)") }
+                return .pending("task \(Limits.quoted(taskName)) of instance \(id) failed; the instance still runs")
+            default:
+                if instance.state.isTerminal && instance.state != .pause {
+                    return .failed("task \(Limits.quoted(taskName)) never succeeded in instance \(id) of \(what), which ended \(instance.state.rawValue)")
+                }
+                return .pending("task \(Limits.quoted(taskName)) of instance \(id) of \(what) has not succeeded yet")
+            }
+        }
+    }
+}
