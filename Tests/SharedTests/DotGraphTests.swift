@@ -145,7 +145,7 @@ final class DotGraphTests: XCTestCase {
             let line = dot.split(separator: "\n").first { $0.hasPrefix("  \"t0\"") }!
             return String(line.split(separator: "fillcolor=\"")[1].prefix { $0 != "\"" })
         }
-        let groups = [["SUCCESS", "FORCED_SUCCESS"], ["FAILURE"], ["RUNNING", "DISPATCHED", "SUBMITTED"], ["KILL", "STOP"],
+        let groups = [["SUCCESS", "FORCED_SUCCESS"], ["FAILURE"], ["RUNNING", "DISPATCHED", "SUBMITTED"], ["KILL", "STOP", "SKIPPED", "DISABLED"],
                       ["PAUSE", "READY_PAUSE"], ["DELAY_EXECUTION", "NEED_FAULT_TOLERANCE"]]
         var seen: Set<String> = ["white"]
         for group in groups {
@@ -155,7 +155,7 @@ final class DotGraphTests: XCTestCase {
             for state in group { XCTAssertEqual(fill(state), colour, state) }
         }
         XCTAssertEqual(fill(nil), "white")
-        XCTAssertEqual(fill("SKIPPED"), "white")
+        XCTAssertEqual(fill("SKIPPY"), "white")
         XCTAssertEqual(fill("success"), "white")
         XCTAssertEqual(fill("SUCCESS\"]; x [label=\"y"), "white")
         for state in TaskState.allCases {
