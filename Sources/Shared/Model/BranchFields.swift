@@ -17,13 +17,8 @@ enum BranchFields {
         }
         let kind = task.type.rawValue
         // Stored definitions hold every default; only a value that would do something is refused.
-        let workerOnly: [(String, Bool)] = [
-            ("command", !task.command.isEmpty), ("retries", task.retries != 0), ("retry_interval", task.retryInterval != 0),
-            ("timeout", task.timeout != nil), ("worker_group", task.workerGroup != "default"), ("env", !task.env.isEmpty), ("pool", task.pool != nil), ("delay", task.delay != nil),
-        ]
-        for (field, set) in workerOnly where set {
-            problems.add("a \(kind) node is decided on the master and runs nothing on a worker; remove \(field)", task: label, field: field)
-        }
+        refuse(["command", "retries", "retry_interval", "timeout", "worker_group", "env", "pool", "delay"], on: task, raw,
+               because: "a \(kind) node is decided on the master and runs nothing on a worker", label: label, &problems)
         if task.enabled == false {
             problems.add("a \(kind) node cannot be disabled (it would take every branch); disable the tasks of a branch instead",
                          task: label, field: "enabled")
@@ -58,23 +53,9 @@ enum BranchFields {
                 problems.add("a SWITCH node has cases and default_branch; \(key) belongs to CONDITIONS", task: label, field: key)
             }
             task.defaultBranch = names("default_branch") ?? []
-            guard case .array(let items)? = raw["cases"], !items.isEmpty, items.count <= maxCases else {
-                problems.add(raw["cases"] == nil ? "missing; a SWITCH node needs a list of {\"when\": condition, \"then\": [tasks]}"
-                                                 : "must be a list of 1 to \(maxCases) {\"when\": condition, \"then\": [tasks]} objects",
-                             task: label, field: "cases")
-                task.cases = []
-                return
-            }
             var cases: [SwitchCase] = []
-            for (n, item) in items.enumerated() {
-                let field = "cases[\(n)]"
-                guard case .object(let members) = item else {
-                    problems.add("must be an object {\"when\": condition, \"then\": [tasks]}", task: label, field: field)
-                    continue
-                }
-                for (key, _) in members where key != "when" && key != "then" {
-                    problems.add("unknown key \(Limits.quoted(key)); a case has when and then", task: label, field: field)
-                }
+            _ = objects(raw, "cases", max: maxCases, keys: ["when", "then"], shape: "{\"when\": condition, \"then\": [tasks]}",
+                        missing: "a SWITCH node needs a list of {\"when\": condition, \"then\": [tasks]}", label: label, &problems) { item, field, problems in
                 let when = problems.string(item["when"], field: field + ".when", task: label, required: true) ?? ""
                 if item["when"] != nil {
                     do { _ = try SwitchExpression.parse(when) } catch {
@@ -132,14 +113,8 @@ enum BranchFields {
             }
             return
         }
-        let workerOnly: [(String, Bool)] = [
-            ("command", !task.command.isEmpty), ("timeout", task.timeout != nil), ("worker_group", task.workerGroup != "default"),
-            ("env", !task.env.isEmpty), ("pool", task.pool != nil),
-        ]
-        for (field, set) in workerOnly where set {
-            problems.add("a SUB_PROCESS node starts a workflow instance on a master and runs nothing on a worker; remove \(field)",
-                         task: label, field: field)
-        }
+        refuse(["command", "timeout", "worker_group", "env", "pool"], on: task, raw,
+               because: "a SUB_PROCESS node starts a workflow instance on a master and runs nothing on a worker", label: label, &problems)
         let name = problems.string(raw["workflow"], field: "workflow", task: label, required: true)
         if let name {
             if let problem = Limits.nameProblem(name) { problems.add("\(Limits.quoted(name)) \(problem)", task: label, field: "workflow") }
@@ -154,6 +129,49 @@ enum BranchFields {
         if let p = raw["params"] { task.params = problems.stringMap(p, field: "params", task: label) }
     }
 
+    /// Refuses the worker's fields a node that runs on the master would ignore. Stored definitions
+    /// hold every default: only a value that would do something is refused.
+    static func refuse(_ fields: [String], on task: TaskDefinition, _ raw: JSONValue, because why: String, label: String,
+                       _ problems: inout WorkflowParser.Problems) {
+        for field in fields {
+            let set = switch field {
+            case "command": !task.command.isEmpty
+            case "retries": task.retries != 0
+            case "retry_interval": task.retryInterval != 0
+            case "timeout": task.timeout != nil
+            case "worker_group": task.workerGroup != "default"
+            case "env": !task.env.isEmpty
+            case "pool": task.pool != nil
+            case "delay": task.delay != nil
+            case "timeout_strategy": task.timeoutStrategy != .fail
+            default: raw[field] != nil
+            }
+            if set { problems.add("\(why); remove \(field)", task: label, field: field) }
+        }
+    }
+
+    /// A list of 1 to `max` objects with the keys `keys` at `raw[key]`: each with its index and
+    /// field name (`key[n]`) to `each`; what is not such a list or object is a problem named.
+    static func objects(_ raw: JSONValue, _ key: String, max: Int, keys: [String], shape: String, missing: String, label: String,
+                        _ problems: inout WorkflowParser.Problems, _ each: (JSONValue, String, inout WorkflowParser.Problems) -> Void) -> Bool {
+        guard case .array(let items)? = raw[key], !items.isEmpty, items.count <= max else {
+            problems.add(raw[key] == nil ? "missing; \(missing)" : "must be a list of 1 to \(max) \(shape) objects", task: label, field: key)
+            return false
+        }
+        for (n, item) in items.enumerated() {
+            let field = "\(key)[\(n)]"
+            guard case .object(let members) = item else {
+                problems.add("must be an object \(shape)", task: label, field: field)
+                continue
+            }
+            for (k, _) in members where !keys.contains(k) {
+                problems.add("unknown key \(Limits.quoted(k)); an item has \(keys.joined(separator: " and "))", task: label, field: field)
+            }
+            each(item, field, &problems)
+        }
+        return true
+    }
+
     /// The most items one DEPENDENT node waits for.
     static let maxDependencies = 100
 
@@ -166,30 +184,13 @@ enum BranchFields {
             }
             return
         }
-        let workerOnly: [(String, Bool)] = [
-            ("command", !task.command.isEmpty), ("worker_group", task.workerGroup != "default"), ("env", !task.env.isEmpty),
-            ("pool", task.pool != nil), ("timeout_strategy", raw["timeout_strategy"] != nil && task.timeoutStrategy != .fail),
-        ]
-        for (field, set) in workerOnly where set {
-            problems.add("a DEPENDENT node waits on the master and runs nothing on a worker; remove \(field)", task: label, field: field)
-        }
+        refuse(["command", "worker_group", "env", "pool", "timeout_strategy"], on: task, raw,
+               because: "a DEPENDENT node waits on the master and runs nothing on a worker", label: label, &problems)
         if let r = raw["relation"] { task.relation = problems.enumValue(r, field: "relation", task: label) }
-        guard case .array(let items)? = raw["depends_on"], !items.isEmpty, items.count <= maxDependencies else {
-            problems.add(raw["depends_on"] == nil ? "missing; a DEPENDENT node needs a list of {\"workflow\": name, \"window\": \"today\"}"
-                                                  : "must be a list of 1 to \(maxDependencies) {\"workflow\", \"task\", \"window\"} objects",
-                         task: label, field: "depends_on")
-            return
-        }
         var list: [DependencyItem] = []
-        for (n, item) in items.enumerated() {
-            let field = "depends_on[\(n)]"
-            guard case .object(let members) = item else {
-                problems.add("must be an object {\"workflow\": name, \"task\": name, \"window\": \"today\"}", task: label, field: field)
-                continue
-            }
-            for (key, _) in members where !["workflow", "task", "window"].contains(key) {
-                problems.add("unknown key \(Limits.quoted(key)); an item has workflow, task and window", task: label, field: field)
-            }
+        let read = objects(raw, "depends_on", max: maxDependencies, keys: ["workflow", "task", "window"],
+                           shape: "{\"workflow\": name, \"task\": name, \"window\": \"today\"}",
+                           missing: "a DEPENDENT node needs a list of {\"workflow\": name, \"window\": \"today\"}", label: label, &problems) { item, field, problems in
             let workflow = problems.string(item["workflow"], field: field + ".workflow", task: label, required: true) ?? ""
             if item["workflow"] != nil, let problem = Limits.nameProblem(workflow) {
                 problems.add("\(Limits.quoted(workflow)) \(problem)", task: label, field: field + ".workflow")
@@ -203,6 +204,7 @@ enum BranchFields {
             else { problems.add("missing; one of \(DependencyWindow.allCases.map(\.rawValue).joined(separator: " "))", task: label, field: field + ".window") }
             list.append(DependencyItem(workflow: workflow, task: taskName, window: window))
         }
+        guard read else { return }
         task.dependsOn = list
     }
 
