@@ -9,7 +9,7 @@ zk_packets_received), database transactions per task (counted by the masters), p
 master and worker (VmHWM), and the physical floor: the same number of `true` processes spawned
 directly with the same parallelism, with the overhead over it.
 
-    scripts/bench.py BIN_DIR [workload ...]      workloads: floor fanout chain layers many big backlog logs
+    scripts/bench.py BIN_DIR [workload ...]      workloads: floor fanout chain branches layers many big backlog logs
 
 With PERF_DIR=DIR, each workload of a fresh cluster is also sampled by `perf record -a -g` into
 DIR/<workload>.perf.data (read it with `perf report -i ... --sort comm,dso`).
@@ -278,6 +278,17 @@ def chain(n):
     return {"name": f"chain{n}", "tasks": [shell(f"t{i}", [f"t{i-1}"] if i else []) for i in range(n)]}
 
 
+def branch_chain(n):
+    """chain(n) with a SWITCH between each pair of tasks: n - 1 decisions on the master."""
+    tasks = []
+    for i in range(n):
+        tasks.append(shell(f"t{i}", [f"s{i-1}"] if i else []))
+        if i < n - 1:
+            tasks.append({"name": f"s{i}", "type": "SWITCH", "deps": [f"t{i}"],
+                          "cases": [{"when": "1 == 1", "then": [f"t{i+1}"]}], "default_branch": []})
+    return {"name": f"branches{n}", "tasks": tasks}
+
+
 def layers(depth, width):
     tasks = []
     for l in range(depth):
@@ -425,6 +436,9 @@ def main():
                 print(json.dumps(logs()), flush=True)
             elif w == "chain":
                 print(json.dumps(run("chain", [chain(100)])), flush=True)
+            elif w == "branches":
+                # Beside "chain": the same 100 shell tasks, each pair joined through a SWITCH.
+                print(json.dumps(run("branches", [branch_chain(100)])), flush=True)
             elif w == "layers":
                 print(json.dumps(run("layers", [layers(10, 20)])), flush=True)
             elif w == "many":
