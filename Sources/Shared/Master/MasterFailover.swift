@@ -126,6 +126,7 @@ extension MasterScheduler {
         for r in restored.pendingRetries { retryTimers.schedule(instance: id, r.task, at: r.at) }
         if let state = restored.finish, restored.inFlight.isEmpty {
             round.batch.finishedInstances.append((id, state, ProcessStats.now()))
+            if let alert = workflowTimeoutAlert(id, now: ProcessStats.now()) { round.batch.alerts.append(alert) }
         }
     }
 

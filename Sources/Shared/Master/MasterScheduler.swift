@@ -593,7 +593,12 @@ public actor MasterScheduler {
         // An instance never finishes with attempts in the backlog (they count as running in its
         // engine); feedQueues skips any entry whose instance is gone, so nothing is purged here.
         for finished in round.batch.finishedInstances { active.removeValue(forKey: finished.id) }
-        if !round.batch.finishedInstances.isEmpty { timeoutTimers.cancel(instances: Set(round.batch.finishedInstances.map(\.id))) }
+        if !round.batch.finishedInstances.isEmpty {
+            // A run's timers end with it: a retry or delay of this run must not fire in the next.
+            let ended = Set(round.batch.finishedInstances.map(\.id))
+            timeoutTimers.cancel(instances: ended)
+            retryTimers.cancel(instances: ended)
+        }
         // Only results stored under this master's ownership are deleted: a master failed over while
         // it hung must leave the results it read to the new owner.
         let consumed = round.consumed.filter { !applied.lostOwnership.contains($0.instance) }.map(\.id)

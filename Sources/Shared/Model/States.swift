@@ -11,6 +11,8 @@ public enum WorkflowState: String, Codable, Sendable, CaseIterable {
     public static let active: [WorkflowState] = [.running, .readyPause, .readyStop]
     /// The active states as an SQL list.
     static let activeSQL = "('RUNNING', 'READY_PAUSE', 'READY_STOP')"
+    /// The states of an instance that waits for a master to start it, as an SQL list.
+    static let waitingSQL = "('SUBMITTED', 'WAITING_THREAD')"
 }
 
 /// The state of one task attempt (DESIGN §3).

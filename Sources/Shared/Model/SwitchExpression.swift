@@ -12,8 +12,10 @@ import Foundation
 /// `${name}` is a parameter the node sees (built-ins, workflow params, `--param` overrides, and the
 /// output parameters of the tasks upstream). When both sides read as numbers they compare as
 /// numbers (`${n} > 3`, `"10" == 10.0`): whole numbers exactly, at any length, others as 64-bit
-/// floats; otherwise `==` and `!=` compare text byte for byte, and an ordering of text is an error. A parameter that is not defined is an error, never false: the
-/// node fails naming it, rather than quietly taking the default branch.
+/// floats; otherwise `==` and `!=` compare text byte for byte, and an ordering of text is an
+/// error. A parameter that is not defined is an error, never false: the node fails naming it,
+/// rather than quietly taking the default branch. `&&` and `||` read their right side only when
+/// the left does not decide (`${a} == 1 && ${b} == 2` is false when a is not 1, b defined or not).
 public indirect enum SwitchExpression: Sendable, Equatable {
     case compare(Operand, Comparison, Operand)
     case not(SwitchExpression)

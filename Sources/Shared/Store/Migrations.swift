@@ -138,6 +138,12 @@ enum Migrations {
             // The execution type of the instance's definition (nil: PARALLEL), so that a claim
             // finds the instances it may start in SQL, without reading definitions.
             try db.alter(table: "workflow_instance") { t in t.add(column: "execution", .text) }
+            // The instances of a name that run, and those that wait to start: a claim probes them
+            // per command. Partial, so that 200,000 finished instances of one name cost nothing
+            // (the claim took 82 s on such a table without them, 1.6 ms with them). The queries
+            // must spell the state lists exactly so for SQLite to use them.
+            try db.execute(sql: "CREATE INDEX workflow_instance_active_by_name ON workflow_instance(name) WHERE state IN \(WorkflowState.activeSQL)")
+            try db.execute(sql: "CREATE INDEX workflow_instance_waiting_by_name ON workflow_instance(name) WHERE state IN \(WorkflowState.waitingSQL)")
         }
         m.registerMigration("v11-task-pool") { db in
             // Named pools of slots shared across workflows (ds-pool). A slot is held by an attempt

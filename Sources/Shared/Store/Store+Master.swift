@@ -159,7 +159,8 @@ extension Store {
                                    WHERE o.name = i.name AND o.id <> i.id AND o.state IN \(WorkflowState.activeSQL))
                        AND (i.execution <> 'SERIAL_WAIT'
                             OR NOT EXISTS (SELECT 1 FROM command c2 JOIN workflow_instance i2 ON i2.id = c2.workflow_instance_id
-                                           WHERE i2.name = i.name AND c2.type IN \(starts) AND c2.id < c.id))))
+                                           WHERE i2.name = i.name AND i2.state IN \(WorkflowState.waitingSQL)
+                                             AND c2.type IN \(starts) AND c2.id < c.id))))
             ORDER BY c.priority_rank, c.id LIMIT 1
             """
     }()

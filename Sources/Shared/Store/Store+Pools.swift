@@ -96,9 +96,10 @@ extension Store {
             var free = max(0, (u.slots ?? 0) - u.inUse)
             var taken: [Int64] = []
             for id in ids where free > 0 {
+                // By primary keys only: no scan of the instance table, whatever its size.
                 try db.execute(sql: """
                     UPDATE task_instance SET state = 'DISPATCHED' WHERE id = ? AND state = 'SUBMITTED' AND pool = ?
-                      AND workflow_instance_id IN (SELECT id FROM workflow_instance WHERE master_session = ?)
+                      AND EXISTS (SELECT 1 FROM workflow_instance w WHERE w.id = task_instance.workflow_instance_id AND w.master_session = ?)
                     """, arguments: [id, pool, session])
                 if db.changesCount > 0 {
                     taken.append(id)
