@@ -11,9 +11,9 @@ func randomBranchingDefinition(_ rng: inout SplitMix, tasks count: ClosedRange<I
         let deps = (0..<i).filter { _ in Double.random(in: 0..<1, using: &rng) < 0.3 }.map { "t\($0)" }
         var t = TaskDefinition(name: "t\(i)", command: "x", deps: deps)
         let roll = Double.random(in: 0..<1, using: &rng)
-        if roll < 0.15 && !deps.isEmpty {
+        if roll < 0.2 && !deps.isEmpty {
             t.type = .conditions
-        } else if roll < 0.3 {
+        } else if roll < 0.33 {
             t.type = .switchNode
         } else {
             t.retries = Int.random(in: 0...1, using: &rng)
@@ -187,8 +187,8 @@ final class BranchEngineTests: XCTestCase {
     ///   failed, is not taken;
     /// - a disabled task never runs; a branch node is decided, never dispatched, and other tasks
     ///   are dispatched, never decided;
-    /// - the instance fails if and only if a task failed that has a task after it that is no
-    ///   CONDITIONS node, or none at all;
+    /// - the instance fails if and only if a task failed that has no task after it, or one that is
+    ///   no CONDITIONS node, or a CONDITIONS node that was not taken;
     /// - under CONTINUE every task settles.
     static func violation(_ definition: WorkflowDefinition, _ run: Run) -> String? {
         let engine = run.engine
@@ -243,7 +243,9 @@ final class BranchEngineTests: XCTestCase {
                 return "\(name) ended \(p[t])"
             }
             let below = graph.downstream[t]
-            if p[t] == .failed && (below.isEmpty || !below.allSatisfy({ definition.tasks[$0].type == .conditions })) { unhandledFailure = true }
+            if p[t] == .failed && (below.isEmpty || below.contains { definition.tasks[$0].type != .conditions || p[$0] == .notTaken }) {
+                unhandledFailure = true
+            }
         }
         let expected: WorkflowState = unhandledFailure ? .failure : .success
         if run.finished != expected { return "ended \(String(describing: run.finished)), expected \(expected)" }
@@ -444,6 +446,25 @@ final class BranchEngineTests: XCTestCase {
         XCTAssertEqual(restored.engine.progress(of: "slow"), .delayed)
         XCTAssertEqual(restored.pendingRetries.map(\.at), [1300])
         XCTAssertEqual(restored.pendingRetries.map(\.attempt), [1])
+    }
+
+    /// A failure whose CONDITIONS node is then not taken (a SWITCH above it went elsewhere) was
+    /// handled by nothing: the instance fails.
+    func testAFailureWhoseConditionsNodeIsNotTakenCounts() {
+        var sw = task("s", type: .switchNode)
+        sw.cases = [SwitchCase(when: "1 == 1", then: ["other"])]
+        sw.defaultBranch = ["c"]
+        var c = task("c", ["x", "s"], type: .conditions)
+        c.successBranch = []
+        c.failureBranch = []
+        var definition = WorkflowDefinition(name: "w", tasks: [task("x"), sw, c, task("other", ["s"])])
+        definition.failureStrategy = .continue
+        var engine = WorkflowEngine(definition: definition)
+        _ = engine.handle(.start)
+        XCTAssertEqual(engine.handle(.taskFinished(task: "x", outcome: .failure)), [])
+        XCTAssertEqual(engine.handle(.decided(task: "s", branch: ["other"])), [.dispatch(task: "other", attempt: 1)])
+        XCTAssertEqual(engine.progress(of: "c"), .notTaken)
+        XCTAssertEqual(engine.handle(.taskFinished(task: "other", outcome: .success)), [.finish(.failure)])
     }
 
     func testKeptBranchNodesAreDecidedAgain() {

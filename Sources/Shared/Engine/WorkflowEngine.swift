@@ -78,7 +78,8 @@ public struct WorkflowEngine: Sendable {
     private let isEnabled: [Bool]
     /// A failure of a task whose every downstream task is a CONDITIONS node is handled there: it
     /// fails neither the instance nor, under END, what else runs. A task with other downstream
-    /// tasks too leaves them skipped, and its failure counts.
+    /// tasks too leaves them skipped, and its failure counts; so does one whose CONDITIONS node is
+    /// then not taken (a branch above it went elsewhere).
     private let failureHandled: [Bool]
     /// Successes an earlier run hands on: such a task does not run again; it succeeds when it would
     /// have started (at once, unless a branch node above it decides again, which may not take it).
@@ -258,7 +259,10 @@ public struct WorkflowEngine: Sendable {
         func end(_ i: Int, _ result: TaskProgress, _ branch: Set<Int>?) {
             progress[i] = result
             openCount -= 1
-            if result == .failed && !failureHandled[i] { anyFailed = true }
+            // A CONDITIONS node that is not taken handles nothing: the failures it was to handle
+            // count, whichever of the two ended first.
+            if result == .failed && (!failureHandled[i] || graph.downstream[i].contains { progress[$0] == .notTaken }) { anyFailed = true }
+            if result == .notTaken && isConditions[i] && graph.upstream[i].contains(where: { progress[$0] == .failed }) { anyFailed = true }
             work.append((i, branch))
         }
         end(first, result, branch)
