@@ -122,6 +122,10 @@ final class SubProcessTests: ClusterTestCase {
              {"name":"after","deps":["sub"],"command":"echo after >> \#(marker)"}]}
             """#)
         try await eventually("the child's task runs") { self.cluster.lines(self.marker).contains("x-start") }
+        // The node runs on its master: ds-failover sees no orphaned task in it.
+        let list = try cluster.run("ds-failover", ["--list", "--json"])
+        XCTAssertEqual(list.status, 0, list.stderr)
+        XCTAssertTrue(list.stdout.contains("\"orphaned_tasks\":[]"), list.stdout)
         try cluster.startMaster()
         cluster.kill9(first)
         let firstHost = "127.0.0.1:\(first.arguments![3])"

@@ -160,7 +160,11 @@ enum Migrations {
         m.registerMigration("v12-sub-process") { db in
             // A SUB_PROCESS attempt starts a child instance in the same transaction: the attempt
             // names its child, the child names its parent instance and attempt.
-            try db.alter(table: "task_instance") { t in t.add(column: "child_instance_id", .integer) }
+            try db.alter(table: "task_instance") { t in
+                t.add(column: "child_instance_id", .integer)
+                // SUB_PROCESS and DEPENDENT attempts run on their master: in no queue, on no worker.
+                t.add(column: "on_master", .boolean).notNull().defaults(to: false)
+            }
             try db.alter(table: "workflow_instance") { t in
                 t.add(column: "parent_instance_id", .integer)
                 t.add(column: "parent_task_instance_id", .integer)

@@ -99,7 +99,7 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
     public var childInstanceId: Int64?
     /// A SUB_PROCESS attempt about to be stored: the child to start with it (not a column).
     public var childRequest: ChildRequest? = nil
-    /// An attempt a master carries out itself (SUB_PROCESS, DEPENDENT): never queued (not a column).
+    /// An attempt a master carries out itself (SUB_PROCESS, DEPENDENT): never queued, on no worker.
     public var runsOnMaster = false
 
     /// The tasks a decided branch node chose.
@@ -115,7 +115,7 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
-        case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority, run, branchJson = "branch_json", pool, childInstanceId = "child_instance_id",
+        case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority, run, branchJson = "branch_json", pool, childInstanceId = "child_instance_id", runsOnMaster = "on_master",
              workerGroup = "worker_group", host, pid, logPath = "log_path", exitCode = "exit_code",
              outputJson = "output_json", message, submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
              dispatchSeq = "dispatch_seq", finishSeq = "finish_seq"

@@ -431,7 +431,7 @@ extension Store {
         try await read("reading attempts in flight") { db in
             try TaskInstanceRecord.fetchAll(db, sql: """
                 SELECT t.* FROM task_instance t JOIN workflow_instance w ON w.id = t.workflow_instance_id
-                WHERE t.state IN ('DISPATCHED', 'RUNNING') AND w.state IN \(WorkflowState.activeSQL) ORDER BY t.id
+                WHERE t.state IN ('DISPATCHED', 'RUNNING') AND NOT t.on_master AND w.state IN \(WorkflowState.activeSQL) ORDER BY t.id
                 """)
         }
     }
