@@ -199,7 +199,7 @@ final class BranchNodeTests: ClusterTestCase {
         let id = try cluster.submit(#"""
             {"name":"delayed","tasks":[
              {"name":"a","command":"date +%s.%N >> \#(file("a-end"))"},
-             {"name":"b","deps":["a"],"delay":"3s","command":"date +%s.%N >> \#(file("b-start"))"}]}
+             {"name":"b","deps":["a"],"delay":"15s","command":"date +%s.%N >> \#(file("b-start"))"}]}
             """#)
         try await eventually("a has ended") { FileManager.default.fileExists(atPath: self.file("a-end")) }
         try await Task.sleep(for: .milliseconds(500))
@@ -211,7 +211,9 @@ final class BranchNodeTests: ClusterTestCase {
         XCTAssertEqual(state, .success)
         let aEnd = try XCTUnwrap(Double(cluster.lines(file("a-end")).first ?? ""))
         let bStart = try XCTUnwrap(Double(cluster.lines(file("b-start")).first ?? ""))
-        XCTAssertGreaterThanOrEqual(bStart - aEnd, 3 - 0.05, "b started \(bStart - aEnd)s after a ended; its delay is 3s")
+        // Long enough for the takeover to come first on any machine that takes over within 15 s: a
+        // restore that made the delay due at once would start b at the takeover, too early.
+        XCTAssertGreaterThanOrEqual(bStart - aEnd, 15 - 0.05, "b started \(bStart - aEnd)s after a ended; its delay is 15s")
         let rows = try await attempts(id)
         XCTAssertEqual(rows.filter { $0.taskName == "b" }.count, 1)
     }

@@ -144,6 +144,49 @@ final class SubProcessTests: ClusterTestCase {
         XCTAssertEqual(rows.filter { $0.taskName == "sub" }.count, 1)
     }
 
+    /// A stopped parent resumed: its node continues the child it started (its successes kept),
+    /// rather than starting a second child that would do the work again.
+    func testResumingAParentContinuesItsChild() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 4)
+        try await store(#"""
+            {"name":"two-step","params":{"mode":"run"},"tasks":[
+             {"name":"x","command":"[ ${mode} = store ] && exit 0; echo x >> \#(marker)"},
+             {"name":"y","deps":["x"],"command":"[ ${mode} = store ] && exit 0; echo y-start >> \#(marker); while [ ! -e \#(file("go")) ]; do sleep 0.1; done; echo y >> \#(marker)"}]}
+            """#)
+        let parent = try cluster.submit(#"{"name":"resumable","tasks":[{"name":"sub","type":"SUB_PROCESS","workflow":"two-step"}]}"#)
+        try await eventually("y runs") { self.cluster.lines(self.marker).contains("y-start") }
+        let stop = try cluster.run("ds-instance", ["stop", String(parent), "--wait"])
+        XCTAssertEqual(stop.status, 0, stop.stdout + stop.stderr)
+        FileManager.default.createFile(atPath: file("go"), contents: nil)
+        let resume = try cluster.run("ds-instance", ["resume", String(parent), "--wait"])
+        XCTAssertEqual(resume.status, 0, resume.stdout + resume.stderr)
+        XCTAssertEqual(cluster.lines(marker), ["x", "y-start", "y-start", "y"], "x ran once; y again after its kill")
+        let kids = try await children(of: parent)
+        XCTAssertEqual(kids.count, 1, "the same child, resumed")
+        XCTAssertEqual(kids.first?.run, 2)
+        let rows = try await store().taskAttempts(of: parent)
+        XCTAssertEqual(rows.map(\.state), [.kill, .success])
+        XCTAssertEqual(kids.first?.parentTaskInstanceId, rows.last?.id)
+    }
+
+    /// A workflow may not start one of its ancestors: the cycle is named, and the node fails.
+    func testACycleOfSubProcessesFailsNamingIt() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 2)
+        // ping-w is stored first (its node fails: pong-w is not stored yet), then pong-w runs ping-w,
+        // whose node would start pong-w again.
+        try await store(#"{"name":"ping-w","tasks":[{"name":"p","type":"SUB_PROCESS","workflow":"pong-w"}]}"#)
+        let id = try cluster.submit(#"{"name":"pong-w","tasks":[{"name":"q","type":"SUB_PROCESS","workflow":"ping-w"}]}"#)
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .failure)
+        let kid = try await children(of: id).first
+        let row = try await store().taskAttempts(of: try XCTUnwrap(kid?.id)).first
+        XCTAssertTrue(row?.message?.contains("sub-process cycle: pong-w -> ping-w -> pong-w") ?? false, row?.message ?? "")
+        let all = try await store().instances(InstanceQuery())
+        XCTAssertEqual(all.filter { $0.name == "pong-w" }.count, 1, "no second pong-w started")
+    }
+
     func testSubProcessFieldsAreValidated() throws {
         let cases: [(String, String)] = [
             (#"{"name":"s","type":"SUB_PROCESS"}"#, "task 's', field 'workflow': missing"),

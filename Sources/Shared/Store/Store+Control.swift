@@ -73,9 +73,13 @@ extension Store {
     /// Resume, recover, rerun and start-from start the next run: the successes it keeps are
     /// settled here, from what is stored, so every master that may claim it sees the same.
     public func control(_ instanceID: Int64, _ verb: ControlVerb, now: Double) async throws -> ControlOutcome {
-        try await transaction("\(verb.name) of instance \(instanceID)") { db in
+        try await transaction("\(verb.name) of instance \(instanceID)") { db in try Self.control(instanceID, verb, now: now, path: self.path, db) }
+    }
+
+    /// `control` inside a transaction of the caller's (a SUB_PROCESS node resuming its child).
+    static func control(_ instanceID: Int64, _ verb: ControlVerb, now: Double, path: String, _ db: Database) throws -> ControlOutcome {
             guard var instance = try WorkflowInstanceRecord.fetchOne(db, key: instanceID) else {
-                throw ControlRefusal(description: "instance \(instanceID) does not exist in \(self.path); see ds-instance list", exitStatus: .dataError)
+                throw ControlRefusal(description: "instance \(instanceID) does not exist in \(path); see ds-instance list", exitStatus: .dataError)
             }
             let from = instance.state
             func refuse(_ why: String) -> ControlRefusal {
@@ -161,7 +165,6 @@ extension Store {
             outcome.to = instance.state
             outcome.run = instance.run
             return outcome
-        }
     }
 
     /// The tasks whose latest outcome, in the instance's current run or handed on to it, is a
