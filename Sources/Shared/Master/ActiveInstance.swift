@@ -56,6 +56,13 @@ struct ActiveInstance: Sendable {
         if let i = engine.graph.index[taskName] { outputs.record(i, printed: printed) }
     }
 
+    /// The parameters task `i` sees: the instance's, then what the tasks upstream printed.
+    mutating func values(seenBy i: Int) -> [String: String] {
+        var values = parameters
+        values.merge(outputs.visible(to: i, in: engine.graph)) { _, new in new }
+        return values
+    }
+
     /// What a task's queue item needs: its definition, command and environment, with the outputs
     /// of the tasks upstream visible.
     struct Prepared {
@@ -74,8 +81,7 @@ struct ActiveInstance: Sendable {
         if let problem = Limits.groupNameProblem(task.workerGroup) {
             return .failure(PreparationError("worker group \(Limits.quoted(task.workerGroup)) \(problem)"))
         }
-        var values = parameters
-        values.merge(outputs.visible(to: i, in: engine.graph)) { _, new in new }
+        let values = values(seenBy: i)
         do {
             let (command, env) = try resolver.resolve(task, values)
             return .success(Prepared(task: task, command: command, env: env))
@@ -113,8 +119,7 @@ extension ActiveInstance {
             return .success(Decision(branch: branch, message: "condition \(held ? "held: success" : "did not hold: failure") branch, \(names(branch))"))
         }
         if let parameterProblem { return .failure(PreparationError(parameterProblem)) }
-        var values = parameters
-        values.merge(outputs.visible(to: i, in: engine.graph)) { _, new in new }
+        let values = values(seenBy: i)
         for (n, c) in (task.cases ?? []).enumerated() {
             do {
                 if try SwitchExpression.parse(c.when).evaluate(values) {

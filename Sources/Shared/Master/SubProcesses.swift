@@ -61,16 +61,7 @@ extension MasterScheduler {
     }
 
     /// Wakes every master's command pass: a child to claim, a child's end for its parent.
-    func signalMasters() async throws {
-        do {
-            try await zk.setData(paths.commandSignal, Data("child".utf8))
-        } catch ZooKeeperError.noNode {
-            try await zk.ensurePath(paths.root + "/signal")
-            do { try await zk.create(paths.commandSignal, data: Data("child".utf8)) } catch ZooKeeperError.nodeExists {
-                try await zk.setData(paths.commandSignal, Data("child".utf8))
-            }
-        }
-    }
+    func signalMasters() async throws { try await Submitter.notifyMasters(zk, paths, commandID: 0) }
 }
 
 extension ActiveInstance {
@@ -84,8 +75,7 @@ extension ActiveInstance {
             request.problem = parameterProblem
             return request
         }
-        var values = parameters
-        values.merge(outputs.visible(to: i, in: engine.graph)) { _, new in new }
+        let values = values(seenBy: i)
         do {
             for (k, v) in task.params ?? [:] {
                 request.params[k] = try resolver.substitute(v, values, limit: Limits.maxValueBytes, what: "parameter \(k)")
