@@ -232,6 +232,15 @@ extension Store {
                     inserted.append(record)
                 }
             }
+            // Pauses and stops first: a round that applies one has no outcomes before it, and a
+            // takeover applies one it finds unapplied before what it then decides or dispatches.
+            for c in batch.controls {
+                if let id = c.commandID { try db.execute(sql: "DELETE FROM command WHERE id = ?", arguments: [id]) }
+                guard c.applied else { continue }
+                seq += 1
+                try db.execute(sql: "UPDATE workflow_instance SET \(c.stop ? "stop_seq" : "pause_seq") = ? WHERE id = ?",
+                               arguments: [seq, c.instance])
+            }
             for (k, o) in batch.outcomes.enumerated() {
                 try insertDecisions(upTo: k)
                 seq += 1
@@ -272,13 +281,6 @@ extension Store {
                     }
                 }
                 inserted.append(attempt)
-            }
-            for c in batch.controls {
-                if let id = c.commandID { try db.execute(sql: "DELETE FROM command WHERE id = ?", arguments: [id]) }
-                guard c.applied else { continue }
-                seq += 1
-                try db.execute(sql: "UPDATE workflow_instance SET \(c.stop ? "stop_seq" : "pause_seq") = ? WHERE id = ?",
-                               arguments: [seq, c.instance])
             }
             try db.execute(sql: "UPDATE sequence SET value = ? WHERE name = 'event'", arguments: [seq])
             for f in batch.finishedInstances {
