@@ -69,7 +69,7 @@ extension MasterScheduler {
             var match = heap.filter { $0.key.taskInstanceId == id }
             let entry = match.pop()!
             backlog[heapKey] = heap.filter { $0.key.taskInstanceId != id }
-            return (AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(entry.group, entry.key)), true)
+            return (ref(of: entry), true)
         }
         return nil
     }
@@ -87,8 +87,7 @@ extension MasterScheduler {
             var copy = heap
             while let entry = copy.pop() {
                 guard entry.instance == instanceID else { kept.push(entry); continue }
-                let ref = AttemptRef(instance: instanceID, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(entry.group, entry.key))
-                pendingHalts.append(Halt(id: entry.key.taskInstanceId, ref: ref, stop: stop, inBacklog: true))
+                haltFromBacklog(entry, stop: stop)
             }
             backlog[heapKey] = kept
         }

@@ -378,8 +378,7 @@ public actor MasterScheduler {
             if m.state == .success { active[instanceID]!.recordOutputs(of: taskName, m.outputs) }
             // Also when no timer saw it: it ended before this master looked (a short timeout, or a
             // takeover that came after its end). The row is one either way (its dedup key).
-            let task = active[instanceID]!.task(taskName)
-            if task.timeoutStrategy.alerts, let timeout = task.timeout, timeout > 0,
+            if let timeout = active[instanceID]!.task(taskName).alertingTimeout,
                m.timedOut == true || m.endTime - m.startTime > timeout {
                 round.batch.alerts.append(taskTimeoutAlert(m.taskInstanceId, ref, worker: m.worker, killed: m.timedOut == true))
             }

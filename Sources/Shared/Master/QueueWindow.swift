@@ -47,9 +47,8 @@ extension MasterScheduler {
             var left = room[group] ?? 0
             while left > 0, let entry = backlog[group]?.pop() {
                 let id = entry.key.taskInstanceId
-                if active[entry.instance]?.isHalting == true {
-                    let ref = AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(group, entry.key))
-                    pendingHalts.append(Halt(id: id, ref: ref, stop: active[entry.instance]!.engine.state == .readyStop, inBacklog: true))
+                if let instance = active[entry.instance], instance.isHalting {
+                    haltFromBacklog(entry, stop: instance.engine.state == .readyStop)
                     continue
                 }
                 guard let item = enqueue(id, instance: entry.instance, task: entry.task, attempt: entry.attempt) else { continue }
@@ -76,9 +75,8 @@ extension MasterScheduler {
             guard free > 0 else { continue }
             var picked: [BacklogEntry] = []
             while picked.count < free, let entry = backlog[key]?.pop() {
-                if active[entry.instance]?.isHalting == true {
-                    let ref = AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(entry.group, entry.key))
-                    pendingHalts.append(Halt(id: entry.key.taskInstanceId, ref: ref, stop: active[entry.instance]!.engine.state == .readyStop, inBacklog: true))
+                if let instance = active[entry.instance], instance.isHalting {
+                    haltFromBacklog(entry, stop: instance.engine.state == .readyStop)
                     continue
                 }
                 picked.append(entry)
@@ -206,6 +204,16 @@ extension MasterScheduler {
     }
 
     var backlogCount: Int { backlog.values.reduce(0) { $0 + $1.count } }
+
+    /// The attempt a backlog entry stands for, with the queue node it would have had.
+    func ref(of entry: BacklogEntry) -> AttemptRef {
+        AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(entry.group, entry.key))
+    }
+
+    /// A backlog entry of a pausing or stopping instance ends at once, without running.
+    func haltFromBacklog(_ entry: BacklogEntry, stop: Bool) {
+        pendingHalts.append(Halt(id: entry.key.taskInstanceId, ref: ref(of: entry), stop: stop, inBacklog: true))
+    }
 
     /// The backlog by worker group, without the attempts that wait for a pool.
     var groupBacklogs: [String: MinHeap<BacklogEntry>] { backlog.filter { !$0.key.hasPrefix(Self.poolKeyPrefix) } }

@@ -7,8 +7,7 @@ extension MasterScheduler {
     /// Arms the alert of an attempt its worker has started, if its task's timeout alerts. A master
     /// that takes over arms it again from the stored start: a deadline already past fires at once.
     func scheduleTaskTimeout(_ id: Int64, _ ref: AttemptRef, startedAt: Double) {
-        guard let task = active[ref.instance]?.task(ref.task), let timeout = task.timeout, timeout > 0,
-              task.timeoutStrategy.alerts else { return }
+        guard let timeout = active[ref.instance]?.task(ref.task).alertingTimeout else { return }
         timeoutTimers.schedule(instance: ref.instance, .task(id: id), at: startedAt + timeout)
     }
 

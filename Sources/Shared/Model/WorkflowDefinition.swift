@@ -40,6 +40,11 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     public var defaultBranch: [String]?
 
     public var isEnabled: Bool { enabled ?? true }
+    /// The timeout whose passing writes an alert (WARN, WARNFAIL), if any.
+    public var alertingTimeout: Double? {
+        guard timeoutStrategy.alerts, let timeout, timeout > 0 else { return nil }
+        return timeout
+    }
     /// CONDITIONS and SWITCH run on the master, as a decision: no worker, no command.
     public var isBranchNode: Bool { type == .conditions || type == .switchNode }
     /// Nodes that run on the master rather than a worker: branch nodes and SUB_PROCESS.
