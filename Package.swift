@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "ds-queue", targets: ["ds-queue"]),
         .executable(name: "ds-logs", targets: ["ds-logs"]),
         .executable(name: "ds-pool", targets: ["ds-pool"]),
+        .executable(name: "ds-schedule", targets: ["ds-schedule"]),
         .executable(name: "task-supervisor", targets: ["task-supervisor"]),
     ],
     dependencies: [
@@ -55,9 +56,10 @@ let package = Package(
         .executableTarget(name: "ds-queue", dependencies: ["Shared"]),
         .executableTarget(name: "ds-logs", dependencies: ["Shared"]),
         .executableTarget(name: "ds-pool", dependencies: ["Shared"]),
+        .executableTarget(name: "ds-schedule", dependencies: ["Shared"]),
         .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Runs the built ds-* binaries as separate processes against a real ZooKeeper and SQLite.
-        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "task-supervisor"],
+        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "ds-schedule", "task-supervisor"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Shared
 
 @main
@@ -26,6 +27,18 @@ struct MasterCommand: AsyncParsableCommand {
         published in the master's registry node (env DS_LISTEN; default: no server).
         """, valueName: "host:port"))
     var listen: String?
+    @Option(name: .customLong("alert-command"), help: ArgumentHelp("""
+        Deliver alerts by running this with /bin/sh -c, the alert as one JSON object on standard input; exit 0 \
+        means delivered (env DS_ALERT_COMMAND; default: this master delivers none).
+        """, valueName: "command"))
+    var alertCommand: String?
+    @Option(name: .customLong("alert-retries"), help: "Deliveries tried again after a failed one (1 s, 2 s, 4 s ... apart) before an alert is FAILED.")
+    var alertRetries: Int = 3
+    @Option(name: .customLong("alert-timeout"), help: "How long an alert command may run before it is killed and the delivery failed.")
+    var alertTimeout: String = "30s"
+    @Option(name: .customLong("misfire-threshold"),
+            help: "A fire time this late when a master comes to it was missed (no master ran): its schedule's --catchup applies.")
+    var misfireThreshold: String = "5s"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -39,13 +52,30 @@ struct MasterCommand: AsyncParsableCommand {
         guard let retention = DurationText.parse(deadServerRetention), retention >= 0, retention <= 30 * 86_400 else {
             throw ValidationError("--dead-server-retention must be a duration from 0s to 30d, such as 1h or 10m")
         }
+        guard (0...100).contains(alertRetries) else { throw ValidationError("--alert-retries must be from 0 to 100") }
+        guard let t = DurationText.parse(alertTimeout), t > 0, t <= 3600 else {
+            throw ValidationError("--alert-timeout must be a duration from 1ms to 1h, such as 30s")
+        }
+        guard let m = DurationText.parse(misfireThreshold), m >= 0, m <= 86_400 else {
+            throw ValidationError("--misfire-threshold must be a duration from 0s to 1d, such as 5s or 1m")
+        }
+        if let command = resolvedAlertCommand, command.trimmingCharacters(in: .whitespaces).isEmpty || command.contains("\0") {
+            throw ValidationError("--alert-command is empty (or holds a NUL byte): give a command, or leave it out to deliver no alerts")
+        }
     }
+
+    /// The flag, else DS_ALERT_COMMAND.
+    var resolvedAlertCommand: String? { alertCommand ?? ProcessInfo.processInfo.environment["DS_ALERT_COMMAND"] }
 
     func run() async throws {
         do {
             var options = MasterOptions(host: host ?? ProcessStats.hostName(), port: port, maxWorkflows: maxWorkflows)
             options.queueWindow = queueWindow
             options.deadServerRetentionSeconds = DurationText.parse(deadServerRetention) ?? 3600
+            options.alertCommand = resolvedAlertCommand
+            options.alertRetries = alertRetries
+            options.alertTimeoutSeconds = DurationText.parse(alertTimeout) ?? 30
+            options.misfireThresholdSeconds = DurationText.parse(misfireThreshold) ?? 5
             try await MasterScheduler.main(configuration: try global.resolve(), options: options,
                                            listen: try ListenAddress.option(listen), logLevel: logLevel)
         } catch {

@@ -29,6 +29,8 @@ struct SubmitCommand: AsyncParsableCommand {
     var dryRun = false
     @Flag(help: "With --dry-run: print the workflow's DAG as Graphviz DOT instead of JSON.")
     var dot = false
+    @Flag(name: .customLong("no-start"), help: "Store the definition (a new version if it changed) and start nothing: for ds-schedule.")
+    var noStart = false
     @Flag(help: "Block until the instance ends; exit 0 on SUCCESS, 1 otherwise.")
     var wait = false
     @Flag(help: "Machine-readable output (snake_case JSON).")
@@ -47,6 +49,9 @@ struct SubmitCommand: AsyncParsableCommand {
         if dot && json {
             throw ValidationError("--dot and --json are two output formats: pass one of them")
         }
+        if noStart && (wait || dryRun) {
+            throw ValidationError("--no-start stores the workflow without running it: it cannot be used with \(wait ? "--wait" : "--dry-run")")
+        }
         if let priority, Priority(rawValue: priority) == nil {
             throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")
         }
@@ -60,6 +65,7 @@ struct SubmitCommand: AsyncParsableCommand {
         request.dryRun = dryRun
         request.dot = dot
         request.wait = wait
+        request.noStart = noStart
         request.json = json
         do {
             let status = try await Submitter.run(request, configuration: try global.resolve())

@@ -10,6 +10,8 @@ public struct SubmitRequest: Sendable {
     /// With `dryRun`: print the definition as Graphviz DOT instead of JSON.
     public var dot = false
     public var wait = false
+    /// Store the definition only (for schedules); no instance starts.
+    public var noStart = false
     public var json = false
     public init(input: String) { self.input = input }
 }
@@ -134,7 +136,15 @@ public enum Submitter {
                                   message: "pool \(Limits.quoted($0.pool!)) does not exist; make it first: ds-pool set \($0.pool!) SLOTS")
             })
         }
-        let submitted = try await store.submit(definition, params: request.params, now: ProcessStats.now())
+        let submitted = try await store.submit(definition, params: request.params, now: ProcessStats.now(), start: !request.noStart)
+        if request.noStart {
+            if request.json {
+                print(WireJSON.string(StoredDefinition(definitionId: submitted.definitionId, name: submitted.name, version: submitted.version)))
+            } else {
+                print("\(submitted.name) v\(submitted.version)")
+            }
+            return (.success, nil)
+        }
         try await notifyMasters(zk, configuration.paths, commandID: submitted.instanceId)
         guard request.wait else {
             if printID { if request.json { print(WireJSON.string(submitted)) } else { print(submitted.instanceId) } }
@@ -154,7 +164,7 @@ public enum Submitter {
     }
 
     /// Touches `/signal/commands` so that every master's watch fires and one claims at once.
-    static func notifyMasters(_ zk: ZooKeeperClient, _ paths: ZooKeeperPaths, commandID: Int64) async throws {
+    public static func notifyMasters(_ zk: ZooKeeperClient, _ paths: ZooKeeperPaths, commandID: Int64) async throws {
         let data = Data(String(commandID).utf8)
         do {
             try await zk.setData(paths.commandSignal, data)
@@ -165,4 +175,11 @@ public enum Submitter {
             }
         }
     }
+}
+
+/// What `ds-submit --no-start` stored.
+struct StoredDefinition: Encodable {
+    var definitionId: Int64
+    var name: String
+    var version: Int
 }

@@ -19,11 +19,13 @@ struct ActiveInstance: Sendable {
     init(_ claimed: ClaimedInstance) {
         let record = claimed.instance
         let definition = claimed.definition
-        let runTime = Date(timeIntervalSince1970: record.startTime ?? ProcessStats.now())
+        // A scheduled or backfilled instance resolves its built-ins (system.biz.date) from the
+        // fire time it stands for, in its schedule's zone; any other from when it first started.
+        let runTime = Date(timeIntervalSince1970: record.scheduleTime ?? record.startTime ?? ProcessStats.now())
         self.record = record
         self.definition = definition
         engine = WorkflowEngine(definition: definition, kept: Set(record.kept.keys))
-        resolver = ParameterResolver(runTime: runTime)
+        resolver = ParameterResolver(runTime: runTime, timeZone: record.timeZone.flatMap(TimeZone.init(identifier:)) ?? .current)
         do {
             let overrides = try JSONDecoder().decode([String: String].self, from: Data(record.paramsJson.utf8))
             parameters = try resolver.instanceParameters(workflow: definition.params, overrides: overrides)

@@ -17,7 +17,10 @@ extension MasterScheduler {
         // an owner alive now is in the listing that follows.
         let owners = try await store.ownerSessions()
         let names = try await zk.children(paths.masters) { [wakeups] _ in wakeups.mark(.masters) }
-        let live = try await zk.ephemeralOwners(of: names, under: paths.masters).union([session])
+        let byName = try await zk.ephemeralOwnersByName(of: names, under: paths.masters)
+        try await store.recordAlerts(departures(type: "master", from: knownMasters, to: byName))
+        knownMasters = byName
+        let live = Set(byName.values).union([session])
         let dead = owners.sessions.subtracting(live.subtracting(deadSessions))
         guard !dead.isEmpty || owners.unowned else { return }
         // A session declared dead while it lives (a hung master) may still wake and write: its
@@ -126,7 +129,7 @@ extension MasterScheduler {
         for r in restored.pendingRetries { retryTimers.schedule(instance: id, r.task, at: r.at) }
         if let state = restored.finish, restored.inFlight.isEmpty {
             round.batch.finishedInstances.append((id, state, ProcessStats.now()))
-            if let alert = workflowTimeoutAlert(id, now: ProcessStats.now()) { round.batch.alerts.append(alert) }
+            round.batch.alerts += endAlerts(id, state, now: ProcessStats.now())
         }
     }
 
@@ -173,7 +176,21 @@ extension MasterScheduler {
             let marker = paths.deadServer(DeadServer(type: "worker", identity: identity, session: workerSession))
             do { try await zk.create(marker) } catch ZooKeeperError.nodeExists {}
         }
+        try await store.recordAlerts(departures(type: "worker", from: knownWorkers, to: current))
         knownWorkers = current
+    }
+
+    /// The SERVER_DOWN alert of each server of `known` (nil: none listed yet) that is not
+    /// in `current` under the same session, keyed by its session: every master that sees the
+    /// departure records the same, single row.
+    func departures(type: String, from known: [String: Int64]?, to current: [String: Int64]) -> [AlertRecord] {
+        guard let previous = known else { return [] }
+        let now = ProcessStats.now()
+        return previous.filter { current[$0.key] != $0.value && $0.value != session }.sorted { $0.key < $1.key }.map { identity, serverSession in
+            var content = AlertContent(kind: .serverDown, title: "\(type) \(identity) left the registry (it stopped, died or lost its ZooKeeper session)", time: now)
+            (content.serverType, content.server) = (type, identity)
+            return AlertRecord(content, dedupKey: "\(AlertKind.serverDown.rawValue):\(type)_\(identity)_\(serverSession)")
+        }
     }
 
     /// Checks every attempt this master waits for. One that is nowhere, or held by a session

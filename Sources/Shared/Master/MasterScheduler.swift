@@ -43,6 +43,16 @@ public struct MasterOptions: Sendable {
     public var deadServerPruneSeconds: Double = 60
     /// Where this master's HTTP server listens, as published in its registry node.
     public var listen: String?
+    /// The command that delivers alerts (`/bin/sh -c`, the alert as JSON on stdin); nil: this
+    /// master delivers none (they wait, PENDING, for a master that does).
+    public var alertCommand: String?
+    /// Deliveries after a failed one, before an alert is FAILED.
+    public var alertRetries: Int = 3
+    /// How long an alert command may run before it is killed (a failed delivery).
+    public var alertTimeoutSeconds: Double = 30
+    /// A fire time later than this when a master comes to it was missed (no master ran): the
+    /// schedule's catch-up policy applies to it.
+    public var misfireThresholdSeconds: Double = 5
 
     public init(host: String, port: Int, maxWorkflows: Int) {
         self.host = host
@@ -89,6 +99,8 @@ public actor MasterScheduler {
     var deadSessions: Set<Int64> = []
     /// Registered workers (identity → session), to name the dead in /dead-servers.
     var knownWorkers: [String: Int64] = [:]
+    /// Masters in the registry at the last listing (nil before the first), by identity.
+    var knownMasters: [String: Int64]?
     /// Results of attempts another master owns: not looked up again.
     var foreignResults: Set<Int64> = []
     /// Ready attempts beyond the queue window, per group, smallest key first.
@@ -185,6 +197,10 @@ public actor MasterScheduler {
                     if await self.runningScanDue { wakeups.mark(.running) }
                     if await !self.dependentWaits.isEmpty { wakeups.mark(.dependents) }
                 }
+            }
+            group.addTask { try await self.scheduleLoop() }
+            if let command = options.alertCommand {
+                group.addTask { [session] in try await self.alertLoop(command, owner: "\(self.options.identity)#\(session)") }
             }
             group.addTask { try await self.eventLoop() }
         }
@@ -475,7 +491,7 @@ public actor MasterScheduler {
                 halt(instanceID, task: taskName, attempt: attempt, stop: false)
             case .finish(let state):
                 round.batch.finishedInstances.append((instanceID, state, now))
-                if let alert = workflowTimeoutAlert(instanceID, now: now) { round.batch.alerts.append(alert) }
+                round.batch.alerts += endAlerts(instanceID, state, now: now)
                 logger.info("instance \(instanceID) of '\(active[instanceID]!.definition.name)' ended \(state.rawValue)")
             }
         }

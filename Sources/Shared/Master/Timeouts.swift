@@ -55,6 +55,21 @@ extension MasterScheduler {
         return AlertRecord(content, dedupKey: "\(AlertKind.workflowTimeout.rawValue):\(instanceID):\(run)")
     }
 
+    /// The alerts of an instance that ends in `state`: its workflow's timeout, if the run outlived
+    /// it, and the end itself if the workflow's `warning` asks for it. Keyed by instance and run.
+    func endAlerts(_ instanceID: Int64, _ state: WorkflowState, now: Double) -> [AlertRecord] {
+        var alerts: [AlertRecord] = []
+        if let alert = workflowTimeoutAlert(instanceID, now: now) { alerts.append(alert) }
+        guard let instance = active[instanceID], let warning = instance.definition.warning, warning.alerts(on: state) else { return alerts }
+        let kind: AlertKind = state == .success ? .workflowSuccess : .workflowFailure
+        let run = instance.record.run
+        var content = AlertContent(kind: kind, title: "instance \(instanceID) of '\(instance.definition.name)' ended \(state.rawValue)", time: now)
+        (content.workflow, content.instance, content.run, content.state) = (instance.definition.name, instanceID, run, state.rawValue)
+        content.scheduleTime = instance.record.scheduleTime
+        alerts.append(AlertRecord(content, dedupKey: "\(kind.rawValue):\(instanceID):\(run)"))
+        return alerts
+    }
+
     /// The alert of a task past its timeout: still running (WARN), or killed at it (WARNFAIL).
     /// Keyed by attempt, so the deadline's timer and the killed attempt's result make one row.
     func taskTimeoutAlert(_ id: Int64, _ ref: AttemptRef, worker: String?, killed: Bool) -> AlertRecord {

@@ -35,6 +35,27 @@ public enum ExecutionType: String, Codable, Sendable, CaseIterable {
     case parallel = "PARALLEL", serialWait = "SERIAL_WAIT", serialDiscard = "SERIAL_DISCARD", serialPriority = "SERIAL_PRIORITY"
 }
 
+/// Which ends of an instance alert (DolphinScheduler's warning type): NONE, SUCCESS, FAILURE
+/// (FAILURE and STOP), ALL. Nil in a definition is NONE.
+public enum WarningType: String, Codable, Sendable, CaseIterable {
+    case none = "NONE", success = "SUCCESS", failure = "FAILURE", all = "ALL"
+
+    /// Whether an instance that ended in `state` alerts.
+    public func alerts(on state: WorkflowState) -> Bool {
+        switch state {
+        case .success: return self == .success || self == .all
+        case .failure, .stop: return self == .failure || self == .all
+        default: return false
+        }
+    }
+}
+
+/// What a schedule does with the fire times it missed because no master ran (late by more than
+/// the masters' misfire threshold): NONE skips them, LAST runs only the latest, ALL runs each.
+public enum CatchUp: String, Codable, Sendable, CaseIterable {
+    case none, last, all
+}
+
 /// What happens when a task outlives its timeout: FAIL kills its whole process group (SIGKILL)
 /// and fails the attempt; WARN records an alert and lets it run; WARNFAIL does both.
 public enum TimeoutStrategy: String, Codable, Sendable, CaseIterable {

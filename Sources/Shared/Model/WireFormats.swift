@@ -175,6 +175,12 @@ public enum AlertKind: String, Codable, Sendable, CaseIterable {
     case taskTimeout = "TASK_TIMEOUT"
     /// A workflow instance still runs after its workflow's `timeout`.
     case workflowTimeout = "WORKFLOW_TIMEOUT"
+    /// An instance of a workflow whose `warning` is SUCCESS or ALL succeeded.
+    case workflowSuccess = "WORKFLOW_SUCCESS"
+    /// An instance of a workflow whose `warning` is FAILURE or ALL ended FAILURE or STOP.
+    case workflowFailure = "WORKFLOW_FAILURE"
+    /// A master or a worker left the registry: it stopped, died or lost its session.
+    case serverDown = "SERVER_DOWN"
 }
 
 /// An alert as stored, and as an alert command will read it on its standard input (snake_case
@@ -191,8 +197,21 @@ public struct AlertContent: Codable, Sendable, Equatable {
     public var attempt: Int?
     public var worker: String?
     public var timeoutSeconds: Double?
+    /// How the instance ended (WORKFLOW_SUCCESS, WORKFLOW_FAILURE).
+    public var state: String?
+    /// The fire time of a scheduled instance (seconds since the epoch).
+    public var scheduleTime: Double?
+    /// The server that left (SERVER_DOWN): `master` or `worker`, and its `host:port`.
+    public var serverType: String?
+    public var server: String?
     /// When it was noticed (seconds since the epoch).
     public var time: Double
+    /// Set on delivery only: the alert's row id and its event key (a command that may see an
+    /// alert twice, after a master died while delivering it, tells them apart by these), and
+    /// which delivery this is (1 for the first).
+    public var id: Int64?
+    public var key: String?
+    public var delivery: Int?
 
     public init(kind: AlertKind, title: String, time: Double) {
         self.kind = kind

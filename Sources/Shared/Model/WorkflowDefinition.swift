@@ -108,6 +108,8 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
     public var timeout: Double?
     /// Nil is PARALLEL (omitted from the stored text).
     public var execution: ExecutionType?
+    /// Which ends of an instance alert; nil is NONE (omitted from the stored text).
+    public var warning: WarningType?
     public var tasks: [TaskDefinition]
 
     public init(name: String, tasks: [TaskDefinition]) {
@@ -116,7 +118,7 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, priority, failureStrategy = "failure_strategy", params, timeout, execution, tasks
+        case name, priority, failureStrategy = "failure_strategy", params, timeout, execution, warning, tasks
     }
 
     /// Stable JSON: sorted keys, so equal definitions store equal text.

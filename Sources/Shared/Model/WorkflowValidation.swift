@@ -37,7 +37,7 @@ public struct WorkflowValidationError: Error, CustomStringConvertible, ExitStatu
 /// read with its types kept (`StrictJSON`): `1` is a number, duplicate keys are an error. Every
 /// bound of `Limits` is checked here, so a definition that passes cannot trap or stall a daemon.
 public enum WorkflowParser {
-    static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description", "timeout", "execution"]
+    static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description", "timeout", "execution", "warning"]
     static let taskKeys: Set<String> = ["name", "type", "command", "deps", "retries", "retry_interval", "timeout",
                                         "timeout_strategy", "priority", "worker_group", "env", "description", "enabled", "pool", "delay", "workflow", "version", "params", "depends_on", "relation",
                                         "condition", "success_branch", "failure_branch", "cases", "default_branch"]
@@ -86,6 +86,10 @@ public enum WorkflowParser {
         if let v = root["execution"] {
             let e: ExecutionType? = problems.enumValue(v, field: "execution", task: nil)
             workflow.execution = e == .parallel ? nil : e
+        }
+        if let v = root["warning"] {
+            let w: WarningType? = problems.enumValue(v, field: "warning", task: nil)
+            workflow.warning = w == WarningType.none ? nil : w
         }
 
         guard case .array(let rawTasks)? = root["tasks"] else {

@@ -171,6 +171,56 @@ enum Migrations {
             }
             try db.create(index: "workflow_instance_by_parent", on: "workflow_instance", columns: ["parent_instance_id"])
         }
+        m.registerMigration("v13-schedule") { db in
+            // Cron schedules (ds-schedule). next_fire_time is the fire time a master fires next:
+            // the master that fires moves it on in the transaction that stores the instance, so a
+            // fire time starts one instance however many masters see it due.
+            try db.create(table: "schedule") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("workflow", .text).notNull()
+                t.column("cron", .text).notNull()
+                t.column("time_zone", .text).notNull()
+                t.column("start_time", .double)
+                t.column("end_time", .double)
+                t.column("priority", .text)
+                t.column("params_json", .text).notNull()
+                t.column("catchup", .text).notNull()
+                t.column("state", .text).notNull()
+                t.column("next_fire_time", .double)
+                t.column("last_fire_time", .double)
+                t.column("created_at", .double).notNull()
+            }
+            try db.create(index: "schedule_due", on: "schedule", columns: ["state", "next_fire_time"])
+            // Backfills (ds-schedule backfill): one instance per business date, at most
+            // `parallel` of them running at once.
+            try db.create(table: "backfill") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("workflow", .text).notNull()
+                t.column("from_date", .text).notNull()
+                t.column("to_date", .text).notNull()
+                t.column("parallel", .integer).notNull()
+                t.column("time_zone", .text).notNull()
+                t.column("created_at", .double).notNull()
+            }
+            try db.alter(table: "workflow_instance") { t in
+                // The fire time (or backfill date's time) the instance stands for: built-in
+                // parameters resolve from it, in time_zone, not from when a master got to it.
+                t.add(column: "schedule_id", .integer)
+                t.add(column: "schedule_time", .double)
+                t.add(column: "time_zone", .text)
+                t.add(column: "backfill_id", .integer)
+            }
+            // The last line of defence against a double fire: one instance per (schedule, fire time).
+            try db.execute(sql: "CREATE UNIQUE INDEX workflow_instance_by_fire ON workflow_instance(schedule_id, schedule_time) WHERE schedule_id IS NOT NULL")
+            try db.execute(sql: "CREATE INDEX workflow_instance_by_backfill ON workflow_instance(backfill_id) WHERE backfill_id IS NOT NULL")
+            // Delivery by --alert-command: a master leases an alert while its command runs
+            // (owner, lease_until); a failure is retried at next_attempt_time.
+            try db.alter(table: "alert") { t in
+                t.add(column: "owner", .text)
+                t.add(column: "lease_until", .double)
+                t.add(column: "next_attempt_time", .double)
+            }
+        }
         return m
     }
 }

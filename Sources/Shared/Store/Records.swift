@@ -50,13 +50,20 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
     /// A child instance: the instance and the SUB_PROCESS attempt that started it.
     public var parentInstanceId: Int64?
     public var parentTaskInstanceId: Int64?
+    /// A scheduled or backfilled instance: its schedule (nil for a backfill), the fire time it
+    /// stands for and the zone its built-in parameters resolve in.
+    public var scheduleId: Int64?
+    public var scheduleTime: Double?
+    public var timeZone: String?
+    public var backfillId: Int64?
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, definitionId = "definition_id", name, version, state, priority, paramsJson = "params_json", host,
              masterSession = "master_session", submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
              message, run, keptJson = "kept_json", pauseSeq = "pause_seq", stopSeq = "stop_seq", runStartTime = "run_start_time", execution,
-             parentInstanceId = "parent_instance_id", parentTaskInstanceId = "parent_task_instance_id"
+             parentInstanceId = "parent_instance_id", parentTaskInstanceId = "parent_task_instance_id",
+             scheduleId = "schedule_id", scheduleTime = "schedule_time", timeZone = "time_zone", backfillId = "backfill_id"
     }
 
     /// The kept successes: task name -> attempt id.
@@ -171,6 +178,12 @@ public struct AlertRecord: Codable, Sendable, FetchableRecord, MutablePersistabl
     public var attempts: Int = 0
     public var lastError: String?
     public var sentTime: Double?
+    /// The master delivering it now, and until when its lease holds (a master that dies while
+    /// its command runs leaves the alert to another once the lease is over).
+    public var owner: String?
+    public var leaseUntil: Double?
+    /// When a failed delivery is tried again.
+    public var nextAttemptTime: Double?
 
     public init(_ content: AlertContent, dedupKey: String) {
         kind = content.kind
@@ -186,7 +199,8 @@ public struct AlertRecord: Codable, Sendable, FetchableRecord, MutablePersistabl
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, kind, dedupKey = "dedup_key", workflowInstanceId = "workflow_instance_id", taskInstanceId = "task_instance_id",
-             contentJson = "content_json", createTime = "create_time", state, attempts, lastError = "last_error", sentTime = "sent_time"
+             contentJson = "content_json", createTime = "create_time", state, attempts, lastError = "last_error", sentTime = "sent_time",
+             owner, leaseUntil = "lease_until", nextAttemptTime = "next_attempt_time"
     }
 }
 
@@ -203,5 +217,68 @@ public struct ChildRequest: Sendable, Equatable {
         self.workflow = workflow
         self.version = version
         self.params = params
+    }
+}
+
+/// A cron schedule of a stored workflow (by name: each fire runs its latest version).
+public struct ScheduleRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "schedule"
+    public var id: Int64?
+    public var workflow: String
+    public var cron: String
+    public var timeZone: String
+    /// Fire times before `startTime` or after `endTime` are not fired.
+    public var startTime: Double?
+    public var endTime: Double?
+    /// Nil: the workflow's own priority.
+    public var priority: Priority?
+    public var paramsJson: String
+    public var catchup: CatchUp
+    /// ONLINE or OFFLINE.
+    public var state: String
+    /// The next fire time to fire; nil when none is left (past `endTime`, or year 2099).
+    public var nextFireTime: Double?
+    public var lastFireTime: Double?
+    public var createdAt: Double
+
+    public static let online = "ONLINE", offline = "OFFLINE"
+
+    public init(id: Int64? = nil, workflow: String, cron: String, timeZone: String, startTime: Double? = nil, endTime: Double? = nil,
+                priority: Priority? = nil, paramsJson: String = "{}", catchup: CatchUp = .none, state: String = ScheduleRecord.online,
+                nextFireTime: Double? = nil, lastFireTime: Double? = nil, createdAt: Double) {
+        (self.id, self.workflow, self.cron, self.timeZone, self.startTime, self.endTime) = (id, workflow, cron, timeZone, startTime, endTime)
+        (self.priority, self.paramsJson, self.catchup, self.state) = (priority, paramsJson, catchup, state)
+        (self.nextFireTime, self.lastFireTime, self.createdAt) = (nextFireTime, lastFireTime, createdAt)
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    enum CodingKeys: String, CodingKey {
+        case id, workflow, cron, timeZone = "time_zone", startTime = "start_time", endTime = "end_time", priority,
+             paramsJson = "params_json", catchup, state, nextFireTime = "next_fire_time", lastFireTime = "last_fire_time",
+             createdAt = "created_at"
+    }
+}
+
+extension CatchUp: DatabaseValueConvertible {}
+
+/// A backfill: one instance of `workflow` per business date from `fromDate` to `toDate`.
+public struct BackfillRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "backfill"
+    public var id: Int64?
+    public var workflow: String
+    public var fromDate: String
+    public var toDate: String
+    public var parallel: Int
+    public var timeZone: String
+    public var createdAt: Double
+
+    public init(id: Int64? = nil, workflow: String, fromDate: String, toDate: String, parallel: Int, timeZone: String, createdAt: Double) {
+        (self.id, self.workflow, self.fromDate, self.toDate) = (id, workflow, fromDate, toDate)
+        (self.parallel, self.timeZone, self.createdAt) = (parallel, timeZone, createdAt)
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    enum CodingKeys: String, CodingKey {
+        case id, workflow, fromDate = "from_date", toDate = "to_date", parallel, timeZone = "time_zone", createdAt = "created_at"
     }
 }

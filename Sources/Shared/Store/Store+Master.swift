@@ -148,7 +148,8 @@ extension Store {
     /// The first start command a master may take now, in priority then submission order. An
     /// instance of a serial workflow waits while another instance of its name runs; under
     /// SERIAL_WAIT it also waits for every earlier start of its name (first come, first served).
-    /// A SERIAL_DISCARD instance is taken, to be discarded.
+    /// A SERIAL_DISCARD instance is taken, to be discarded. An instance of a backfill waits while
+    /// the backfill's `parallel` instances run (its dates start in order: their commands are too).
     static let claimableCommandSQL: String = {
         let starts = "(" + CommandRecord.startTypes.map { "'\($0)'" }.joined(separator: ", ") + ")"
         return """
@@ -161,6 +162,9 @@ extension Store {
                             OR NOT EXISTS (SELECT 1 FROM command c2 JOIN workflow_instance i2 ON i2.id = c2.workflow_instance_id
                                            WHERE i2.name = i.name AND i2.state IN \(WorkflowState.waitingSQL)
                                              AND c2.type IN \(starts) AND c2.id < c.id))))
+              AND (i.backfill_id IS NULL
+                   OR (SELECT COUNT(*) FROM workflow_instance b WHERE b.backfill_id = i.backfill_id AND b.state IN \(WorkflowState.activeSQL))
+                      < (SELECT parallel FROM backfill WHERE id = i.backfill_id))
             ORDER BY c.priority_rank, c.id LIMIT 1
             """
     }()

@@ -58,15 +58,17 @@ extension Store {
             throw ChildProblem(description: "sub-processes nested more than \(maxSubProcessDepth) deep")
         }
         let paramsJSON = String(decoding: try JSONEncoder.sorted.encode(request.params), as: UTF8.self)
-        var child = WorkflowInstanceRecord(
-            id: nil, definitionId: stored.id!, name: definition.name, version: stored.version, state: .submitted,
-            priority: definition.priority, paramsJson: paramsJSON, host: nil, masterSession: nil, submitTime: now)
-        child.execution = definition.execution
+        var child = Self.newInstance(stored, definition, priority: nil, paramsJson: paramsJSON, now: now)
         child.parentInstanceId = attempt.workflowInstanceId
         child.parentTaskInstanceId = attempt.id
-        try child.insert(db)
-        var command = CommandRecord(id: nil, type: "START", workflowInstanceId: child.id!, priorityRank: definition.priority.rank, submitTime: now)
-        try command.insert(db)
+        // The child's built-ins (system.biz.date) are its parent's: the same business date,
+        // however much later the child starts.
+        if let parent = try Row.fetchOne(db, sql: "SELECT schedule_time, start_time, time_zone FROM workflow_instance WHERE id = ?",
+                                         arguments: [attempt.workflowInstanceId]) {
+            child.scheduleTime = parent[0] ?? parent[1]
+            child.timeZone = parent[2]
+        }
+        try Self.insertStart(&child, db)
         return child.id!
     }
 

@@ -11,8 +11,9 @@ public struct SubmittedInstance: Sendable, Codable {
 }
 
 extension Store {
-    /// Stores the definition (a new version only when it changed) and a START command for a new instance.
-    public func submit(_ definition: WorkflowDefinition, params: [String: String], now: Double) async throws -> SubmittedInstance {
+    /// Stores the definition (a new version only when it changed) and, unless `start` is false,
+    /// a START command for a new instance (`instanceId` 0 when none was started).
+    public func submit(_ definition: WorkflowDefinition, params: [String: String], now: Double, start: Bool = true) async throws -> SubmittedInstance {
         let json = definition.canonicalJSON()
         let paramsJSON = String(decoding: try JSONEncoder.sorted.encode(params), as: UTF8.self)
         return try await transaction("submit of workflow '\(definition.name)'") { db in
@@ -28,16 +29,13 @@ extension Store {
                                                   json: json, createdAt: now)
                 try stored.insert(db)
             }
-            var instance = WorkflowInstanceRecord(
-                id: nil, definitionId: stored.id!, name: definition.name, version: stored.version, state: .submitted,
-                priority: definition.priority, paramsJson: paramsJSON, host: nil, masterSession: nil, submitTime: now)
-            instance.execution = definition.execution
-            try instance.insert(db)
-            var command = CommandRecord(id: nil, type: "START", workflowInstanceId: instance.id!,
-                                        priorityRank: definition.priority.rank, submitTime: now)
-            try command.insert(db)
-            return SubmittedInstance(instanceId: instance.id!, definitionId: stored.id!, name: definition.name,
-                                     version: stored.version, priority: definition.priority)
+            var submitted = SubmittedInstance(instanceId: 0, definitionId: stored.id!, name: definition.name,
+                                              version: stored.version, priority: definition.priority)
+            guard start else { return submitted }
+            var instance = Self.newInstance(stored, definition, priority: nil, paramsJson: paramsJSON, now: now)
+            try Self.insertStart(&instance, db)
+            submitted.instanceId = instance.id!
+            return submitted
         }
     }
 

@@ -45,9 +45,14 @@ extension ZooKeeperClient {
     /// The sessions holding the ephemeral registry nodes `names` under `parent`; a node gone
     /// since the listing is left out.
     public func ephemeralOwners(of names: [String], under parent: String) async throws -> Set<Int64> {
-        var owners: Set<Int64> = []
+        Set(try await ephemeralOwnersByName(of: names, under: parent).values)
+    }
+
+    /// The session of each of `names` under `parent` that still exists.
+    public func ephemeralOwnersByName(of names: [String], under parent: String) async throws -> [String: Int64] {
+        var owners: [String: Int64] = [:]
         for name in names {
-            if let stat = try await exists(parent + "/" + name) { owners.insert(stat.ephemeralOwner) }
+            if let stat = try await exists(parent + "/" + name) { owners[name] = stat.ephemeralOwner }
         }
         return owners
     }

@@ -1,0 +1,297 @@
+import Foundation
+import GRDB
+
+/// What one firing of a due schedule did.
+public struct ScheduleFiring: Sendable, Equatable {
+    public var scheduleID: Int64
+    /// The instances started, with the fire time each stands for; `late` ones were missed (no
+    /// master ran at their time) and started under the schedule's catch-up policy.
+    public var fired: [(instance: Int64, time: Double, late: Bool)] = []
+    /// Missed fire times the catch-up policy passed over: those from `from` to before `before`
+    /// (nil: the schedule has no fire time left).
+    public var skipped: (from: Double, before: Double?)?
+    /// More fire times are due at once (a catch-up of ALL goes on in the next transaction).
+    public var moreDue = false
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.scheduleID == b.scheduleID && a.fired.map(\.instance) == b.fired.map(\.instance)
+    }
+}
+
+/// Why a schedule or backfill was refused.
+public struct ScheduleRefusal: Error, CustomStringConvertible, ExitStatusProviding {
+    public var description: String
+    public var exitStatus: ExitStatus
+
+    public init(description: String, exitStatus: ExitStatus) {
+        self.description = description
+        self.exitStatus = exitStatus
+    }
+}
+
+extension Store {
+    /// Most fire times one transaction starts (a catch-up of ALL after a long outage goes on in
+    /// the next ones): a transaction stays short, and other masters' writes go between.
+    public static let maxFiresPerTransaction = 100
+
+    /// Stores a schedule of a stored workflow, ONLINE or OFFLINE, its first fire time computed.
+    public func addSchedule(_ schedule: ScheduleRecord, now: Double) async throws -> ScheduleRecord {
+        try await transaction("adding a schedule of '\(schedule.workflow)'") { db in
+            guard try WorkflowDefinitionRecord.filter(Column("name") == schedule.workflow).fetchCount(db) > 0 else {
+                throw ScheduleRefusal(description: "no stored workflow named \(Limits.quoted(schedule.workflow)); store it first: ds-submit --no-start FILE",
+                                      exitStatus: .dataError)
+            }
+            var s = schedule
+            s.nextFireTime = s.state == ScheduleRecord.online ? try Self.firstFireTime(s, from: now) : nil
+            try s.insert(db)
+            return s
+        }
+    }
+
+    public func schedules() async throws -> [ScheduleRecord] {
+        try await read("reading schedules") { db in try ScheduleRecord.order(Column("id")).fetchAll(db) }
+    }
+
+    public func schedule(_ id: Int64) async throws -> ScheduleRecord? {
+        try await read("reading schedule \(id)") { db in try ScheduleRecord.fetchOne(db, key: id) }
+    }
+
+    /// Puts a schedule online (its next fire time counted from now: what fell due while it was
+    /// offline is not caught up) or offline. Nil if there is no such schedule.
+    public func setSchedule(_ id: Int64, online: Bool, now: Double) async throws -> ScheduleRecord? {
+        try await transaction("switching schedule \(id) \(online ? "online" : "offline")") { db in
+            guard var s = try ScheduleRecord.fetchOne(db, key: id) else { return nil }
+            let state = online ? ScheduleRecord.online : ScheduleRecord.offline
+            guard s.state != state else { return s }
+            s.state = state
+            s.nextFireTime = online ? try Self.firstFireTime(s, from: now) : nil
+            try s.update(db)
+            return s
+        }
+    }
+
+    /// Removes a schedule; the instances it started stay. False if there was none.
+    public func removeSchedule(_ id: Int64) async throws -> Bool {
+        try await transaction("removing schedule \(id)") { db in try ScheduleRecord.deleteOne(db, key: id) }
+    }
+
+    /// The first fire time at or after `from` (and the schedule's start), within its end.
+    static func firstFireTime(_ s: ScheduleRecord, from: Double) throws -> Double? {
+        let (cron, zone) = try parsed(s)
+        let from = max(from, s.startTime ?? from)
+        return cron.next(after: Date(timeIntervalSince1970: from.nextDown), in: zone)
+            .map(\.timeIntervalSince1970).flatMap { t in s.endTime.map { t <= $0 ? t : nil } ?? t }
+    }
+
+    static func parsed(_ s: ScheduleRecord) throws -> (CronExpression, TimeZone) {
+        do {
+            guard let zone = TimeZone(identifier: s.timeZone) else {
+                throw ScheduleRefusal(description: "schedule \(s.id ?? 0): time zone \(Limits.quoted(s.timeZone)) is not known", exitStatus: .dataError)
+            }
+            return (try CronExpression(s.cron), zone)
+        } catch let e as CronExpression.ParseError {
+            throw ScheduleRefusal(description: "schedule \(s.id ?? 0): cron \(Limits.quoted(s.cron)): \(e)", exitStatus: .dataError)
+        }
+    }
+
+    /// ONLINE schedules whose next fire time has come, and the soonest fire time of the others
+    /// (so that a master sleeps until then).
+    public func dueSchedules(now: Double) async throws -> (due: [Int64], soonest: Double?) {
+        try await read("reading due schedules") { db in
+            let due = try Int64.fetchAll(db, sql: "SELECT id FROM schedule WHERE state = 'ONLINE' AND next_fire_time <= ? ORDER BY next_fire_time, id",
+                                         arguments: [now])
+            let soonest = try Double.fetchOne(db, sql: "SELECT MIN(next_fire_time) FROM schedule WHERE state = 'ONLINE' AND next_fire_time > ?",
+                                              arguments: [now])
+            return (due, soonest)
+        }
+    }
+
+    /// Fires what is due of schedule `id`: each due fire time starts one instance (the latest
+    /// version of the workflow, a START command), and the schedule's next fire time moves past
+    /// them, all in one transaction. The transaction reads the next fire time afresh and moves it
+    /// only from that value (a compare-and-set), and the unique (schedule, fire time) key stops
+    /// any second instance: however many masters see a fire time due, one instance starts.
+    ///
+    /// A fire time later than `misfireThreshold` seconds is missed (no master ran then); the
+    /// schedule's catch-up policy says which missed times run: NONE none, LAST the latest, ALL each.
+    public func fire(schedule id: Int64, now: Double, misfireThreshold: Double) async throws -> ScheduleFiring {
+        try await transaction("firing schedule \(id)") { db in
+            var result = ScheduleFiring(scheduleID: id)
+            guard var s = try ScheduleRecord.fetchOne(db, key: id), s.state == ScheduleRecord.online,
+                  let first = s.nextFireTime, first <= now else { return result }
+            let (cron, zone) = try Self.parsed(s)
+            func next(_ t: Double) -> Double? {
+                guard let n = cron.next(after: Date(timeIntervalSince1970: t), in: zone)?.timeIntervalSince1970 else { return nil }
+                if let end = s.endTime, n > end { return nil }
+                return n
+            }
+            let cutoff = now - misfireThreshold
+            var times: [(Double, Bool)] = []
+            var cursor: Double? = first
+            if first < cutoff {
+                // The first fire time at or after the cutoff: where the times on time begin.
+                let onTime = next(cutoff.nextDown)
+                switch s.catchup {
+                case .all:
+                    while let t = cursor, t < cutoff, times.count < Self.maxFiresPerTransaction {
+                        times.append((t, true))
+                        cursor = next(t)
+                    }
+                case .last:
+                    let latest = Self.latestFireTime(before: cutoff, notBefore: first, next)
+                    if latest > first { result.skipped = (first, latest) }
+                    times.append((latest, true))
+                    cursor = onTime
+                case .none:
+                    result.skipped = (first, onTime)
+                    cursor = onTime
+                }
+            }
+            while let t = cursor, t <= now, times.count < Self.maxFiresPerTransaction {
+                times.append((t, false))
+                cursor = next(t)
+            }
+            result.moreDue = cursor.map { $0 <= now } ?? false
+            guard let definition = try WorkflowDefinitionRecord.filter(Column("name") == s.workflow)
+                .order(Column("version").desc).fetchOne(db) else {
+                throw ScheduleRefusal(description: "schedule \(id): no stored workflow named \(Limits.quoted(s.workflow))", exitStatus: .dataError)
+            }
+            let parsedDefinition = try? WorkflowDefinition.fromStored(definition.json)
+            for (time, late) in times {
+                let taken = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM workflow_instance WHERE schedule_id = ? AND schedule_time = ?)",
+                                              arguments: [id, time]) ?? false
+                guard !taken else { continue }
+                var instance = Self.newInstance(definition, parsedDefinition, priority: s.priority, paramsJson: s.paramsJson, now: now)
+                (instance.scheduleId, instance.scheduleTime, instance.timeZone) = (id, time, s.timeZone)
+                try Self.insertStart(&instance, db)
+                result.fired.append((instance.id!, time, late))
+            }
+            // The compare-and-set: from the value read in this transaction, or not at all.
+            s.lastFireTime = times.last?.0 ?? s.lastFireTime
+            try db.execute(sql: "UPDATE schedule SET next_fire_time = ?, last_fire_time = ? WHERE id = ? AND next_fire_time = ?",
+                           arguments: [cursor, s.lastFireTime, id, first])
+            guard db.changesCount == 1 else { throw StoreError.busy("firing schedule \(id): its next fire time moved") }
+            return result
+        }
+    }
+
+    /// The latest fire time before `cutoff` and not before `notBefore` (which is one): searched
+    /// backwards in doubling steps, so a week of missed every-second fires costs a few dozen
+    /// steps, not 600,000.
+    static func latestFireTime(before cutoff: Double, notBefore first: Double, _ next: (Double) -> Double?) -> Double {
+        var span = 1.0
+        var from = first
+        while true {
+            let start = max(first, cutoff - span)
+            if start == first { from = first; break }
+            if let t = next(start.nextDown), t < cutoff { from = t; break }
+            span *= 2
+        }
+        var latest = from
+        while let t = next(latest), t < cutoff { latest = t }
+        return latest
+    }
+
+    /// A new SUBMITTED instance of a stored definition (its latest version when fired).
+    static func newInstance(_ stored: WorkflowDefinitionRecord, _ definition: WorkflowDefinition?, priority: Priority?,
+                            paramsJson: String, now: Double) -> WorkflowInstanceRecord {
+        var instance = WorkflowInstanceRecord(
+            id: nil, definitionId: stored.id!, name: stored.name, version: stored.version, state: .submitted,
+            priority: priority ?? definition?.priority ?? .medium, paramsJson: paramsJson, host: nil, masterSession: nil, submitTime: now)
+        instance.execution = definition?.execution
+        return instance
+    }
+
+    /// Inserts an instance and its START command.
+    static func insertStart(_ instance: inout WorkflowInstanceRecord, _ db: Database) throws {
+        try instance.insert(db)
+        var command = CommandRecord(id: nil, type: "START", workflowInstanceId: instance.id!,
+                                    priorityRank: instance.priority.rank, submitTime: instance.submitTime)
+        try command.insert(db)
+    }
+
+    /// Stores a backfill: one instance per business date (`times`: the schedule time each stands
+    /// for, in date order), each with a START command. Masters start at most `parallel` of them
+    /// at once, oldest date first.
+    public func backfill(_ record: BackfillRecord, times: [Double], priority: Priority?, params: [String: String],
+                         now: Double) async throws -> (BackfillRecord, [Int64]) {
+        let paramsJSON = String(decoding: try JSONEncoder.sorted.encode(params), as: UTF8.self)
+        return try await transaction("storing a backfill of '\(record.workflow)'") { db in
+            guard let definition = try WorkflowDefinitionRecord.filter(Column("name") == record.workflow)
+                .order(Column("version").desc).fetchOne(db) else {
+                throw ScheduleRefusal(description: "no stored workflow named \(Limits.quoted(record.workflow)); store it first: ds-submit --no-start FILE",
+                                      exitStatus: .dataError)
+            }
+            let parsedDefinition = try? WorkflowDefinition.fromStored(definition.json)
+            var backfill = record
+            try backfill.insert(db)
+            var ids: [Int64] = []
+            for time in times {
+                var instance = Self.newInstance(definition, parsedDefinition, priority: priority, paramsJson: paramsJSON, now: now)
+                (instance.backfillId, instance.scheduleTime, instance.timeZone) = (backfill.id, time, record.timeZone)
+                try Self.insertStart(&instance, db)
+                ids.append(instance.id!)
+            }
+            return (backfill, ids)
+        }
+    }
+
+    /// Instances of a schedule or of a backfill, oldest fire time first.
+    public func instances(schedule: Int64? = nil, backfill: Int64? = nil) async throws -> [WorkflowInstanceRecord] {
+        try await read("reading scheduled instances") { db in
+            var request = WorkflowInstanceRecord.order(Column("schedule_time"), Column("id"))
+            if let schedule { request = request.filter(Column("schedule_id") == schedule) }
+            if let backfill { request = request.filter(Column("backfill_id") == backfill) }
+            return try request.fetchAll(db)
+        }
+    }
+}
+
+// MARK: Alerts
+
+extension Store {
+    /// Records alerts noticed outside a scheduling round (a server that left); an event already
+    /// recorded, by this master or another, stays one row.
+    public func recordAlerts(_ alerts: [AlertRecord]) async throws {
+        guard !alerts.isEmpty else { return }
+        try await transaction("recording \(alerts.count) alerts") { db in
+            for var alert in alerts { try alert.insert(db, onConflict: .ignore) }
+        }
+    }
+
+    /// Leases the oldest alert due for delivery to `owner` until `now + lease`: one PENDING whose
+    /// retry time has come, or one whose last deliverer's lease ran out (it died while its
+    /// command ran). Counts the attempt. Nil if none is due.
+    public func leaseAlert(owner: String, now: Double, lease: Double) async throws -> AlertRecord? {
+        try await transaction("leasing an alert") { db in
+            guard var alert = try AlertRecord.fetchOne(db, sql: """
+                SELECT * FROM alert
+                WHERE (state = 'PENDING' AND (next_attempt_time IS NULL OR next_attempt_time <= ?))
+                   OR (state = 'SENDING' AND lease_until < ?)
+                ORDER BY id LIMIT 1
+                """, arguments: [now, now]) else { return nil }
+            alert.state = "SENDING"
+            alert.owner = owner
+            alert.leaseUntil = now + lease
+            alert.attempts += 1
+            try alert.update(db)
+            return alert
+        }
+    }
+
+    /// Records how a delivery ended: SENT, PENDING again (to be retried at `retryAt`) or FAILED
+    /// (no retry left). Only while `owner` still holds the lease; false if it no longer did.
+    @discardableResult
+    public func finishAlert(_ id: Int64, owner: String, sent: Bool, error: String?, retryAt: Double?, now: Double) async throws -> Bool {
+        try await transaction("recording the delivery of alert \(id)") { db in
+            guard var alert = try AlertRecord.fetchOne(db, key: id), alert.state == "SENDING", alert.owner == owner else { return false }
+            alert.state = sent ? "SENT" : (retryAt == nil ? "FAILED" : "PENDING")
+            alert.sentTime = sent ? now : nil
+            alert.lastError = sent ? alert.lastError : error
+            alert.nextAttemptTime = sent ? nil : retryAt
+            alert.leaseUntil = nil
+            try alert.update(db)
+            return true
+        }
+    }
+}
