@@ -288,6 +288,7 @@ extension ScheduleCommand {
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a cron expression: exit 0 and print it with its next fire time, or exit 65 naming the field at fault.")
+        @OptionGroup var global: GlobalOptions
         @Option(help: "The cron expression.")
         var cron: String
         @Option(help: "Time zone (default: the local zone).")

@@ -4,7 +4,7 @@ import XCTest
 /// Every tool answers --help and ships a man page that mandoc lints clean and that describes every
 /// subcommand.
 final class DocumentationTests: XCTestCase {
-    static let tools = [("ds-master", "8"), ("ds-worker", "8"), ("ds-submit", "1"), ("ds-failover", "1"), ("ds-instance", "1"), ("ds-queue", "1"), ("ds-logs", "1"), ("ds-pool", "1")]
+    static let tools = [("ds-master", "8"), ("ds-worker", "8"), ("ds-submit", "1"), ("ds-failover", "1"), ("ds-instance", "1"), ("ds-queue", "1"), ("ds-logs", "1"), ("ds-pool", "1"), ("ds-schedule", "1")]
     static let manDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("man")
 

@@ -1,0 +1,97 @@
+import Foundation
+import Shared
+import XCTest
+
+/// Alert delivery through --alert-command on real masters: one JSON per event on the command's
+/// standard input, also with two masters that both notice it; retries with the outcome recorded.
+final class AlertTests: ClusterTestCase {
+    var delivered: String { cluster.directory.appendingPathComponent("delivered.ndjson").path }
+
+    /// A command script in the cluster's folder; the path.
+    func script(_ body: String) throws -> String {
+        let path = cluster.directory.appendingPathComponent("alert-\(UUID().uuidString).sh").path
+        try ("#!/bin/sh\n" + body + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
+    func deliveredAlerts() -> [AlertContent] {
+        cluster.lines(delivered).compactMap { try? WireJSON.decode(AlertContent.self, Data($0.utf8)) }
+    }
+
+    func testEachAlertIsDeliveredOnceWithTwoMasters() async throws {
+        // Each delivery appends the JSON it read as one line.
+        let command = try script(#"{ cat; echo; } >> \#(delivered)"#)
+        try cluster.startMaster(["--alert-command", command])
+        try cluster.startMaster(["--alert-command", command])
+        try cluster.startWorker(slots: 4)
+        let doomed = try cluster.startWorker(slots: 1, groups: ["doomed"])
+        let ok = try cluster.submit(#"{"name":"told","warning":"ALL","tasks":[{"name":"t","command":"true"}]}"#)
+        let bad = try cluster.submit(#"{"name":"told-bad","warning":"FAILURE","tasks":[{"name":"t","command":"exit 3"}]}"#)
+        let quiet = try cluster.submit(#"{"name":"quiet","warning":"FAILURE","tasks":[{"name":"t","command":"true"}]}"#)
+        let slow = try cluster.submit(#"{"name":"slow","tasks":[{"name":"t","command":"sleep 3","timeout":"1s","timeout_strategy":"WARN"}]}"#)
+        for id in [ok, bad, quiet, slow] { _ = try await cluster.waitForEnd(id) }
+        // Both masters see the worker leave; one alert.
+        try await eventually("the workflow alerts are recorded") { try await self.cluster.store().alerts().count >= 3 }
+        // Both masters have listed the worker long since (they list at start and on each change).
+        try await Task.sleep(for: .seconds(2))
+        cluster.kill9(doomed)
+        try await eventually("every alert is delivered", timeout: 120) {
+            let alerts = try await self.cluster.store().alerts()
+            return alerts.count >= 4 && alerts.contains { $0.kind == .serverDown } && alerts.allSatisfy { $0.state == "SENT" }
+        }
+        try await Task.sleep(for: .seconds(2))
+        let rows = try await cluster.store().alerts()
+        let got = deliveredAlerts()
+        XCTAssertEqual(got.count, cluster.lines(delivered).count, "every line is one alert's JSON: \(cluster.lines(delivered))")
+        XCTAssertEqual(got.compactMap(\.id).sorted(), rows.compactMap(\.id), "each alert delivered exactly once")
+        XCTAssertEqual(Set(rows.map(\.dedupKey)).count, rows.count)
+        let byKind = Dictionary(grouping: rows, by: \.kind)
+        XCTAssertEqual(byKind[.workflowSuccess]?.map(\.workflowInstanceId), [ok], "SUCCESS of 'told' (ALL); none for 'quiet' (FAILURE only)")
+        XCTAssertEqual(byKind[.workflowFailure]?.map(\.workflowInstanceId), [bad])
+        XCTAssertEqual(byKind[.taskTimeout]?.map(\.workflowInstanceId), [slow])
+        XCTAssertEqual(byKind[.serverDown]?.count, 1, "one alert for the worker both masters saw leave: \(rows.map(\.dedupKey))")
+        let failure = try XCTUnwrap(got.first { $0.kind == .workflowFailure })
+        XCTAssertEqual(failure.state, "FAILURE")
+        XCTAssertEqual(failure.workflow, "told-bad")
+        XCTAssertEqual(failure.delivery, 1)
+        XCTAssertTrue(got.first { $0.kind == .serverDown }?.server?.hasPrefix("127.0.0.1:") ?? false)
+        XCTAssertTrue(rows.allSatisfy { $0.attempts == 1 && $0.sentTime != nil }, "\(rows.map { ($0.id!, $0.attempts) })")
+    }
+
+    func testAFailingCommandIsRetriedAndItsFailureRecorded() async throws {
+        // Failure alerts never get through; others only at their third delivery; a hung command is killed.
+        let command = try script(#"""
+            if [ "$DS_ALERT_KIND" = WORKFLOW_FAILURE ]; then echo "mail server said no" >&2; exit 3; fi
+            if [ "$DS_ALERT_KIND" = TASK_TIMEOUT ]; then sleep 600; fi
+            if [ "$DS_ALERT_DELIVERY" -lt 3 ]; then echo "not yet $DS_ALERT_DELIVERY" >&2; exit 4; fi
+            { cat; echo; } >> \#(delivered)
+            """#)
+        try cluster.startMaster(["--alert-command", command, "--alert-retries", "2", "--alert-timeout", "1s"])
+        try cluster.startWorker(slots: 4)
+        let ok = try cluster.submit(#"{"name":"told","warning":"ALL","tasks":[{"name":"t","command":"true"}]}"#)
+        let bad = try cluster.submit(#"{"name":"told-bad","warning":"ALL","tasks":[{"name":"t","command":"false"}]}"#)
+        let slow = try cluster.submit(#"{"name":"slow","tasks":[{"name":"t","command":"sleep 2","timeout":"1s","timeout_strategy":"WARN"}]}"#)
+        for id in [ok, bad, slow] { _ = try await cluster.waitForEnd(id) }
+        try await eventually("every alert is settled", timeout: 120) {
+            let alerts = try await self.cluster.store().alerts()
+            return alerts.count == 3 && alerts.allSatisfy { $0.state == "SENT" || $0.state == "FAILED" }
+        }
+        let rows = Dictionary(uniqueKeysWithValues: try await cluster.store().alerts().map { ($0.kind, $0) })
+        let sent = try XCTUnwrap(rows[.workflowSuccess])
+        XCTAssertEqual(sent.state, "SENT")
+        XCTAssertEqual(sent.attempts, 3, "two failed deliveries, then the third got through")
+        XCTAssertEqual(sent.lastError, "exit 4: not yet 2", "the last failure is kept")
+        let failed = try XCTUnwrap(rows[.workflowFailure])
+        XCTAssertEqual(failed.state, "FAILED")
+        XCTAssertEqual(failed.attempts, 3, "the first delivery and two retries")
+        XCTAssertEqual(failed.lastError, "exit 3: mail server said no")
+        XCTAssertNil(failed.sentTime)
+        let hung = try XCTUnwrap(rows[.taskTimeout])
+        XCTAssertEqual(hung.state, "FAILED")
+        XCTAssertEqual(hung.lastError, "killed after its timeout of 1s")
+        let got = deliveredAlerts()
+        XCTAssertEqual(got.map(\.kind), [.workflowSuccess], "only the alert that got through was delivered, once")
+        XCTAssertEqual(got.first?.delivery, 3)
+    }
+}
