@@ -52,6 +52,9 @@ struct SubmitCommand: AsyncParsableCommand {
         if noStart && (wait || dryRun) {
             throw ValidationError("--no-start stores the workflow without running it: it cannot be used with \(wait ? "--wait" : "--dry-run")")
         }
+        if noStart && !params.isEmpty {
+            throw ValidationError("--no-start starts no instance for --param to apply to; give a schedule its parameters: ds-schedule add --param")
+        }
         if let priority, Priority(rawValue: priority) == nil {
             throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")
         }
