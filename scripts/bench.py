@@ -421,6 +421,52 @@ def logs():
     return figures
 
 
+def schedules(count=20, seconds=10, masters=3):
+    """`count` schedules firing every second for `seconds` s on `masters` masters: instances per
+    fire time (must be exactly one), the lag from fire time to the instance stored and to its
+    task started; beside it, the same task submitted with ds-submit (submit to task started)."""
+    c = Cluster("schedules" + str(random.randint(0, 9999)))
+    for _ in range(masters):
+        c.master()
+    c.worker(8)
+    time.sleep(1.0)
+    path = c.write({"name": "tick", "tasks": [shell("t")]})
+    # The floor: submitted by hand, the stored instance to its task started.
+    ids = [int(c.submit(path).strip()) for _ in range(10)]
+    c.wait_all(ids)
+    marks = ",".join("?" * len(ids))
+    with c.db() as db:
+        floor = [(t - s) * 1000 for (s, t) in db.execute(
+            f"SELECT w.submit_time, t.start_time FROM workflow_instance w JOIN task_instance t ON t.workflow_instance_id = w.id WHERE w.id IN ({marks})", ids)]
+    subprocess.run([os.path.join(BIN, "ds-submit"), "--no-start", path], env=c.env, check=True, capture_output=True)
+    start = int(time.time()) + 3
+    sids = []
+    for _ in range(count):
+        out = subprocess.run([os.path.join(BIN, "ds-schedule"), "add", "tick", "--cron", "* * * * * ?", "--start", str(start),
+                              "--end", str(start + seconds - 1)], env=c.env, check=True, capture_output=True, text=True)
+        sids.append(int(out.stdout.strip()))
+    time.sleep(start + seconds + 3 - time.time())
+    with c.db() as db:
+        ids = [i for (i,) in db.execute("SELECT id FROM workflow_instance WHERE schedule_id IS NOT NULL")]
+    c.wait_all(ids)
+    with c.db() as db:
+        rows = db.execute("SELECT w.schedule_id, w.schedule_time, w.submit_time, t.start_time FROM workflow_instance w "
+                          "JOIN task_instance t ON t.workflow_instance_id = w.id WHERE w.schedule_id IS NOT NULL").fetchall()
+        per_fire = db.execute("SELECT COUNT(*) FROM workflow_instance WHERE schedule_id IS NOT NULL GROUP BY schedule_id, schedule_time").fetchall()
+    stats = c.stop()
+    lag = [(s - f) * 1000 for (_, f, s, _) in rows]
+    to_start = [(t - f) * 1000 for (_, f, _, t) in rows]
+    stored_to_start = [(t - s) * 1000 for (_, _, s, t) in rows]
+    return {"workload": "schedules", "schedules": count, "masters": masters, "fire_times": count * seconds,
+            "instances": len(rows), "max_instances_per_fire_time": max(n for (n,) in per_fire),
+            "fire_to_stored_ms_p50": pct(lag, 50), "fire_to_stored_ms_p99": pct(lag, 99),
+            "fire_to_task_start_ms_p50": pct(to_start, 50), "fire_to_task_start_ms_p99": pct(to_start, 99),
+            "stored_to_task_start_ms_p50": pct(stored_to_start, 50),
+            "floor_submit_to_task_start_ms_p50": pct(floor, 50), "floor_submit_to_task_start_ms_p99": pct(floor, 99),
+            "ratio_stored_to_start_vs_floor": round(pct(stored_to_start, 50) / max(pct(floor, 50), 0.001), 2),
+            "db_transactions": stats["db_transactions"], "master_cpu_s": stats["master_cpu_s"]}
+
+
 def main():
     subprocess.run([os.path.join(ROOT, "scripts", "zookeeper.sh"), "start", ZK_DIR, str(ZK_PORT)], check=True)
     try:
@@ -449,6 +495,8 @@ def main():
                 result = run("big", [wf])
                 result["dry_run_seconds"] = dry_run_seconds(wf)
                 print(json.dumps(result), flush=True)
+            elif w == "schedules":
+                print(json.dumps(schedules()), flush=True)
             elif w == "backlog":
                 print(json.dumps(backlog()), flush=True)
             else:

@@ -45,5 +45,17 @@ echo
 echo "== ds-logs --instance 1 (every task of the first instance, read from the worker's log server)"
 "$bin/ds-logs" --instance 1 || status=$?
 echo
+echo "== a schedule: every second for 3 seconds, each run with the business date of its fire time"
+"$bin/ds-submit" --no-start examples/daily-etl.json
+start=$(( $(date +%s) + 2 ))
+schedule=$("$bin/ds-schedule" add daily-etl --cron '* * * * * ?' --start "$start" --end "$((start + 2))" --param who=cron)
+for _ in $(seq 100); do
+  [ "$("$bin/ds-schedule" show "$schedule" --json | grep -c instance_id || true)" -ge 3 ] && break
+  sleep 0.2
+done
+"$bin/ds-schedule" show "$schedule" --json | grep instance_id | sed 's/.*"instance_id":\([0-9]*\).*/\1/' \
+  | xargs -n1 "$bin/ds-instance" wait > /dev/null || status=$?
+"$bin/ds-schedule" show "$schedule"
+echo
 echo "== task logs are under $demo/logs; the database is $demo/ds.db"
 exit $status

@@ -56,8 +56,9 @@ struct MasterCommand: AsyncParsableCommand {
         guard let t = DurationText.parse(alertTimeout), t > 0, t <= 3600 else {
             throw ValidationError("--alert-timeout must be a duration from 1ms to 1h, such as 30s")
         }
-        guard let m = DurationText.parse(misfireThreshold), m >= 0, m <= 86_400 else {
-            throw ValidationError("--misfire-threshold must be a duration from 0s to 1d, such as 5s or 1m")
+        // Under a second, a master waking at a fire time would find it missed already.
+        guard let m = DurationText.parse(misfireThreshold), m >= 1, m <= 86_400 else {
+            throw ValidationError("--misfire-threshold must be a duration from 1s to 1d, such as 5s or 1m")
         }
         if let command = resolvedAlertCommand, command.trimmingCharacters(in: .whitespaces).isEmpty || command.contains("\0") {
             throw ValidationError("--alert-command is empty (or holds a NUL byte): give a command, or leave it out to deliver no alerts")

@@ -110,7 +110,7 @@ extension ScheduleCommand {
 
         func run() async {
             await Tool.run("ds-schedule") {
-                let zone = try ScheduleTool.zone(self.run.tz)
+                let (zone, zoneName) = try ScheduleTool.zone(self.run.tz)
                 let cron = try ScheduleTool.cron(self.cron)
                 let start = try self.start.map { try ScheduleTool.instant($0, flag: "--start", zone: zone) }
                 let end = try self.end.map { try ScheduleTool.instant($0, flag: "--end", zone: zone) }
@@ -124,7 +124,7 @@ extension ScheduleCommand {
                 }
                 let store = try openStore(global)
                 let params = String(decoding: try JSONEncoder.sorted.encode(self.run.overrides), as: UTF8.self)
-                let record = ScheduleRecord(id: nil, workflow: workflow.workflow, cron: cron.text, timeZone: zone.identifier,
+                let record = ScheduleRecord(id: nil, workflow: workflow.workflow, cron: cron.text, timeZone: zoneName,
                                             startTime: start, endTime: end, priority: self.run.priority.flatMap(Priority.init(rawValue:)),
                                             paramsJson: params, catchup: CatchUp(rawValue: catchup)!,
                                             state: offline ? ScheduleRecord.offline : ScheduleRecord.online, nextFireTime: nil,
@@ -173,7 +173,7 @@ extension ScheduleCommand {
             await Tool.run("ds-schedule") {
                 let store = try openStore(global)
                 guard let s = try await store.schedule(schedule.id) else { throw notFound(schedule.id) }
-                let instances = try await store.instances(schedule: schedule.id).suffix(limit).map(ScheduledInstanceView.init)
+                let instances = try await store.instances(schedule: schedule.id, latest: limit).map(ScheduledInstanceView.init)
                 if json {
                     print(WireJSON.string(ScheduleView(s)))
                     for i in instances { print(WireJSON.string(i)) }
@@ -185,7 +185,8 @@ extension ScheduleCommand {
                 print("priority: \(v.priority?.rawValue ?? "the workflow's"); start: \(v.start ?? "-"); end: \(v.end ?? "-")")
                 var printer = TablePrinter(columns: ["INSTANCE", "FIRE_TIME", "BIZ_DATE", "STATE", "LATE"])
                 for i in instances {
-                    printer.add([String(i.instanceId), i.scheduleFire ?? "-", i.bizDate ?? "-", i.state.rawValue, i.late.map { DurationText.format($0) } ?? "-"])
+                    printer.add([String(i.instanceId), i.scheduleFire ?? "-", i.bizDate ?? "-", i.state.rawValue,
+                                 (i.late.map { DurationText.format($0) } ?? "-") + (i.caughtUp ? " (caught up)" : "")])
                 }
                 print(printer.render(), terminator: "")
                 return .success
@@ -198,22 +199,27 @@ extension ScheduleCommand {
             abstract: "Put a schedule online: it fires from its next fire time after now (what fell due while offline is not run).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var schedule: ScheduleID
+        @Flag(help: "Print the schedule as JSON (snake_case).")
+        var json = false
 
-        func run() async { await setState(global, schedule.id, online: true) }
+        func run() async { await setState(global, schedule.id, online: true, json: json) }
     }
 
     struct Offline: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Take a schedule offline: it fires no more until put online.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var schedule: ScheduleID
+        @Flag(help: "Print the schedule as JSON (snake_case).")
+        var json = false
 
-        func run() async { await setState(global, schedule.id, online: false) }
+        func run() async { await setState(global, schedule.id, online: false, json: json) }
     }
 
-    static func setState(_ global: GlobalOptions, _ id: Int64, online: Bool) async -> Never {
+    static func setState(_ global: GlobalOptions, _ id: Int64, online: Bool, json: Bool) async -> Never {
         await Tool.run("ds-schedule") {
             guard let s = try await openStore(global).setSchedule(id, online: online, now: ProcessStats.now()) else { throw notFound(id) }
             if online, s.nextFireTime == nil { Tool.warn("ds-schedule", "schedule \(id) is online but has no fire time left (past its --end)") }
+            if json { print(WireJSON.string(ScheduleView(s))) }
             return .success
         }
     }
@@ -264,11 +270,11 @@ extension ScheduleCommand {
                 if let id {
                     guard let s = try await openStore(global).schedule(id) else { throw notFound(id) }
                     expression = try ScheduleTool.cron(s.cron)
-                    zone = try ScheduleTool.zone(s.timeZone)
+                    zone = TimeZone(identifier: s.timeZone) ?? .current
                     (start, end) = (s.startTime, s.endTime)
                 } else {
                     expression = try ScheduleTool.cron(cron!)
-                    zone = try ScheduleTool.zone(tz)
+                    zone = try ScheduleTool.zone(tz).zone
                 }
                 let from = try self.from.map { try ScheduleTool.instant($0, flag: "--from", zone: zone) } ?? ProcessStats.now()
                 let times = ScheduleTool.fireTimes(expression, zone: zone, after: max(from, start.map { $0.nextDown } ?? from), count: n, end: end)
@@ -293,13 +299,24 @@ extension ScheduleCommand {
         var cron: String
         @Option(help: "Time zone (default: the local zone).")
         var tz: String?
+        @Flag(help: "Print cron, time_zone, next_fire_time and next_fire as JSON.")
+        var json = false
 
         func run() async {
             await Tool.run("ds-schedule") {
                 let expression = try ScheduleTool.cron(cron)
-                let zone = try ScheduleTool.zone(tz)
+                let (zone, zoneName) = try ScheduleTool.zone(tz)
                 let next = ScheduleTool.fireTimes(expression, zone: zone, after: ProcessStats.now(), count: 1).first
-                print("\(expression.text)\tnext: \(next.map { TimeText.iso($0, in: zone) } ?? "none up to 2099")")
+                if json {
+                    print(WireJSON.string(CheckView(cron: expression.text, timeZone: zoneName, nextFireTime: next,
+                                                    nextFire: next.map { TimeText.iso($0, in: zone) })))
+                } else {
+                    print("\(expression.text)\tnext: \(next.map { TimeText.iso($0, in: zone) } ?? "none up to 2099")")
+                }
+                // Well formed, but a schedule of it would never fire (ds-schedule add refuses it too).
+                if next == nil {
+                    throw ScheduleRefusal(description: "--cron \(Limits.quoted(expression.text)) has no fire time from now on (up to 2099)", exitStatus: .dataError)
+                }
                 return .success
             }
         }
@@ -331,24 +348,26 @@ extension ScheduleCommand {
 
         func run() async {
             await Tool.run("ds-schedule") {
-                let zone = try ScheduleTool.zone(self.run.tz)
+                let (zone, zoneName) = try ScheduleTool.zone(self.run.tz)
                 let dates = try ScheduleTool.businessDates(from: from, to: to, zone: zone)
                 let store = try openStore(global)
                 let record = BackfillRecord(id: nil, workflow: workflow.workflow, fromDate: dates.first!.date, toDate: dates.last!.date,
-                                            parallel: parallel, timeZone: zone.identifier, createdAt: ProcessStats.now())
+                                            parallel: parallel, timeZone: zoneName, createdAt: ProcessStats.now())
                 let (backfill, ids) = try await store.backfill(record, times: dates.map(\.time), priority: self.run.priority.flatMap(Priority.init(rawValue:)),
                                                                params: self.run.overrides, now: ProcessStats.now())
-                let configuration = try global.resolve()
-                if let zk = try? await configuration.connectZooKeeper() {
-                    defer { zk.close() }
-                    try? await Submitter.notifyMasters(zk, configuration.paths, commandID: ids.last ?? 0)
-                }
                 for (id, date) in zip(ids, dates) {
                     if json {
                         print(WireJSON.string(BackfillView(backfillId: backfill.id!, instanceId: id, businessDate: date.date, scheduleTime: date.time)))
                     } else {
                         print(id)
                     }
+                }
+                fflush(nil)
+                // Wakes the masters at once; without ZooKeeper they find the dates within seconds anyway.
+                let configuration = try global.resolve()
+                if let zk = try? await configuration.connectZooKeeper() {
+                    defer { zk.close() }
+                    try? await Submitter.notifyMasters(zk, configuration.paths, commandID: ids.last ?? 0)
                 }
                 return .success
             }
@@ -366,4 +385,11 @@ struct BackfillView: Encodable {
     var instanceId: Int64
     var businessDate: String
     var scheduleTime: Double
+}
+
+struct CheckView: Encodable {
+    var cron: String
+    var timeZone: String
+    var nextFireTime: Double?
+    var nextFire: String?
 }

@@ -59,6 +59,25 @@ final class AlertTests: ClusterTestCase {
         XCTAssertTrue(rows.allSatisfy { $0.attempts == 1 && $0.sentTime != nil }, "\(rows.map { ($0.id!, $0.attempts) })")
     }
 
+    func testTheCommandGetsNoDescriptorOfTheMasterAndItsStderrCostsNothing() async throws {
+        let fds = cluster.directory.appendingPathComponent("fds.txt").path
+        // 20 MB of NUL bytes on stderr, then a few words: the words are what is kept.
+        let command = try script(#"ls -l /proc/$$/fd > \#(fds); head -c 20000000 /dev/zero >&2; printf 'tail words' >&2; exit 5"#)
+        try cluster.startMaster(["--alert-command", command, "--alert-retries", "0"])
+        try cluster.startWorker()
+        let id = try cluster.submit(#"{"name":"told","warning":"SUCCESS","tasks":[{"name":"t","command":"true"}]}"#)
+        _ = try await cluster.waitForEnd(id)
+        try await eventually("the alert is settled") { try await self.cluster.store().alerts().first?.state == "FAILED" }
+        let alert = try await cluster.store().alerts().first
+        XCTAssertEqual(alert?.lastError, "exit 5: tail words")
+        XCTAssertEqual(alert?.attempts, 1)
+        let listing = cluster.lines(fds)
+        XCTAssertFalse(listing.isEmpty)
+        XCTAssertFalse(listing.contains { $0.contains("socket:") }, "no socket of the master (ZooKeeper) reaches the command: \(listing)")
+        let open = listing.compactMap { $0.split(separator: " ").dropLast(2).last.flatMap { Int($0) } }
+        XCTAssertTrue(open.allSatisfy { $0 <= 2 || $0 >= 10 }, "only its standard descriptors (and the shell's own): \(listing)")
+    }
+
     func testAFailingCommandIsRetriedAndItsFailureRecorded() async throws {
         // Failure alerts never get through; others only at their third delivery; a hung command is killed.
         let command = try script(#"""

@@ -96,7 +96,7 @@ final class ScheduleTests: ClusterTestCase {
             let before = instances.filter { $0.submitTime < down }
             let lastBefore = try XCTUnwrap(before.last?.scheduleTime, "\(policy)")
             let after = instances.filter { $0.scheduleTime! > lastBefore }
-            let late = after.filter { $0.submitTime - $0.scheduleTime! > threshold }
+            let late = after.filter { $0.caughtUp == true }
             let times = after.compactMap(\.scheduleTime)
             let contiguous = zip(times, times.dropFirst()).allSatisfy { $1 - $0 == 1 }
             let report = "\(policy): last fire before the outage \(lastBefore), after it \(times.map { $0 - lastBefore }), late \(late.count)"
@@ -112,7 +112,10 @@ final class ScheduleTests: ClusterTestCase {
             case .none:
                 XCTAssertEqual(late.count, 0, "NONE runs no missed fire time: \(report)")
                 XCTAssertGreaterThan(times.first! - lastBefore, 5, "the missed fire times are skipped: \(report)")
+                XCTAssertGreaterThanOrEqual(times.first!, restart - threshold, "what runs was due after the restart: \(report)")
             }
+            // Caught up means late: each ran more than the threshold after its fire time.
+            XCTAssertTrue(late.allSatisfy { $0.submitTime - $0.scheduleTime! > threshold }, report)
             XCTAssertLessThan(times.first! - lastBefore, restart - down + 30, "it fires again after the outage: \(report)")
         }
     }
@@ -173,6 +176,9 @@ final class ScheduleTests: ClusterTestCase {
             (["backfill", "nope", "--from", "2026-01-01", "--to", "2026-01-02", "--parallel", "0"], 64, "--parallel"),
             (["backfill", "nope", "--from", "2026-01-01", "--to", "2026-01-02"], 65, "no stored workflow"),
             (["online", "99"], 65, "no schedule 99"),
+            (["check", "--cron", "0 0 0 1 1 ? 2020"], 65, "has no fire time from now on"),
+            (["check", "--cron", "0 0 12 * * ?", "--tz", "GMT+5"], 65, "--tz 'GMT+5' is not a time zone"),
+            (["check", "--cron", "0 0 12 * * ?", "--tz", "../../etc/passwd"], 65, "--tz"),
             (["remove", "0"], 64, "schedule id"),
         ]
         for (arguments, status, text) in cases {
@@ -180,6 +186,13 @@ final class ScheduleTests: ClusterTestCase {
             XCTAssertEqual(run.status, status, "\(arguments): \(run.stderr)")
             XCTAssertTrue(run.stderr.contains(text), "\(arguments): \(run.stderr)")
         }
+        // An unknown TZ is refused, not taken for UTC.
+        let badTZ = try cluster.run("ds-schedule", ["check", "--cron", "0 0 12 * * ?"], environment: ["TZ": "Nowhere/Land"])
+        XCTAssertEqual(badTZ.status, 65, badTZ.stderr)
+        XCTAssertTrue(badTZ.stderr.contains("TZ 'Nowhere/Land' is not a time zone"), badTZ.stderr)
+        let posixTZ = try cluster.run("ds-schedule", ["check", "--cron", "0 0 12 * * ?", "--json"], environment: ["TZ": ":Europe/Berlin"])
+        XCTAssertEqual(posixTZ.status, 0, posixTZ.stderr)
+        XCTAssertTrue(posixTZ.stdout.contains(#""time_zone":"Europe/Berlin""#), posixTZ.stdout)
         try await XCTAssertEqualAsync(try await cluster.store().schedules().count, 0)
         try await XCTAssertEqualAsync(try await cluster.store().countRows(of: "workflow_instance"), 0)
 
@@ -190,7 +203,10 @@ final class ScheduleTests: ClusterTestCase {
 
         // add, list, next ID, offline, online, remove.
         try store(#"{"name":"daily","tasks":[{"name":"t","command":"true"}]}"#)
-        let id = try add(["daily", "--cron", "0 15 6 * * ?", "--tz", "UTC", "--catchup", "last", "--param", "dt=x"])
+        let id = try add(["daily", "--cron", "  0 15 6 * *\t?  ", "--tz", "UTC", "--catchup", "last", "--param", "dt=x"])
+        let stored = try await cluster.store().schedule(id)
+        XCTAssertEqual(stored?.timeZone, "UTC", "the zone as given")
+        XCTAssertEqual(stored?.cron, "0 15 6 * * ?", "the fields joined by one space")
         let listed = try schedule(["list"])
         XCTAssertTrue(listed.stdout.contains("daily") && listed.stdout.contains("0 15 6 * * ?") && listed.stdout.contains("ONLINE"), listed.stdout)
         let upcoming = try schedule(["next", String(id), "-n", "2"])

@@ -132,6 +132,10 @@ public enum InstanceTool {
               + (instance.endTime.map { "  ended \(time($0))" } ?? "")
               + (instance.startTime.map { "  duration \(InstanceReport.duration($0, instance.endTime ?? ProcessStats.now()))" } ?? ""))
         if !view.params.isEmpty { print("parameters " + view.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) }
+        if let fire = ScheduledInstanceView(instance).scheduleFire {
+            let origin = instance.scheduleId.map { "schedule \($0)" } ?? instance.backfillId.map { "backfill \($0)" } ?? "parent's"
+            print("scheduled  \(origin), fire time \(fire) (\(instance.timeZone ?? TimeZone.current.identifier)), system.biz.date \(ScheduledInstanceView(instance).bizDate ?? "")")
+        }
         if let note = view.note { print("note       \(note)") }
         print("")
         var printer = TablePrinter(columns: ["TASK", "ID", "RUN", "ATTEMPT", "STATE", "WORKER", "START", "END", "DURATION", "EXIT", "LOG", "MESSAGE"])

@@ -7,22 +7,47 @@ public enum ScheduleTool {
     /// Most fire times `next` lists.
     public static let maxListedFireTimes = 10_000
 
-    /// A time zone by IANA name (`Europe/Berlin`, `UTC`); nil: the local one (TZ, /etc/localtime).
-    public static func zone(_ name: String?) throws -> TimeZone {
-        guard let name else { return .current }
-        guard !name.isEmpty, name.utf8.count <= 64, !name.contains("\0"), let zone = TimeZone(identifier: name) else {
-            throw ScheduleRefusal(description: "--tz \(Limits.quoted(name)) is not a time zone; give an IANA name such as UTC or Europe/Berlin",
-                                  exitStatus: .dataError)
+    /// A time zone by IANA name (`Europe/Berlin`, `UTC`), with the name to store; nil: the
+    /// local one (`TZ`, else /etc/localtime). A name of the tz database only: Foundation reads
+    /// `GMT+5` as five hours east, the opposite of POSIX's, and an unknown `TZ` as UTC.
+    public static func zone(_ name: String?) throws -> (zone: TimeZone, name: String) {
+        if let name {
+            guard let zone = known(name) else {
+                throw ScheduleRefusal(description: "--tz \(Limits.quoted(name)) is not a time zone of the tz database; give a name such as UTC or Europe/Berlin",
+                                      exitStatus: .dataError)
+            }
+            return (zone, name)
         }
-        return zone
+        if var tz = ProcessInfo.processInfo.environment["TZ"], !tz.isEmpty {
+            if tz.hasPrefix(":") { tz.removeFirst() }
+            guard let zone = known(tz) else {
+                throw ScheduleRefusal(description: "TZ \(Limits.quoted(tz)) is not a time zone of the tz database: give --tz, such as --tz Europe/Berlin",
+                                      exitStatus: .dataError)
+            }
+            return (zone, tz)
+        }
+        return (.current, TimeZone.current.identifier)
     }
 
-    /// The zone's name as stored: its identifier.
-    public static func zoneName(_ zone: TimeZone) -> String { zone.identifier }
+    /// A zone of the tz database by name, or nil.
+    static func known(_ name: String) -> TimeZone? {
+        guard !name.isEmpty, name.utf8.count <= 64, !name.hasPrefix("/"),
+              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "/_+-".contains($0)) }),
+              !name.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }),
+              let zone = TimeZone(identifier: name) else { return nil }
+        let database = "/usr/share/zoneinfo"
+        if FileManager.default.fileExists(atPath: database) {
+            var isFolder: ObjCBool = false
+            return FileManager.default.fileExists(atPath: database + "/" + name, isDirectory: &isFolder) && !isFolder.boolValue ? zone : nil
+        }
+        return TimeZone.knownTimeZoneIdentifiers.contains(name) || name == "UTC" || name == "GMT" ? zone : nil
+    }
 
     /// A cron expression, or a refusal naming the field (exit 65).
+    /// Its fields are stored joined by one space.
     public static func cron(_ text: String) throws -> CronExpression {
-        do { return try CronExpression(text) } catch let e as CronExpression.ParseError {
+        let normal = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
+        do { return try CronExpression(normal) } catch let e as CronExpression.ParseError {
             throw ScheduleRefusal(description: "--cron \(Limits.quoted(text)): \(e)", exitStatus: .dataError)
         }
     }
@@ -140,6 +165,8 @@ public struct ScheduledInstanceView: Encodable, Sendable {
     public var bizDate: String?
     /// Seconds between the fire time and the instance's creation (a caught-up fire is late).
     public var late: Double?
+    /// A missed fire time run under the schedule's catch-up policy.
+    public var caughtUp: Bool
 
     public init(_ i: WorkflowInstanceRecord) {
         let zone = i.timeZone.flatMap(TimeZone.init(identifier:)) ?? .current
@@ -147,5 +174,6 @@ public struct ScheduledInstanceView: Encodable, Sendable {
         scheduleFire = i.scheduleTime.map { TimeText.iso($0, in: zone) }
         bizDate = i.scheduleTime.map { ParameterResolver(runTime: Date(timeIntervalSince1970: $0), timeZone: zone).builtIns["system.biz.date"] ?? "" }
         late = i.scheduleTime.map { max(0, i.submitTime - $0) }
+        caughtUp = i.caughtUp ?? false
     }
 }

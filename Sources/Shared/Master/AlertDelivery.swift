@@ -53,22 +53,44 @@ extension MasterScheduler {
     }
 }
 
-/// Runs an alert command: `/bin/sh -c COMMAND`, in its own process group, the input on its
-/// standard input (a file, so a command that does not read it never blocks the master), its
-/// output discarded, the end of its standard error kept for the record.
+/// Runs an alert command: `/bin/sh -c COMMAND`, in its own process group, with the input on its
+/// standard input (a pipe, written whole before it starts: an alert is a few KiB at most, less
+/// than a pipe holds, so a command that never reads it cannot block the master), its output
+/// discarded, and the last bytes of its standard error kept for the record (read as it writes: a
+/// command that prints gigabytes costs no memory and no disk). It inherits no other descriptor
+/// of the master (the ZooKeeper session's socket least of all), and nothing of the group
+/// outlives it.
 enum AlertCommand {
+    /// The end of a failed command's standard error kept in `last_error`.
+    static let stderrTailBytes = 400
+
     /// Nil when the command exited 0; otherwise what went wrong, for `last_error`.
     static func run(_ command: String, input: Data, timeout: Double, environment: [String: String]) async -> String? {
-        let folder = FileManager.default.temporaryDirectory.path
-        let stem = "\(folder)/ds-alert-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        defer { unlink(stem + ".in"); unlink(stem + ".err") }
-        guard FileManager.default.createFile(atPath: stem + ".in", contents: input) else { return "cannot write \(stem).in" }
+        var inPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
+        guard pipe(&inPipe) == 0 else { return "cannot make a pipe: \(String(cString: strerror(errno)))" }
+        guard pipe(&errPipe) == 0 else {
+            close(inPipe[0]); close(inPipe[1])
+            return "cannot make a pipe: \(String(cString: strerror(errno)))"
+        }
+        for fd in inPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        _ = fcntl(errPipe[0], F_SETFL, O_NONBLOCK)
+        defer { close(errPipe[0]) }
+        // The input goes into the pipe before the command starts; larger input would need a writer.
+        let written = input.prefix(60_000).withUnsafeBytes { write(inPipe[1], $0.baseAddress, $0.count) }
+        close(inPipe[1])
+        guard written == min(input.count, 60_000) else {
+            close(inPipe[0]); close(errPipe[1])
+            return "cannot write the alert to the command's pipe: \(String(cString: strerror(errno)))"
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, stem + ".in", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, stem + ".err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        // Every other descriptor of the master is closed in the child (glibc's closefrom action is
+        // not in Swift's Glibc module): what is open now, as /proc lists it.
+        for fd in Self.openDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -80,7 +102,8 @@ enum AlertCommand {
         var defaults = sigset_t()
         sigfillset(&defaults)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var env = ProcessInfo.processInfo.environment
+        // The master's environment, without its ZooKeeper credentials: an alert script has no use for them.
+        var env = ProcessInfo.processInfo.environment.filter { $0.key != "DS_ZK_AUTH" && $0.key != "DS_ZK_AUTH_FILE" }
         env.merge(environment) { _, new in new }
         let words: [String] = ["/bin/sh", "-c", command]
         let argv = words.map { word -> UnsafeMutablePointer<CChar>? in strdup(word) } + [nil]
@@ -88,13 +111,24 @@ enum AlertCommand {
         defer { for p in argv + envp { free(p) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
+        close(inPipe[0])
+        close(errPipe[1])
         guard rc == 0 else { return "cannot start /bin/sh: \(String(cString: strerror(rc)))" }
+        var tail = StderrTail(limit: stderrTailBytes)
         let deadline = ProcessStats.now() + timeout
-        var status: Int32 = 0
         var timedOut = false
+        var waitProblem: String?
         while true {
-            let r = waitpid(pid, &status, WNOHANG)
-            if r == pid || (r == -1 && errno != EINTR) { break }
+            tail.drain(errPipe[0])
+            // Exited, but not reaped: its pid, and so its group id, cannot be taken by another
+            // process before the group is killed below.
+            var info = siginfo_t()
+            if waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == -1 {
+                if errno == EINTR { continue }
+                waitProblem = "cannot wait for it: \(String(cString: strerror(errno)))"
+                break
+            }
+            if info._sifields._sigchld.si_pid == pid { break }
             if ProcessStats.now() >= deadline && !timedOut {
                 timedOut = true
                 kill(-pid, SIGKILL)
@@ -103,17 +137,54 @@ enum AlertCommand {
         }
         // The whole group: what the command left running in the background goes too.
         kill(-pid, SIGKILL)
-        let stderrTail: String = {
-            guard let data = FileManager.default.contents(atPath: stem + ".err"), !data.isEmpty else { return "" }
-            let text = String(decoding: data.suffix(400), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            return text.isEmpty ? "" : ": " + text.replacingOccurrences(of: "\n", with: " | ")
-        }()
-        if timedOut { return "killed after its timeout of \(DurationText.format(timeout))\(stderrTail)" }
-        let exited = status & 0x7f == 0
-        if exited {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        tail.drain(errPipe[0])
+        let said = tail.text.isEmpty ? "" : ": " + tail.text
+        if let waitProblem { return waitProblem + said }
+        if timedOut { return "killed after its timeout of \(DurationText.format(timeout))\(said)" }
+        if status & 0x7f == 0 {
             let code = (status >> 8) & 0xff
-            return code == 0 ? nil : "exit \(code)\(stderrTail)"
+            return code == 0 ? nil : "exit \(code)\(said)"
         }
-        return "killed by signal \(status & 0x7f)\(stderrTail)"
+        return "killed by signal \(status & 0x7f)\(said)"
+    }
+}
+
+extension AlertCommand {
+    /// This process's open descriptors.
+    static func openDescriptors() -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+    }
+}
+
+/// The last bytes read from a non-blocking descriptor.
+struct StderrTail {
+    let limit: Int
+    private(set) var bytes: [UInt8] = []
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Reads what is there now (never blocks: a background child may hold the pipe open).
+    mutating func drain(_ fd: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                bytes.append(contentsOf: buffer[..<n])
+                if bytes.count > limit { bytes.removeFirst(bytes.count - limit) }
+            } else if n == -1 && errno == EINTR {
+                continue
+            } else {
+                return
+            }
+        }
+    }
+
+    /// One line of text: control characters (NUL, line breaks) as spaces, trimmed.
+    var text: String {
+        let decoded = String(decoding: bytes, as: UTF8.self)
+        let scalars = decoded.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? " " : Character($0) }
+        return String(scalars).trimmingCharacters(in: .whitespaces)
     }
 }

@@ -22,10 +22,13 @@ extension MasterScheduler {
         for (id, wait) in dependentWaits.sorted(by: { $0.key < $1.key }) {
             guard let instance = active[wait.ref.instance] else { continue }
             let task = instance.task(wait.ref.task)
-            let runTime = instance.record.startTime ?? now
+            // As DolphinScheduler: a scheduled instance's windows are around its fire time, in its
+            // schedule's zone (a backfilled date waits for that date's upstream runs).
+            let runTime = instance.record.scheduleTime ?? instance.record.startTime ?? now
+            let zone = instance.record.timeZone.flatMap(TimeZone.init(identifier:)) ?? .current
             var states: [DependencyState] = []
             for item in task.dependsOn ?? [] {
-                states.append(try await store.dependencyState(item, runTime: runTime, besides: instance.id))
+                states.append(try await store.dependencyState(item, runTime: runTime, timeZone: zone, besides: instance.id))
             }
             let relation = task.relation ?? .and
             let satisfied = states.compactMap { if case .satisfied(let s) = $0 { s } else { nil } }

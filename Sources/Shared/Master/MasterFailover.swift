@@ -54,6 +54,7 @@ extension MasterScheduler {
         for owner in previous {
             do { try await zk.create(paths.deadServer(owner)) } catch ZooKeeperError.nodeExists {}
         }
+        try await store.recordAlerts(previous.map(serverDownAlert))
         var round = Round()
         for claimed in adopted { resume(claimed, &round) }
         try await commit(&round)
@@ -185,12 +186,18 @@ extension MasterScheduler {
     /// departure records the same, single row.
     func departures(type: String, from known: [String: Int64]?, to current: [String: Int64]) -> [AlertRecord] {
         guard let previous = known else { return [] }
-        let now = ProcessStats.now()
-        return previous.filter { current[$0.key] != $0.value && $0.value != session }.sorted { $0.key < $1.key }.map { identity, serverSession in
-            var content = AlertContent(kind: .serverDown, title: "\(type) \(identity) left the registry (it stopped, died or lost its ZooKeeper session)", time: now)
-            (content.serverType, content.server) = (type, identity)
-            return AlertRecord(content, dedupKey: "\(AlertKind.serverDown.rawValue):\(type)_\(identity)_\(serverSession)")
+        return previous.filter { current[$0.key] != $0.value && $0.value != session }.sorted { $0.key < $1.key }.map {
+            serverDownAlert(DeadServer(type: type, identity: $0.key, session: $0.value))
         }
+    }
+
+    /// The SERVER_DOWN alert of a server's session: one row however many masters see it go, by
+    /// the registry or (a master that died while none watched) by the instances it left.
+    func serverDownAlert(_ server: DeadServer) -> AlertRecord {
+        var content = AlertContent(kind: .serverDown, title: "\(server.type) \(server.identity) left the registry (it stopped, died or lost its ZooKeeper session)",
+                                   time: ProcessStats.now())
+        (content.serverType, content.server) = (server.type, server.identity)
+        return AlertRecord(content, dedupKey: "\(AlertKind.serverDown.rawValue):\(server.type)_\(server.identity)_\(server.session)")
     }
 
     /// Checks every attempt this master waits for. One that is nowhere, or held by a session

@@ -14,11 +14,15 @@ extension MasterScheduler {
             var soonest: Double?
             var again = false
             do {
-                let due = try await store.dueSchedules(now: ProcessStats.now())
+                let seenAt = ProcessStats.now()
+                let due = try await store.dueSchedules(now: seenAt)
                 soonest = due.soonest
-                for id in due.due {
+                // In an order of its own: masters that saw the same schedules due share the work
+                // instead of queueing for the same rows.
+                for id in due.due.shuffled() {
                     do {
-                        let firing = try await store.fire(schedule: id, now: ProcessStats.now(), misfireThreshold: options.misfireThresholdSeconds)
+                        let firing = try await store.fire(schedule: id, now: ProcessStats.now(), seenAt: seenAt,
+                                                          misfireThreshold: options.misfireThresholdSeconds)
                         refused.remove(id)
                         report(firing)
                         again = again || firing.moreDue

@@ -209,10 +209,13 @@ enum Migrations {
                 t.add(column: "schedule_time", .double)
                 t.add(column: "time_zone", .text)
                 t.add(column: "backfill_id", .integer)
+                // A missed fire time run late under the schedule's catch-up policy.
+                t.add(column: "caught_up", .boolean)
             }
             // The last line of defence against a double fire: one instance per (schedule, fire time).
             try db.execute(sql: "CREATE UNIQUE INDEX workflow_instance_by_fire ON workflow_instance(schedule_id, schedule_time) WHERE schedule_id IS NOT NULL")
-            try db.execute(sql: "CREATE INDEX workflow_instance_by_backfill ON workflow_instance(backfill_id) WHERE backfill_id IS NOT NULL")
+            // A claim counts the running instances of a backfill for each of its waiting dates.
+            try db.execute(sql: "CREATE INDEX workflow_instance_by_backfill ON workflow_instance(backfill_id, state) WHERE backfill_id IS NOT NULL")
             // Delivery by --alert-command: a master leases an alert while its command runs
             // (owner, lease_until); a failure is retried at next_attempt_time.
             try db.alter(table: "alert") { t in

@@ -56,6 +56,8 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
     public var scheduleTime: Double?
     public var timeZone: String?
     public var backfillId: Int64?
+    /// A missed fire time its schedule's catch-up policy ran late (nil otherwise).
+    public var caughtUp: Bool?
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
@@ -63,7 +65,8 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
              masterSession = "master_session", submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
              message, run, keptJson = "kept_json", pauseSeq = "pause_seq", stopSeq = "stop_seq", runStartTime = "run_start_time", execution,
              parentInstanceId = "parent_instance_id", parentTaskInstanceId = "parent_task_instance_id",
-             scheduleId = "schedule_id", scheduleTime = "schedule_time", timeZone = "time_zone", backfillId = "backfill_id"
+             scheduleId = "schedule_id", scheduleTime = "schedule_time", timeZone = "time_zone", backfillId = "backfill_id",
+             caughtUp = "caught_up"
     }
 
     /// The kept successes: task name -> attempt id.

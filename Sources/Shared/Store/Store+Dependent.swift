@@ -10,16 +10,17 @@ public enum DependencyState: Sendable, Equatable {
 
 extension Store {
     /// Where `item` stands for an instance that ran at `runTime` (`besides`: that instance, never
-    /// its own dependency): the latest instance of the workflow that started in the window, and
-    /// the latest attempt of the task in its current run if one is named.
-    public func dependencyState(_ item: DependencyItem, runTime: Double, besides: Int64) async throws -> DependencyState {
-        let (from, to) = item.window.interval(runTime: runTime)
+    /// its own dependency): the latest instance of the workflow that started in the window (a
+    /// scheduled one by its fire time), and the latest attempt of the task in its current run if
+    /// one is named.
+    public func dependencyState(_ item: DependencyItem, runTime: Double, timeZone: TimeZone = .current, besides: Int64) async throws -> DependencyState {
+        let (from, to) = item.window.interval(runTime: runTime, timeZone: timeZone)
         let what = "\(Limits.quoted(item.workflow))\(item.task.map { " task \(Limits.quoted($0))" } ?? "") \(item.window.rawValue)"
         return try await read("reading instances of '\(item.workflow)'") { db in
             guard let instance = try WorkflowInstanceRecord
                 .filter(Column("name") == item.workflow && Column("id") != besides)
-                .filter(Column("start_time") >= from && Column("start_time") < to)
-                .order(Column("start_time").desc, Column("id").desc).fetchOne(db) else {
+                .filter(sql: "COALESCE(schedule_time, start_time) >= ? AND COALESCE(schedule_time, start_time) < ?", arguments: [from, to])
+                .order(sql: "COALESCE(schedule_time, start_time) DESC, id DESC").fetchOne(db) else {
                 return .pending("no instance of \(what) yet")
             }
             let id = instance.id!

@@ -113,8 +113,11 @@ extension Store {
     /// any second instance: however many masters see a fire time due, one instance starts.
     ///
     /// A fire time later than `misfireThreshold` seconds is missed (no master ran then); the
-    /// schedule's catch-up policy says which missed times run: NONE none, LAST the latest, ALL each.
-    public func fire(schedule id: Int64, now: Double, misfireThreshold: Double) async throws -> ScheduleFiring {
+    /// schedule's catch-up policy says which missed times run: NONE none, LAST the latest, ALL
+    /// each (marked `caught_up`).
+    /// `seenAt`: when the master saw the schedule due (default `now`). A fire time is judged
+    /// missed against it, so a master busy firing many schedules at once misses none of them.
+    public func fire(schedule id: Int64, now: Double, seenAt: Double? = nil, misfireThreshold: Double) async throws -> ScheduleFiring {
         try await transaction("firing schedule \(id)") { db in
             var result = ScheduleFiring(scheduleID: id)
             guard var s = try ScheduleRecord.fetchOne(db, key: id), s.state == ScheduleRecord.online,
@@ -125,7 +128,7 @@ extension Store {
                 if let end = s.endTime, n > end { return nil }
                 return n
             }
-            let cutoff = now - misfireThreshold
+            let cutoff = min(now, seenAt ?? now) - misfireThreshold
             var times: [(Double, Bool)] = []
             var cursor: Double? = first
             if first < cutoff {
@@ -163,6 +166,7 @@ extension Store {
                 guard !taken else { continue }
                 var instance = Self.newInstance(definition, parsedDefinition, priority: s.priority, paramsJson: s.paramsJson, now: now)
                 (instance.scheduleId, instance.scheduleTime, instance.timeZone) = (id, time, s.timeZone)
+                instance.caughtUp = late ? true : nil
                 try Self.insertStart(&instance, db)
                 result.fired.append((instance.id!, time, late))
             }
@@ -176,18 +180,25 @@ extension Store {
     }
 
     /// The latest fire time before `cutoff` and not before `notBefore` (which is one): searched
-    /// backwards in doubling steps, so a week of missed every-second fires costs a few dozen
-    /// steps, not 600,000.
-    static func latestFireTime(before cutoff: Double, notBefore first: Double, _ next: (Double) -> Double?) -> Double {
+    /// backwards in doubling spans, then by halving the span that holds it, so a week of missed
+    /// every-second fires, or a dense window long ago, costs a few dozen steps, not 600,000.
+    public static func latestFireTime(before cutoff: Double, notBefore first: Double, _ next: (Double) -> Double?) -> Double {
+        // Invariant once found: a fire time in [low, high), none in [high, cutoff).
+        var high = cutoff
         var span = 1.0
-        var from = first
+        var low = first
         while true {
             let start = max(first, cutoff - span)
-            if start == first { from = first; break }
-            if let t = next(start.nextDown), t < cutoff { from = t; break }
+            if let t = next(start.nextDown), t < high { low = start; break }
+            if start == first { return first }
+            high = start
             span *= 2
         }
-        var latest = from
+        while high - low > 1 {
+            let middle = (low + high) / 2
+            if let t = next(middle.nextDown), t < high { low = middle } else { high = middle }
+        }
+        var latest = next(low.nextDown) ?? first
         while let t = next(latest), t < cutoff { latest = t }
         return latest
     }
@@ -236,13 +247,14 @@ extension Store {
         }
     }
 
-    /// Instances of a schedule or of a backfill, oldest fire time first.
-    public func instances(schedule: Int64? = nil, backfill: Int64? = nil) async throws -> [WorkflowInstanceRecord] {
+    /// Instances of a schedule or of a backfill, oldest fire time first; only the `latest` ones if given.
+    public func instances(schedule: Int64? = nil, backfill: Int64? = nil, latest: Int? = nil) async throws -> [WorkflowInstanceRecord] {
         try await read("reading scheduled instances") { db in
-            var request = WorkflowInstanceRecord.order(Column("schedule_time"), Column("id"))
+            var request = WorkflowInstanceRecord.order(Column("schedule_time").desc, Column("id").desc)
             if let schedule { request = request.filter(Column("schedule_id") == schedule) }
             if let backfill { request = request.filter(Column("backfill_id") == backfill) }
-            return try request.fetchAll(db)
+            if let latest { request = request.limit(latest) }
+            return try request.fetchAll(db).reversed()
         }
     }
 }
@@ -263,13 +275,17 @@ extension Store {
     /// retry time has come, or one whose last deliverer's lease ran out (it died while its
     /// command ran). Counts the attempt. Nil if none is due.
     public func leaseAlert(owner: String, now: Double, lease: Double) async throws -> AlertRecord? {
-        try await transaction("leasing an alert") { db in
-            guard var alert = try AlertRecord.fetchOne(db, sql: """
-                SELECT * FROM alert
-                WHERE (state = 'PENDING' AND (next_attempt_time IS NULL OR next_attempt_time <= ?))
-                   OR (state = 'SENDING' AND lease_until < ?)
-                ORDER BY id LIMIT 1
-                """, arguments: [now, now]) else { return nil }
+        let dueSQL = """
+            SELECT * FROM alert
+            WHERE (state = 'PENDING' AND (next_attempt_time IS NULL OR next_attempt_time <= ?))
+               OR (state = 'SENDING' AND lease_until < ?)
+            ORDER BY id LIMIT 1
+            """
+        // A read first: masters look several times a second, and most looks find nothing to take
+        // a write lock for.
+        guard try await read("looking for alerts", { db in try Row.fetchOne(db, sql: dueSQL, arguments: [now, now]) != nil }) else { return nil }
+        return try await transaction("leasing an alert") { db in
+            guard var alert = try AlertRecord.fetchOne(db, sql: dueSQL, arguments: [now, now]) else { return nil }
             alert.state = "SENDING"
             alert.owner = owner
             alert.leaseUntil = now + lease
