@@ -71,8 +71,8 @@ func openStore(_ global: GlobalOptions) throws -> Store {
     try Store(path: try global.resolve().databasePath, create: false)
 }
 
-func notFound(_ id: Int64) -> ScheduleRefusal {
-    ScheduleRefusal(description: "no schedule \(id); see ds-schedule list", exitStatus: .dataError)
+func notFound(_ id: Int64) -> ControlRefusal {
+    ControlRefusal(description: "no schedule \(id); see ds-schedule list", exitStatus: .dataError)
 }
 
 func printTable(_ schedules: [ScheduleRecord]) {
@@ -115,11 +115,11 @@ extension ScheduleCommand {
                 let start = try self.start.map { try ScheduleTool.instant($0, flag: "--start", zone: zone) }
                 let end = try self.end.map { try ScheduleTool.instant($0, flag: "--end", zone: zone) }
                 if let start, let end, end < start {
-                    throw ScheduleRefusal(description: "--end is before --start: the schedule would never fire", exitStatus: .usage)
+                    throw ControlRefusal(description: "--end is before --start: the schedule would never fire", exitStatus: .usage)
                 }
                 let now = ProcessStats.now()
                 guard !ScheduleTool.fireTimes(cron, zone: zone, after: max(now, start ?? now).nextDown, count: 1, end: end).isEmpty else {
-                    throw ScheduleRefusal(description: "--cron \(Limits.quoted(self.cron)) has no fire time \(end == nil ? "from now on (up to 2099)" : "between now and --end")",
+                    throw ControlRefusal(description: "--cron \(Limits.quoted(self.cron)) has no fire time \(end == nil ? "from now on (up to 2099)" : "between now and --end")",
                                           exitStatus: .dataError)
                 }
                 let store = try openStore(global)
@@ -315,7 +315,7 @@ extension ScheduleCommand {
                 }
                 // Well formed, but a schedule of it would never fire (ds-schedule add refuses it too).
                 if next == nil {
-                    throw ScheduleRefusal(description: "--cron \(Limits.quoted(expression.text)) has no fire time from now on (up to 2099)", exitStatus: .dataError)
+                    throw ControlRefusal(description: "--cron \(Limits.quoted(expression.text)) has no fire time from now on (up to 2099)", exitStatus: .dataError)
                 }
                 return .success
             }

@@ -13,7 +13,7 @@ public enum ScheduleTool {
     public static func zone(_ name: String?) throws -> (zone: TimeZone, name: String) {
         if let name {
             guard let zone = known(name) else {
-                throw ScheduleRefusal(description: "--tz \(Limits.quoted(name)) is not a time zone of the tz database; give a name such as UTC or Europe/Berlin",
+                throw ControlRefusal(description: "--tz \(Limits.quoted(name)) is not a time zone of the tz database; give a name such as UTC or Europe/Berlin",
                                       exitStatus: .dataError)
             }
             return (zone, name)
@@ -21,7 +21,7 @@ public enum ScheduleTool {
         if var tz = ProcessInfo.processInfo.environment["TZ"], !tz.isEmpty {
             if tz.hasPrefix(":") { tz.removeFirst() }
             guard let zone = known(tz) else {
-                throw ScheduleRefusal(description: "TZ \(Limits.quoted(tz)) is not a time zone of the tz database: give --tz, such as --tz Europe/Berlin",
+                throw ControlRefusal(description: "TZ \(Limits.quoted(tz)) is not a time zone of the tz database: give --tz, such as --tz Europe/Berlin",
                                       exitStatus: .dataError)
             }
             return (zone, tz)
@@ -48,14 +48,14 @@ public enum ScheduleTool {
     public static func cron(_ text: String) throws -> CronExpression {
         let normal = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
         do { return try CronExpression(normal) } catch let e as CronExpression.ParseError {
-            throw ScheduleRefusal(description: "--cron \(Limits.quoted(text)): \(e)", exitStatus: .dataError)
+            throw ControlRefusal(description: "--cron \(Limits.quoted(text)): \(e)", exitStatus: .dataError)
         }
     }
 
     /// An instant given as a flag, in `zone` when written without one.
     public static func instant(_ text: String, flag: String, zone: TimeZone) throws -> Double {
         guard let t = TimeText.parse(text, now: ProcessStats.now(), zone: zone) else {
-            throw ScheduleRefusal(description: "\(flag) \(Limits.quoted(text)) is not a time: give 2026-01-31, 2026-01-31T08:00:00, an ISO 8601 time with offset, or a Unix time",
+            throw ControlRefusal(description: "\(flag) \(Limits.quoted(text)) is not a time: give 2026-01-31, 2026-01-31T08:00:00, an ISO 8601 time with offset, or a Unix time",
                                   exitStatus: .usage)
         }
         return t
@@ -89,21 +89,21 @@ public enum ScheduleTool {
                   (1970...2099).contains(y), (1...12).contains(m), d >= 1,
                   let days = calendar.range(of: .day, in: .month, for: calendar.date(from: DateComponents(year: y, month: m, day: 1))!),
                   days.contains(d) else {
-                throw ScheduleRefusal(description: "\(flag) \(Limits.quoted(text)) is not a date from 1970 to 2099: give yyyy-MM-dd, such as 2026-01-31",
+                throw ControlRefusal(description: "\(flag) \(Limits.quoted(text)) is not a date from 1970 to 2099: give yyyy-MM-dd, such as 2026-01-31",
                                       exitStatus: .usage)
             }
             return DateComponents(year: y, month: m, day: d)
         }
         let first = try day(from, "--from"), last = try day(to, "--to")
         guard let start = calendar.date(from: first), let end = calendar.date(from: last) else {
-            throw ScheduleRefusal(description: "--from/--to: dates that do not exist in \(zone.identifier)", exitStatus: .usage)
+            throw ControlRefusal(description: "--from/--to: dates that do not exist in \(zone.identifier)", exitStatus: .usage)
         }
         guard start <= end else {
-            throw ScheduleRefusal(description: "--from \(from) is after --to \(to): give the earlier date first", exitStatus: .usage)
+            throw ControlRefusal(description: "--from \(from) is after --to \(to): give the earlier date first", exitStatus: .usage)
         }
         let count = (calendar.dateComponents([.day], from: calendar.startOfDay(for: start), to: calendar.startOfDay(for: end)).day ?? 0) + 1
         guard count <= maxBackfillDates else {
-            throw ScheduleRefusal(description: "--from \(from) --to \(to) spans \(count) dates; one backfill starts at most \(maxBackfillDates)",
+            throw ControlRefusal(description: "--from \(from) --to \(to) spans \(count) dates; one backfill starts at most \(maxBackfillDates)",
                                   exitStatus: .usage)
         }
         let f = DateFormatter()

@@ -7,6 +7,8 @@ extension MasterScheduler {
     /// Longest sleep between two looks at the schedules: a schedule added, or put online, fires
     /// within about this much of its first fire time even when no master knew of it.
     static let scheduleRescanSeconds = 1.0
+    /// Most schedules one firing transaction handles.
+    static let schedulesPerTransaction = 50
 
     nonisolated func scheduleLoop() async throws {
         var refused: Set<Int64> = []
@@ -17,22 +19,25 @@ extension MasterScheduler {
                 let seenAt = ProcessStats.now()
                 let due = try await store.dueSchedules(now: seenAt)
                 soonest = due.soonest
-                // In an order of its own: masters that saw the same schedules due share the work
-                // instead of queueing for the same rows.
-                for id in due.due.shuffled() {
-                    do {
-                        let firing = try await store.fire(schedule: id, now: ProcessStats.now(), seenAt: seenAt,
-                                                          misfireThreshold: options.misfireThresholdSeconds)
-                        refused.remove(id)
+                // In batches, each one transaction; in an order of its own: masters that saw the
+                // same schedules due share the work instead of queueing for the same rows.
+                for batch in due.due.shuffled().chunked(Self.schedulesPerTransaction) {
+                    let round = try await store.fire(schedules: batch, now: ProcessStats.now(), seenAt: seenAt,
+                                                     misfireThreshold: options.misfireThresholdSeconds)
+                    for (id, why) in round.refused.sorted(by: { $0.key < $1.key }) where refused.insert(id).inserted {
+                        // Only a row written past ds-schedule's checks: said once, not every second.
+                        logger.error("\(why); the schedule does not fire until it is fixed")
+                    }
+                    var last: Int64?
+                    for firing in round.firings {
+                        refused.remove(firing.scheduleID)
                         report(firing)
                         again = again || firing.moreDue
-                        if let last = firing.fired.last {
-                            wakeups.mark(.commands)
-                            try? await Submitter.notifyMasters(zk, paths, commandID: last.instance)
-                        }
-                    } catch let refusal as ScheduleRefusal {
-                        // Only a row written past ds-schedule's checks: said once, not every second.
-                        if refused.insert(id).inserted { logger.error("\(refusal.description); the schedule does not fire until it is fixed") }
+                        last = firing.fired.last?.instance ?? last
+                    }
+                    if let last {
+                        wakeups.mark(.commands)
+                        try? await Submitter.notifyMasters(zk, paths, commandID: last)
                     }
                 }
             } catch is CancellationError {

@@ -40,7 +40,8 @@ public enum ControlVerb: Sendable, Equatable {
 }
 
 /// Why a verb was refused: the instance's state forbids it (exit 1), or the request names what
-/// the instance does not have (exit 65). Nothing was written.
+/// the instance does not have (exit 65); or a schedule or backfill that cannot be (exit 64, 65).
+/// Nothing was written.
 public struct ControlRefusal: Error, CustomStringConvertible, ExitStatusProviding {
     public var description: String
     public var exitStatus: ExitStatus

@@ -18,17 +18,6 @@ public struct ScheduleFiring: Sendable, Equatable {
     }
 }
 
-/// Why a schedule or backfill was refused.
-public struct ScheduleRefusal: Error, CustomStringConvertible, ExitStatusProviding {
-    public var description: String
-    public var exitStatus: ExitStatus
-
-    public init(description: String, exitStatus: ExitStatus) {
-        self.description = description
-        self.exitStatus = exitStatus
-    }
-}
-
 extension Store {
     /// Most fire times one transaction starts (a catch-up of ALL after a long outage goes on in
     /// the next ones): a transaction stays short, and other masters' writes go between.
@@ -38,7 +27,7 @@ extension Store {
     public func addSchedule(_ schedule: ScheduleRecord, now: Double) async throws -> ScheduleRecord {
         try await transaction("adding a schedule of '\(schedule.workflow)'") { db in
             guard try WorkflowDefinitionRecord.filter(Column("name") == schedule.workflow).fetchCount(db) > 0 else {
-                throw ScheduleRefusal(description: "no stored workflow named \(Limits.quoted(schedule.workflow)); store it first: ds-submit --no-start FILE",
+                throw ControlRefusal(description: "no stored workflow named \(Limits.quoted(schedule.workflow)); store it first: ds-submit --no-start FILE",
                                       exitStatus: .dataError)
             }
             var s = schedule
@@ -86,11 +75,11 @@ extension Store {
     static func parsed(_ s: ScheduleRecord) throws -> (CronExpression, TimeZone) {
         do {
             guard let zone = TimeZone(identifier: s.timeZone) else {
-                throw ScheduleRefusal(description: "schedule \(s.id ?? 0): time zone \(Limits.quoted(s.timeZone)) is not known", exitStatus: .dataError)
+                throw ControlRefusal(description: "schedule \(s.id ?? 0): time zone \(Limits.quoted(s.timeZone)) is not known", exitStatus: .dataError)
             }
             return (try CronExpression(s.cron), zone)
         } catch let e as CronExpression.ParseError {
-            throw ScheduleRefusal(description: "schedule \(s.id ?? 0): cron \(Limits.quoted(s.cron)): \(e)", exitStatus: .dataError)
+            throw ControlRefusal(description: "schedule \(s.id ?? 0): cron \(Limits.quoted(s.cron)): \(e)", exitStatus: .dataError)
         }
     }
 
@@ -118,65 +107,93 @@ extension Store {
     /// `seenAt`: when the master saw the schedule due (default `now`). A fire time is judged
     /// missed against it, so a master busy firing many schedules at once misses none of them.
     public func fire(schedule id: Int64, now: Double, seenAt: Double? = nil, misfireThreshold: Double) async throws -> ScheduleFiring {
-        try await transaction("firing schedule \(id)") { db in
-            var result = ScheduleFiring(scheduleID: id)
-            guard var s = try ScheduleRecord.fetchOne(db, key: id), s.state == ScheduleRecord.online,
-                  let first = s.nextFireTime, first <= now else { return result }
-            let (cron, zone) = try Self.parsed(s)
-            func next(_ t: Double) -> Double? {
-                guard let n = cron.next(after: Date(timeIntervalSince1970: t), in: zone)?.timeIntervalSince1970 else { return nil }
-                if let end = s.endTime, n > end { return nil }
-                return n
-            }
-            let cutoff = min(now, seenAt ?? now) - misfireThreshold
-            var times: [(Double, Bool)] = []
-            var cursor: Double? = first
-            if first < cutoff {
-                // The first fire time at or after the cutoff: where the times on time begin.
-                let onTime = next(cutoff.nextDown)
-                switch s.catchup {
-                case .all:
-                    while let t = cursor, t < cutoff, times.count < Self.maxFiresPerTransaction {
-                        times.append((t, true))
-                        cursor = next(t)
-                    }
-                case .last:
-                    let latest = Self.latestFireTime(before: cutoff, notBefore: first, next)
-                    if latest > first { result.skipped = (first, latest) }
-                    times.append((latest, true))
-                    cursor = onTime
-                case .none:
-                    result.skipped = (first, onTime)
-                    cursor = onTime
+        let round = try await fire(schedules: [id], now: now, seenAt: seenAt, misfireThreshold: misfireThreshold)
+        if let refusal = round.refused[id] { throw ControlRefusal(description: refusal, exitStatus: .dataError) }
+        return round.firings[0]
+    }
+
+    /// What firing several schedules did; `refused`: those that cannot fire (a row written past
+    /// ds-schedule's checks), with why.
+    public struct FiringRound: Sendable {
+        public var firings: [ScheduleFiring] = []
+        public var refused: [Int64: String] = [:]
+    }
+
+    /// Fires several due schedules in one transaction (each as `fire(schedule:)` does): masters
+    /// that wake together for many schedules due at one second write once, not once per schedule.
+    public func fire(schedules ids: [Int64], now: Double, seenAt: Double? = nil, misfireThreshold: Double) async throws -> FiringRound {
+        try await transaction("firing \(ids.count) schedules") { db in
+            var round = FiringRound()
+            for id in ids {
+                do {
+                    round.firings.append(try Self.fireOne(id, now: now, seenAt: seenAt, misfireThreshold: misfireThreshold, db))
+                } catch let refusal as ControlRefusal {
+                    // Refused before it wrote anything: the others fire.
+                    round.refused[id] = refusal.description
                 }
             }
-            while let t = cursor, t <= now, times.count < Self.maxFiresPerTransaction {
-                times.append((t, false))
-                cursor = next(t)
-            }
-            result.moreDue = cursor.map { $0 <= now } ?? false
-            guard let definition = try WorkflowDefinitionRecord.filter(Column("name") == s.workflow)
-                .order(Column("version").desc).fetchOne(db) else {
-                throw ScheduleRefusal(description: "schedule \(id): no stored workflow named \(Limits.quoted(s.workflow))", exitStatus: .dataError)
-            }
-            let parsedDefinition = try? WorkflowDefinition.fromStored(definition.json)
-            for (time, late) in times {
-                let taken = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM workflow_instance WHERE schedule_id = ? AND schedule_time = ?)",
-                                              arguments: [id, time]) ?? false
-                guard !taken else { continue }
-                var instance = Self.newInstance(definition, parsedDefinition, priority: s.priority, paramsJson: s.paramsJson, now: now)
-                (instance.scheduleId, instance.scheduleTime, instance.timeZone) = (id, time, s.timeZone)
-                instance.caughtUp = late ? true : nil
-                try Self.insertStart(&instance, db)
-                result.fired.append((instance.id!, time, late))
-            }
-            // The compare-and-set: from the value read in this transaction, or not at all.
-            s.lastFireTime = times.last?.0 ?? s.lastFireTime
-            try db.execute(sql: "UPDATE schedule SET next_fire_time = ?, last_fire_time = ? WHERE id = ? AND next_fire_time = ?",
-                           arguments: [cursor, s.lastFireTime, id, first])
-            guard db.changesCount == 1 else { throw StoreError.busy("firing schedule \(id): its next fire time moved") }
-            return result
+            return round
         }
+    }
+
+    static func fireOne(_ id: Int64, now: Double, seenAt: Double?, misfireThreshold: Double, _ db: Database) throws -> ScheduleFiring {
+        var result = ScheduleFiring(scheduleID: id)
+        guard var s = try ScheduleRecord.fetchOne(db, key: id), s.state == ScheduleRecord.online,
+              let first = s.nextFireTime, first <= now else { return result }
+        let (cron, zone) = try Self.parsed(s)
+        func next(_ t: Double) -> Double? {
+            guard let n = cron.next(after: Date(timeIntervalSince1970: t), in: zone)?.timeIntervalSince1970 else { return nil }
+            if let end = s.endTime, n > end { return nil }
+            return n
+        }
+        let cutoff = min(now, seenAt ?? now) - misfireThreshold
+        var times: [(Double, Bool)] = []
+        var cursor: Double? = first
+        if first < cutoff {
+            // The first fire time at or after the cutoff: where the times on time begin.
+            let onTime = next(cutoff.nextDown)
+            switch s.catchup {
+            case .all:
+                while let t = cursor, t < cutoff, times.count < Self.maxFiresPerTransaction {
+                    times.append((t, true))
+                    cursor = next(t)
+                }
+            case .last:
+                let latest = Self.latestFireTime(before: cutoff, notBefore: first, next)
+                if latest > first { result.skipped = (first, latest) }
+                times.append((latest, true))
+                cursor = onTime
+            case .none:
+                result.skipped = (first, onTime)
+                cursor = onTime
+            }
+        }
+        while let t = cursor, t <= now, times.count < Self.maxFiresPerTransaction {
+            times.append((t, false))
+            cursor = next(t)
+        }
+        result.moreDue = cursor.map { $0 <= now } ?? false
+        guard let definition = try WorkflowDefinitionRecord.filter(Column("name") == s.workflow)
+            .order(Column("version").desc).fetchOne(db) else {
+            throw ControlRefusal(description: "schedule \(id): no stored workflow named \(Limits.quoted(s.workflow))", exitStatus: .dataError)
+        }
+        let parsedDefinition = try? WorkflowDefinition.fromStored(definition.json)
+        for (time, late) in times {
+            let taken = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM workflow_instance WHERE schedule_id = ? AND schedule_time = ?)",
+                                          arguments: [id, time]) ?? false
+            guard !taken else { continue }
+            var instance = Self.newInstance(definition, parsedDefinition, priority: s.priority, paramsJson: s.paramsJson, now: now)
+            (instance.scheduleId, instance.scheduleTime, instance.timeZone) = (id, time, s.timeZone)
+            instance.caughtUp = late ? true : nil
+            try Self.insertStart(&instance, db)
+            result.fired.append((instance.id!, time, late))
+        }
+        // The compare-and-set: from the value read in this transaction, or not at all.
+        s.lastFireTime = times.last?.0 ?? s.lastFireTime
+        try db.execute(sql: "UPDATE schedule SET next_fire_time = ?, last_fire_time = ? WHERE id = ? AND next_fire_time = ?",
+                       arguments: [cursor, s.lastFireTime, id, first])
+        guard db.changesCount == 1 else { throw StoreError.busy("firing schedule \(id): its next fire time moved") }
+        return result
     }
 
     /// The latest fire time before `cutoff` and not before `notBefore` (which is one): searched
@@ -230,7 +247,7 @@ extension Store {
         return try await transaction("storing a backfill of '\(record.workflow)'") { db in
             guard let definition = try WorkflowDefinitionRecord.filter(Column("name") == record.workflow)
                 .order(Column("version").desc).fetchOne(db) else {
-                throw ScheduleRefusal(description: "no stored workflow named \(Limits.quoted(record.workflow)); store it first: ds-submit --no-start FILE",
+                throw ControlRefusal(description: "no stored workflow named \(Limits.quoted(record.workflow)); store it first: ds-submit --no-start FILE",
                                       exitStatus: .dataError)
             }
             let parsedDefinition = try? WorkflowDefinition.fromStored(definition.json)
