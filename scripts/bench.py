@@ -497,6 +497,9 @@ def main():
                 print(json.dumps(result), flush=True)
             elif w == "schedules":
                 print(json.dumps(schedules()), flush=True)
+            elif w == "schedule":
+                # One schedule: each fire alone, beside the floor of one submitted instance.
+                print(json.dumps(schedules(count=1, seconds=20)), flush=True)
             elif w == "backlog":
                 print(json.dumps(backlog()), flush=True)
             else:
