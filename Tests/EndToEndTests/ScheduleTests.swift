@@ -69,8 +69,9 @@ final class ScheduleTests: ClusterTestCase {
     /// Three schedules, one per catch-up policy, fire every second; every master is killed for
     /// 10 s; a master started again applies each policy to the fire times missed meanwhile.
     func testCatchUpPoliciesAfterEveryMasterWasDown() async throws {
-        let threshold = 2.0
-        let arguments = ["--misfire-threshold", "2s"]
+        // Well above a master's pauses on a loaded machine, well below the outage.
+        let threshold = 3.0
+        let arguments = ["--misfire-threshold", "3s"]
         let masters = try (0..<2).map { _ in try cluster.startMaster(arguments) }
         try cluster.startWorker(slots: 8)
         try store(#"{"name":"beat","tasks":[{"name":"t","command":"true"}]}"#)
@@ -104,7 +105,7 @@ final class ScheduleTests: ClusterTestCase {
             switch policy {
             case .all:
                 XCTAssertEqual(times.first, lastBefore + 1, "ALL runs every missed fire time: \(report)")
-                XCTAssertGreaterThanOrEqual(late.count, 8, "the missed fire times ran late: \(report)")
+                XCTAssertGreaterThanOrEqual(late.count, 6, "the missed fire times ran late: \(report)")
             case .last:
                 XCTAssertEqual(late.count, 1, "LAST runs exactly one missed fire time: \(report)")
                 XCTAssertEqual(late.first?.scheduleTime, times.first, "the one it runs is the latest missed: \(report)")
