@@ -28,10 +28,12 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CZooKeeper", path: "Sources/CZooKeeper"),
+        .target(name: "CSupport"),
         .target(
             name: "Shared",
             dependencies: [
                 "CZooKeeper",
+                "CSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

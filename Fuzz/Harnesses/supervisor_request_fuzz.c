@@ -45,7 +45,7 @@ static int inside(const char *s, const struct request *r) { return s >= r->body 
 static void record(struct log *log, const struct request *r) {
     struct taken t = {.kind = r->kind, .id = r->id, .signal = r->signal, .size = (size_t)(r->end - r->body),
                       .hash = fnv1a(r->body, r->end), .spawn_rc = -1};
-    REQUIRE(r->kind == 'S' || r->kind == 'K', "kind %d", r->kind);
+    REQUIRE(r->kind == 'S' || r->kind == 'K' || r->kind == 'L', "kind %d", r->kind);
     REQUIRE(r->body <= r->end && (size_t)(r->end - r->body) <= REQUEST_MAX_SIZE, "body of %td bytes", r->end - r->body);
     if (r->kind == 'S') {
         struct spawn_request s;

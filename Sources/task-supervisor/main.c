@@ -9,10 +9,13 @@
  *   request  = u32 length of the rest (9 to 16 MiB), u8 kind, u64 task id, then by kind
  *              'S' spawn: NUL-terminated strings: log path, command, then VAR=value entries
  *              'K' kill:  i32 signal, sent to the task's whole process group
+ *              'L' lease: no body; the id field is the end of the worker's ZooKeeper lease,
+ *                  CLOCK_MONOTONIC nanoseconds (see SessionLease in the worker)
  *   event    = u64 task id, i32 kind, i32 value (native byte order, 16 bytes)
- *              'R' ready, first of all (id 0, value: protocol version, 1),
- *              'P' started (value: pid), 'F' could not start (value: errno),
- *              'X' exited (value: wait status)
+ *              'R' ready, first of all (id 0, value: protocol version, 2),
+ *              'P' started (value: pid), 'F' could not start (value: errno; ETIME when
+ *              the lease has ended), 'X' exited (value: wait status),
+ *              'E' lease ended (id 0, value: how many task groups it killed)
  * Each task runs `/bin/sh -c command` as the leader of a new process group, stdin from
  * /dev/null, stdout and stderr appended to its log, default signal dispositions, no
  * descriptor of the worker's.
@@ -21,6 +24,12 @@
  * (PR_SET_PDEATHSIG, armed for the worker's thread that started it, which lives as long as the
  * worker), and standard input reaches end of file: either way every task group still running is
  * killed with SIGKILL, so no task runs on beside the attempt that failover starts elsewhere.
+ *
+ * The lease is a watchdog: tasks run only while the worker holds a live ZooKeeper session.
+ * No task starts before the first lease or after it ends, and when it ends every task group
+ * is killed here, without the worker: a worker frozen by SIGSTOP, starved of CPU or cut off
+ * from ZooKeeper cannot let a task run on beside the attempt that failover starts elsewhere
+ * once its session expires.
  * Exit status: 0 after end of input, 137 after a signal, 64 on misuse, 70 on a system error.
  * Framing and parsing of requests live in request.c, where tests and fuzzers can reach them.
  */
@@ -38,6 +47,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "request.h"
@@ -45,6 +55,14 @@
 struct child { uint64_t id; pid_t pid; };
 static struct child *children;
 static size_t nchildren, capchildren;
+/* The end of the worker's lease (CLOCK_MONOTONIC ns); 0 before the first. */
+static uint64_t lease_end;
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void kill_all_and_exit(int status) {
     for (size_t i = 0; i < nchildren; i++) kill(-children[i].pid, SIGKILL);
@@ -66,6 +84,7 @@ static void send_event(uint64_t id, int32_t kind, int32_t value) {
 }
 
 static void spawn_task(uint64_t id, char *body, char *end) {
+    if (now_ns() >= lease_end) { send_event(id, 'F', ETIME); return; }
     struct spawn_request request;
     int rc = spawn_request_parse(body, end, &request);
     if (rc == ENOMEM) kill_all_and_exit(70);
@@ -113,6 +132,24 @@ static void kill_task(uint64_t id, int32_t sig) {
         if (children[i].id == id) { kill(-children[i].pid, sig); return; }
 }
 
+/* Past the lease's end: every task group dies, and the worker hears how many. */
+static void enforce_lease(void) {
+    if (nchildren == 0 || now_ns() < lease_end) return;
+    for (size_t i = 0; i < nchildren; i++) kill(-children[i].pid, SIGKILL);
+    send_event(0, 'E', (int32_t)nchildren);
+    /* Their exits are reported as they are reaped; until a new lease nothing starts. */
+    lease_end = 0;
+}
+
+/* Milliseconds poll may sleep before the lease needs enforcing; -1 with no task to watch. */
+static int poll_timeout(void) {
+    if (nchildren == 0) return -1;
+    uint64_t now = now_ns();
+    if (now >= lease_end) return 0;
+    uint64_t ms = (lease_end - now + 999999u) / 1000000u;
+    return ms > 60000 ? 60000 : (int)ms;
+}
+
 static void reap(void) {
     int status;
     pid_t pid;
@@ -148,18 +185,23 @@ int main(int argc, char **argv) {
     int sfd = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) { perror("task-supervisor: signalfd"); return 70; }
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) { perror("task-supervisor: prctl"); return 70; }
+    /* Processes a task leaves behind (its shell exited first) become ours, not init's: reap()
+     * collects them, and they stay within reach of this worker. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) { perror("task-supervisor: prctl"); return 70; }
     if (getppid() != worker) return 137; /* the worker died before we could watch it */
     fcntl(0, F_SETFD, FD_CLOEXEC);
     fcntl(1, F_SETFD, FD_CLOEXEC);
-    send_event(0, 'R', 1);
+    send_event(0, 'R', 2);
 
     struct request_buffer input = {0};
     struct pollfd fds[2] = {{.fd = 0, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
     for (;;) {
-        if (poll(fds, 2, -1) < 0) {
+        int ready = poll(fds, 2, poll_timeout());
+        if (ready < 0) {
             if (errno == EINTR) continue;
             kill_all_and_exit(70);
         }
+        enforce_lease();
         if (fds[1].revents) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) == sizeof si) {
@@ -179,6 +221,7 @@ int main(int argc, char **argv) {
             enum request_status status;
             while ((status = request_next(&input, &request)) == REQUEST_READY) {
                 if (request.kind == 'S') spawn_task(request.id, request.body, request.end);
+                else if (request.kind == 'L') lease_end = request.id;
                 else kill_task(request.id, request.signal);
             }
             if (status == REQUEST_INVALID) kill_all_and_exit(64);

@@ -38,7 +38,7 @@ enum request_status request_next(struct request_buffer *b, struct request *out) 
     if (out->kind == 'K') {
         if (size < 13) return REQUEST_INVALID;
         memcpy(&out->signal, msg + 9, 4);
-    } else if (out->kind != 'S') {
+    } else if (out->kind != 'S' && out->kind != 'L') {
         return REQUEST_INVALID;
     }
     b->at += 4 + (size_t)size;

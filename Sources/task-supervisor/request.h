@@ -24,8 +24,8 @@ struct request_buffer {
 
 /* One request. `body` .. `end` points into the buffer until the next request_buffer_room. */
 struct request {
-    unsigned char kind; /* 'S' spawn or 'K' kill */
-    uint64_t id;
+    unsigned char kind; /* 'S' spawn, 'K' kill or 'L' lease */
+    uint64_t id;        /* 'L': the lease's end, CLOCK_MONOTONIC nanoseconds */
     int32_t signal;     /* 'K' */
     char *body, *end;   /* 'S': the NUL-terminated strings */
 };

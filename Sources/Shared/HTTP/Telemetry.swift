@@ -73,15 +73,16 @@ public final class Telemetry: Sendable {
     /// A ZooKeeper client's session as gauges, `ds_zookeeper_connected` (1 or 0) and
     /// `ds_zookeeper_session_expired` (1 once the session is gone for good), and as the first
     /// health check: unhealthy unless connected.
-    public func watchSession(_ zk: ZooKeeperClient) {
+    /// `current` is the daemon's session of the moment (nil while it makes a new one).
+    public func watchSession(_ current: @escaping @Sendable () -> ZooKeeperClient?) {
         healthCheck {
-            let session = zk.sessionState
+            guard let session = current()?.sessionState else { return "no ZooKeeper session (connecting)" }
             return session == .connected ? nil : "ZooKeeper session \(session.rawValue)"
         }
         let connected = Gauge(label: "ds_zookeeper_connected")
         let expired = Gauge(label: "ds_zookeeper_session_expired")
-        onScrape { [zk] in
-            let state = zk.sessionState
+        onScrape {
+            let state = current()?.sessionState ?? .closed
             connected.record(state == .connected ? 1 : 0)
             expired.record(state == .expired ? 1 : 0)
         }

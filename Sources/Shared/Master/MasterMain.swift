@@ -1,27 +1,32 @@
 import Foundation
 import Logging
 import Metrics
+import NIOConcurrencyHelpers
 
 extension MasterScheduler {
-    /// Connects, opens the store and schedules until SIGTERM or fencing. With `listen`, serves
-    /// `/metrics` and `/healthz` there while it runs.
+    /// Connects, opens the store and schedules until SIGTERM. A lost session (see `SessionLease`)
+    /// stops scheduling at once, and the master registers again with a new session once ZooKeeper
+    /// answers: it never exits for an outage. With `listen`, serves `/metrics` and `/healthz` there
+    /// while it runs.
     public static func main(configuration: Configuration, options: MasterOptions, listen: ListenAddress?,
                             logLevel: String) async throws {
         let logger = try Tool.logger("ds-master", level: logLevel)
         // Bound first: a taken port stops the start before the master registers.
         let server = try await DaemonListener.start(listen, logger: logger)
-        var options = options
-        options.listen = server?.published(host: options.host)
-        let zk = try await configuration.connectZooKeeper(logger: logger)
-        defer { zk.close() }
+        var listening = options
+        listening.listen = server?.published(host: options.host)
+        let options = listening
+        let sessions = SessionRenewal(configuration: configuration, logger: logger)
+        let firstSession = try await sessions.first()
+        defer { sessions.current?.close() }
         let store = try Store(path: configuration.databasePath)
         logger.info("database \(configuration.databasePath), \(configuration.zooKeeperSummary)")
-        let scheduler = MasterScheduler(zk: zk, store: store, paths: configuration.paths, options: options, logger: logger)
-        Telemetry.shared.watchSession(zk)
+        let current = NIOLockedValueBox<MasterScheduler?>(nil)
         Gauge(label: "ds_master_slots").record(options.maxWorkflows)
         let activeGauge = Gauge(label: "ds_master_active_instances")
         let paths = configuration.paths
         Telemetry.shared.onScrape {
+            guard let scheduler = current.withLockedValue({ $0 }), let zk = sessions.current else { return }
             let figures = await scheduler.loadFigures()
             activeGauge.record(figures.active)
             // Every group with a queue node or a backlog here: the window's depth (all masters'
@@ -47,8 +52,22 @@ extension MasterScheduler {
             return nil
         }
         try await Daemon.run(logger: logger, stop: .cancel) {
-            try await DaemonListener.serving(server, logger: logger) { try await scheduler.run() }
+            try await DaemonListener.serving(server, logger: logger) {
+                var zk: ZooKeeperClient? = firstSession
+                while let session = zk {
+                    let scheduler = MasterScheduler(zk: session, store: store, paths: configuration.paths, options: options, logger: logger)
+                    current.withLockedValue { $0 = scheduler }
+                    do {
+                        try await scheduler.run()
+                        return
+                    } catch let error as MasterError where error.isSessionLoss {
+                        logger.error("\(error); registering again with a new session once ZooKeeper answers")
+                        current.withLockedValue { $0 = nil }
+                        zk = try await sessions.renew()
+                    }
+                }
+            }
         }
-        logger.info("master \(options.identity) stopped; stats: db_transactions=\(store.transactionCount) \(zk.requestCounts.summary(prefix: "zk_"))")
+        logger.info("master \(options.identity) stopped; stats: db_transactions=\(store.transactionCount) \(sessions.current?.requestCounts.summary(prefix: "zk_") ?? "")")
     }
 }

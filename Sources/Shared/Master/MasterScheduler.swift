@@ -4,13 +4,31 @@ import Logging
 /// Why a master stopped on its own.
 public enum MasterError: Error, CustomStringConvertible, ExitStatusProviding {
     case sessionExpired(String)
+    /// The master stopped acting for its session (see `SessionLease`).
+    case leaseLost(String, LeaseLoss)
     case alreadyRegistered(String)
     case failedOver(String)
+
+    /// A loss of the session, after which the master registers again with a new one; any master
+    /// (this one too) adopts the instances it ran.
+    public var isSessionLoss: Bool {
+        switch self {
+        case .sessionExpired, .leaseLost, .failedOver: return true
+        case .alreadyRegistered: return false
+        }
+    }
 
     public var description: String {
         switch self {
         case .sessionExpired(let id):
-            return "master \(id): ZooKeeper session expired; stopped scheduling (fenced). Restart it once ZooKeeper is healthy"
+            return "master \(id): ZooKeeper session expired; stopped scheduling (fenced)"
+        case .leaseLost(let id, let why):
+            let cause = switch why {
+            case .lapsed: "no ZooKeeper server answered for its session timeout less the margin"
+            case .expired: "its ZooKeeper session expired"
+            case .fenceLowered: "it was failed over while it could not answer"
+            }
+            return "master \(id): \(cause); stopped scheduling (fenced) before any master could adopt its instances"
         case .alreadyRegistered(let id):
             return "master \(id): another master is registered under this host:port; give this one another --port"
         case .failedOver(let id):
@@ -19,7 +37,7 @@ public enum MasterError: Error, CustomStringConvertible, ExitStatusProviding {
     }
     public var exitStatus: ExitStatus {
         switch self {
-        case .sessionExpired, .failedOver: return .unavailable
+        case .sessionExpired, .leaseLost, .failedOver: return .unavailable
         case .alreadyRegistered: return .config
         }
     }
@@ -157,10 +175,10 @@ public actor MasterScheduler {
         let sessions = zk.sessionEvents()
         // Every loop is a child: the first to throw (an expired session) cancels the rest.
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { [zk, logger, wakeups, identity = options.identity] in
+            group.addTask { [zk, logger, wakeups] in
                 for await event in sessions {
                     switch event {
-                    case .expired: throw MasterError.sessionExpired(identity)
+                    case .expired: break  // the lease below ends at once
                     case .disconnected: logger.warning("disconnected from ZooKeeper \(zk.connectString); reconnecting")
                     case .connected:
                         logger.info("connected to ZooKeeper")
@@ -168,9 +186,11 @@ public actor MasterScheduler {
                     }
                 }
             }
-            group.addTask { [zk, identity = options.identity] in
-                try await SessionFence.waitForLoss(zk)
-                throw MasterError.sessionExpired(identity)
+            group.addTask { [zk, paths, identity = options.identity] in
+                // Past the lease another master may adopt this one's instances: every loop of this
+                // session ends (the group is cancelled by this throw) and nothing more is written.
+                let loss = try await SessionLease.hold(zk, fence: paths.fence(zk.sessionID)) { _ in }
+                throw MasterError.leaseLost(identity, loss)
             }
             group.addTask { try await self.heartbeatLoop() }
             group.addTask { try await self.backlogPublishLoop() }
@@ -363,6 +383,13 @@ public actor MasterScheduler {
             return all
         }
         try FaultPoint.hit("master-results-read")
+        // Supervisor deaths already stored for the tasks whose attempt just saw one (rare: read here,
+        // before the round, so the round is planned from reads that succeeded).
+        var supervisorDeaths: [Int64: Int] = [:]
+        for m in messages where m.supervisorLost == true && m.state == .needFaultTolerance {
+            guard let ref = attempts[m.taskInstanceId], let instance = active[ref.instance] else { continue }
+            supervisorDeaths[m.taskInstanceId] = try await store.supervisorDeaths(instance: ref.instance, task: ref.task, run: instance.record.run)
+        }
         var round = Round()
         for m in messages {
             guard let ref = attempts.removeValue(forKey: m.taskInstanceId) else { continue }
@@ -384,8 +411,17 @@ public actor MasterScheduler {
                           message: "stopped with its worker while the instance was halting", now: ProcessStats.now(), &round)
                 continue
             }
+            if let earlier = supervisorDeaths[m.taskInstanceId], earlier + 1 >= Limits.supervisorDeathsBeforeFailure {
+                // No failover loop: a task that keeps killing its supervisor fails.
+                let why = "its attempts saw the task supervisor die \(earlier + 1) times (a task that kills its parent process?); it fails instead of running again"
+                round.batch.outcomes[round.batch.outcomes.count - 1].state = .failure
+                round.batch.outcomes[round.batch.outcomes.count - 1].message = why
+                logger.warning("instance \(instanceID): '\(taskName)' \(why)")
+                apply(active[instanceID]!.engine.handle(.taskFinished(task: taskName, outcome: .failure)), to: instanceID, &round)
+                continue
+            }
             if m.state == .needFaultTolerance {
-                // Killed by its worker's own stop: it fails over as if the worker had died (a new
+                // Killed by its worker's own stop, or with its task supervisor: it fails over as if the worker had died (a new
                 // attempt with the same number, not a retry); the engine still waits for the task.
                 logger.notice("instance \(instanceID): attempt \(m.taskInstanceId) of '\(taskName)' was stopped with its worker; resubmitting")
                 newAttempt(instanceID, taskName, ref.attempt, &round)

@@ -7,6 +7,10 @@ public enum Limits {
     /// The longest duration anywhere (retry interval, timeout, grace, retention): 30 days.
     /// Larger values would overflow the clocks' integer milliseconds.
     public static let maxDurationSeconds: Double = 30 * 86_400
+    /// A task whose attempts have seen their task supervisor die this many times in one run ends
+    /// FAILURE instead of failing over again: a task that kills its parent must not take workers
+    /// down one after another for ever.
+    public static let supervisorDeathsBeforeFailure = 3
     /// The largest day offset of a `$[yyyyMMdd+N]` date expression: 100 years.
     public static let maxDayOffset = 36_500
     /// The longest worker group name; groups become znode names.

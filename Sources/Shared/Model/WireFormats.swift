@@ -111,6 +111,12 @@ public struct TaskResultMessage: Codable, Sendable {
     public var message: String?
     /// Killed at its timeout (FAIL, WARNFAIL).
     public var timedOut: Bool?
+    /// NEED_FAULT_TOLERANCE because the worker's task supervisor died while it ran (a task may have
+    /// killed it): masters fail a task whose attempts keep doing so (`Limits.supervisorDeathsBeforeFailure`).
+    public var supervisorLost: Bool?
+
+    /// How the message of such an attempt begins, as stored: what masters count.
+    public static let supervisorLostMessage = "killed: the task supervisor of its worker died while it ran"
 
     public init(taskInstanceId: Int64, state: TaskState, exitCode: Int32?, worker: String, pid: Int32?, logPath: String,
                 startTime: Double, endTime: Double, outputs: [String: String], message: String?) {

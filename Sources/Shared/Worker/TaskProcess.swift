@@ -1,3 +1,4 @@
+import CSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -38,6 +39,16 @@ public enum ProcessExit: Sendable, Equatable {
     }
 }
 
+/// The supervisor died before it could start the task: no verdict on the task, which runs again.
+public struct SupervisorUnavailable: Error, CustomStringConvertible {
+    public var description: String { "the task supervisor died before it could start the task" }
+}
+
+/// The supervisor died while it started the task: the task may have run (and killed it).
+public struct SupervisorLostDuringStart: Error, CustomStringConvertible {
+    public var description: String { "the task supervisor died while it started the task" }
+}
+
 /// A running task: the leader of its own process group, a child of the worker's supervisor.
 public struct TaskProcess: Sendable {
     public let id: Int64
@@ -71,6 +82,20 @@ public final class TaskSupervisor: @unchecked Sendable {
     private var pids: [Int64: pid_t] = [:]
     private var lost = false
     private var onLost: (@Sendable () -> Void)?
+    private var onLeaseEnded: (@Sendable () -> Void)?
+    /// Tasks killed because the supervisor died under them, or because the worker's lease ended:
+    /// their exits are no verdict on the task (see `endCause`).
+    private var killedBy: [Int64: EndCause] = [:]
+    /// The lease last given, sent again to a supervisor started after a loss.
+    private var lease: UInt64 = 0
+
+    /// Why a task ended other than on its own.
+    public enum EndCause: Sendable, Equatable {
+        /// The supervisor exited (a task may have killed it): the task's group was killed.
+        case supervisorLost
+        /// The worker's ZooKeeper lease ended: the supervisor killed every task itself.
+        case leaseEnded
+    }
 
     /// Starts the supervisor.
     public init() throws {
@@ -78,6 +103,25 @@ public final class TaskSupervisor: @unchecked Sendable {
             throw InputError.configuration("task supervisor \(Self.path) is missing or not executable; install it beside ds-worker")
         }
         Glibc.signal(SIGPIPE, SIG_IGN)  // a dead supervisor must surface as an error, not kill the worker
+        // The tasks of a supervisor that dies become this worker's children, not init's, so that
+        // `supervisorLost` finds and kills them all, also one whose start was never reported.
+        _ = ds_become_child_subreaper()
+        try start()
+    }
+
+    /// Starts a supervisor process after the last one was lost; the tasks it ran were killed and
+    /// their waits have returned. The lease last given holds for the new one.
+    public func restart() throws {
+        guard lock.withLock({ lost }) else { return }
+        try start()
+        let lease = lock.withLock { () -> UInt64 in
+            lost = false
+            return self.lease
+        }
+        if lease > 0 { renewLease(until: lease) }
+    }
+
+    private func start() throws {
         let started = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var startError: Error?
         let thread = Thread { [self] in
@@ -96,6 +140,18 @@ public final class TaskSupervisor: @unchecked Sendable {
         started.wait()
         if let startError { throw startError }
     }
+
+    /// Tells the supervisor until when (`MonotonicTime`) the worker's session lease holds: past it,
+    /// the supervisor kills every task itself and starts none (see `SessionLease`).
+    public func renewLease(until deadline: UInt64) {
+        lock.withLock { lease = deadline }
+        var message: [UInt8] = [UInt8(ascii: "L")]
+        Self.append(Int64(bitPattern: deadline), to: &message)
+        _ = send(message)
+    }
+
+    /// Why task `id` ended other than on its own, if it did; asked once, after its exit.
+    public func endCause(_ id: Int64) -> EndCause? { lock.withLock { killedBy.removeValue(forKey: id) } }
 
     /// Spawns the supervisor with a pipe each way; returns the events end.
     private func launch() throws -> Int32 {
@@ -135,6 +191,7 @@ public final class TaskSupervisor: @unchecked Sendable {
             throw SystemCallError(call: "posix_spawn \(Self.path)", errno: rc)
         }
         lock.withLock {
+            if requests >= 0 { close(requests) }  // the lost supervisor's
             requests = toChild[1]
             supervisorPID = pid
         }
@@ -154,7 +211,7 @@ public final class TaskSupervisor: @unchecked Sendable {
         }
         let (kind, version) = event.withUnsafeBytes { ($0.loadUnaligned(fromByteOffset: 8, as: Int32.self),
                                                       $0.loadUnaligned(fromByteOffset: 12, as: Int32.self)) }
-        guard filled == 16, kind == Int32(UInt8(ascii: "R")), version == 1 else {
+        guard filled == 16, kind == Int32(UInt8(ascii: "R")), version == 2 else {
             close(fd)
             let pid = lock.withLock { supervisorPID }
             var status: Int32 = 0
@@ -177,7 +234,7 @@ public final class TaskSupervisor: @unchecked Sendable {
                 if !lost { starts[id] = continuation }
                 return lost
             }
-            if isLost { return continuation.resume(throwing: SystemCallError(call: "task supervisor", errno: ECHILD)) }
+            if isLost { return continuation.resume(throwing: SupervisorUnavailable()) }
             if let error = send(message), let start = lock.withLock({ starts.removeValue(forKey: id) }) {
                 start.resume(throwing: error)
             }
@@ -231,13 +288,8 @@ public final class TaskSupervisor: @unchecked Sendable {
         var message: [UInt8] = [UInt8(ascii: "K")]
         Self.append(id, to: &message)
         withUnsafeBytes(of: signal) { message.append(contentsOf: $0) }
-        let orphan: pid_t? = lock.withLock { lost ? pids[id] : nil }
-        if let orphan {
-            // The supervisor is gone, so nobody reaps the task: its pid cannot have been reused.
-            killpg(orphan, signal)
-        } else {
-            _ = send(message)
-        }
+        // A lost supervisor's tasks were killed when it was found lost (`supervisorLost`).
+        _ = send(message)
     }
 
     private static func append(_ id: Int64, to message: inout [UInt8]) {
@@ -300,7 +352,15 @@ public final class TaskSupervisor: @unchecked Sendable {
             start?.resume(returning: value)
         case UInt8(ascii: "F"):
             let start = lock.withLock { starts.removeValue(forKey: id) }
-            start?.resume(throwing: SystemCallError(call: "start /bin/sh", errno: value))
+            start?.resume(throwing: value == ETIME ? SystemCallError(call: "start (the worker's ZooKeeper lease has ended)", errno: value)
+                          : SystemCallError(call: "start /bin/sh", errno: value))
+        case UInt8(ascii: "E"):
+            // Sent before the exits of the tasks it killed: each is marked before its exit is seen.
+            let handler: (@Sendable () -> Void)? = lock.withLock {
+                for id in pids.keys { killedBy[id] = .leaseEnded }
+                return onLeaseEnded
+            }
+            handler?()
         case UInt8(ascii: "X"):
             let exit = ProcessExit(waitStatus: value)
             let waiter: CheckedContinuation<ProcessExit, Never>? = lock.withLock {
@@ -318,7 +378,7 @@ public final class TaskSupervisor: @unchecked Sendable {
     }
 
     /// The supervisor exited (killed, or crashed): its tasks are orphans now. Kill their groups,
-    /// end every wait, and tell the worker, which must not run tasks without a supervisor.
+    /// end every wait, and tell the worker, which starts another (`restart`).
     private func supervisorLost() {
         let (pending, waiters, running, pid): ([CheckedContinuation<pid_t, Error>], [Int64: CheckedContinuation<ProcessExit, Never>], [pid_t], pid_t) = lock.withLock {
             lost = true
@@ -331,18 +391,51 @@ public final class TaskSupervisor: @unchecked Sendable {
         for p in running { killpg(p, SIGKILL) }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        for start in pending { start.resume(throwing: SystemCallError(call: "task supervisor", errno: ECHILD)) }
+        Self.killAdoptedOrphans()
+        // A start under way may have run the task (which may have killed the supervisor before it
+        // was reported): it counts as killed with it.
+        for start in pending { start.resume(throwing: SupervisorLostDuringStart()) }
         lock.withLock {
-            for id in pids.keys where waiters[id] == nil { exits[id] = .signaled(SIGKILL) }
+            for id in pids.keys {
+                if killedBy[id] == nil { killedBy[id] = .supervisorLost }
+                if waiters[id] == nil { exits[id] = .signaled(SIGKILL) }
+            }
+            pids.removeAll()
         }
         for (_, waiter) in waiters { waiter.resume(returning: .signaled(SIGKILL)) }
         lock.withLock { onLost }?()
     }
 
-    /// Whether the supervisor has exited: exits reported from then on are its killings, not the tasks' own.
+    /// Kills and reaps every child of this worker: with the supervisor dead, they can only be
+    /// what it left (its tasks and what they started, adopted as this process is a subreaper).
+    private static func killAdoptedOrphans() {
+        let me = getpid()
+        for _ in 0..<3 {
+            let orphans = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry -> pid_t? in
+                guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")") else { return nil }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                return fields.count > 2 && pid_t(fields[1]) == me ? pid : nil
+            }
+            if orphans.isEmpty { return }
+            for pid in orphans {
+                killpg(pid, SIGKILL)
+                kill(pid, SIGKILL)
+            }
+            var status: Int32 = 0
+            for pid in orphans { while waitpid(pid, &status, 0) == -1 && errno == EINTR {} }
+        }
+    }
+
+    /// Whether the supervisor has exited and no other has started since.
     public var isLost: Bool { lock.withLock { lost } }
 
-    /// `handler` runs once if the supervisor exits while the worker lives (at once if it already
+    /// `handler` runs each time the supervisor reports that the lease ended and it killed its tasks.
+    public func whenLeaseEnds(_ handler: @escaping @Sendable () -> Void) {
+        lock.withLock { onLeaseEnded = handler }
+    }
+
+    /// `handler` runs each time the supervisor exits while the worker lives (at once if it already
     /// has): its running tasks have then been killed, and their waits return `signaled(SIGKILL)`.
     public func whenLost(_ handler: @escaping @Sendable () -> Void) {
         let already: Bool = lock.withLock {

@@ -5,6 +5,8 @@ import Metrics
 /// Why a worker stopped on its own.
 public enum WorkerError: Error, CustomStringConvertible, ExitStatusProviding {
     case sessionExpired(String)
+    /// The worker stopped acting for its session (see `SessionLease`): its tasks were killed.
+    case leaseLost(String, LeaseLoss)
     case alreadyRegistered(String)
     case failedOver(String)
     case supervisorLost(String)
@@ -24,14 +26,30 @@ public enum WorkerError: Error, CustomStringConvertible, ExitStatusProviding {
         case .failedOver(let id):
             return "worker \(id): found itself in /dead-servers (failed over while unresponsive); killed its running tasks and stopped (fenced)"
         case .sessionExpired(let id):
-            return "worker \(id): ZooKeeper session expired; killed its running tasks and stopped (fenced). Restart it once ZooKeeper is healthy"
+            return "worker \(id): ZooKeeper session expired; killed its running tasks (fenced)"
+        case .leaseLost(let id, let why):
+            let cause = switch why {
+            case .lapsed: "no ZooKeeper server answered for its session timeout less the margin"
+            case .expired: "its ZooKeeper session expired"
+            case .fenceLowered: "it was failed over while it could not answer"
+            }
+            return "worker \(id): \(cause); killed its running tasks (fenced) before any master could start them elsewhere"
         case .alreadyRegistered(let id):
             return "worker \(id): another worker is registered under this host:port; give this one another --port"
         }
     }
+    /// A loss of the session, after which the worker registers again with a new one: its tasks
+    /// were killed and fail over, and nothing about the worker itself is wrong.
+    public var isSessionLoss: Bool {
+        switch self {
+        case .sessionExpired, .leaseLost, .failedOver: return true
+        default: return false
+        }
+    }
+
     public var exitStatus: ExitStatus {
         switch self {
-        case .sessionExpired, .failedOver: return .unavailable
+        case .sessionExpired, .leaseLost, .failedOver: return .unavailable
         case .supervisorLost: return .software
         case .alreadyRegistered, .logFolderUnwritable: return .config
         case .refusedItem: return .dataError
@@ -112,14 +130,18 @@ public actor WorkerDaemon {
     let baseEnvironment = ProcessInfo.processInfo.environment
     let metrics = WorkerMetrics()
 
-    public init(zk: ZooKeeperClient, paths: ZooKeeperPaths, options: WorkerOptions, supervisor: TaskSupervisor, logger: Logger) {
+    /// One worker for one ZooKeeper session; `logs` and `supervisor` outlive it (a worker whose
+    /// session is lost registers again as a new `WorkerDaemon`, see `WorkerDaemon.main`).
+    public init(zk: ZooKeeperClient, paths: ZooKeeperPaths, options: WorkerOptions, supervisor: TaskSupervisor, logs: TaskLogs,
+                logger: Logger) {
         self.zk = zk
         self.paths = paths
         self.options = options
         self.supervisor = supervisor
         self.logger = logger
-        self.logs = TaskLogs(folder: options.logDirectory)
+        self.logs = logs
         supervisor.whenLost { [wakeups] in wakeups.mark(.supervisorLost) }
+        supervisor.whenLeaseEnds { [wakeups] in wakeups.mark(.expired) }
     }
 
     /// Makes the log folder and writes a probe file in it: a worker that cannot keep its tasks' logs
@@ -154,22 +176,22 @@ public actor WorkerDaemon {
         let sessions = zk.sessionEvents()
         // A discarding group: a million finished tasks leave nothing behind.
         do { try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { [zk, logger, wakeups] in
+            group.addTask { [zk, logger] in
                 for await event in sessions {
                     switch event {
-                    case .expired:
-                        logger.error("ZooKeeper session expired: killing running tasks and stopping")
-                        await self.fence(.sessionExpired(self.options.identity))
-                        wakeups.mark(.expired)
+                    case .expired: break  // the lease below ends at once
                     case .disconnected: logger.warning("disconnected from ZooKeeper \(zk.connectString); reconnecting")
                     case .connected: logger.info("connected to ZooKeeper")
                     }
                 }
             }
             group.addTask { try await self.heartbeatLoop() }
-            group.addTask { [zk, wakeups] in
-                try await SessionFence.waitForLoss(zk)
-                await self.fence(.sessionExpired(self.options.identity))
+            group.addTask { [zk, paths, supervisor, logger, wakeups] in
+                // The supervisor holds every deadline too: it kills the tasks itself if this
+                // worker cannot (frozen, starved), see `SessionLease`.
+                let loss = try await SessionLease.hold(zk, fence: paths.fence(zk.sessionID)) { supervisor.renewLease(until: $0) }
+                logger.error("ZooKeeper session lease lost (\(loss)): killing running tasks")
+                await self.fence(.leaseLost(self.options.identity, loss))
                 wakeups.mark(.expired)
             }
             try await zk.retryingTransientFaults { try await watchOwnDeathRecord() }
@@ -191,13 +213,20 @@ public actor WorkerDaemon {
         for await _ in wakeups.stream {
             let dirty = wakeups.take()
             if dirty.contains(.expired) {
-                fence(.sessionExpired(options.identity))
+                fence(.leaseLost(options.identity, .lapsed))
                 throw fenced!
             }
             if dirty.contains(.supervisorLost) {
-                logger.error("task-supervisor exited unexpectedly: its task groups were killed; stopping")
-                fence(.supervisorLost(options.identity))
-                throw fenced!
+                // Its tasks were killed with it (a task may have killed it); they fail over, and
+                // the worker runs on with a new one.
+                logger.error("task-supervisor exited unexpectedly: its task groups were killed and fail over; starting a new one")
+                do {
+                    try supervisor.restart()
+                } catch {
+                    logger.error("task-supervisor cannot start again: \(error)")
+                    fence(.supervisorLost(options.identity))
+                    throw fenced!
+                }
             }
             if dirty.contains(.queueChanged) { queueChanged = true }
             if dirty.contains(.peersChanged) { peersChanged = true }
@@ -511,6 +540,7 @@ public actor WorkerDaemon {
             if mkdir(folder, 0o755) != 0 && errno != EEXIST {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             }
+            if supervisor.isLost { try supervisor.restart() }  // before the event loop got to it
             let process = try await supervisor.spawn(id: id, command: task.command, environment: environment, logPath: logPath)
             running[id] = process
             // A fence, the end of a stop's grace period, or a kill request that came while this
@@ -518,6 +548,18 @@ public actor WorkerDaemon {
             if fenced != nil || killedForStop.contains(id) || killRequested.contains(id) { process.signalGroup(SIGKILL) }
             result.pid = process.pid
             let exit = await waitWithTimeout(process, task: task, logPath: logPath)
+            switch supervisor.endCause(id) {
+            case .leaseEnded?:
+                // Killed because this worker's session may be gone: it fails over with the session,
+                // and no result may claim otherwise.
+                Self.appendToLog(logPath, "[ds] killed: worker \(options.identity) lost its ZooKeeper session lease; the task fails over\n")
+                return
+            case .supervisorLost?:
+                Self.appendToLog(logPath, "[ds] killed: the task supervisor of worker \(options.identity) died while the task ran\n")
+                throw TaskEnd.supervisorLost
+            case nil:
+                break
+            }
             result.endTime = ProcessStats.now()
             result.exitCode = exit.exit.code
             result.timedOut = exit.timedOut ? true : nil
@@ -536,13 +578,24 @@ public actor WorkerDaemon {
             } else {
                 result.outputs = printed.outputs
             }
+        } catch let error where error is SupervisorLostDuringStart || (error as? TaskEnd) == .supervisorLost {
+            // Not the task's own failure as far as anyone can tell: it runs again elsewhere, a new
+            // attempt and not a retry; masters fail a task whose attempts keep taking workers down.
+            result.endTime = ProcessStats.now()
+            result.state = .needFaultTolerance
+            result.supervisorLost = true
+            result.message = "\(TaskResultMessage.supervisorLostMessage) (worker \(options.identity); a task may have killed it)"
+        } catch let error as SupervisorUnavailable {
+            result.endTime = ProcessStats.now()
+            result.state = .needFaultTolerance
+            result.message = "not started: \(error); runs again"
         } catch {
             result.endTime = ProcessStats.now()
             result.message = "could not start: \(error)"
             logger.error("task \(id) '\(task.taskName)': \(error)")
         }
         // A fenced worker writes nothing: its tasks fail over, like those of a dead worker.
-        if fenced != nil || supervisor.isLost { return }
+        if fenced != nil { return }
         metrics.finished(result.state)
         // The slot stays taken until the result is written: the window in which a dying worker
         // leaves a finished but unrecorded task (which then runs again elsewhere) stays short.
@@ -621,6 +674,12 @@ public actor WorkerDaemon {
     private func report(_ result: TaskResultMessage) async {
         let id = result.taskInstanceId
         while true {
+            // Past the lease the session may be gone and the task failed over: a result written
+            // now could contradict the new attempt's.
+            if SessionLease.deadline(zk) <= MonotonicTime.nowNanos() {
+                logger.error("task \(id): result not reported, the session lease has ended; the task fails over")
+                return
+            }
             do {
                 try await zk.multi([
                     .create(path: paths.result(id), data: WireJSON.encode(result), mode: .persistent),
@@ -677,6 +736,9 @@ public actor WorkerDaemon {
     func killAll(signal: Int32) {
         for case let process? in running.values { process.signalGroup(signal) }
     }
+
+    /// How a task's run ended other than by its exit.
+    enum TaskEnd: Error { case supervisorLost }
 
     // MARK: Helpers
 

@@ -1,21 +1,99 @@
 import Foundation
 
-/// A daemon cut off from ZooKeeper for longer than its session timeout must assume the
-/// session is gone: the servers expire it, but the client only hears so once it reconnects,
-/// which may be never while the ensemble is down.
-public enum SessionFence {
-    /// Returns once the client has been disconnected for a whole session timeout.
-    public static func waitForLoss(_ zk: ZooKeeperClient) async throws {
-        var disconnectedSince: ContinuousClock.Instant?
-        while true {
-            try await Task.sleep(for: .milliseconds(250))
-            if zk.isConnected {
-                disconnectedSince = nil
-            } else if let since = disconnectedSince {
-                if ContinuousClock.now - since >= .milliseconds(zk.sessionTimeoutMillis) { return }
-            } else {
-                disconnectedSince = .now
+/// Why a daemon stopped acting for its ZooKeeper session.
+public enum LeaseLoss: Sendable, Equatable {
+    /// No server answered for the session timeout less the margin: the session may be expired.
+    case lapsed
+    /// The client was told the session expired.
+    case expired
+    /// The session's fence node is gone: a master or `ds-failover` failed it over while it lived.
+    case fenceLowered
+}
+
+/// How long a daemon may go on acting for its ZooKeeper session without hearing from a server.
+///
+/// The timing argument. A ZooKeeper server expires a session no earlier than the negotiated
+/// timeout after it last heard from the client (every request and ping touches the session; the
+/// leader expires it at the first tick after `last touch + timeout`). A request that was answered
+/// was heard by a server at or after the moment it was *sent*, so the session cannot expire before
+/// `sent + timeout`, measured on the client's monotonic clock (clock rates differ by parts per
+/// million, not by the margin). Until it expires, no master can see the daemon's ephemeral nodes
+/// vanish, so none can fail over its work. A daemon that stops acting at
+/// `sent + timeout - margin` (a worker: its tasks are killed by then; a master: it writes nothing
+/// more) therefore stops before anyone can start a second copy of that work, whatever the network
+/// does: a partition, a frozen process or a dead ensemble. The margin covers the kill itself and a
+/// scheduler's delay in noticing the deadline. The deadline is enforced in two places: by the
+/// daemon, and for a worker also by its task supervisor (a separate process), which keeps the
+/// deadline the worker last gave it and kills every task itself when it passes, so even a worker
+/// frozen with SIGSTOP cannot let its tasks outlive the lease.
+public enum SessionLease {
+    /// The margin for a negotiated timeout: a fifth of it, at least 300 ms, at most half of it.
+    public static func marginNanos(timeoutMillis: Int) -> UInt64 {
+        let timeout = UInt64(max(timeoutMillis, 1)) * 1_000_000
+        return min(max(timeout / 5, 300_000_000), timeout / 2)
+    }
+
+    /// The moment (`MonotonicTime`) until which the daemon may act for its session: 0 if no server
+    /// has answered yet.
+    public static func deadline(_ zk: ZooKeeperClient) -> UInt64 {
+        let heard = zk.lastHeardNanos
+        guard heard > 0 else { return 0 }
+        let timeout = zk.negotiatedTimeoutMillis
+        return heard + UInt64(timeout) * 1_000_000 - marginNanos(timeoutMillis: timeout)
+    }
+
+    /// How often a daemon that sends nothing else probes its session.
+    static func probeIntervalNanos(_ zk: ZooKeeperClient) -> UInt64 {
+        UInt64(max(50, zk.negotiatedTimeoutMillis / 6)) * 1_000_000
+    }
+
+    /// Keeps the lease while the session lives: probes the session's fence node whenever no other
+    /// request was answered for a probe interval, reports each new deadline to `renewed`, and
+    /// returns once the lease is lost. `renewed` runs on every extension, in order.
+    public static func hold(_ zk: ZooKeeperClient, fence: String,
+                            renewed: @escaping @Sendable (UInt64) -> Void) async throws -> LeaseLoss {
+        let interval = probeIntervalNanos(zk)
+        let sessions = zk.sessionEvents()
+        return try await withThrowingTaskGroup(of: LeaseLoss?.self) { group in
+            group.addTask {
+                for await event in sessions where event == .expired { return .expired }
+                return nil
             }
+            group.addTask {
+                while true {
+                    // A probe may hang until the client gives up on the connection: the deadline is
+                    // watched by the task beside this one meanwhile.
+                    if MonotonicTime.nowNanos() &- zk.lastHeardNanos >= interval {
+                        do {
+                            if try await zk.exists(fence) == nil { return .fenceLowered }
+                        } catch let error as ZooKeeperError where error.isTransient {
+                            // No answer proves nothing; the deadline decides.
+                        } catch let error as ZooKeeperError where error.cause == .sessionExpired {
+                            return .expired
+                        }
+                    }
+                    try await Task.sleep(for: .nanoseconds(Int64(interval)))
+                }
+            }
+            group.addTask {
+                var told: UInt64 = 0
+                while true {
+                    let deadline = deadline(zk)
+                    if deadline != told {
+                        told = deadline
+                        renewed(deadline)
+                    }
+                    let now = MonotonicTime.nowNanos()
+                    if deadline <= now { return .lapsed }
+                    let left = deadline - now
+                    try await Task.sleep(for: .nanoseconds(Int64(min(left, 50_000_000))))
+                }
+            }
+            defer { group.cancelAll() }
+            while let outcome = try await group.next() {
+                if let outcome { return outcome }
+            }
+            return .expired
         }
     }
 }

@@ -1,5 +1,6 @@
 import CZooKeeper
 import Foundation
+import NIOConcurrencyHelpers
 
 // The only file that imports the ZooKeeper C module. Every C call goes through `check`,
 // every completion through one boxed continuation, every watch through one boxed closure.
@@ -19,6 +20,8 @@ public final class ZooKeeperClient: @unchecked Sendable {
     private let acl: UnsafeMutablePointer<ACL_vector>
     private let closeLock = NSLock()
     private var closed = false
+    /// See `lastHeardNanos`.
+    private let heard = NIOLockedValueBox<UInt64>(0)
 
     private init(connectString: String, sessionTimeoutMillis: Int, credentials: ZooKeeperCredentials?, handle: OpaquePointer,
                  session: SessionHub) {
@@ -93,6 +96,23 @@ public final class ZooKeeperClient: @unchecked Sendable {
     public let requestCounts = Counters(metric: "ds_zookeeper_requests_total")
 
     public var isConnected: Bool { zoo_state(handle) == ZOO_CONNECTED_STATE }
+
+    /// The session timeout the server granted (it may differ from the one asked for), in
+    /// milliseconds; the requested one until a connection has told.
+    public var negotiatedTimeoutMillis: Int {
+        let granted = Int(zoo_recv_timeout(handle))
+        return granted > 0 ? granted : sessionTimeoutMillis
+    }
+
+    /// When (`MonotonicTime`) the latest request was sent that a server then answered: the
+    /// server heard from this session at that time or after, so it cannot expire the session
+    /// before `lastHeardNanos` plus the negotiated timeout. 0 before any answer.
+    public var lastHeardNanos: UInt64 { heard.withLockedValue { $0 } }
+
+    /// Records that a request sent at `sent` was answered by a server.
+    private func heardFrom(sentAt sent: UInt64) {
+        heard.withLockedValue { $0 = max($0, sent) }
+    }
 
     /// The session as `/metrics` and `/healthz` report it; safe to ask after `close()`.
     public var sessionState: SessionState {
@@ -268,6 +288,21 @@ public final class ZooKeeperClient: @unchecked Sendable {
 
     private func request(_ path: String, watcher: UnsafeMutableRawPointer?,
                          _ send: (UnsafeMutableRawPointer) -> Int32) async throws -> Reply {
+        // Read before the request is handed to the C client, which sends it then or later: a
+        // conservative bound on when the server heard from us.
+        let sent = MonotonicTime.nowNanos()
+        do {
+            let reply = try await sendRequest(path, watcher: watcher, send)
+            heardFrom(sentAt: sent)
+            return reply
+        } catch let error as ZooKeeperError where error.isServerAnswer {
+            heardFrom(sentAt: sent)
+            throw error
+        }
+    }
+
+    private func sendRequest(_ path: String, watcher: UnsafeMutableRawPointer?,
+                             _ send: (UnsafeMutableRawPointer) -> Int32) async throws -> Reply {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Reply, Error>) in
             let box = ReplyBox(path: path, watcher: watcher, continuation: continuation)
             let context = Unmanaged.passRetained(box).toOpaque()

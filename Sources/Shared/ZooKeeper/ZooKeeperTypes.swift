@@ -127,6 +127,16 @@ public enum ZooKeeperError: Error, CustomStringConvertible, Equatable {
         }
     }
 
+    /// Whether a server answered the request (it refused it for a reason of its own): proof that
+    /// the session was alive when the request was sent. A lost connection, a timeout or a closed
+    /// client proves nothing.
+    public var isServerAnswer: Bool {
+        switch cause {
+        case .noNode, .nodeExists, .badVersion, .notEmpty, .noAuth: return true
+        default: return false
+        }
+    }
+
     /// The error of the operation itself, looking through a failed `multi`.
     public var cause: ZooKeeperError {
         if case .multiFailed(_, let c) = self { return c.cause }
