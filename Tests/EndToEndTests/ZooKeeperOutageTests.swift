@@ -38,6 +38,8 @@ final class ZooKeeperOutageTests: ClusterTestCase {
             {"name":"outage","tasks":[{"name":"a","command":"echo a-$DS_TASK_INSTANCE_ID >> \#(marker); sleep 8; echo a-end-$DS_TASK_INSTANCE_ID >> \#(marker)"},{"name":"b","deps":["a"],"command":"echo b >> \#(marker)"}]}
             """#)
         try await eventually("a runs") { cluster.lines(marker).count == 1 }
+        let waiting = try cluster.startDaemon("ds-instance", ["wait", String(id)], environment: short)
+        try await Task.sleep(for: .seconds(1))
         cluster.zk.stop()
         try await Task.sleep(for: .seconds(6))  // twice the session
         try cluster.zk.start()
@@ -51,5 +53,7 @@ final class ZooKeeperOutageTests: ClusterTestCase {
         XCTAssertFalse(cluster.lines(marker).contains(firstEnd), "the fenced worker killed its task")
         XCTAssertEqual(cluster.lines(marker).filter { $0 == "b" }.count, 1)
         XCTAssertTrue(cluster.daemonLogs().contains("registering again with a new session"), cluster.daemonLogs())
+        XCTAssertEqual(cluster.exitStatus(of: waiting), 0, "ds-instance wait rode out the outage")
+        XCTAssertTrue(cluster.daemonLogs().contains("does not answer"), "ds-instance wait said what it waits for: \(cluster.daemonLogs())")
     }
 }

@@ -99,6 +99,8 @@ struct InstanceWatcher {
         // The first look comes after two seconds: a master that is just starting is not missing.
         var lastCheck = ProcessStats.now()
         var drawnLines = 0
+        // This tool's own session, once expired, can tell no more about servers.
+        var zkUsable = true
         while true {
             guard let instance = try await store.instance(instanceID) else { throw StoreError.notFound("instance \(instanceID)") }
             // After "is gone": a new owner session means a master took the instance over.
@@ -122,10 +124,22 @@ struct InstanceWatcher {
                 drawnLines = text.split(separator: "\n", omittingEmptySubsequences: false).count - 1
             }
             let now = ProcessStats.now()
-            if now - lastCheck > 2 {
+            if now - lastCheck > 2 && zkUsable {
                 lastCheck = now
                 // A warning comes only from a listing that succeeded; a failed one is tried again later.
-                do { try await warnAboutMissingServers(report, &warned) } catch let error as ZooKeeperError where error.cause != .sessionExpired {}
+                do {
+                    // Not connected: a request would wait for the connection, and with it the wait.
+                    guard zk.isConnected else { throw ZooKeeperError.connectionLoss(paths.masters) }
+                    try await warnAboutMissingServers(report, &warned)
+                    if warned.remove("zookeeper") != nil { Tool.warn(tool, "ZooKeeper answers again") }
+                } catch let error as ZooKeeperError {
+                    // The database stays the truth of the instance's state: the wait goes on.
+                    if warned.insert("zookeeper").inserted {
+                        Tool.warn(tool, "ZooKeeper \(zk.connectString) does not answer (\(error)); instance \(instanceID) waits: "
+                                  + "its masters and workers stop what they cannot vouch for and carry on once they reach ZooKeeper again")
+                    }
+                    if error.cause == .sessionExpired { zkUsable = false }
+                }
             }
             try await Task.sleep(for: .milliseconds(100))
         }

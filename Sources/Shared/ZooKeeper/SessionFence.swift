@@ -85,8 +85,9 @@ public enum SessionLease {
                     }
                     let now = MonotonicTime.nowNanos()
                     if deadline <= now { return .lapsed }
-                    let left = deadline - now
-                    try await Task.sleep(for: .nanoseconds(Int64(min(left, 50_000_000))))
+                    // A renewal reaches the supervisor within half a probe interval, while the
+                    // deadline it extends is still most of a session timeout away.
+                    try await Task.sleep(for: .nanoseconds(Int64(min(deadline - now, interval / 2))))
                 }
             }
             defer { group.cancelAll() }

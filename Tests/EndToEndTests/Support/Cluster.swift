@@ -83,8 +83,10 @@ final class Cluster {
         p.environment = environment.merging(extra) { _, new in new }
         let logPath = directory.appendingPathComponent("\(tool)-\(daemons.count).log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        p.standardError = FileHandle(forWritingAtPath: logPath)
-        p.standardOutput = FileHandle(forWritingAtPath: logPath)
+        // One descriptor for both: two would each write from offset 0 over the other's lines.
+        let log = FileHandle(forWritingAtPath: logPath)
+        p.standardError = log
+        p.standardOutput = log
         p.standardInput = FileHandle.nullDevice
         try p.run()
         daemons.append(("\(tool)-\(daemons.count)", p))
