@@ -18,7 +18,8 @@
  *              'E' lease ended (id 0, value: how many task groups it killed)
  * Each task runs `/bin/sh -c command` as the leader of a new process group, stdin from
  * /dev/null, stdout and stderr appended to its log, default signal dispositions, no
- * descriptor of the worker's.
+ * descriptor of the worker's. When the leader exits, whatever it left in its group is killed
+ * before the leader is reaped: a task ends with its main process.
  *
  * When the worker dies, even by SIGKILL, the kernel sends this process SIGTERM
  * (PR_SET_PDEATHSIG, armed for the worker's thread that started it, which lives as long as the
@@ -150,16 +151,24 @@ static int poll_timeout(void) {
     return ms > 60000 ? 60000 : (int)ms;
 }
 
+/* Reaps every child that has exited. A task's group is killed before its leader is reaped: until
+ * then the leader is a zombie whose pid (and so the group id) cannot be reused, so the signal
+ * reaches only what the task left running in its group (`sleep 300 &`), never a stranger. */
 static void reap(void) {
-    int status;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (size_t i = 0; i < nchildren; i++) {
-            if (children[i].pid != pid) continue;
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+        pid_t pid = info.si_pid;
+        size_t i = 0;
+        while (i < nchildren && children[i].pid != pid) i++;
+        if (i < nchildren) kill(-pid, SIGKILL);
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        if (i < nchildren) {
             uint64_t id = children[i].id;
             children[i] = children[--nchildren];
             send_event(id, 'X', status);
-            break;
         }
     }
 }

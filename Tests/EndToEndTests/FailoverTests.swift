@@ -97,6 +97,25 @@ final class FailoverTests: ClusterTestCase {
         XCTAssertEqual(afterState, .success, "the workers still run tasks")
     }
 
+    /// Issue 21 (one rule for the supervisor and the alert runner): a task's group is killed
+    /// before its leader is reaped, so what it left running in its group ends with it.
+    func testBackgroundChildOfAFinishedTaskEndsWithIt() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 1)
+        let pidFile = cluster.directory.appendingPathComponent("child.pid").path
+        let id = try cluster.submit(#"{"name":"bg","tasks":[{"name":"t","command":"sleep 300 & echo $! > \#(pidFile)"}]}"#)
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        let text = try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let child = try XCTUnwrap(pid_t(text))
+        try await eventually("the background child is gone") {
+            // Gone, or a zombie waiting for its new parent to reap it.
+            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return true }
+            return stat[stat.index(close, offsetBy: 2)] == "Z"
+        }
+    }
+
     func testKilledMasterIsTakenOverAndRunningTasksAreNotStartedAgain() async throws {
         let first = try cluster.startMaster()
         try cluster.startWorker(slots: 2)
