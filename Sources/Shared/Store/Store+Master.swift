@@ -391,6 +391,7 @@ extension Store {
 
     /// An instance with its definition and every attempt of its current run, in creation order.
     private static func withHistory(_ instance: WorkflowInstanceRecord, _ db: Database) throws -> ClaimedInstance? {
+        try FaultInjectors.checkRead("reading the history of instance \(instance.id ?? 0)")
         guard let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { return nil }
         let attempts = try TaskInstanceRecord.filter(Column("workflow_instance_id") == instance.id! && Column("run") == instance.run)
             .order(Column("id")).fetchAll(db)
