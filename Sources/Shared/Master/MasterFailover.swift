@@ -301,7 +301,7 @@ extension MasterScheduler {
     func reload() async throws {
         let ids = pendingReload
         drop(ids)
-        let owned = try await store.ownedInstances(ids, session: session)
+        let owned = try await store.ownedInstances(ids, session: session, now: ProcessStats.now())
         var round = Round()
         for claimed in owned { resume(claimed, &round) }
         try await commit(&round)

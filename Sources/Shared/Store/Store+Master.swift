@@ -339,11 +339,9 @@ extension Store {
                 owners.insert(DeadServer(type: "master", identity: instance.host ?? "unknown", session: instance.masterSession ?? 0))
                 instance.host = host
                 instance.masterSession = session
-                do {
-                    if let claimed = try Self.withHistory(instance, db) { adopted.append(claimed) }
+                if let claimed = try Self.historyOrFailure(&instance, now: ProcessStats.now(), db) {
+                    adopted.append(claimed)
                     try instance.update(db)
-                } catch let error as WorkflowValidationError {
-                    try Self.fail(&instance, "its stored definition cannot be run: \(error)", now: ProcessStats.now(), db)
                 }
             }
             return (adopted, owners.sorted { $0.name < $1.name })
@@ -351,21 +349,34 @@ extension Store {
     }
 
     /// The active instances among `ids` that `session` owns, with their attempts: what a master
-    /// reads again after a pass that failed half-way.
-    public func ownedInstances(_ ids: Set<Int64>, session: Int64) async throws -> [ClaimedInstance] {
-        try await read("reading \(ids.count) instances again") { db in
+    /// reads again after a pass that failed half-way. A failed read throws (the master retries the
+    /// whole reload): an owned instance is never taken for one it does not own. One whose stored
+    /// definition no longer reads can never run, and is failed with the reason.
+    public func ownedInstances(_ ids: Set<Int64>, session: Int64, now: Double) async throws -> [ClaimedInstance] {
+        try await transaction("reading \(ids.count) instances again") { db in
             var claimed: [ClaimedInstance] = []
             for chunk in Array(ids).sorted().chunked(500) {
                 let instances = try WorkflowInstanceRecord.filter(chunk.contains(Column("id")))
                     .filter(Column("master_session") == session && WorkflowState.active.map(\.rawValue).contains(Column("state")))
                     .order(Column("id")).fetchAll(db)
-                for instance in instances {
-                    // One that no longer reads was read when it was claimed; the next adoption fails it.
-                    if let c = try? Self.withHistory(instance, db) { claimed.append(c) }
+                for var instance in instances {
+                    if let c = try Self.historyOrFailure(&instance, now: now, db) { claimed.append(c) }
                 }
             }
             return claimed
         }
+    }
+
+    /// An owned instance with its history, or nil when it cannot run (its definition is missing
+    /// or no longer reads): then it is failed here, with the reason. Any other error throws.
+    private static func historyOrFailure(_ instance: inout WorkflowInstanceRecord, now: Double, _ db: Database) throws -> ClaimedInstance? {
+        do {
+            if let claimed = try withHistory(instance, db) { return claimed }
+            try fail(&instance, "its definition \(instance.definitionId) is missing from the database", now: now, db)
+        } catch let error as WorkflowValidationError {
+            try fail(&instance, "its stored definition cannot be run: \(error)", now: now, db)
+        }
+        return nil
     }
 
     /// Ends an instance that cannot run, with the reason; its attempts in flight end with it.
