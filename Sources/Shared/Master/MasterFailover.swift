@@ -113,6 +113,13 @@ extension MasterScheduler {
                 pendingHalts.append(Halt(id: a.id!, ref: ref, stop: instance.engine.state == .readyStop, inBacklog: false))
                 continue
             }
+            if let command = claimed.removals[a.id!], a.state == .submitted || a.state == .dispatched {
+                // Removed (ds-queue remove), perhaps taken out of the queue already by a master that
+                // died before storing it: the removal is carried out again, never the task resubmitted.
+                attempts[a.id!] = ref
+                pendingHalts.append(Halt(id: a.id!, ref: ref, stop: true, inBacklog: false, remove: true, commandID: command))
+                continue
+            }
             if a.state == .submitted {
                 unclassified.append((ref, BacklogEntry(key: key, group: task.workerGroup, instance: id, task: a.taskName,
                                                        attempt: a.attempt, submitTime: a.submitTime, pool: a.pool)))
@@ -204,7 +211,10 @@ extension MasterScheduler {
     /// declared dead, was lost with its worker: it is marked NEED_FAULT_TOLERANCE and a new attempt
     /// (not a retry) is queued.
     func reconcile() async throws {
-        let refs = Array(attempts)
+        // An attempt being halted is the halt's to settle: one it took out of the queue is nowhere,
+        // and must not be taken for lost and run again.
+        let halting = Set(pendingHalts.map(\.id))
+        let refs = Array(attempts.filter { !halting.contains($0.key) })
         guard !refs.isEmpty else { return }
         let whereabouts = try await refs.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths] item in
             try await AttemptWhereabouts.locate(item.key, queuePath: item.value.queuePath, zk: zk, paths: paths)

@@ -11,6 +11,10 @@ public struct ClaimedInstance: Sendable {
     public var keptAttempts: [TaskInstanceRecord] = []
     /// When the command this claim took was written (for the claim latency metric).
     public var commandSubmitTime: Double?
+    /// REMOVE commands (`ds-queue remove`) not yet carried out: attempt id → command id. Read with
+    /// the attempts, so that a master taking the instance over ends them as asked instead of
+    /// finding them in no queue and taking them for lost.
+    public var removals: [Int64: Int64] = [:]
 }
 
 /// A pause or stop to apply, or one read from the command table.
@@ -406,8 +410,14 @@ extension Store {
         guard let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { return nil }
         let attempts = try TaskInstanceRecord.filter(Column("workflow_instance_id") == instance.id! && Column("run") == instance.run)
             .order(Column("id")).fetchAll(db)
+        var removals: [Int64: Int64] = [:]
+        for row in try Row.fetchAll(db, sql: """
+            SELECT id, task_instance_id FROM command WHERE workflow_instance_id = ? AND type = 'REMOVE' AND task_instance_id IS NOT NULL
+            """, arguments: [instance.id]) {
+            removals[row[1]] = row[0]
+        }
         return ClaimedInstance(instance: instance, definition: try WorkflowDefinition.fromStored(record.json), attempts: attempts,
-                               keptAttempts: try keptAttempts(instance, db))
+                               keptAttempts: try keptAttempts(instance, db), removals: removals)
     }
 
     /// The attempts an earlier run's successes are kept from.
