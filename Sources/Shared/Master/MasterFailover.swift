@@ -163,24 +163,26 @@ extension MasterScheduler {
         wakeups.mark(.feed)
     }
 
-    /// Reads the worker registry; a worker that left is recorded in /dead-servers.
+    /// Reads the worker registry; a worker that left is recorded in /dead-servers. Each listing
+    /// reads every worker's session afresh: a worker restarted under the same identity between two
+    /// listings has a new session, and its old one left (a session cached by name would hide that).
     func processWorkers() async throws {
         let groups = try await zk.children(paths.workers) { [wakeups] _ in wakeups.mark(.workers) }
-        var current: [String: Int64] = [:]
+        var nodes: [String: String] = [:]  // identity -> one of its registry nodes
         for group in groups {
             // Only a listing that succeeded may declare a worker gone: a connection loss throws and
             // the pass is retried. A group removed since the listing above is empty.
             let names = try await zk.childrenIfPresent(paths.workerGroup(group)) { [wakeups] _ in wakeups.mark(.workers) }
-            for name in names where current[name] == nil {
-                if let known = knownWorkers[name] {
-                    current[name] = known
-                } else if let stat = try await zk.exists(paths.workerGroup(group) + "/" + name) {
-                    current[name] = stat.ephemeralOwner
-                }
-            }
+            for name in names where nodes[name] == nil { nodes[name] = paths.workerGroup(group) + "/" + name }
+        }
+        let listed = Array(nodes)
+        let stats = try await listed.concurrentMap(limit: Self.lookupConcurrency) { [zk] item in try await zk.exists(item.value) }
+        var current: [String: Int64] = [:]
+        for (item, stat) in zip(listed, stats) {
+            if let stat { current[item.key] = stat.ephemeralOwner }  // gone since the listing: left
         }
         for (identity, workerSession) in knownWorkers where current[identity] != workerSession {
-            logger.warning("worker \(identity) left the registry; its lost tasks are resubmitted")
+            logger.warning("worker \(identity) (session \(workerSession)) left the registry; its lost tasks are resubmitted")
             let marker = paths.deadServer(DeadServer(type: "worker", identity: identity, session: workerSession))
             do { try await zk.create(marker) } catch ZooKeeperError.nodeExists {}
         }
