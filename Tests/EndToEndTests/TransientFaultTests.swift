@@ -326,7 +326,7 @@ final class TransientFaultTests: ClusterTestCase {
     /// again; that read fails once too. It was dropped as if another master owned it, and stayed
     /// RUNNING for ever; the read must be retried until it succeeds.
     func testAFailedReadOfAnOwnedInstanceIsRetriedNotTakenForNotOwned() async throws {
-        let faults = "every=1,path=recording,limit=1;every=1,op=read,path=reading the history of instance,limit=1"
+        let faults = "every=1,path=results and,limit=1;every=1,op=read,path=reading the history of instance,limit=1"
         let master = try cluster.startMaster(environment: ["DS_FAULT_DB": faults])
         try cluster.startWorker(slots: 2)
         let id = try cluster.submit(#"{"name":"reread","tasks":[{"name":"a","command":"echo a >> \#(marker)"},{"name":"b","deps":["a"],"command":"echo b >> \#(marker)"}]}"#)
