@@ -113,4 +113,40 @@ final class AlertTests: ClusterTestCase {
         XCTAssertEqual(got.map(\.kind), [.workflowSuccess], "only the alert that got through was delivered, once")
         XCTAssertEqual(got.first?.delivery, 3)
     }
+
+    /// Issue 21, item 10: a master stopped (SIGTERM) while its alert command runs. Its wait for the
+    /// command spun (a cancelled task's sleep returns at once), and the delivery was never recorded
+    /// (the alert stayed SENDING, to be delivered again after the lease). It must wait quietly for
+    /// the command and record what it did.
+    func testAMasterStoppedWhileItsCommandRunsWaitsQuietlyAndRecordsTheDelivery() async throws {
+        let started = cluster.directory.appendingPathComponent("started").path
+        let go = cluster.directory.appendingPathComponent("go").path
+        let command = try script(#"echo started >> \#(started); while [ ! -e \#(go) ]; do sleep 0.1; done; { cat; echo; } >> \#(delivered)"#)
+        let master = try cluster.startMaster(["--alert-command", command])
+        try cluster.startWorker()
+        let id = try cluster.submit(#"{"name":"told","warning":"SUCCESS","tasks":[{"name":"t","command":"true"}]}"#)
+        _ = try await cluster.waitForEnd(id)
+        try await eventually("the command runs") { !self.cluster.lines(started).isEmpty }
+        kill(master.processIdentifier, SIGTERM)
+        try await Task.sleep(for: .milliseconds(500))
+        let before = try XCTUnwrap(cpuSeconds(master.processIdentifier), "the master waits for its command")
+        try await Task.sleep(for: .seconds(2))
+        let after = try XCTUnwrap(cpuSeconds(master.processIdentifier), "the master waits for its command")
+        FileManager.default.createFile(atPath: go, contents: nil)
+        XCTAssertEqual(cluster.exitStatus(of: master, within: 60), 0)
+        XCTAssertLessThan(after - before, 0.5, "2 s of waiting for the command cost the master \(after - before) s of CPU")
+        let alerts = try await cluster.store().alerts()
+        XCTAssertEqual(alerts.map(\.state), ["SENT"], "the delivery was recorded before the master stopped")
+        XCTAssertEqual(deliveredAlerts().map(\.id), alerts.map(\.id))
+    }
+
+    /// User and system CPU time of a live process, from /proc.
+    func cpuSeconds(_ pid: pid_t) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the name: state is field 3 of the record, utime and stime fields 14 and 15.
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
 }

@@ -341,4 +341,50 @@ final class FailoverTests: ClusterTestCase {
             cluster.stopAll()
         }
     }
+
+    /// Issue 21, item 11: a worker restarted under the same identity while the master did not look
+    /// (here: stopped). The master kept the old session in its cache: no SERVER_DOWN for it, and
+    /// the old session named in what it recorded later. Each listing must read the sessions.
+    func testAWorkerRestartedUnderItsIdentityIsRecordedDownWithItsOldSession() async throws {
+        let port = 7390
+        let node = cluster.paths.workerGroup("default") + "/127.0.0.1:\(port)"
+        let zk = try await cluster.client()
+        defer { zk.close() }
+        let first = try cluster.startWorker(slots: 1, port: port)
+        var oldSession: Int64 = 0
+        try await eventually("the worker registered") {
+            oldSession = try await zk.exists(node)?.ephemeralOwner ?? 0
+            return oldSession != 0
+        }
+        // A long session: the master is stopped while the worker restarts, and must not expire.
+        let master = try cluster.startMaster(environment: ["DS_ZK_SESSION_TIMEOUT": "60s"])
+        // The master lists the workers in its first pass, before it claims anything.
+        let id = try cluster.submit(#"{"name":"listed","tasks":[{"name":"t","command":"true"}]}"#)
+        let ran = try await cluster.waitForEnd(id)
+        XCTAssertEqual(ran, .success)
+        kill(master.processIdentifier, SIGSTOP)
+        kill(first.processIdentifier, SIGTERM)
+        XCTAssertEqual(cluster.exitStatus(of: first), 0)
+        let second = try cluster.startWorker(slots: 1, port: port)
+        var newSession: Int64 = 0
+        try await eventually("the worker registered again") {
+            newSession = try await zk.exists(node)?.ephemeralOwner ?? 0
+            return newSession != 0 && newSession != oldSession
+        }
+        kill(master.processIdentifier, SIGCONT)
+        func downKeys() async throws -> [String] {
+            try await cluster.store().alerts().filter { $0.kind == .serverDown }.map(\.dedupKey)
+        }
+        let oldKey = "SERVER_DOWN:worker_127.0.0.1:\(port)_\(oldSession)"
+        try await eventually("the old session is recorded down", timeout: 60) { try await downKeys().contains(oldKey) }
+        let marker = cluster.paths.deadServer(DeadServer(type: "worker", identity: "127.0.0.1:\(port)", session: oldSession))
+        let recorded = try await zk.exists(marker)
+        XCTAssertNotNil(recorded, "the old session is in /dead-servers")
+        // The restarted worker leaves: recorded under its own session, not the old one again.
+        kill(second.processIdentifier, SIGTERM)
+        XCTAssertEqual(cluster.exitStatus(of: second), 0)
+        let newKey = "SERVER_DOWN:worker_127.0.0.1:\(port)_\(newSession)"
+        try await eventually("the new session is recorded down", timeout: 60) { try await downKeys().contains(newKey) }
+        XCTAssertTrue(master.isRunning)
+    }
 }

@@ -157,6 +157,34 @@ final class QueueToolTests: ClusterTestCase {
         XCTAssertEqual(try cluster.run("ds-queue", ["remove", "not-a-key"]).status, 64)
     }
 
+    /// Issue 21, item 9: the master dies after it took a removed task's item out of the queue and
+    /// before it stored the task KILL. The master that takes the instance over found the task in no
+    /// queue, took it for lost with a worker and queued it again: the removed task ran. It must end
+    /// it KILL, as the removal asked.
+    func testAMasterKilledBetweenTheQueueDeleteAndTheKillRecordLeavesTheTaskRemoved() async throws {
+        let first = try cluster.startMaster(port: 7460, environment: ["DS_FAULT_POINT": "master-after-halt-delete"])
+        // No worker yet: the task waits in the queue.
+        let id = try cluster.submit(#"{"name":"removal-crash","tasks":[{"name":"b","command":"echo b >> \#(marker)"}]}"#)
+        let zk = try await cluster.client()
+        defer { zk.close() }
+        try await eventually("b is queued") { try await zk.childrenIfPresent(self.cluster.paths.queue("default")).count == 1 }
+        let queued = try await cluster.store().taskAttempts(of: id).first?.id
+        let b = try XCTUnwrap(queued)
+        let remove = try cluster.run("ds-queue", ["remove", String(b)])
+        XCTAssertEqual(remove.status, 0, remove.stderr)
+        XCTAssertNotNil(cluster.exitStatus(of: first), "the master died between the delete and the record")
+        let left = try await zk.childrenIfPresent(cluster.paths.queue("default"))
+        XCTAssertEqual(left, [], "the item was deleted")
+        try cluster.startMaster(port: 7461)
+        try cluster.startWorker(slots: 1)
+        let end = try await cluster.waitForEnd(id)
+        XCTAssertEqual(end, .failure, "the removed task fails its workflow")
+        let rowsNow = try await cluster.store().taskAttempts(of: id)
+        XCTAssertEqual(rowsNow.map(\.state), [.kill], "b removed, never queued again: \(rowsNow.map { ($0.id!, $0.state, $0.message ?? "") })")
+        XCTAssertEqual(rowsNow.first?.message, "removed from the queue (ds-queue remove)")
+        XCTAssertEqual(cluster.lines(marker), [], "b never ran")
+    }
+
     func testWatchPrintsAdditionsClaimsAndRemovalsAsTheyHappen() async throws {
         try cluster.startMaster()
         let out = cluster.directory.appendingPathComponent("watch.out"), err = cluster.directory.appendingPathComponent("watch.err")

@@ -202,4 +202,78 @@ final class SubProcessTests: ClusterTestCase {
             XCTAssertTrue(run.stderr.contains(expected), "\(task): expected \(expected), got \(run.stderr)")
         }
     }
+
+    /// Issue 21, item 7: a failed child recovered by hand, then its parent at once. The parent's
+    /// node found its child neither ended nor paused and started a second one: the child's work
+    /// ran twice. It must attach to the child that runs.
+    func testRecoveringAChildThenItsParentAttachesTheNodeToTheRunningChild() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 4)
+        try await store(#"{"name":"flaky-child","params":{"mode":"run"},"tasks":[{"name":"x","command":"[ ${mode} = store ] && exit 0; echo x-start >> \#(marker); [ -e \#(file("fixed")) ] || exit 3; while [ ! -e \#(file("go")) ]; do sleep 0.1; done; echo x >> \#(marker)"}]}"#)
+        let parent = try cluster.submit(#"""
+            {"name":"recovers","tasks":[{"name":"sub","type":"SUB_PROCESS","workflow":"flaky-child"},
+             {"name":"after","deps":["sub"],"command":"echo after >> \#(marker)"}]}
+            """#)
+        let failed = try await cluster.waitForEnd(parent)
+        XCTAssertEqual(failed, .failure)
+        let firstChild = try await children(of: parent).first?.id
+        let child = try XCTUnwrap(firstChild)
+        FileManager.default.createFile(atPath: file("fixed"), contents: nil)
+        // The child's task waits for the gate: the child is running (or about to) when the node runs.
+        XCTAssertEqual(try cluster.run("ds-instance", ["recover", String(child)]).status, 0)
+        XCTAssertEqual(try cluster.run("ds-instance", ["recover", String(parent)]).status, 0)
+        try await eventually("the node runs again") {
+            let nodes = try await self.store().taskAttempts(of: parent).filter { $0.taskName == "sub" && $0.childInstanceId != nil }
+            let kids = try await self.children(of: parent)
+            return nodes.count == 2 || kids.count > 1
+        }
+        FileManager.default.createFile(atPath: file("go"), contents: nil)
+        let state = try await cluster.waitForEnd(parent)
+        XCTAssertEqual(state, .success)
+        let kids = try await children(of: parent)
+        XCTAssertEqual(kids.map(\.id), [child], "the node attached to the recovered child; no second child")
+        XCTAssertEqual(cluster.lines(marker), ["x-start", "x-start", "x", "after"], "x failed once and ran once more, not twice")
+        let rows = try await store().taskAttempts(of: parent).filter { $0.taskName == "sub" }
+        XCTAssertEqual(rows.map(\.state), [.failure, .success])
+        XCTAssertEqual(rows.last?.childInstanceId, child)
+        XCTAssertEqual(kids.first?.parentTaskInstanceId, rows.last?.id)
+    }
+
+    /// Issue 21, item 8: a failed child whose stored definition no longer reads, and its parent
+    /// recovered: recovering the child was refused inside the round that stores the node's
+    /// attempt, and the refusal stopped the master (and the next, which adopted the parent). The
+    /// node must fail with the reason instead.
+    func testAChildWhoseDefinitionNoLongerReadsFailsItsNodeNotTheMaster() async throws {
+        let master = try cluster.startMaster()
+        try cluster.startWorker(slots: 2)
+        try await store(#"{"name":"breakable","params":{"mode":"run"},"tasks":[{"name":"x","command":"[ ${mode} = store ] && exit 0; exit 3"}]}"#)
+        let parent = try cluster.submit(#"{"name":"adopts-broken","tasks":[{"name":"sub","type":"SUB_PROCESS","workflow":"breakable"}]}"#)
+        let failed = try await cluster.waitForEnd(parent)
+        XCTAssertEqual(failed, .failure)
+        try sqlite("UPDATE workflow_definition SET json = 'not json' WHERE name = 'breakable';")
+        let recover = try cluster.run("ds-instance", ["recover", String(parent)])
+        XCTAssertEqual(recover.status, 0, recover.stderr)
+        try await eventually("the parent ends again, or its master exits", timeout: 120) {
+            let row = try await self.store().instance(parent)
+            return ((row?.state.isTerminal ?? false) && row?.run == 2) || !master.isRunning
+        }
+        XCTAssertTrue(master.isRunning, "the master goes on")
+        let state = try await store().instance(parent)?.state
+        XCTAssertEqual(state, .failure)
+        let node = try await store().taskAttempts(of: parent).last
+        XCTAssertEqual(node?.state, .failure)
+        XCTAssertTrue(node?.message?.contains("its stored definition cannot be run") ?? false, node?.message ?? "no message")
+        let kids = try await children(of: parent)
+        XCTAssertEqual(kids.count, 1, "no second child")
+    }
+
+    /// Runs one SQL statement on the cluster's database (an operator's hand edit).
+    func sqlite(_ statement: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        p.arguments = [cluster.databasePath, statement]
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, statement)
+    }
 }

@@ -117,4 +117,21 @@ final class TaskPoolTests: ClusterTestCase {
         XCTAssertEqual(rows.map(\.state), [.kill])
         XCTAssertFalse(cluster.lines(marker).contains("held"))
     }
+
+    /// Issue 21, item 2: the first take of pool slots fails (a busy database). The attempts it was
+    /// for were taken out of the backlog before the take, and nothing put them back: the instance
+    /// stayed RUNNING for ever. They must wait on and run once the next take succeeds.
+    func testAFailedSlotTakeLosesNoWaitingTask() async throws {
+        XCTAssertEqual(try pool(["set", "heavy", "1"]).status, 0)
+        let master = try cluster.startMaster(environment: ["DS_FAULT_DB": "every=1,path=taking slots of pool,limit=1"])
+        try cluster.startWorker(slots: 2)
+        let id = try cluster.submit(#"{"name":"pooled-once","tasks":[{"name":"a","pool":"heavy","command":"echo a >> \#(marker)"},{"name":"b","pool":"heavy","command":"echo b >> \#(marker)"}]}"#)
+        let state = try await cluster.waitForEnd(id, timeout: 90)
+        XCTAssertEqual(state, .success)
+        XCTAssertTrue(master.isRunning)
+        XCTAssertTrue(cluster.daemonLogs().contains("taking slots of pool 'heavy': injected fault (DS_FAULT_DB)"), "the take failed once")
+        XCTAssertEqual(cluster.lines(marker).sorted(), ["a", "b"], "each ran once")
+        let after = try await cluster.store().pool("heavy")
+        XCTAssertEqual(after, PoolUsage(name: "heavy", slots: 1, inUse: 0, waiting: 0), "no slot leaked")
+    }
 }

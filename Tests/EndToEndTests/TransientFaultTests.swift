@@ -331,4 +331,20 @@ final class TransientFaultTests: ClusterTestCase {
             try await zk.children(cluster.paths.deadServers).isEmpty
         }
     }
+
+    /// Issue 21, item 3: a round fails to store (a busy database), so the master reads the instance
+    /// again; that read fails once too. It was dropped as if another master owned it, and stayed
+    /// RUNNING for ever; the read must be retried until it succeeds.
+    func testAFailedReadOfAnOwnedInstanceIsRetriedNotTakenForNotOwned() async throws {
+        let faults = "every=1,path=results and,limit=1;every=1,op=read,path=reading the history of instance,limit=1"
+        let master = try cluster.startMaster(environment: ["DS_FAULT_DB": faults])
+        try cluster.startWorker(slots: 2)
+        let id = try cluster.submit(#"{"name":"reread","tasks":[{"name":"a","command":"echo a >> \#(marker)"},{"name":"b","deps":["a"],"command":"echo b >> \#(marker)"}]}"#)
+        let state = try await waitForEnd(id, unlessExits: master)
+        XCTAssertEqual(state, .success)
+        let logs = cluster.daemonLogs()
+        XCTAssertTrue(logs.contains("dispatches: injected fault (DS_FAULT_DB)"), "a round failed to store")
+        XCTAssertTrue(logs.contains("reading the history of instance \(id): injected fault (DS_FAULT_DB)"), "its reading again failed once")
+        XCTAssertEqual(cluster.lines(marker), ["a", "b"])
+    }
 }

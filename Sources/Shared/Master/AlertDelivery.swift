@@ -7,7 +7,9 @@ import Glibc
 /// transaction: no two masters hold the same alert), runs the command with the alert as JSON on
 /// its standard input, and records the outcome: SENT, PENDING again with a retry time, or FAILED
 /// once its retries are spent. A master that dies while its command runs leaves the alert to
-/// another once the lease is over (the command may then see it twice: `id` tells them apart).
+/// another once the lease is over (the command may then see it twice: `id` tells them apart). A
+/// master that stops (SIGTERM) while its command runs waits for the command (to its timeout) and
+/// records the outcome before it exits.
 extension MasterScheduler {
     /// How often a master with an alert command looks for alerts when it found none.
     static let alertPollSeconds = 0.25
@@ -133,7 +135,9 @@ enum AlertCommand {
                 timedOut = true
                 kill(-pid, SIGKILL)
             }
-            try? await Task.sleep(for: .milliseconds(20))
+            // Not Task.sleep: in a stopping master (a cancelled task) it returns at once, and this
+            // loop would spin until the command ends. The command is waited for, to its timeout.
+            await pauseIgnoringCancellation(milliseconds: 20)
         }
         // The whole group: what the command left running in the background goes too.
         kill(-pid, SIGKILL)
@@ -152,6 +156,13 @@ enum AlertCommand {
 }
 
 extension AlertCommand {
+    /// Sleeps whether or not the task is cancelled.
+    static func pauseIgnoringCancellation(milliseconds: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(milliseconds)) { continuation.resume() }
+        }
+    }
+
     /// This process's open descriptors.
     static func openDescriptors() -> [Int32] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }

@@ -113,6 +113,13 @@ extension MasterScheduler {
                 pendingHalts.append(Halt(id: a.id!, ref: ref, stop: instance.engine.state == .readyStop, inBacklog: false))
                 continue
             }
+            if let command = claimed.removals[a.id!], a.state == .submitted || a.state == .dispatched {
+                // Removed (ds-queue remove), perhaps taken out of the queue already by a master that
+                // died before storing it: the removal is carried out again, never the task resubmitted.
+                attempts[a.id!] = ref
+                pendingHalts.append(Halt(id: a.id!, ref: ref, stop: true, inBacklog: false, remove: true, commandID: command))
+                continue
+            }
             if a.state == .submitted {
                 unclassified.append((ref, BacklogEntry(key: key, group: task.workerGroup, instance: id, task: a.taskName,
                                                        attempt: a.attempt, submitTime: a.submitTime, pool: a.pool)))
@@ -156,24 +163,26 @@ extension MasterScheduler {
         wakeups.mark(.feed)
     }
 
-    /// Reads the worker registry; a worker that left is recorded in /dead-servers.
+    /// Reads the worker registry; a worker that left is recorded in /dead-servers. Each listing
+    /// reads every worker's session afresh: a worker restarted under the same identity between two
+    /// listings has a new session, and its old one left (a session cached by name would hide that).
     func processWorkers() async throws {
         let groups = try await zk.children(paths.workers) { [wakeups] _ in wakeups.mark(.workers) }
-        var current: [String: Int64] = [:]
+        var nodes: [String: String] = [:]  // identity -> one of its registry nodes
         for group in groups {
             // Only a listing that succeeded may declare a worker gone: a connection loss throws and
             // the pass is retried. A group removed since the listing above is empty.
             let names = try await zk.childrenIfPresent(paths.workerGroup(group)) { [wakeups] _ in wakeups.mark(.workers) }
-            for name in names where current[name] == nil {
-                if let known = knownWorkers[name] {
-                    current[name] = known
-                } else if let stat = try await zk.exists(paths.workerGroup(group) + "/" + name) {
-                    current[name] = stat.ephemeralOwner
-                }
-            }
+            for name in names where nodes[name] == nil { nodes[name] = paths.workerGroup(group) + "/" + name }
+        }
+        let listed = Array(nodes)
+        let stats = try await listed.concurrentMap(limit: Self.lookupConcurrency) { [zk] item in try await zk.exists(item.value) }
+        var current: [String: Int64] = [:]
+        for (item, stat) in zip(listed, stats) {
+            if let stat { current[item.key] = stat.ephemeralOwner }  // gone since the listing: left
         }
         for (identity, workerSession) in knownWorkers where current[identity] != workerSession {
-            logger.warning("worker \(identity) left the registry; its lost tasks are resubmitted")
+            logger.warning("worker \(identity) (session \(workerSession)) left the registry; its lost tasks are resubmitted")
             let marker = paths.deadServer(DeadServer(type: "worker", identity: identity, session: workerSession))
             do { try await zk.create(marker) } catch ZooKeeperError.nodeExists {}
         }
@@ -204,7 +213,10 @@ extension MasterScheduler {
     /// declared dead, was lost with its worker: it is marked NEED_FAULT_TOLERANCE and a new attempt
     /// (not a retry) is queued.
     func reconcile() async throws {
-        let refs = Array(attempts)
+        // An attempt being halted is the halt's to settle: one it took out of the queue is nowhere,
+        // and must not be taken for lost and run again.
+        let halting = Set(pendingHalts.map(\.id))
+        let refs = Array(attempts.filter { !halting.contains($0.key) })
         guard !refs.isEmpty else { return }
         let whereabouts = try await refs.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths] item in
             try await AttemptWhereabouts.locate(item.key, queuePath: item.value.queuePath, zk: zk, paths: paths)
@@ -301,7 +313,7 @@ extension MasterScheduler {
     func reload() async throws {
         let ids = pendingReload
         drop(ids)
-        let owned = try await store.ownedInstances(ids, session: session)
+        let owned = try await store.ownedInstances(ids, session: session, now: ProcessStats.now())
         var round = Round()
         for claimed in owned { resume(claimed, &round) }
         try await commit(&round)

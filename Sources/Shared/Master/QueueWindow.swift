@@ -35,6 +35,8 @@ extension MasterScheduler {
     static let poolKeyPrefix = "pool/"
 
     /// Moves backlog entries into ZooKeeper while there is room, then records them DISPATCHED.
+    /// Each group's entries are planned on the backlog as it is and taken out of it only once their
+    /// items are written: a write that fails leaves every entry where it waits.
     func feedQueues() async throws {
         try await feedPools()
         let groups = Set(backlog.filter { !$0.value.isEmpty && !$0.key.hasPrefix(Self.poolKeyPrefix) }.keys)
@@ -43,23 +45,32 @@ extension MasterScheduler {
         var fed: [Int64] = []
         var readySince: [Double] = []
         var nodes: [(path: String, data: Data)] = []
+        var planned: [String: (count: Int, halted: [BacklogEntry])] = [:]
         for group in groups.sorted() {
+            guard let waiting = backlog[group] else { continue }
             var left = room[group] ?? 0
-            while left > 0, let entry = backlog[group]?.pop() {
-                let id = entry.key.taskInstanceId
+            var plan: (count: Int, halted: [BacklogEntry]) = (0, [])
+            for entry in waiting.ascending() {
+                guard left > 0 else { break }
+                plan.count += 1
                 if let instance = active[entry.instance], instance.isHalting {
-                    haltFromBacklog(entry, stop: instance.engine.state == .readyStop)
+                    plan.halted.append(entry)
                     continue
                 }
-                guard let item = enqueue(id, instance: entry.instance, task: entry.task, attempt: entry.attempt) else { continue }
-                fed.append(id)
+                guard let item = enqueue(entry.key.taskInstanceId, instance: entry.instance, task: entry.task, attempt: entry.attempt) else { continue }
+                fed.append(entry.key.taskInstanceId)
                 readySince.append(entry.submitTime)
                 nodes.append(item)
                 left -= 1
             }
+            planned[group] = plan
+        }
+        try await writeRound(creates: nodes, deletes: [])
+        for (group, plan) in planned {
+            backlog[group]?.removeSmallest(plan.count)
+            for entry in plan.halted { haltFromBacklog(entry, stop: active[entry.instance]?.engine.state == .readyStop) }
         }
         guard !fed.isEmpty else { return }
-        try await writeRound(creates: nodes, deletes: [])
         metrics.dispatched(readySince: readySince)
         try await store.markDispatched(fed, session: session)
     }
@@ -68,25 +79,34 @@ extension MasterScheduler {
     /// marks them DISPATCHED, counting the holders again), then writes their queue items. A slot is
     /// taken before its item exists: a master that dies in between leaves a DISPATCHED attempt in
     /// no queue, which the next reconcile finds and resubmits (its slot comes free with it).
+    ///
+    /// The entries are planned on the backlog as it is, and taken out of it only once the take is
+    /// stored: a take that fails (a busy database) leaves every entry waiting for the next feed.
     func feedPools() async throws {
         for key in backlog.keys.sorted() where key.hasPrefix(Self.poolKeyPrefix) && !(backlog[key]?.isEmpty ?? true) {
             let pool = String(key.dropFirst(Self.poolKeyPrefix.count))
             let free = try await store.freePoolSlots(pool)
-            guard free > 0 else { continue }
+            guard free > 0, let waiting = backlog[key] else { continue }
             var picked: [BacklogEntry] = []
-            while picked.count < free, let entry = backlog[key]?.pop() {
+            var halted: [BacklogEntry] = []
+            for entry in waiting.ascending() {
+                guard picked.count < free else { break }
                 if let instance = active[entry.instance], instance.isHalting {
-                    haltFromBacklog(entry, stop: instance.engine.state == .readyStop)
-                    continue
+                    halted.append(entry)
+                } else {
+                    picked.append(entry)
                 }
-                picked.append(entry)
             }
             let taken = Set(try await store.takePoolSlots(pool, ids: picked.map(\.key.taskInstanceId), session: session))
+            // Stored: the plan is carried out. Entries that got no slot (taken by another master
+            // first) wait on.
+            backlog[key]?.removeSmallest(picked.count + halted.count)
+            for entry in halted { haltFromBacklog(entry, stop: active[entry.instance]?.engine.state == .readyStop) }
             var nodes: [(path: String, data: Data)] = []
             var readySince: [Double] = []
             for entry in picked {
                 guard taken.contains(entry.key.taskInstanceId) else {
-                    backlog[key]!.push(entry)
+                    backlog[key, default: MinHeap()].push(entry)
                     continue
                 }
                 guard let item = enqueue(entry.key.taskInstanceId, instance: entry.instance, task: entry.task, attempt: entry.attempt) else { continue }

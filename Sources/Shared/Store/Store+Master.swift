@@ -11,6 +11,10 @@ public struct ClaimedInstance: Sendable {
     public var keptAttempts: [TaskInstanceRecord] = []
     /// When the command this claim took was written (for the claim latency metric).
     public var commandSubmitTime: Double?
+    /// REMOVE commands (`ds-queue remove`) not yet carried out: attempt id → command id. Read with
+    /// the attempts, so that a master taking the instance over ends them as asked instead of
+    /// finding them in no queue and taking them for lost.
+    public var removals: [Int64: Int64] = [:]
 }
 
 /// A pause or stop to apply, or one read from the command table.
@@ -339,11 +343,9 @@ extension Store {
                 owners.insert(DeadServer(type: "master", identity: instance.host ?? "unknown", session: instance.masterSession ?? 0))
                 instance.host = host
                 instance.masterSession = session
-                do {
-                    if let claimed = try Self.withHistory(instance, db) { adopted.append(claimed) }
+                if let claimed = try Self.historyOrFailure(&instance, now: ProcessStats.now(), db) {
+                    adopted.append(claimed)
                     try instance.update(db)
-                } catch let error as WorkflowValidationError {
-                    try Self.fail(&instance, "its stored definition cannot be run: \(error)", now: ProcessStats.now(), db)
                 }
             }
             return (adopted, owners.sorted { $0.name < $1.name })
@@ -351,21 +353,34 @@ extension Store {
     }
 
     /// The active instances among `ids` that `session` owns, with their attempts: what a master
-    /// reads again after a pass that failed half-way.
-    public func ownedInstances(_ ids: Set<Int64>, session: Int64) async throws -> [ClaimedInstance] {
-        try await read("reading \(ids.count) instances again") { db in
+    /// reads again after a pass that failed half-way. A failed read throws (the master retries the
+    /// whole reload): an owned instance is never taken for one it does not own. One whose stored
+    /// definition no longer reads can never run, and is failed with the reason.
+    public func ownedInstances(_ ids: Set<Int64>, session: Int64, now: Double) async throws -> [ClaimedInstance] {
+        try await transaction("reading \(ids.count) instances again") { db in
             var claimed: [ClaimedInstance] = []
             for chunk in Array(ids).sorted().chunked(500) {
                 let instances = try WorkflowInstanceRecord.filter(chunk.contains(Column("id")))
                     .filter(Column("master_session") == session && WorkflowState.active.map(\.rawValue).contains(Column("state")))
                     .order(Column("id")).fetchAll(db)
-                for instance in instances {
-                    // One that no longer reads was read when it was claimed; the next adoption fails it.
-                    if let c = try? Self.withHistory(instance, db) { claimed.append(c) }
+                for var instance in instances {
+                    if let c = try Self.historyOrFailure(&instance, now: now, db) { claimed.append(c) }
                 }
             }
             return claimed
         }
+    }
+
+    /// An owned instance with its history, or nil when it cannot run (its definition is missing
+    /// or no longer reads): then it is failed here, with the reason. Any other error throws.
+    private static func historyOrFailure(_ instance: inout WorkflowInstanceRecord, now: Double, _ db: Database) throws -> ClaimedInstance? {
+        do {
+            if let claimed = try withHistory(instance, db) { return claimed }
+            try fail(&instance, "its definition \(instance.definitionId) is missing from the database", now: now, db)
+        } catch let error as WorkflowValidationError {
+            try fail(&instance, "its stored definition cannot be run: \(error)", now: now, db)
+        }
+        return nil
     }
 
     /// Ends an instance that cannot run, with the reason; its attempts in flight end with it.
@@ -391,11 +406,18 @@ extension Store {
 
     /// An instance with its definition and every attempt of its current run, in creation order.
     private static func withHistory(_ instance: WorkflowInstanceRecord, _ db: Database) throws -> ClaimedInstance? {
+        try FaultInjectors.checkRead("reading the history of instance \(instance.id ?? 0)")
         guard let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { return nil }
         let attempts = try TaskInstanceRecord.filter(Column("workflow_instance_id") == instance.id! && Column("run") == instance.run)
             .order(Column("id")).fetchAll(db)
+        var removals: [Int64: Int64] = [:]
+        for row in try Row.fetchAll(db, sql: """
+            SELECT id, task_instance_id FROM command WHERE workflow_instance_id = ? AND type = 'REMOVE' AND task_instance_id IS NOT NULL
+            """, arguments: [instance.id]) {
+            removals[row[1]] = row[0]
+        }
         return ClaimedInstance(instance: instance, definition: try WorkflowDefinition.fromStored(record.json), attempts: attempts,
-                               keptAttempts: try keptAttempts(instance, db))
+                               keptAttempts: try keptAttempts(instance, db), removals: removals)
     }
 
     /// The attempts an earlier run's successes are kept from.

@@ -316,7 +316,9 @@ extension Store {
     /// (no retry left). Only while `owner` still holds the lease; false if it no longer did.
     @discardableResult
     public func finishAlert(_ id: Int64, owner: String, sent: Bool, error: String?, retryAt: Double?, now: Double) async throws -> Bool {
-        try await transaction("recording the delivery of alert \(id)") { db in
+        // Stored also when the master is stopping: the command has run, and an alert left SENDING
+        // would be delivered again once its lease is over.
+        try await transactionDespiteCancellation("recording the delivery of alert \(id)") { db in
             guard var alert = try AlertRecord.fetchOne(db, key: id), alert.state == "SENDING", alert.owner == owner else { return false }
             alert.state = sent ? "SENT" : (retryAt == nil ? "FAILED" : "PENDING")
             alert.sentTime = sent ? now : nil

@@ -17,22 +17,29 @@ extension Store {
         if let problem = request.problem { throw ChildProblem(description: problem) }
         // The node runs again (its parent resumed or recovered, or a retry): the child it started
         // before goes on where it stopped (resume, or recover of what failed), rather than doing
-        // its work twice. A child that succeeded is not run again: its node was kept.
+        // its work twice. One that runs (recovered or resumed by hand) is attached to as it is. A
+        // child that succeeded is not run again: its node was kept.
         if let previous = try Int64.fetchOne(db, sql: """
                 SELECT child_instance_id FROM task_instance WHERE workflow_instance_id = ? AND task_name = ?
                   AND child_instance_id IS NOT NULL AND id <> ? ORDER BY id DESC LIMIT 1
                 """, arguments: [attempt.workflowInstanceId, attempt.taskName, attempt.id]),
-           let child = try WorkflowInstanceRecord.fetchOne(db, key: previous) {
+           let child = try WorkflowInstanceRecord.fetchOne(db, key: previous), child.state != .success {
             let verb: ControlVerb? = switch child.state {
             case .pause, .stop: .resume
             case .failure: .recover
-            default: nil
+            default: nil  // waiting for a master or running: its end ends the node
             }
             if let verb {
-                _ = try control(previous, verb, now: now, path: "", db)
-                try db.execute(sql: "UPDATE workflow_instance SET parent_task_instance_id = ? WHERE id = ?", arguments: [attempt.id, previous])
-                return previous
+                do {
+                    _ = try control(previous, verb, now: now, path: "", db)
+                } catch let refusal as ControlRefusal {
+                    // Its definition no longer reads, say: the node fails with the reason (a refusal
+                    // writes nothing), and the master that runs the parent goes on.
+                    throw ChildProblem(description: "its child instance \(previous) cannot go on: \(refusal)")
+                }
             }
+            try db.execute(sql: "UPDATE workflow_instance SET parent_task_instance_id = ? WHERE id = ?", arguments: [attempt.id, previous])
+            return previous
         }
         var definitionRequest = WorkflowDefinitionRecord.filter(Column("name") == request.workflow)
         if let version = request.version { definitionRequest = definitionRequest.filter(Column("version") == version) }

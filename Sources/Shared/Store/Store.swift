@@ -80,20 +80,49 @@ public final class Store: Sendable {
             throw StoreError.busy("\(what): injected fault (DS_FAULT_DB)")
         }
         do {
-            return try await pool.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    result = try body(db)
-                    return .commit
-                }
-                self.counts.count("transactions")
-                return result!
-            }
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
-            throw StoreError.busy("\(what): \(error.message ?? "locked")")
-        } catch let error as DatabaseError {
-            throw StoreError.failed("\(what): \(error)")
+            return try await pool.writeWithoutTransaction { db in try self.immediate(db, body) }
+        } catch {
+            throw Self.storeError(error, what)
         }
+    }
+
+    /// `transaction`, carried out even if the calling task is cancelled (GRDB's async access gives
+    /// up on a cancelled task): for the record of something already done, such as an alert command
+    /// that ran, which a stopping daemon must store rather than leave to be done again.
+    func transactionDespiteCancellation<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        if FaultInjector.database?.fault(kind: "transaction", path: what) != nil {
+            throw StoreError.busy("\(what): injected fault (DS_FAULT_DB)")
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result {
+                    do {
+                        return try self.pool.writeWithoutTransaction { db in try self.immediate(db, body) }
+                    } catch {
+                        throw Self.storeError(error, what)
+                    }
+                })
+            }
+        }
+    }
+
+    private func immediate<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
+        var result: T?
+        try db.inTransaction(.immediate) {
+            result = try body(db)
+            return .commit
+        }
+        counts.count("transactions")
+        return result!
+    }
+
+    /// A database error as the store reports it: busy (retry) or failed, naming what was done.
+    private static func storeError(_ error: Error, _ what: String) -> Error {
+        guard let error = error as? DatabaseError else { return error }
+        if error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+            return StoreError.busy("\(what): \(error.message ?? "locked")")
+        }
+        return StoreError.failed("\(what): \(error)")
     }
 
     /// A trivial read: whether the database answers (for `/healthz`).

@@ -22,8 +22,9 @@ public enum FaultPoint {
 }
 
 /// Test-only transient faults at the two choke points every daemon goes through: each ZooKeeper
-/// request and each database transaction. `DS_FAULT_ZK` and `DS_FAULT_DB` hold comma-separated
-/// settings:
+/// request and each database transaction (and the reads a master cannot do without, kind `read`).
+/// `DS_FAULT_ZK` and `DS_FAULT_DB` hold one or more specs separated by `;`, each of
+/// comma-separated settings:
 ///
 /// - `every=N`: the Nth, 2Nth, ... matching request fails (required);
 /// - `after`: (ZooKeeper) the request is carried out and then its answer is lost, as when the
@@ -33,7 +34,8 @@ public enum FaultPoint {
 /// - `path=TEXT`: only requests whose path contains TEXT;
 /// - `limit=M`: at most M faults in all.
 ///
-/// A ZooKeeper fault is a connection loss; a database fault is a busy database.
+/// A ZooKeeper fault is a connection loss; a database fault is a busy database. With several specs,
+/// each counts the requests it matches on its own, and the first that fires decides.
 public final class FaultInjector: @unchecked Sendable {
     public enum When: Sendable { case before, after }
 
@@ -61,8 +63,8 @@ public final class FaultInjector: @unchecked Sendable {
         limit = settings["limit"].flatMap(Int.init) ?? Int.max
     }
 
-    static let zooKeeper = FaultInjector(ProcessInfo.processInfo.environment["DS_FAULT_ZK"])
-    static let database = FaultInjector(ProcessInfo.processInfo.environment["DS_FAULT_DB"])
+    static let zooKeeper = FaultInjectors(ProcessInfo.processInfo.environment["DS_FAULT_ZK"])
+    static let database = FaultInjectors(ProcessInfo.processInfo.environment["DS_FAULT_DB"])
 
     /// Whether (and when) this request fails.
     func fault(kind: String, path requestPath: String) -> When? {
@@ -73,6 +75,29 @@ public final class FaultInjector: @unchecked Sendable {
             guard seen % every == 0, injected < limit else { return nil }
             injected += 1
             return after ? .after : .before
+        }
+    }
+}
+
+/// The specs of one environment variable (`;`-separated), nil when it sets none.
+final class FaultInjectors: Sendable {
+    let injectors: [FaultInjector]
+
+    init?(_ specs: String?) {
+        injectors = (specs ?? "").split(separator: ";").compactMap { FaultInjector(String($0)) }
+        if injectors.isEmpty { return nil }
+    }
+
+    /// Whether (and when) this request fails: every spec counts it, the first that fires decides.
+    func fault(kind: String, path: String) -> FaultInjector.When? {
+        let verdicts = injectors.map { $0.fault(kind: kind, path: path) }
+        return verdicts.compactMap { $0 }.first
+    }
+
+    /// Throws a busy database if a spec says this database read fails.
+    static func checkRead(_ what: String) throws {
+        if FaultInjector.database?.fault(kind: "read", path: what) != nil {
+            throw StoreError.busy("\(what): injected fault (DS_FAULT_DB)")
         }
     }
 }

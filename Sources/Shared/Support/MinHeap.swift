@@ -45,4 +45,39 @@ public struct MinHeap<Element: Comparable> {
         for item in items where isIncluded(item) { heap.push(item) }
         return heap
     }
+
+    /// The elements in ascending order, without changing the heap: a plan made on the heap as it
+    /// is, to be carried out (`removeSmallest`) only once what it depends on has been stored.
+    /// The first k cost O(k log k), whatever the heap's size.
+    public func ascending() -> Ascending { Ascending(items: items) }
+
+    /// Removes the `n` smallest elements: those `ascending` listed first, if no two are equal.
+    public mutating func removeSmallest(_ n: Int) {
+        for _ in 0..<min(n, count) { _ = pop() }
+    }
+
+    /// An in-order walk of a heap's array: a frontier of candidates, the smallest next.
+    public struct Ascending: Sequence, IteratorProtocol {
+        struct Candidate: Comparable {
+            var element: Element
+            var index: Int
+            static func < (a: Candidate, b: Candidate) -> Bool { a.element < b.element }
+            static func == (a: Candidate, b: Candidate) -> Bool { a.element == b.element }
+        }
+        let items: [Element]
+        var frontier = MinHeap<Candidate>()
+
+        init(items: [Element]) {
+            self.items = items
+            if !items.isEmpty { frontier.push(Candidate(element: items[0], index: 0)) }
+        }
+
+        public mutating func next() -> Element? {
+            guard let c = frontier.pop() else { return nil }
+            for child in [2 * c.index + 1, 2 * c.index + 2] where child < items.count {
+                frontier.push(Candidate(element: items[child], index: child))
+            }
+            return c.element
+        }
+    }
 }
