@@ -273,7 +273,7 @@ def main():
                 d.process.send_signal(signal.SIGCONT)
                 d.process.terminate()
                 try:
-                    d.process.wait(timeout=30)
+                    d.process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     d.process.kill()
         net.down()

@@ -64,6 +64,11 @@ extension MasterScheduler {
                         logger.error("\(error); registering again with a new session once ZooKeeper answers")
                         current.withLockedValue { $0 = nil }
                         zk = try await sessions.renew()
+                    } catch let error as ZooKeeperError where error.cause == .sessionExpired || error.isTransient {
+                        // Lost while it registered (an expiry, or an answer that never came): the same remedy.
+                        logger.error("ZooKeeper: \(error) while registering; registering again with a new session once ZooKeeper answers")
+                        current.withLockedValue { $0 = nil }
+                        zk = try await sessions.renew()
                     }
                 }
             }
