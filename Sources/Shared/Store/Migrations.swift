@@ -246,6 +246,14 @@ enum Migrations {
                 try db.execute(sql: "CREATE INDEX workflow_instance_by_backfill ON workflow_instance(backfill_id, state) WHERE backfill_id IS NOT NULL")
             }
         }
+        m.registerMigration("v15-instance-by-name-and-time") { db in
+            // A DEPENDENT item looks for the latest instance of a name in a window of its fire
+            // time, else its start time, about once a second per waiting item: by (name, id) it
+            // read every instance the name ever had (45-58 ms at 200,000 of them). This index
+            // bounds the read to the window, newest first; the query spells the expression
+            // exactly so (Store.latestInWindowSQL), or SQLite cannot use it.
+            try db.execute(sql: "CREATE INDEX workflow_instance_by_name_and_time ON workflow_instance(name, COALESCE(schedule_time, start_time))")
+        }
         return m
     }
 }
