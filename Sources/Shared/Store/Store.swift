@@ -89,11 +89,18 @@ public final class Store: Sendable {
                 self.counts.count("transactions")
                 return result!
             }
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
-            throw StoreError.busy("\(what): \(error.message ?? "locked")")
         } catch let error as DatabaseError {
-            throw StoreError.failed("\(what): \(error)")
+            throw Self.storeError(what, error)
         }
+    }
+
+    /// The one reading of a database error, for reads and writes alike: a busy or locked
+    /// database is temporary (exit 75, retry), anything else a failure.
+    static func storeError(_ what: String, _ error: DatabaseError) -> StoreError {
+        if error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+            return .busy("\(what): \(error.message ?? "locked")")
+        }
+        return .failed("\(what): \(error)")
     }
 
     /// A trivial read: whether the database answers (for `/healthz`).
@@ -105,7 +112,7 @@ public final class Store: Sendable {
         do {
             return try await pool.read(body)
         } catch let error as DatabaseError {
-            throw StoreError.failed("\(what): \(error)")
+            throw Self.storeError(what, error)
         }
     }
 }
