@@ -23,7 +23,7 @@ extension Store {
     /// its own dependency): the latest instance of the workflow that started in the window (a
     /// scheduled one by its fire time), and the latest attempt of the task in its current run if
     /// one is named.
-    public func dependencyState(_ item: DependencyItem, runTime: Double, timeZone: TimeZone = .current, besides: Int64) async throws -> DependencyState {
+    public func dependencyState(_ item: DependencyItem, runTime: Double, timeZone: TimeZone, besides: Int64) async throws -> DependencyState {
         let (from, to) = item.window.interval(runTime: runTime, timeZone: timeZone)
         let what = "\(Limits.quoted(item.workflow))\(item.task.map { " task \(Limits.quoted($0))" } ?? "") \(item.window.rawValue)"
         return try await read("reading instances of '\(item.workflow)'") { db in
