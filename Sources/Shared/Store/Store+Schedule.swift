@@ -133,7 +133,7 @@ extension Store {
         var cursor: Double? = first
         if first < cutoff {
             // The first fire time at or after the cutoff: where the times on time begin.
-            let onTime = next(cutoff.nextDown)
+            let onTime = calendar.first(atOrAfter: cutoff)
             switch s.catchup {
             case .all:
                 while let t = cursor, t < cutoff, times.count < Self.maxFiresPerTransaction {
