@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(name: "ds-logs", dependencies: ["Shared"]),
         .executableTarget(name: "ds-pool", dependencies: ["Shared"]),
         .executableTarget(name: "ds-schedule", dependencies: ["Shared"]),
-        .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "SharedTests", dependencies: ["Shared"], exclude: ["ShippedSchemas"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Runs the built ds-* binaries as separate processes against a real ZooKeeper and SQLite.
         .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "ds-schedule", "task-supervisor"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),

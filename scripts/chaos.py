@@ -177,10 +177,10 @@ def main():
                                  "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg], dict(os.environ), os.path.join(d, "zookeeper.log")))
         for z in zks:
             z.start()
-        deadline = time.time() + 60
+        deadline = time.time() + 180
         while not any("Mode: leader" in four(a, "srvr") for a in zk_addresses):
             if time.time() > deadline:
-                raise RuntimeError("no ZooKeeper quorum within 60 s")
+                raise RuntimeError(f"no ZooKeeper quorum within 180 s; see {scratch}/zk*/zookeeper.log")
             time.sleep(0.2)
         connect = ",".join(f"{a}:2181" for a in zk_addresses)
         env = dict(os.environ, DS_ZK=connect, DS_ZK_ROOT="/chaos", DS_DB=os.path.join(scratch, "ds.db"), DS_HOME=scratch,

@@ -118,7 +118,7 @@ extension ScheduleCommand {
                     throw ControlRefusal(description: "--end is before --start: the schedule would never fire", exitStatus: .usage)
                 }
                 let now = ProcessStats.now()
-                guard !ScheduleTool.fireTimes(cron, zone: zone, after: max(now, start ?? now).nextDown, count: 1, end: end).isEmpty else {
+                guard FireCalendar(cron, zone: zone, start: start, end: end).first(atOrAfter: now) != nil else {
                     throw ControlRefusal(description: "--cron \(Limits.quoted(self.cron)) has no fire time \(end == nil ? "from now on (up to 2099)" : "between now and --end")",
                                           exitStatus: .dataError)
                 }
@@ -265,19 +265,16 @@ extension ScheduleCommand {
 
         func run() async {
             await Tool.run("ds-schedule") {
-                let expression: CronExpression, zone: TimeZone
-                var end: Double?, start: Double?
+                let calendar: FireCalendar
                 if let id {
                     guard let s = try await openStore(global).schedule(id) else { throw notFound(id) }
-                    expression = try ScheduleTool.cron(s.cron)
-                    zone = TimeZone(identifier: s.timeZone) ?? .current
-                    (start, end) = (s.startTime, s.endTime)
+                    calendar = try s.calendar()
                 } else {
-                    expression = try ScheduleTool.cron(cron!)
-                    zone = try ScheduleTool.zone(tz).zone
+                    calendar = FireCalendar(try ScheduleTool.cron(cron!), zone: try ScheduleTool.zone(tz).zone)
                 }
+                let zone = calendar.zone, end = calendar.end
                 let from = try self.from.map { try ScheduleTool.instant($0, flag: "--from", zone: zone) } ?? ProcessStats.now()
-                let times = ScheduleTool.fireTimes(expression, zone: zone, after: max(from, start.map { $0.nextDown } ?? from), count: n, end: end)
+                let times = calendar.times(after: from, count: n)
                 for t in times {
                     if json {
                         print(WireJSON.string(FireTimeView(fireTime: t, fire: TimeText.iso(t, in: zone))))
@@ -306,7 +303,7 @@ extension ScheduleCommand {
             await Tool.run("ds-schedule") {
                 let expression = try ScheduleTool.cron(cron)
                 let (zone, zoneName) = try ScheduleTool.zone(tz)
-                let next = ScheduleTool.fireTimes(expression, zone: zone, after: ProcessStats.now(), count: 1).first
+                let next = FireCalendar(expression, zone: zone).next(after: ProcessStats.now())
                 if json {
                     print(WireJSON.string(CheckView(cron: expression.text, timeZone: zoneName, nextFireTime: next,
                                                     nextFire: next.map { TimeText.iso($0, in: zone) })))

@@ -35,6 +35,8 @@ struct SubmitCommand: AsyncParsableCommand {
     var wait = false
     @Flag(help: "Machine-readable output (snake_case JSON).")
     var json = false
+    @Option(help: "Time zone of the instance's dates (system.biz.date, DEPENDENT windows), an IANA name such as Europe/Berlin; default: TZ, else the local zone. Stored with the instance.")
+    var tz: String?
 
     func validate() throws {
         var seen: Set<String> = []
@@ -70,6 +72,7 @@ struct SubmitCommand: AsyncParsableCommand {
         request.wait = wait
         request.noStart = noStart
         request.json = json
+        request.timeZone = tz
         do {
             let status = try await Submitter.run(request, configuration: try global.resolve())
             Tool.exit(status)

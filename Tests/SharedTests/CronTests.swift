@@ -56,7 +56,7 @@ final class CronTests: XCTestCase {
             ("0 60 * * * ?", "minutes"), ("0 0 24 * * ?", "hours"), ("0 0 0 32 * ?", "day-of-month"),
             ("0 0 0 * 13 ?", "month"), ("0 0 0 1 * MON", "day-of-week"), ("0 0 0 ? * ?", "day-of-week"),
             ("0 0 0 ? * ?x", "day-of-week"), ("0 0 0 1 1 ? 1969", "year"), ("0 0 0 L-31 * ?", "day-of-month"),
-            ("0 0 0 ? * 6#6", "day-of-week"), ("0 0 0 ? * 8", "day-of-week"), ("0 5-1 * * * ?", "minutes"),
+            ("0 0 0 ? * 6#6", "day-of-week"), ("0 0 0 ? * 8", "day-of-week"),
             ("0 */61 * * * ?", "minutes"), ("0 1,,2 * * * ?", "minutes"), ("0 0 0 1 FOO ?", "month"), ("0 -1 * * * ?", "minutes"),
             ("* * * * 8", "day-of-week"), ("0 0 0 0W * ?", "day-of-month"),
         ]
@@ -65,5 +65,66 @@ final class CronTests: XCTestCase {
                 XCTAssertEqual((error as? CronExpression.ParseError)?.field, field, "\(expression): \(error)")
             }
         }
+    }
+
+    /// Quartz's and Quartz.NET's own vectors: ranges that wrap (hours 17-0, days FRI-MON, seconds
+    /// 58-4), L, L-n, LW, L-nW and nW inside day-of-month lists, with the fire times they name.
+    func testQuartzVectorsThatFire() throws {
+        let table: [(String, String, String)] = [
+            ("0 0 0-07,17-0 ? * SAT", "2026-01-02T12:00:00Z", "2026-01-03T00:00:00Z"),          // Saturday 00:00
+            ("0 0 0-07,17-0 ? * SAT", "2026-01-03T07:00:00Z", "2026-01-03T17:00:00Z"),
+            ("0 0 0-07,17-0 ? * SAT", "2026-01-03T23:00:00Z", "2026-01-10T00:00:00Z"),
+            ("0 0 12 ? * FRI-MON", "2026-01-06T00:00:00Z", "2026-01-09T12:00:00Z"),             // Tuesday: Friday next
+            ("0 0 12 ? * FRI-MON", "2026-01-11T12:00:00Z", "2026-01-12T12:00:00Z"),             // Sunday: Monday next
+            ("0 0 12 ? * 6-2", "2026-01-12T12:00:00Z", "2026-01-16T12:00:00Z"),                 // Monday: Friday next
+            ("58-4 5 21 ? * MON-FRI", "2026-01-05T21:05:04Z", "2026-01-05T21:05:58Z"),
+            ("58-4 5 21 ? * MON-FRI", "2026-01-05T21:05:59Z", "2026-01-06T21:05:00Z"),
+            ("0 0 0 28-5 1 ?", "2026-01-05T00:00:00Z", "2026-01-28T00:00:00Z"),
+            ("0 0 0 28-5 1 ?", "2026-01-31T00:00:00Z", "2027-01-01T00:00:00Z"),
+            ("0 0 0 1 11-2 ?", "2026-02-01T00:00:00Z", "2026-11-01T00:00:00Z"),
+            ("0 0 0 1 NOV-FEB ?", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+            ("0 0 22-2/2 * * ?", "2026-01-01T22:00:00Z", "2026-01-02T00:00:00Z"),               // 22, 0, 2: the step runs on
+            ("0 0 22-2/2 * * ?", "2026-01-02T00:00:00Z", "2026-01-02T02:00:00Z"),
+            ("0 0 22-2/2 * * ?", "2026-01-02T02:00:00Z", "2026-01-02T22:00:00Z"),
+            ("0 0 * * 6-1", "2026-01-05T00:00:00Z", "2026-01-10T00:00:00Z"),                    // cron: Saturday to Monday
+            ("0 0 * * FRI-MON", "2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z"),
+            ("0 15 10 1,L * ?", "2026-01-01T10:15:00Z", "2026-01-31T10:15:00Z"),
+            ("0 15 10 1,L * ?", "2026-01-31T10:15:00Z", "2026-02-01T10:15:00Z"),
+            ("0 15 10 15,L-2 * ? 2010", "2010-10-15T10:15:00Z", "2010-10-29T10:15:00Z"),
+            ("0 15 10 6,15,LW * ? 2010", "2010-10-15T10:15:00Z", "2010-10-29T10:15:00Z"),       // Oct 31 2010 is a Sunday
+            ("0 15 10 31,L-2 * ? 2010", "2010-10-01T00:00:00Z", "2010-10-29T10:15:00Z"),
+            ("0 15 10 31,L-2 * ? 2010", "2010-10-29T10:15:00Z", "2010-10-31T10:15:00Z"),
+            ("0 15 10 L-1W * ? 2010", "2010-10-01T00:00:00Z", "2010-10-29T10:15:00Z"),          // the 30th is a Saturday
+            ("0 15 10 L-5W * ? 2010", "2010-10-01T00:00:00Z", "2010-10-26T10:15:00Z"),
+            ("0 0 0 2W,16 * ?", "2026-04-30T00:00:00Z", "2026-05-01T00:00:00Z"),                // May 2 2026 is a Saturday
+            ("0 0 0 2W,16 * ?", "2026-05-01T00:00:00Z", "2026-05-16T00:00:00Z"),
+            ("0 0 12 * * MON", "2026-01-01T00:00:00Z", "2026-01-05T12:00:00Z"),                 // * beside a restricted day field
+        ]
+        for (expression, after, expected) in table {
+            let cron = try CronExpression(expression)
+            XCTAssertEqual(cron.next(after: t(after), in: utc), t(expected), "\(expression) after \(after)")
+        }
+    }
+
+    /// What Quartz refuses is refused: both day fields *, a step longer than its field, a year
+    /// range that wraps; and two last-day items in one list (Quartz.NET allows one).
+    func testQuartzVectorsThatAreRefused() {
+        let table: [(String, String, String)] = [
+            ("0 0 * * * *", "day-of-week", "?"),
+            ("0 0 12 * * * 2030", "day-of-week", "?"),
+            ("0/60 * * * * ?", "seconds", "59"), ("0 0/60 * * * ?", "minutes", "59"), ("0 0 0/24 * * ?", "hours", "23"),
+            ("0 0 0 1/32 * ?", "day-of-month", "31"), ("0 0 0 1 1/13 ?", "month", "12"), ("0 0 0 ? * 1/8", "day-of-week", "7"),
+            ("0 0 0 1 1 ? 2030-2026", "year", "wrap"),
+            ("0 0 0 L,L-2 * ?", "day-of-month", "one"),
+        ]
+        for (expression, field, words) in table {
+            XCTAssertThrowsError(try CronExpression(expression), expression) { error in
+                XCTAssertEqual((error as? CronExpression.ParseError)?.field, field, "\(expression): \(error)")
+                XCTAssertTrue("\(error)".contains(words), "\(expression): \(error)")
+            }
+        }
+        // Classic cron reads * in both day fields as every day, as cron does.
+        XCTAssertNoThrow(try CronExpression("* * * * *"))
+        XCTAssertNoThrow(try CronExpression("0/59 0/23 * * * ?"))
     }
 }

@@ -44,6 +44,28 @@ final class SwitchExpressionTests: XCTestCase {
         XCTAssertEqual(try SwitchExpression.parse("${a} == ${b} || ${c} != 1").parameters, ["a", "b", "c"])
     }
 
+    /// `"${x}"` inside quotes means x's value, as DolphinScheduler users write it; the value is
+    /// text, never read as syntax, whatever quotes or backslashes it holds. `\$` is a plain `$`.
+    func testParametersInsideQuotesMeanTheirValues() throws {
+        let v = ["region": "us", "quote": #"a"b"#, "apostrophe": "it's", "backslash": #"a\b"#, "syntax": #"" == ""#, "n": "10", "empty": ""]
+        let table: [(String, Bool)] = [
+            (#""${region}" == "us""#, true), (#"'${region}' == 'us'"#, true), (#""${region}" == "eu""#, false),
+            (#""${region}" != "us""#, false), (#""x-${region}-${n}" == "x-us-10""#, true), (#""${region}" == ${region}"#, true),
+            (#""${quote}" == 'a"b'"#, true), (#"'${apostrophe}' == "it's""#, true), (#""${backslash}" == 'a\b'"#, true),
+            (#""${syntax}" == '" == "'"#, true), (#""${syntax}" == """#, false),
+            (#""${n}" > 3"#, true), (#""${n}" == 10.0"#, true), (#""${empty}" == """#, true),
+        ]
+        for (text, expected) in table {
+            XCTAssertEqual(try value(text, v), expected, text)
+        }
+        XCTAssertEqual(try value(#""\${region}" == '\${region}'"#, v), true, "both the literal text ${region}")
+        XCTAssertEqual(try value(#""\${region}" != "us""#, v), true, "an escaped $ is no parameter")
+        XCTAssertEqual(try value(#""cost: \$5" == 'cost: $5'"#, v), true)
+        XCTAssertThrowsError(try value(#""${nope}" == "us""#, v)) { XCTAssertEqual("\($0)", "parameter 'nope' is not defined") }
+        XCTAssertThrowsError(try SwitchExpression.parse(#""${region" == "us""#))
+        XCTAssertEqual(try SwitchExpression.parse(#""${a}-${b}" == '${c}' || ${d} == 1"#).parameters, ["a", "b", "c", "d"])
+    }
+
     func testDurationsShowAsTyped() {
         XCTAssertEqual(DurationText.format(0.001), "1ms")
         XCTAssertEqual(DurationText.format(0.5), "500ms")

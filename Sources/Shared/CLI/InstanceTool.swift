@@ -134,7 +134,7 @@ public enum InstanceTool {
         if !view.params.isEmpty { print("parameters " + view.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) }
         if let fire = ScheduledInstanceView(instance).scheduleFire {
             let origin = instance.scheduleId.map { "schedule \($0)" } ?? instance.backfillId.map { "backfill \($0)" } ?? "parent's"
-            print("scheduled  \(origin), fire time \(fire) (\(instance.timeZone ?? TimeZone.current.identifier)), system.biz.date \(ScheduledInstanceView(instance).bizDate ?? "")")
+            print("scheduled  \(origin), fire time \(fire) (\(instance.timeZone ?? InstanceClock.unzonedName)), system.biz.date \(ScheduledInstanceView(instance).bizDate ?? "")")
         }
         if let note = view.note { print("note       \(note)") }
         print("")

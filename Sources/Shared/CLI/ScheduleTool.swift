@@ -61,18 +61,6 @@ public enum ScheduleTool {
         return t
     }
 
-    /// The fire times after `from` (exclusive), at most `count`, within `end`.
-    public static func fireTimes(_ cron: CronExpression, zone: TimeZone, after from: Double, count: Int, end: Double? = nil) -> [Double] {
-        var times: [Double] = []
-        var t = from
-        while times.count < count, let next = cron.next(after: Date(timeIntervalSince1970: t), in: zone)?.timeIntervalSince1970 {
-            if let end, next > end { break }
-            times.append(next)
-            t = next
-        }
-        return times
-    }
-
     /// The business dates from `from` to `to` (inclusive, `yyyy-MM-dd` or `yyyyMMdd`), each with
     /// the schedule time it stands for: the start of the next day in `zone`, when a daily
     /// schedule at midnight fires for it. So `system.biz.date` (the day before the schedule
@@ -141,8 +129,14 @@ public struct ScheduleView: Encodable, Sendable {
     public var lastFire: String?
     public var createdAt: Double
 
+    /// The zone a listing shows a stored time in: its own; UTC (never this host's zone) for one
+    /// this host does not know, still the right instant, as the offset is printed with it.
+    static func shown(_ name: String?) -> TimeZone {
+        (try? InstanceClock.zone(named: name)) ?? TimeZone(identifier: "UTC")!
+    }
+
     public init(_ s: ScheduleRecord) {
-        let zone = TimeZone(identifier: s.timeZone) ?? .current
+        let zone = Self.shown(s.timeZone)
         id = s.id ?? 0
         (workflow, cron, timeZone, state, catchup, priority) = (s.workflow, s.cron, s.timeZone, s.state, s.catchup, s.priority)
         params = (try? JSONDecoder().decode([String: String].self, from: Data(s.paramsJson.utf8))) ?? [:]
@@ -169,7 +163,7 @@ public struct ScheduledInstanceView: Encodable, Sendable {
     public var caughtUp: Bool
 
     public init(_ i: WorkflowInstanceRecord) {
-        let zone = i.timeZone.flatMap(TimeZone.init(identifier:)) ?? .current
+        let zone = ScheduleView.shown(i.timeZone)
         (instanceId, workflow, state, scheduleTime) = (i.id ?? 0, i.name, i.state, i.scheduleTime)
         scheduleFire = i.scheduleTime.map { TimeText.iso($0, in: zone) }
         bizDate = i.scheduleTime.map { ParameterResolver(runTime: Date(timeIntervalSince1970: $0), timeZone: zone).builtIns["system.biz.date"] ?? "" }

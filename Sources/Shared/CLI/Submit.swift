@@ -13,6 +13,9 @@ public struct SubmitRequest: Sendable {
     /// Store the definition only (for schedules); no instance starts.
     public var noStart = false
     public var json = false
+    /// The zone the instance's dates are read in (--tz); nil: TZ, else the local zone. Stored
+    /// with the instance, so that every master reads them alike.
+    public var timeZone: String?
     public init(input: String) { self.input = input }
 }
 
@@ -119,6 +122,8 @@ public enum Submitter {
             }
             return (.success, nil)
         }
+        // Fixed here, where the instance is made, never left to the zone of whichever master runs it.
+        let zoneName = try ScheduleTool.zone(request.timeZone).name
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
         // Not silent: a mistyped DS_DB makes a database no master serves (`--wait` says so too).
@@ -136,7 +141,7 @@ public enum Submitter {
                                   message: "pool \(Limits.quoted($0.pool!)) does not exist; make it first: ds-pool set \($0.pool!) SLOTS")
             })
         }
-        let submitted = try await store.submit(definition, params: request.params, now: ProcessStats.now(), start: !request.noStart)
+        let submitted = try await store.submit(definition, params: request.params, timeZone: zoneName, now: ProcessStats.now(), start: !request.noStart)
         if request.noStart {
             if request.json {
                 print(WireJSON.string(StoredDefinition(definitionId: submitted.definitionId, name: submitted.name, version: submitted.version)))

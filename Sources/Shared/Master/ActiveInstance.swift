@@ -10,6 +10,9 @@ struct ActiveInstance: Sendable {
     /// Why the parameters could not be resolved (only input stored past ds-submit's checks):
     /// every task of the instance then fails with it, and the master goes on.
     let parameterProblem: String?
+    /// The run time and stored zone the built-ins and DEPENDENT windows are read in; nil when
+    /// this host does not know the zone (`parameterProblem` says so).
+    let clock: InstanceClock?
     let resolver: ParameterResolver
     /// What succeeded tasks printed, and what each task sees of it: a function of stored state.
     var outputs = OutputVisibility()
@@ -19,17 +22,27 @@ struct ActiveInstance: Sendable {
     init(_ claimed: ClaimedInstance) {
         let record = claimed.instance
         let definition = claimed.definition
-        // A scheduled or backfilled instance resolves its built-ins (system.biz.date) from the
-        // fire time it stands for, in its schedule's zone; any other from when it first started.
-        let runTime = Date(timeIntervalSince1970: record.scheduleTime ?? record.startTime ?? ProcessStats.now())
         self.record = record
         self.definition = definition
         engine = WorkflowEngine(definition: definition, kept: Set(record.kept.keys))
-        resolver = ParameterResolver(runTime: runTime, timeZone: record.timeZone.flatMap(TimeZone.init(identifier:)) ?? .current)
+        // The instance's stored zone, never this master's: a zone this host does not know fails
+        // every task with the reason, and the resolver below is never used.
+        var clockProblem: String?
         do {
+            clock = try record.clock(now: ProcessStats.now())
+        } catch {
+            clock = nil
+            clockProblem = "the instance's \(error)"
+        }
+        resolver = clock?.resolver ?? ParameterResolver(runTime: Date(timeIntervalSince1970: 0), timeZone: TimeZone(identifier: "UTC")!)
+        do {
+            if let clockProblem { throw PreparationError(clockProblem) }
             let overrides = try JSONDecoder().decode([String: String].self, from: Data(record.paramsJson.utf8))
             parameters = try resolver.instanceParameters(workflow: definition.params, overrides: overrides)
             parameterProblem = nil
+        } catch let problem as PreparationError {
+            parameters = [:]
+            parameterProblem = problem.description
         } catch {
             parameters = [:]
             parameterProblem = "the instance's parameters cannot be used: \(error)"

@@ -23,12 +23,16 @@ extension MasterScheduler {
             guard let instance = active[wait.ref.instance] else { continue }
             let task = instance.task(wait.ref.task)
             // As DolphinScheduler: a scheduled instance's windows are around its fire time, in its
-            // schedule's zone (a backfilled date waits for that date's upstream runs).
-            let runTime = instance.record.scheduleTime ?? instance.record.startTime ?? now
-            let zone = instance.record.timeZone.flatMap(TimeZone.init(identifier:)) ?? .current
+            // schedule's zone (a backfilled date waits for that date's upstream runs); any other's
+            // around its start, in the zone stored with it.
             var states: [DependencyState] = []
-            for item in task.dependsOn ?? [] {
-                states.append(try await store.dependencyState(item, runTime: runTime, timeZone: zone, besides: instance.id))
+            if let clock = instance.clock {
+                for item in task.dependsOn ?? [] {
+                    states.append(try await store.dependencyState(item, runTime: clock.runTime.timeIntervalSince1970,
+                                                                  timeZone: clock.zone, besides: instance.id))
+                }
+            } else {
+                states.append(.failed(instance.parameterProblem ?? "the instance's time zone is not known"))
             }
             let relation = task.relation ?? .and
             let satisfied = states.compactMap { if case .satisfied(let s) = $0 { s } else { nil } }

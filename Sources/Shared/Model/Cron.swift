@@ -1,8 +1,13 @@
 import Foundation
 
 /// A cron expression: Quartz syntax (`sec min hour day-of-month month day-of-week [year]`, with
-/// `?`, `L`, `L-n`, `LW`, `nW`, `nL`, `n#k`, month and day names) or classic 5-field cron
-/// (`min hour day-of-month month day-of-week`, Sunday 0 or 7). Fire times are wall-clock times in
+/// `?`, `L`, `L-n`, `LW`, `L-nW`, `nW`, `nL`, `n#k`, month and day names) or classic 5-field cron
+/// (`min hour day-of-month month day-of-week`, Sunday 0 or 7). As in Quartz, a range may wrap
+/// (hours `22-2` are 22, 23, 0, 1, 2; days `FRI-MON`), except in the year; a step is at most the
+/// field's largest value (59 for seconds, 23 for hours, 31, 12, 7); a day-of-month list may mix
+/// days with one of `L`, `L-n`, `LW`, `L-nW`, and with `nW` (`1,L`, `2W,16`), as Quartz.NET
+/// reads them. One day field of a Quartz expression must be `?`, or `*` beside a restricted one
+/// (`0 0 12 * * MON`: Mondays); `*` in both is refused, as Quartz refuses it. Fire times are wall-clock times in
 /// a time zone: one that falls in a daylight-saving gap fires once, at the end of the gap; one in
 /// an overlap fires once, at its first occurrence. Pure: no clock, no I/O.
 public struct CronExpression: Sendable, Equatable {
@@ -18,13 +23,14 @@ public struct CronExpression: Sendable, Equatable {
 
     enum DayOfMonth: Sendable, Equatable {
         case any
-        case days(Set<Int>)
-        /// `L` (offset 0) or `L-n`.
-        case last(offset: Int)
-        /// `LW`: the last weekday (Monday to Friday) of the month.
-        case lastWeekday
-        /// `nW`: the weekday nearest day n, within the month.
-        case nearestWeekday(Int)
+        /// The union of a list's items: plain days, `nW` days and at most one last-day item.
+        case days(Set<Int>, nearestWeekday: Set<Int>, last: LastDay?)
+    }
+
+    /// `L` (offset 0), `L-n`, and with `weekday` `LW` and `L-nW`: the weekday nearest that day.
+    struct LastDay: Sendable, Equatable {
+        var offset: Int
+        var weekday: Bool
     }
 
     enum DayOfWeek: Sendable, Equatable {
@@ -59,15 +65,18 @@ public struct CronExpression: Sendable, Equatable {
         default:
             throw ParseError(field: "expression", message: "has \(parts.count) fields; cron has 5 (min hour day-of-month month day-of-week), Quartz 6 or 7 (sec min hour day-of-month month day-of-week [year])")
         }
-        seconds = try Self.values(f[0], field: "seconds", 0...59)
-        minutes = try Self.values(f[1], field: "minutes", 0...59)
-        hours = try Self.values(f[2], field: "hours", 0...23)
-        months = try Self.values(f[4], field: "month", 1...12, names: Self.monthNames)
-        years = f.count == 7 ? try Self.values(f[6], field: "year", 1970...Self.lastYear) : nil
+        seconds = try Self.values(f[0], field: "seconds", 0...59, wrap: 60)
+        minutes = try Self.values(f[1], field: "minutes", 0...59, wrap: 60)
+        hours = try Self.values(f[2], field: "hours", 0...23, wrap: 24)
+        months = try Self.values(f[4], field: "month", 1...12, wrap: 12, names: Self.monthNames)
+        years = f.count == 7 ? try Self.values(f[6], field: "year", 1970...Self.lastYear, wrap: nil) : nil
         dayOfMonth = try Self.dayOfMonth(f[3])
         dayOfWeek = try Self.dayOfWeek(f[5], quartz: quartz)
         if dayOfMonth != .any && dayOfWeek != .any {
             throw ParseError(field: "day-of-week", message: "day-of-month and day-of-week are both set; set one of them to ? (Quartz) or * (cron)")
+        }
+        if quartz && f[3] == "*" && f[5] == "*" {
+            throw ParseError(field: "day-of-week", message: "* in both day fields; Quartz wants ? in one of them, such as 0 0 12 * * ? (every day)")
         }
         if quartz && f[3] == "?" && f[5] == "?" {
             throw ParseError(field: "day-of-week", message: "? may stand in one day field, not both")
@@ -78,9 +87,13 @@ public struct CronExpression: Sendable, Equatable {
     static let dayNames = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 
     /// A list of `*`, `n`, `a-b`, `*/s`, `a/s`, `a-b/s` (names allowed where given) within `range`.
-    static func values(_ text: String, field: String, _ range: ClosedRange<Int>, names: [String] = [], nameBase: Int = 1,
+    /// A range whose end comes before its start wraps round a cycle of `wrap` values, as Quartz
+    /// reads it (hours `22-2/2`: 22, 0, 2); nil: it may not wrap (the year). A step is at most
+    /// the field's largest value, Quartz's bound (`0/60` seconds is refused).
+    static func values(_ text: String, field: String, _ range: ClosedRange<Int>, wrap: Int?, names: [String] = [], nameBase: Int = 1,
                        map: (Int) -> Int = { $0 }) throws -> Set<Int> {
         var result: Set<Int> = []
+        let maxStep = wrap == nil ? range.upperBound - range.lowerBound + 1 : range.upperBound
         for item in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
             guard !item.isEmpty else { throw ParseError(field: field, message: "an empty item in '\(text)'") }
             var body = item
@@ -90,8 +103,8 @@ public struct CronExpression: Sendable, Equatable {
                 let s = String(item[item.index(after: slash)...])
                 guard let n = Int(s), s.allSatisfy(\.isASCII) else { throw ParseError(field: field, message: "'\(s)' is no step (a whole number) in '\(item)'") }
                 guard n > 0 else { throw ParseError(field: field, message: "a step of \(n) in '\(item)'; steps are 1 or more") }
-                guard n <= range.upperBound - range.lowerBound + 1 else {
-                    throw ParseError(field: field, message: "a step of \(n) in '\(item)' is longer than the field (\(range.lowerBound)-\(range.upperBound))")
+                guard n <= maxStep else {
+                    throw ParseError(field: field, message: "a step of \(n) in '\(item)' is more than \(maxStep), the most this field takes")
                 }
                 step = n
             }
@@ -110,7 +123,16 @@ public struct CronExpression: Sendable, Equatable {
             } else if let dash = body.firstIndex(of: "-"), dash != body.startIndex {
                 low = try number(String(body[..<dash]))
                 high = try number(String(body[body.index(after: dash)...]))
-                guard low <= high else { throw ParseError(field: field, message: "the range '\(body)' ends before it starts") }
+                if low > high {
+                    guard let wrap else {
+                        throw ParseError(field: field, message: "the range '\(body)' ends before it starts; a \(field) range cannot wrap")
+                    }
+                    // Round the cycle: the values past the field's end count again from its start.
+                    for i in stride(from: low, through: high + wrap, by: step) {
+                        result.insert(range.lowerBound + (i - range.lowerBound) % wrap)
+                    }
+                    continue
+                }
             } else {
                 low = try number(body)
                 if item.contains("/") { high = range.upperBound } else { high = low }
@@ -120,29 +142,40 @@ public struct CronExpression: Sendable, Equatable {
         return result
     }
 
+    /// `*`, `?`, or a list of days, ranges and steps with `nW` items and at most one of `L`,
+    /// `L-n`, `LW`, `L-nW` (Quartz.NET takes one; two are refused as there).
     static func dayOfMonth(_ text: String) throws -> DayOfMonth {
         let field = "day-of-month"
-        switch text {
-        case "*", "?": return .any
-        case "L": return .last(offset: 0)
-        case "LW": return .lastWeekday
-        default: break
-        }
-        if text.hasPrefix("L-") {
-            let s = String(text.dropFirst(2))
-            guard let n = Int(s), s.allSatisfy({ $0.isASCII && $0.isNumber }), (0...30).contains(n) else {
-                throw ParseError(field: field, message: "'\(text)': L-n takes n from 0 to 30")
+        if text == "*" || text == "?" { return .any }
+        var days: Set<Int> = [], nearest: Set<Int> = []
+        var last: LastDay?
+        func whole(_ s: String) -> Int? { s.isEmpty || !s.allSatisfy({ $0.isASCII && $0.isNumber }) ? nil : Int(s) }
+        for item in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            if item.hasPrefix("L") {
+                var rest = item.dropFirst()
+                let weekday = rest.hasSuffix("W")
+                if weekday { rest = rest.dropLast() }
+                var offset = 0
+                if !rest.isEmpty {
+                    guard rest.hasPrefix("-"), let n = whole(String(rest.dropFirst())), (0...30).contains(n) else {
+                        throw ParseError(field: field, message: "'\(item)': L-n takes n from 0 to 30 (L, L-n, LW, L-nW)")
+                    }
+                    offset = n
+                }
+                guard last == nil else {
+                    throw ParseError(field: field, message: "'\(text)' has more than one of L, L-n, LW, L-nW; a list takes only one")
+                }
+                last = LastDay(offset: offset, weekday: weekday)
+            } else if item.hasSuffix("W") {
+                guard let n = whole(String(item.dropLast())), (1...31).contains(n) else {
+                    throw ParseError(field: field, message: "'\(item)': nW takes one day n from 1 to 31")
+                }
+                nearest.insert(n)
+            } else {
+                days.formUnion(try values(item, field: field, 1...31, wrap: 31))
             }
-            return .last(offset: n)
         }
-        if text.hasSuffix("W") {
-            let s = String(text.dropLast())
-            guard let n = Int(s), s.allSatisfy({ $0.isASCII && $0.isNumber }), (1...31).contains(n) else {
-                throw ParseError(field: field, message: "'\(text)': nW takes a day n from 1 to 31")
-            }
-            return .nearestWeekday(n)
-        }
-        return .days(try values(text, field: field, 1...31))
+        return .days(days, nearestWeekday: nearest, last: last)
     }
 
     static func dayOfWeek(_ text: String, quartz: Bool) throws -> DayOfWeek {
@@ -170,7 +203,7 @@ public struct CronExpression: Sendable, Equatable {
             return .nth(try one(String(text[..<hash])), n)
         }
         if text.count > 1 && text.hasSuffix("L") { return .last(try one(String(text.dropLast()))) }
-        let inCron = try values(text, field: field, range, names: dayNames, nameBase: quartz ? 1 : 0, map: { $0 })
+        let inCron = try values(text, field: field, range, wrap: 7, names: dayNames, nameBase: quartz ? 1 : 0, map: { $0 })
         return .days(Set(inCron.map { quartz ? $0 : ($0 == 7 ? 1 : $0 + 1) }))
     }
 
@@ -269,16 +302,20 @@ public struct CronExpression: Sendable, Equatable {
         let count = Self.daysIn(y, mo, utc)
         func weekday(_ d: Int) -> Int { utc.component(.weekday, from: utc.date(from: DateComponents(year: y, month: mo, day: d))!) }
         func isWeekday(_ d: Int) -> Bool { (2...6).contains(weekday(d)) }
+        // Saturday: the Friday before, unless that leaves the month; Sunday: the Monday after, likewise.
+        func nearestWeekday(_ n: Int) -> Int {
+            if isWeekday(n) { return n }
+            if weekday(n) == 7 { return n > 1 ? n - 1 : n + 2 }
+            return n < count ? n + 1 : n - 2
+        }
         switch (dayOfMonth, dayOfWeek) {
-        case (.days(let set), _): return set.filter { $0 <= count }
-        case (.last(let offset), _): return count - offset >= 1 ? [count - offset] : []
-        case (.lastWeekday, _): return [(1...count).reversed().first(where: isWeekday)!]
-        case (.nearestWeekday(let n), _):
-            guard n <= count else { return [] }
-            if isWeekday(n) { return [n] }
-            // Saturday: the Friday before, unless that leaves the month; Sunday: the Monday after, likewise.
-            if weekday(n) == 7 { return [n > 1 ? n - 1 : n + 2] }
-            return [n < count ? n + 1 : n - 2]
+        case (.days(let set, let nearest, let last), _):
+            var result = set.filter { $0 <= count }
+            result.formUnion(nearest.filter { $0 <= count }.map(nearestWeekday))
+            if let last, count - last.offset >= 1 {
+                result.insert(last.weekday ? nearestWeekday(count - last.offset) : count - last.offset)
+            }
+            return result
         case (.any, .any): return Set(1...count)
         case (.any, .days(let set)): return Set((1...count).filter { set.contains(weekday($0)) })
         case (.any, .last(let day)): return [(1...count).reversed().first { weekday($0) == day }!]

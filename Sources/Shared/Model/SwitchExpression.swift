@@ -10,7 +10,9 @@ import Foundation
 ///     operand  := ${name} | "text" | 'text' | number
 ///
 /// `${name}` is a parameter the node sees (built-ins, workflow params, `--param` overrides, and the
-/// output parameters of the tasks upstream). When both sides read as numbers they compare as
+/// output parameters of the tasks upstream). Inside quotes it means the value too, as
+/// DolphinScheduler users write it (`"${region}" == "us"`, `"v-${n}"`): the value is put in as
+/// text, never read as syntax, whatever quotes or backslashes it holds; `\$` in quotes is a `$`. When both sides read as numbers they compare as
 /// numbers (`${n} > 3`, `"10" == 10.0`): whole numbers exactly, at any length, others as 64-bit
 /// floats; otherwise `==` and `!=` compare text byte for byte, and an ordering of text is an
 /// error. A parameter that is not defined is an error, never false: the node fails naming it,
@@ -26,6 +28,13 @@ public indirect enum SwitchExpression: Sendable, Equatable {
         case parameter(String)
         case text(String)
         case number(String)
+        /// Quoted text with parameters in it: the pieces in order, each literal text or a name.
+        case quoted([Piece])
+    }
+
+    public enum Piece: Sendable, Equatable {
+        case text(String)
+        case parameter(String)
     }
 
     public enum Comparison: String, Sendable, CaseIterable {
@@ -60,7 +69,13 @@ public indirect enum SwitchExpression: Sendable, Equatable {
     public var parameters: [String] {
         switch self {
         case .compare(let a, _, let b):
-            return [a, b].compactMap { if case .parameter(let n) = $0 { return n } else { return nil } }
+            return [a, b].flatMap { operand -> [String] in
+                switch operand {
+                case .parameter(let n): return [n]
+                case .quoted(let pieces): return pieces.compactMap { if case .parameter(let n) = $0 { n } else { nil } }
+                case .text, .number: return []
+                }
+            }
         case .not(let e): return e.parameters
         case .and(let a, let b), .or(let a, let b): return a.parameters + b.parameters
         }
@@ -200,15 +215,32 @@ public indirect enum SwitchExpression: Sendable, Equatable {
             }
             if c == "\"" || c == "'" {
                 i += 1
+                var pieces: [Piece] = []
                 var text = String.UnicodeScalarView()
                 while !atEnd && s[i] != c {
-                    if s[i] == "\\" && i + 1 < s.count && (s[i + 1] == c || s[i + 1] == "\\") { i += 1 }
+                    if s[i] == "$" && i + 1 < s.count && s[i + 1] == "{" {
+                        // A parameter inside quotes: its value is a piece of the text.
+                        let start = i + 2
+                        var end = start
+                        while end < s.count && s[end] != "}" && s[end] != c { end += 1 }
+                        guard end < s.count, s[end] == "}" else { throw error("'${' without its '}' inside the quotes") }
+                        let name = String(String.UnicodeScalarView(s[start..<end]))
+                        guard !name.isEmpty, Limits.keyProblem(name) == nil else { throw error("\(Limits.quoted(name)) is not a parameter name") }
+                        if !text.isEmpty { pieces.append(.text(String(text))) }
+                        text = String.UnicodeScalarView()
+                        pieces.append(.parameter(name))
+                        i = end + 1
+                        continue
+                    }
+                    if s[i] == "\\" && i + 1 < s.count && (s[i + 1] == c || s[i + 1] == "\\" || s[i + 1] == "$") { i += 1 }
                     text.append(s[i])
                     i += 1
                 }
                 guard !atEnd else { throw error("a quoted text without its closing \(c)") }
                 i += 1
-                return .text(String(text))
+                if pieces.isEmpty { return .text(String(text)) }
+                if !text.isEmpty { pieces.append(.text(String(text))) }
+                return .quoted(pieces)
             }
             let start = i
             while !atEnd && "0123456789+-.eE".unicodeScalars.contains(s[i]) { i += 1 }
@@ -226,11 +258,22 @@ extension SwitchExpression.Operand {
     func value(_ values: [String: String]) throws -> String {
         switch self {
         case .text(let t), .number(let t): return t
-        case .parameter(let name):
-            guard let v = values[name] else {
-                throw SwitchExpression.EvaluationError(description: "parameter \(Limits.quoted(name)) is not defined")
-            }
-            return v
+        case .parameter(let name): return try Self.value(of: name, values)
+        case .quoted(let pieces):
+            // Joined as text: a value is never parsed again, so a quote in it ends nothing.
+            return try pieces.map { piece in
+                switch piece {
+                case .text(let t): return t
+                case .parameter(let name): return try Self.value(of: name, values)
+                }
+            }.joined()
         }
+    }
+
+    static func value(of name: String, _ values: [String: String]) throws -> String {
+        guard let v = values[name] else {
+            throw SwitchExpression.EvaluationError(description: "parameter \(Limits.quoted(name)) is not defined")
+        }
+        return v
     }
 }

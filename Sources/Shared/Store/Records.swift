@@ -285,3 +285,24 @@ public struct BackfillRecord: Codable, Sendable, FetchableRecord, MutablePersist
         case id, workflow, fromDate = "from_date", toDate = "to_date", parallel, timeZone = "time_zone", createdAt = "created_at"
     }
 }
+
+extension WorkflowInstanceRecord {
+    /// The instance's clock: its run time and stored zone (see InstanceClock).
+    public func clock(now: Double) throws -> InstanceClock {
+        try InstanceClock(scheduleTime: scheduleTime, startTime: startTime, timeZone: timeZone, now: now)
+    }
+}
+
+extension ScheduleRecord {
+    /// The schedule's fire times. A row written past ds-schedule's checks (a zone this host does
+    /// not know, a cron that no longer reads) is refused, naming the schedule.
+    public func calendar() throws -> FireCalendar {
+        do {
+            return FireCalendar(try CronExpression(cron), zone: try InstanceClock.zone(named: timeZone), start: startTime, end: endTime)
+        } catch let e as CronExpression.ParseError {
+            throw ControlRefusal(description: "schedule \(id ?? 0): cron \(Limits.quoted(cron)): \(e)", exitStatus: .dataError)
+        } catch {
+            throw ControlRefusal(description: "schedule \(id ?? 0): \(error)", exitStatus: .dataError)
+        }
+    }
+}

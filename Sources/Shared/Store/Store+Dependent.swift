@@ -9,18 +9,26 @@ public enum DependencyState: Sendable, Equatable {
 }
 
 extension Store {
+    /// The latest instance of a name in a window [from, to) of its fire or start time, besides one.
+    /// The time is spelled as in the index `workflow_instance_by_name_and_time` (migration
+    /// v15), so that SQLite reads only the window's rows of the name, newest first, not every
+    /// instance the workflow ever had (a master checks each waiting item about once a second).
+    static let latestInWindowSQL = """
+        SELECT * FROM workflow_instance
+        WHERE name = ? AND COALESCE(schedule_time, start_time) >= ? AND COALESCE(schedule_time, start_time) < ? AND id <> ?
+        ORDER BY COALESCE(schedule_time, start_time) DESC, id DESC LIMIT 1
+        """
+
     /// Where `item` stands for an instance that ran at `runTime` (`besides`: that instance, never
     /// its own dependency): the latest instance of the workflow that started in the window (a
     /// scheduled one by its fire time), and the latest attempt of the task in its current run if
     /// one is named.
-    public func dependencyState(_ item: DependencyItem, runTime: Double, timeZone: TimeZone = .current, besides: Int64) async throws -> DependencyState {
+    public func dependencyState(_ item: DependencyItem, runTime: Double, timeZone: TimeZone, besides: Int64) async throws -> DependencyState {
         let (from, to) = item.window.interval(runTime: runTime, timeZone: timeZone)
         let what = "\(Limits.quoted(item.workflow))\(item.task.map { " task \(Limits.quoted($0))" } ?? "") \(item.window.rawValue)"
         return try await read("reading instances of '\(item.workflow)'") { db in
-            guard let instance = try WorkflowInstanceRecord
-                .filter(Column("name") == item.workflow && Column("id") != besides)
-                .filter(sql: "COALESCE(schedule_time, start_time) >= ? AND COALESCE(schedule_time, start_time) < ?", arguments: [from, to])
-                .order(sql: "COALESCE(schedule_time, start_time) DESC, id DESC").fetchOne(db) else {
+            guard let instance = try WorkflowInstanceRecord.fetchOne(db, sql: Self.latestInWindowSQL,
+                                                                     arguments: [item.workflow, from, to, besides]) else {
                 return .pending("no instance of \(what) yet")
             }
             let id = instance.id!

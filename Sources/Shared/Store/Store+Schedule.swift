@@ -64,23 +64,9 @@ extension Store {
         try await transaction("removing schedule \(id)") { db in try ScheduleRecord.deleteOne(db, key: id) }
     }
 
-    /// The first fire time at or after `from` (and the schedule's start), within its end.
+    /// The first fire time at or after `from`, within the schedule's start and end.
     static func firstFireTime(_ s: ScheduleRecord, from: Double) throws -> Double? {
-        let (cron, zone) = try parsed(s)
-        let from = max(from, s.startTime ?? from)
-        return cron.next(after: Date(timeIntervalSince1970: from.nextDown), in: zone)
-            .map(\.timeIntervalSince1970).flatMap { t in s.endTime.map { t <= $0 ? t : nil } ?? t }
-    }
-
-    static func parsed(_ s: ScheduleRecord) throws -> (CronExpression, TimeZone) {
-        do {
-            guard let zone = TimeZone(identifier: s.timeZone) else {
-                throw ControlRefusal(description: "schedule \(s.id ?? 0): time zone \(Limits.quoted(s.timeZone)) is not known", exitStatus: .dataError)
-            }
-            return (try CronExpression(s.cron), zone)
-        } catch let e as CronExpression.ParseError {
-            throw ControlRefusal(description: "schedule \(s.id ?? 0): cron \(Limits.quoted(s.cron)): \(e)", exitStatus: .dataError)
-        }
+        try s.calendar().first(atOrAfter: from)
     }
 
     /// ONLINE schedules whose next fire time has come, and the soonest fire time of the others
@@ -140,18 +126,14 @@ extension Store {
         var result = ScheduleFiring(scheduleID: id)
         guard var s = try ScheduleRecord.fetchOne(db, key: id), s.state == ScheduleRecord.online,
               let first = s.nextFireTime, first <= now else { return result }
-        let (cron, zone) = try Self.parsed(s)
-        func next(_ t: Double) -> Double? {
-            guard let n = cron.next(after: Date(timeIntervalSince1970: t), in: zone)?.timeIntervalSince1970 else { return nil }
-            if let end = s.endTime, n > end { return nil }
-            return n
-        }
+        let calendar = try s.calendar()
+        let next = calendar.next(after:)
         let cutoff = min(now, seenAt ?? now) - misfireThreshold
         var times: [(Double, Bool)] = []
         var cursor: Double? = first
         if first < cutoff {
             // The first fire time at or after the cutoff: where the times on time begin.
-            let onTime = next(cutoff.nextDown)
+            let onTime = calendar.first(atOrAfter: cutoff)
             switch s.catchup {
             case .all:
                 while let t = cursor, t < cutoff, times.count < Self.maxFiresPerTransaction {
@@ -159,7 +141,7 @@ extension Store {
                     cursor = next(t)
                 }
             case .last:
-                let latest = Self.latestFireTime(before: cutoff, notBefore: first, next)
+                let latest = calendar.latest(before: cutoff, notBefore: first)
                 if latest > first { result.skipped = (first, latest) }
                 times.append((latest, true))
                 cursor = onTime
@@ -194,30 +176,6 @@ extension Store {
                        arguments: [cursor, s.lastFireTime, id, first])
         guard db.changesCount == 1 else { throw StoreError.busy("firing schedule \(id): its next fire time moved") }
         return result
-    }
-
-    /// The latest fire time before `cutoff` and not before `notBefore` (which is one): searched
-    /// backwards in doubling spans, then by halving the span that holds it, so a week of missed
-    /// every-second fires, or a dense window long ago, costs a few dozen steps, not 600,000.
-    public static func latestFireTime(before cutoff: Double, notBefore first: Double, _ next: (Double) -> Double?) -> Double {
-        // Invariant once found: a fire time in [low, high), none in [high, cutoff).
-        var high = cutoff
-        var span = 1.0
-        var low = first
-        while true {
-            let start = max(first, cutoff - span)
-            if let t = next(start.nextDown), t < high { low = start; break }
-            if start == first { return first }
-            high = start
-            span *= 2
-        }
-        while high - low > 1 {
-            let middle = (low + high) / 2
-            if let t = next(middle.nextDown), t < high { low = middle } else { high = middle }
-        }
-        var latest = next(low.nextDown) ?? first
-        while let t = next(latest), t < cutoff { latest = t }
-        return latest
     }
 
     /// A new SUBMITTED instance of a stored definition (its latest version when fired).

@@ -12,8 +12,10 @@ public struct SubmittedInstance: Sendable, Codable {
 
 extension Store {
     /// Stores the definition (a new version only when it changed) and, unless `start` is false,
-    /// a START command for a new instance (`instanceId` 0 when none was started).
-    public func submit(_ definition: WorkflowDefinition, params: [String: String], now: Double, start: Bool = true) async throws -> SubmittedInstance {
+    /// a START command for a new instance (`instanceId` 0 when none was started), whose dates
+    /// are read in `timeZone` (an IANA name) by every master.
+    public func submit(_ definition: WorkflowDefinition, params: [String: String], timeZone: String = InstanceClock.unzonedName,
+                       now: Double, start: Bool = true) async throws -> SubmittedInstance {
         let json = definition.canonicalJSON()
         let paramsJSON = String(decoding: try JSONEncoder.sorted.encode(params), as: UTF8.self)
         return try await transaction("submit of workflow '\(definition.name)'") { db in
@@ -33,6 +35,7 @@ extension Store {
                                               version: stored.version, priority: definition.priority)
             guard start else { return submitted }
             var instance = Self.newInstance(stored, definition, priority: nil, paramsJson: paramsJSON, now: now)
+            instance.timeZone = timeZone
             try Self.insertStart(&instance, db)
             submitted.instanceId = instance.id!
             return submitted

@@ -116,8 +116,9 @@ public final class Store: Sendable {
         return result!
     }
 
-    /// A database error as the store reports it: busy (retry) or failed, naming what was done.
-    private static func storeError(_ error: Error, _ what: String) -> Error {
+    /// The one reading of a database error, for reads and writes alike: a busy or locked
+    /// database is temporary (exit 75, retry), anything else a failure, naming what was done.
+    static func storeError(_ error: Error, _ what: String) -> Error {
         guard let error = error as? DatabaseError else { return error }
         if error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
             return StoreError.busy("\(what): \(error.message ?? "locked")")
@@ -133,8 +134,8 @@ public final class Store: Sendable {
     func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await pool.read(body)
-        } catch let error as DatabaseError {
-            throw StoreError.failed("\(what): \(error)")
+        } catch {
+            throw Self.storeError(error, what)
         }
     }
 }

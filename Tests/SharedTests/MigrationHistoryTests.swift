@@ -1,0 +1,97 @@
+import Foundation
+import GRDB
+@testable import Shared
+import XCTest
+
+/// A database made by every shipped version opens with today's code, ends with the schema a new
+/// database has, and works. The fixtures in ShippedSchemas are `sqlite3 .dump`s of databases made
+/// by the migrations as each commit that changed Migrations.swift shipped them (that commit's
+/// file, run through GRDB's migrator): 01-4d575db (v1) to 16-3b66d46 (v13). Three texts were
+/// edited after they shipped (v10 at a1b7191, v12 at 941c49d, v13 at 3b66d46), which is why both
+/// the shipped and the edited forms are here. Add a fixture when a migration ships; never edit one.
+final class MigrationHistoryTests: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-migrations-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(at: directory) }
+
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("ShippedSchemas")
+
+    /// Tables with their columns, and indexes with their definitions, order aside; and the
+    /// migrations applied.
+    func schema(_ path: String) throws -> [String: Set<String>] {
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        return try queue.read { db in
+            var result: [String: Set<String>] = [:]
+            for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") {
+                result["table " + table] = Set(try Row.fetchAll(db, sql: "PRAGMA table_info(\(table.quotedDatabaseIdentifier))").map { row in
+                    "\(row["name"] as String) \(row["type"] as String) notnull=\(row["notnull"] as Int) default=\(row["dflt_value"] as String? ?? "-") pk=\(row["pk"] as Int)"
+                })
+            }
+            result["indexes"] = Set(try String.fetchAll(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").map {
+                $0.replacingOccurrences(of: "\"", with: "").split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            })
+            result["migrations"] = Set(try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations"))
+            return result
+        }
+    }
+
+    func load(_ dump: String, into path: String) throws {
+        let queue = try DatabaseQueue(path: path)
+        try queue.writeWithoutTransaction { db in try db.execute(sql: dump) }
+        try queue.close()
+    }
+
+    func testADatabaseOfEveryShippedLevelUpgradesToTodaysSchemaAndWorks() async throws {
+        let fixtures = try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.path).filter { $0.hasSuffix(".sql") }.sorted()
+        XCTAssertEqual(fixtures.count, 16, "one fixture per shipped Migrations.swift")
+        let fresh = directory.appendingPathComponent("fresh.db").path
+        _ = try Store(path: fresh)
+        let expected = try schema(fresh)
+        for fixture in fixtures {
+            let path = directory.appendingPathComponent(fixture + ".db").path
+            let dump = try String(contentsOf: Self.fixtures.appendingPathComponent(fixture), encoding: .utf8)
+            try load(dump, into: path)
+            let store: Store
+            do { store = try Store(path: path) } catch {
+                XCTFail("\(fixture): does not open: \(error)")
+                continue
+            }
+            let upgraded = try schema(path)
+            for key in Set(expected.keys).union(upgraded.keys).sorted() where expected[key] != upgraded[key] {
+                XCTFail("\(fixture): \(key): missing \(expected[key, default: []].subtracting(upgraded[key, default: []]).sorted()), "
+                        + "extra \(upgraded[key, default: []].subtracting(expected[key, default: []]).sorted())")
+            }
+            do { try await exercise(store) } catch { XCTFail("\(fixture): does not work: \(error)") }
+        }
+    }
+
+    /// What touches every table and the columns the edited migrations added: a submit and its
+    /// claim, an attempt run on the master, a schedule that fires, a backfill, a DEPENDENT lookup.
+    func exercise(_ store: Store) async throws {
+        let w = WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "a", command: "true")])
+        let submitted = try await store.submit(w, params: [:], now: 1)
+        let claimed = try await store.claimCommand(host: "m:1", session: 1, now: 2)
+        XCTAssertEqual(claimed?.instance.id, submitted.instanceId)
+        try await store.transaction("storing an attempt on the master") { db in
+            var attempt = TaskInstanceRecord(workflowInstanceId: submitted.instanceId, taskName: "a", attempt: 1, state: .running,
+                                             priority: .medium, workerGroup: "default", submitTime: 2, runsOnMaster: true)
+            try attempt.insert(db)
+        }
+        let attempts = try await store.taskAttempts(of: submitted.instanceId)
+        XCTAssertEqual(attempts.map(\.runsOnMaster), [true])
+        let schedule = try await store.addSchedule(ScheduleRecord(workflow: "w", cron: "0 0 * * * ?", timeZone: "UTC", catchup: .all, createdAt: 100), now: 100)
+        let firing = try await store.fire(schedule: schedule.id!, now: 10_800, misfireThreshold: 1)
+        XCTAssertEqual(firing.fired.map(\.late), [true, true, false], "3600 and 7200 caught up late, 10800 on time")
+        let (_, ids) = try await store.backfill(BackfillRecord(workflow: "w", fromDate: "2026-01-01", toDate: "2026-01-02", parallel: 1, timeZone: "UTC", createdAt: 3),
+                                                times: [86_400, 172_800], priority: nil, params: [:], now: 3)
+        XCTAssertEqual(ids.count, 2)
+        let state = try await store.dependencyState(DependencyItem(workflow: "w", window: .today), runTime: 7200, timeZone: TimeZone(identifier: "UTC")!, besides: 0)
+        XCTAssertNotEqual(state, .pending("no instance of 'w' today yet"))
+    }
+}

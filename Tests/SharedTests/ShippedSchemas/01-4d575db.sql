@@ -1,0 +1,13 @@
+PRAGMA foreign_keys=OFF;
+BEGIN TRANSACTION;
+CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+INSERT INTO grdb_migrations VALUES('v1-core');
+CREATE TABLE IF NOT EXISTS "workflow_definition" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "name" TEXT NOT NULL, "version" INTEGER NOT NULL, "json" TEXT NOT NULL, "created_at" DOUBLE NOT NULL, UNIQUE ("name", "version"));
+CREATE TABLE IF NOT EXISTS "workflow_instance" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "definition_id" INTEGER NOT NULL REFERENCES "workflow_definition"("id"), "name" TEXT NOT NULL, "version" INTEGER NOT NULL, "state" TEXT NOT NULL, "priority" TEXT NOT NULL, "params_json" TEXT NOT NULL, "host" TEXT, "submit_time" DOUBLE NOT NULL, "start_time" DOUBLE, "end_time" DOUBLE);
+CREATE TABLE IF NOT EXISTS "task_instance" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "workflow_instance_id" INTEGER NOT NULL REFERENCES "workflow_instance"("id"), "task_name" TEXT NOT NULL, "attempt" INTEGER NOT NULL, "state" TEXT NOT NULL, "priority" TEXT NOT NULL, "worker_group" TEXT NOT NULL, "host" TEXT, "pid" INTEGER, "log_path" TEXT, "exit_code" INTEGER, "output_json" TEXT, "message" TEXT, "submit_time" DOUBLE NOT NULL, "start_time" DOUBLE, "end_time" DOUBLE);
+CREATE TABLE IF NOT EXISTS "command" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, "type" TEXT NOT NULL, "workflow_instance_id" INTEGER NOT NULL REFERENCES "workflow_instance"("id"), "priority_rank" INTEGER NOT NULL, "submit_time" DOUBLE NOT NULL);
+DELETE FROM sqlite_sequence;
+CREATE INDEX "workflow_instance_by_state" ON "workflow_instance"("state");
+CREATE INDEX "task_instance_by_workflow" ON "task_instance"("workflow_instance_id");
+CREATE INDEX "command_by_order" ON "command"("priority_rank", "id");
+COMMIT;
