@@ -154,6 +154,12 @@ def main():
         if not os.access(os.path.join(args.bin, tool), os.X_OK):
             print(f"chaos: {args.bin}/{tool} missing; run swift build first", file=sys.stderr)
             return 69
+    taken = sh("ip", "-o", "addr", "show").stdout
+    if f" {SUBNET}." in taken:
+        print(f"chaos: {SUBNET}.0/24 is already on an interface here (a run that was killed?); "
+              f"remove its bridge and namespaces (ip link del dschNNN; ip netns del dschNNN-...) first", file=sys.stderr)
+        return 69
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # runs the clean-up below
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     scratch = tempfile.mkdtemp(prefix="ds-chaos-")
@@ -268,17 +274,23 @@ def main():
         return check(args, env, scratch, markers, submitted, daemons, actions, seed)
     finally:
         stop_submitting.set()
-        for d in daemons + zks:
-            if d.alive():
-                d.process.send_signal(signal.SIGCONT)
-                d.process.terminate()
-                try:
-                    d.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    d.process.kill()
-        net.down()
-        if not args.keep:
-            shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            for d in daemons + zks:
+                if d.alive():
+                    d.process.send_signal(signal.SIGCONT)
+                    d.process.terminate()
+            for d in daemons + zks:
+                if d.process is not None:
+                    try:
+                        d.process.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        d.process.kill()
+                        d.process.wait()
+        finally:
+            # Even after a second ^C: a bridge left behind would take the next run's addresses.
+            net.down()
+            if not args.keep:
+                shutil.rmtree(scratch, ignore_errors=True)
 
 
 def inner_pid(d):
