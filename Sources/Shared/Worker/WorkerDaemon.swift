@@ -109,7 +109,7 @@ public actor WorkerDaemon {
     /// Set once the worker has fenced itself; `run()` throws it however its loops ended.
     var fenced: WorkerError?
     /// The worker's own environment, read once: every task starts from it.
-    let baseEnvironment = ProcessInfo.processInfo.environment
+    let baseEnvironment = CredentialFreeEnvironment.of()
     let metrics = WorkerMetrics()
 
     public init(zk: ZooKeeperClient, paths: ZooKeeperPaths, options: WorkerOptions, supervisor: TaskSupervisor, logger: Logger) {
