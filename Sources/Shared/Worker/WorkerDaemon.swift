@@ -649,7 +649,7 @@ public actor WorkerDaemon {
     }
 
     /// `/kill/<host:port>`: where masters ask this worker to kill tasks.
-    nonisolated var killFolder: String { paths.kill + "/" + options.identity }
+    nonisolated var killFolder: String { paths.killFolder(options.identity) }
 
     /// Kills the process groups of the tasks masters asked to kill, at once and whole (SIGKILL to
     /// the group: no process of a stopped task's group survives it). A request for a task this

@@ -68,10 +68,10 @@ final class Cluster {
     }
 
     @discardableResult
-    func startWorker(slots: Int = 2, port: Int? = nil, groups: [String] = [], environment extra: [String: String] = [:],
-                     _ arguments: [String] = []) throws -> Process {
+    func startWorker(slots: Int = 2, host: String = "127.0.0.1", port: Int? = nil, groups: [String] = [],
+                     environment extra: [String: String] = [:], _ arguments: [String] = []) throws -> Process {
         nextPort += 1
-        return try startDaemon("ds-worker", ["--host", "127.0.0.1", "--port", String(port ?? nextPort), "--slots", String(slots),
+        return try startDaemon("ds-worker", ["--host", host, "--port", String(port ?? nextPort), "--slots", String(slots),
                                              "--log-dir", logDirectory] + groups.flatMap { ["--group", $0] } + arguments,
                                environment: extra)
     }
