@@ -251,22 +251,35 @@ final class PartitionTests: XCTestCase {
              witnessTask("held", beats: 1, deps: ["t5"], waitsForGate: true), witnessTask("last", beats: 1, deps: ["held"])]
         }
         var ids = try (0..<2).map { try submit("cut-master-\($0)", workflow()) }
-        try await eventually("m1 owns both instances and their first tasks run") {
+        // A retry timer m1 sets just before the cut, due after the adoption (most likely): work m1
+        // may believe it still has to do while it can no longer hear ZooKeeper, but can still
+        // reach the database. Its first attempt fails once the test says so.
+        let failNow = cluster.directory.appendingPathComponent("fail-now").path
+        let failedOnce = cluster.directory.appendingPathComponent("failed-once").path
+        let retrying = try submit("retry-across-the-cut", [[
+            "name": "flaky", "retries": 1, "retry_interval": "8s",
+            "command": "if [ ! -e \(failedOnce) ]; then touch \(failedOnce); while [ ! -e \(failNow) ]; do sleep 0.1; done; exit 1; fi; "
+                + "echo flaky >> \(markers)-flaky"]])
+        try await eventually("m1 owns every instance and their first tasks run") {
             let store = try self.cluster.store()
-            for id in ids { guard try await store.instance(id)?.host == m1 else { return false } }
-            return Set(self.runs().map(\.instance)) == Set(ids)
+            for id in ids + [retrying] { guard try await store.instance(id)?.host == m1 else { return false } }
+            return Set(self.runs().map(\.instance)) == Set(ids) && FileManager.default.fileExists(atPath: failedOnce)
         }
         let firstOwners = try await owners(ids)
         let session1 = try XCTUnwrap(firstOwners[ids[0]] ?? nil)
         try recordOwnershipChanges()
         let adopter = try startMaster(on: "m2", port: 7102)
         try await waitForRegistration(master: m2)
+        FileManager.default.createFile(atPath: failNow, contents: nil)
+        try await eventually("m1 stored the first attempt's failure and set its retry timer") {
+            try await self.cluster.store().taskAttempts(of: retrying).contains { $0.state == .failure }
+        }
 
         try network.cut("m1")
         let cutAt = Date()
         // Submitted while m1 is cut off but still reaches the database: only m2 may take it.
-        try await eventually("m2 adopts both instances of m1", timeout: 180) {
-            try self.adoptions(from: session1).count >= ids.count
+        try await eventually("m2 adopts every instance of m1", timeout: 180) {
+            try self.adoptions(from: session1).count >= ids.count + 1
         }
         ids.append(try submit("submitted-during-the-cut", workflow()))
         let adoptedAt = try adoptions(from: session1).map(\.time).min()!
@@ -306,11 +319,12 @@ final class PartitionTests: XCTestCase {
             try await self.owners(ids).values.allSatisfy { $0 != nil && $0 != session2 && $0 != session1 }
         }
         FileManager.default.createFile(atPath: gate, contents: nil)
-        for id in ids {
+        for id in ids + [retrying] {
             let state = try await cluster.waitForEnd(id, timeout: 300)
             XCTAssertEqual(state, .success, "instance \(id)")
         }
         assertEveryTaskRanExactlyOnceAlone(ids, tasks: names)
+        XCTAssertEqual(cluster.lines(markers + "-flaky"), ["flaky"], "the retry ran once")
     }
 
     /// A worker cut off for longer than its session while it runs two long tasks, and the master
