@@ -33,7 +33,7 @@ struct FailoverCommand: AsyncParsableCommand {
         guard modes == 1 else { throw ValidationError("give exactly one of --list, --master HOST:PORT, --worker HOST:PORT") }
         if dryRun && list { throw ValidationError("--dry-run goes with --master or --worker") }
         for (flag, server) in [("--master", master), ("--worker", worker)] {
-            if let server, let why = Failover.serverNameProblem(server) { throw ValidationError("\(flag) '\(server)' \(why)") }
+            if let server, let why = ServerIdentity.problem(server) { throw ValidationError("\(flag) '\(server)' \(why)") }
         }
     }
 

@@ -44,8 +44,8 @@ struct MasterCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
-        if let host, Failover.serverNameProblem("\(host):\(port)") != nil || host.contains(":") {
-            throw ValidationError("--host '\(host)' is not a host name (no '/', ':' or control characters, not empty)")
+        if let host, let problem = ServerIdentity.problem(host: host, port: port) {
+            throw ValidationError("--host \(Limits.quoted(host)) / --port \(port): \(problem)")
         }
         guard maxWorkflows >= 1 else { throw ValidationError("--max-workflows must be at least 1") }
         guard queueWindow >= 1 else { throw ValidationError("--queue-window must be at least 1") }
@@ -70,7 +70,7 @@ struct MasterCommand: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            var options = MasterOptions(host: host ?? ProcessStats.hostName(), port: port, maxWorkflows: maxWorkflows)
+            var options = MasterOptions(host: try host ?? ServerIdentity.defaultHost(), port: port, maxWorkflows: maxWorkflows)
             options.queueWindow = queueWindow
             options.deadServerRetentionSeconds = DurationText.parse(deadServerRetention) ?? 3600
             options.alertCommand = resolvedAlertCommand

@@ -41,8 +41,8 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
-        if let host, Failover.serverNameProblem("\(host):\(port)") != nil || host.contains(":") {
-            throw ValidationError("--host '\(host)' is not a host name (no '/', ':' or control characters, not empty)")
+        if let host, let problem = ServerIdentity.problem(host: host, port: port) {
+            throw ValidationError("--host \(Limits.quoted(host)) / --port \(port): \(problem)")
         }
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         guard let seconds = DurationText.parse(grace), seconds <= Limits.maxDurationSeconds else {
@@ -59,12 +59,12 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         do {
             let configuration = try global.resolve()
-            let host = host ?? ProcessStats.hostName()
+            let host = try host ?? ServerIdentity.defaultHost()
             // One subfolder per worker identity: workers sharing a folder (the default one, on one
             // host) never index, serve or remove each other's logs.
             var options = WorkerOptions(
                 host: host, port: port, groups: groups.isEmpty ? ["default"] : groups, slots: slots,
-                logDirectory: (logDir ?? configuration.home + "/logs") + "/\(host):\(port)", graceSeconds: DurationText.parse(grace)!)
+                logDirectory: (logDir ?? configuration.home + "/logs") + "/" + ServerIdentity.make(host: host, port: port), graceSeconds: DurationText.parse(grace)!)
             let retention = DurationText.parse(logRetention)!
             options.logRetentionSeconds = retention > 0 ? retention : nil
             let listen = try ListenAddress.option(listen)

@@ -334,6 +334,73 @@ final class InstanceControlTests: ClusterTestCase {
         try await eventually("the kill request is deleted") { ((try? await zk.childrenIfPresent(folder)) ?? ["?"]).isEmpty }
     }
 
+    /// A Kubernetes-style host name of 80 characters (a StatefulSet pod behind a headless service).
+    static let longHost = "ds-worker-0.ds-worker-headless.data-pipelines-production.svc.cluster.local.example"
+
+    func testStopReachesAWorkerWithALongHostName() async throws {
+        XCTAssertGreaterThan(Self.longHost.count, 70)
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 2, host: Self.longHost, port: 7346)
+        let id = try cluster.submit("""
+            {"name":"long-host","tasks":[{"name":"b","command":"echo $$ > \(file("pgid")); sleep 600"},
+              {"name":"c","deps":["b"],"command":"echo c >> \(marker)"}]}
+            """)
+        try await eventually("b has started") { FileManager.default.fileExists(atPath: self.file("pgid")) }
+        let pgid = Int32(try String(contentsOfFile: file("pgid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        try await eventually("b's worker is recorded") { try await self.attempts(id).first?.host == "\(Self.longHost):7346" }
+        XCTAssertEqual(try instanceTool(["stop", String(id)]).status, 0)
+        let state = try await cluster.waitForEnd(id, timeout: 120)
+        let show = try instanceTool(["show", String(id)]).stdout
+        XCTAssertEqual(state, .stop, "the stop must reach the worker; show:\n\(show)")
+        let rows = try await attempts(id)
+        XCTAssertEqual(rows.map(\.state), [.kill])
+        try await eventually("no process of b's group survives") { Self.liveProcesses(inGroup: pgid).isEmpty }
+        XCTAssertFalse(cluster.lines(marker).contains("c"))
+    }
+
+    func testAHostNameBeyondTheIdentityRuleIsRefusedAtStart() throws {
+        let tooLong = String(repeating: "a", count: 254)
+        for tool in ["ds-worker", "ds-master"] {
+            for (host, why) in [(tooLong, "1 to 253 characters"), ("a b", "letters, digits"), ("-x", "must not start")] {
+                let run = try cluster.run(tool, ["--host=\(host)", "--port", "7001"], timeout: 60)
+                XCTAssertEqual(run.status, 64, "\(tool) --host \(host): \(run.stderr)")
+                XCTAssertTrue(run.stderr.contains("--host") && run.stderr.contains(why), "\(tool): \(run.stderr)")
+            }
+        }
+        // The longest DNS name passes the host rule; with its port it is too long to name the log folder.
+        let longest = (0..<4).map { _ in String(repeating: "b", count: 62) }.joined(separator: ".") + ".c"
+        XCTAssertEqual(longest.count, 253)
+        XCTAssertNil(ServerIdentity.hostProblem(longest))
+        XCTAssertNotNil(ServerIdentity.problem(host: longest, port: 7001))
+        XCTAssertNil(ServerIdentity.problem("\(Self.longHost):7001"))
+    }
+
+    func testAKillRequestThatCannotBeWrittenIsLoggedAndShown() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 2)
+        let id = try cluster.submit("""
+            {"name":"unreachable","tasks":[{"name":"b","command":"echo $$ > \(file("pgid")); sleep 600"}]}
+            """)
+        try await eventually("b has started") { FileManager.default.fileExists(atPath: self.file("pgid")) }
+        let first = try await attempts(id).first
+        let b = try XCTUnwrap(first?.id)
+        // Something other than a worker rewrote b's running node with a name no worker can have.
+        let zk = try await cluster.client()
+        defer { zk.close() }
+        let running = cluster.paths.running(b)
+        try await eventually("b's running node exists") { try await zk.exists(running) != nil }
+        let (data, _) = try await zk.getData(running)
+        var holder = try WireJSON.decode(RunningTask.self, data)
+        holder.worker = "not a/worker:1"
+        _ = try await zk.setData(running, WireJSON.encode(holder))
+        XCTAssertEqual(try instanceTool(["stop", String(id)]).status, 0)
+        try await eventually("show says the kill request was not written") {
+            let show = try self.instanceTool(["show", String(id)])
+            return show.stdout.split(separator: "\n").contains { $0.hasPrefix("b ") && $0.contains("kill request not written") }
+        }
+        XCTAssertTrue(cluster.daemonLogs().contains("kill request not written"), cluster.daemonLogs())
+    }
+
     // MARK: Bounded masters
 
     func testMaxWorkflowsKeepsTheRestWaitingAndStartsThemInOrder() async throws {

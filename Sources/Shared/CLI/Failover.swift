@@ -89,17 +89,6 @@ public enum Failover {
     /// Declares a registered server dead now: writes `/dead-servers/<type>_<host:port>_<session>`.
     /// Live masters then take over its instances (a master) or resubmit its tasks (a worker); the
     /// server itself, when it wakes, finds the record and fences itself.
-    /// Why `server` cannot name a registered server: it must be `host:port` as the registry lists
-    /// it, and a znode name (no `/`, not `.` or `..`, no control characters).
-    public static func serverNameProblem(_ server: String) -> String? {
-        guard let colon = server.lastIndex(of: ":"), colon != server.startIndex,
-              let port = Int(server[server.index(after: colon)...]), (1...65535).contains(port),
-              !server.contains("/"), !server.unicodeScalars.contains(where: Limits.isControl), server.utf8.count <= 255 else {
-            return "is not a server identity: expected host:port as ds-failover --list or the registry shows it"
-        }
-        return nil
-    }
-
     public static func force(type: String, server: String, dryRun: Bool, zk: ZooKeeperClient, store: Store,
                              paths: ZooKeeperPaths) async throws -> ForcedFailover {
         var session: Int64?

@@ -104,8 +104,8 @@ enum AlertCommand {
         var defaults = sigset_t()
         sigfillset(&defaults)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        // The master's environment, without its ZooKeeper credentials: an alert script has no use for them.
-        var env = ProcessInfo.processInfo.environment.filter { $0.key != "DS_ZK_AUTH" && $0.key != "DS_ZK_AUTH_FILE" }
+        // The master's environment, without its credentials: an alert script has no use for them.
+        var env = CredentialFreeEnvironment.of()
         env.merge(environment) { _, new in new }
         let words: [String] = ["/bin/sh", "-c", command]
         let argv = words.map { word -> UnsafeMutablePointer<CChar>? in strdup(word) } + [nil]

@@ -140,28 +140,22 @@ extension MasterScheduler {
         let halts = pendingHalts
         pendingHalts = []
         for h in halts { touched.insert(h.ref.instance) }
-        let outcomes = try await halts.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths, identity = options.identity] h -> (gone: Bool, killNode: String?) in
-            if h.inBacklog { return (true, nil) }
+        let outcomes = try await halts.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths, identity = options.identity] h -> HaltOutcome in
+            if h.inBacklog { return HaltOutcome(gone: true) }
             do {
                 try await zk.multi([zk.fenceCheck(paths), .delete(path: h.ref.queuePath)])
-                return (true, nil)
+                return HaltOutcome(gone: true)
             } catch let error as ZooKeeperError where ZooKeeperClient.isFenced(error) {
                 throw MasterError.failedOver(identity)
             } catch let error as ZooKeeperError where error.cause == .noNode(h.ref.queuePath) {}
             switch try await AttemptWhereabouts.locate(h.id, queuePath: h.ref.queuePath, zk: zk, paths: paths) {
             case .queued, .reported:
-                return (false, nil)  // queued again cannot be; a result is consumed as usual
+                return HaltOutcome(gone: false)  // queued again cannot be; a result is consumed as usual
             case .nowhere:
-                return (true, nil)  // lost with its worker, or never fed: it ran, if at all, on no live worker
+                return HaltOutcome(gone: true)  // lost with its worker, or never fed: it ran, if at all, on no live worker
             case .running:
-                guard h.stop && !h.remove else { return (false, nil) }  // a pause lets it finish; a removal came too late
-                let (data, _) = try await zk.getData(paths.running(h.id))
-                guard let holder = try? WireJSON.decode(RunningTask.self, data),
-                      Limits.groupNameProblem(holder.worker.replacingOccurrences(of: ":", with: "-")) == nil else { return (false, nil) }
-                let folder = paths.kill + "/" + holder.worker
-                try await zk.ensurePath(folder)
-                do { try await zk.create(folder + "/\(h.id)") } catch ZooKeeperError.nodeExists {}
-                return (false, folder + "/\(h.id)")
+                guard h.stop && !h.remove else { return HaltOutcome(gone: false) }  // a pause lets it finish; a removal came too late
+                return try await Self.writeKillRequest(h.id, zk: zk, paths: paths)
             }
         }
         // Queue items are gone now, their ends not yet stored: a takeover must not bring them back.
@@ -170,6 +164,11 @@ extension MasterScheduler {
         let now = ProcessStats.now()
         for (h, outcome) in zip(halts, outcomes) {
             if let node = outcome.killNode { killNodes[h.id] = node }
+            if let problem = outcome.killProblem {
+                // Left RUNNING (only its worker can end it): the operator must see why the stop hangs.
+                logger.error("stop of instance \(h.ref.instance): \(problem)")
+                round.batch.notes.append((id: h.id, instance: h.ref.instance, message: problem))
+            }
             if let command = h.commandID {
                 round.batch.controls.append(ControlRequest(commandID: command, instance: h.ref.instance, stop: true, applied: false))
             }
@@ -183,6 +182,36 @@ extension MasterScheduler {
                       now: now, &round)
         }
         try await commit(&round)
+    }
+
+    /// What carrying out one halt found: the attempt is gone (ends now), or a kill request was
+    /// written, or could not be.
+    struct HaltOutcome: Sendable {
+        var gone: Bool
+        var killNode: String? = nil
+        var killProblem: String? = nil
+    }
+
+    /// Writes the kill request of a running attempt to the worker its `/running` node names. A
+    /// worker's identity passed `ServerIdentity` when it started; one that does not now (a node
+    /// written by something else) or a write ZooKeeper refuses is returned as a problem, not
+    /// retried for ever and not dropped in silence.
+    static func writeKillRequest(_ id: Int64, zk: ZooKeeperClient, paths: ZooKeeperPaths) async throws -> HaltOutcome {
+        let (data, _) = try await zk.getData(paths.running(id))
+        guard let holder = try? WireJSON.decode(RunningTask.self, data) else {
+            return HaltOutcome(gone: false, killProblem: "kill request not written: the running node of attempt \(id) is unreadable")
+        }
+        if let problem = ServerIdentity.problem(holder.worker) {
+            return HaltOutcome(gone: false, killProblem: "kill request not written: worker \(Limits.quoted(holder.worker)) \(problem)")
+        }
+        let node = paths.killRequest(holder.worker, id)
+        do {
+            try await zk.ensurePath(paths.killFolder(holder.worker))
+            do { try await zk.create(node) } catch ZooKeeperError.nodeExists {}
+        } catch let error as ZooKeeperError where !error.isTransient && error != .sessionExpired && error != .closing {
+            return HaltOutcome(gone: false, killProblem: "kill request \(node) not written: \(error)")
+        }
+        return HaltOutcome(gone: false, killNode: node)
     }
 
     /// Records a halted attempt's end (KILL or PAUSE) and tells the engine, which runs it again on resume.

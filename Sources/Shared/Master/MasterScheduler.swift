@@ -78,7 +78,7 @@ public struct MasterOptions: Sendable {
         self.maxWorkflows = maxWorkflows
     }
 
-    public var identity: String { "\(host):\(port)" }
+    public var identity: String { ServerIdentity.make(host: host, port: port) }
 }
 
 /// A master: claims START commands, runs instances through the engine, dispatches ready

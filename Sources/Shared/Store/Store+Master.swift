@@ -60,16 +60,19 @@ public struct SchedulingBatch: Sendable {
     public var finishedInstances: [(id: Int64, state: WorkflowState, time: Double)] = []
     /// Pauses and stops this round applied (or found to be moot): commands deleted, places stored.
     public var controls: [ControlRequest] = []
+    /// Messages for attempts still in flight (a kill request that could not be written), shown
+    /// by `ds-instance show`; the state stays.
+    public var notes: [(id: Int64, instance: Int64, message: String)] = []
     public init() {}
     public var isEmpty: Bool {
         outcomes.isEmpty && started.isEmpty && superseded.isEmpty && newAttempts.isEmpty && finishedInstances.isEmpty
-            && controls.isEmpty && decisions.isEmpty && alerts.isEmpty
+            && controls.isEmpty && decisions.isEmpty && alerts.isEmpty && notes.isEmpty
     }
 
     var instanceIDs: Set<Int64> {
         Set(outcomes.map(\.workflowInstanceId) + started.map(\.instance) + superseded.map(\.instance)
             + newAttempts.map(\.workflowInstanceId) + finishedInstances.map(\.id) + controls.map(\.instance)
-            + decisions.map(\.record.workflowInstanceId) + alerts.compactMap(\.workflowInstanceId))
+            + decisions.map(\.record.workflowInstanceId) + alerts.compactMap(\.workflowInstanceId) + notes.map(\.instance))
     }
 
     /// The batch without the changes of `lost` instances.
@@ -86,6 +89,7 @@ public struct SchedulingBatch: Sendable {
         b.newAttempts = newAttempts.filter { !lost.contains($0.workflowInstanceId) }
         b.finishedInstances = finishedInstances.filter { !lost.contains($0.id) }
         b.controls = controls.filter { !lost.contains($0.instance) }
+        b.notes = notes.filter { !lost.contains($0.instance) }
         return b
     }
 }
@@ -272,6 +276,10 @@ extension Store {
                     UPDATE task_instance SET state = 'NEED_FAULT_TOLERANCE', message = ?, end_time = ?
                     WHERE id = ? AND state IN ('SUBMITTED', 'DISPATCHED', 'RUNNING')
                     """, arguments: [s.message, s.time, s.id])
+            }
+            for n in batch.notes {
+                try db.execute(sql: "UPDATE task_instance SET message = ? WHERE id = ? AND state IN ('DISPATCHED', 'RUNNING')",
+                               arguments: [n.message, n.id])
             }
             try insertDecisions(upTo: batch.outcomes.count)
             for var alert in batch.alerts { try alert.insert(db, onConflict: .ignore) }

@@ -127,7 +127,7 @@ public actor WorkerDaemon {
     /// Set once the worker has fenced itself; `run()` throws it however its loops ended.
     var fenced: WorkerError?
     /// The worker's own environment, read once: every task starts from it.
-    let baseEnvironment = ProcessInfo.processInfo.environment
+    let baseEnvironment = CredentialFreeEnvironment.of()
     let metrics = WorkerMetrics()
 
     /// One worker for one ZooKeeper session; `logs` and `supervisor` outlive it (a worker whose
@@ -708,7 +708,7 @@ public actor WorkerDaemon {
     }
 
     /// `/kill/<host:port>`: where masters ask this worker to kill tasks.
-    nonisolated var killFolder: String { paths.kill + "/" + options.identity }
+    nonisolated var killFolder: String { paths.killFolder(options.identity) }
 
     /// Kills the process groups of the tasks masters asked to kill, at once and whole (SIGKILL to
     /// the group: no process of a stopped task's group survives it). A request for a task this

@@ -26,6 +26,10 @@ public struct ZooKeeperPaths: Sendable {
     /// A queue item's node: `/queue/<group>/<key>`.
     public func queueItem(_ group: String, _ key: TaskQueueKey) -> String { queue(group) + "/" + key.description }
     public var kill: String { root + "/kill" }
+    /// A worker's kill requests: `/kill/<host:port>`. Only for an identity that passes
+    /// `ServerIdentity.problem`, which every worker's does (it refuses to start otherwise).
+    public func killFolder(_ workerIdentity: String) -> String { kill + "/" + workerIdentity }
+    public func killRequest(_ workerIdentity: String, _ taskInstanceID: Int64) -> String { killFolder(workerIdentity) + "/\(taskInstanceID)" }
     public var locks: String { root + "/lock" }
     /// One ephemeral node per live daemon session. Every write a master or worker makes with a
     /// `multi` checks its own; failing a hung server over deletes it first, so whatever the server

@@ -61,25 +61,34 @@ final class Cluster {
 
     /// Starts a master; `port` fixes its identity 127.0.0.1:port (a restart under the same name).
     @discardableResult
-    func startMaster(port: Int? = nil, environment extra: [String: String] = [:], _ arguments: [String] = []) throws -> Process {
+    func startMaster(host: String = "127.0.0.1", port: Int? = nil, prefix: [String] = [], environment extra: [String: String] = [:],
+                     _ arguments: [String] = []) throws -> Process {
         nextPort += 1
-        return try startDaemon("ds-master", ["--host", "127.0.0.1", "--port", String(port ?? nextPort)] + arguments,
-                               environment: extra)
+        return try startDaemon("ds-master", ["--host", host, "--port", String(port ?? nextPort)] + arguments,
+                               environment: extra, prefix: prefix)
     }
 
     @discardableResult
-    func startWorker(slots: Int = 2, port: Int? = nil, groups: [String] = [], environment extra: [String: String] = [:],
-                     _ arguments: [String] = []) throws -> Process {
+    func startWorker(slots: Int = 2, host: String = "127.0.0.1", port: Int? = nil, groups: [String] = [], prefix: [String] = [],
+                     environment extra: [String: String] = [:], _ arguments: [String] = []) throws -> Process {
         nextPort += 1
-        return try startDaemon("ds-worker", ["--host", "127.0.0.1", "--port", String(port ?? nextPort), "--slots", String(slots),
+        return try startDaemon("ds-worker", ["--host", host, "--port", String(port ?? nextPort), "--slots", String(slots),
                                              "--log-dir", logDirectory] + groups.flatMap { ["--group", $0] } + arguments,
-                               environment: extra)
+                               environment: extra, prefix: prefix)
     }
 
-    func startDaemon(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Process {
+    /// Starts a daemon; `prefix` runs it through another command that execs it in place (so the
+    /// pid is the daemon's), e.g. `ip netns exec <namespace>` to start it on a `NetworkHosts` host.
+    func startDaemon(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:],
+                     prefix: [String] = []) throws -> Process {
         let p = Process()
-        p.executableURL = Binaries.url(tool)
-        p.arguments = arguments
+        if let launcher = prefix.first {
+            p.executableURL = URL(fileURLWithPath: launcher)
+            p.arguments = Array(prefix.dropFirst()) + [Binaries.url(tool).path] + arguments
+        } else {
+            p.executableURL = Binaries.url(tool)
+            p.arguments = arguments
+        }
         p.environment = environment.merging(extra) { _, new in new }
         let logPath = directory.appendingPathComponent("\(tool)-\(daemons.count).log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)

@@ -26,12 +26,15 @@ final class ZooKeeperServer: ZooKeeperService {
 
     /// The client port.
     let port: Int
+    /// The address the client port listens on (`clientPortAddress`): loopback, or a test
+    /// bridge's address for daemons in network namespaces (`NetworkHosts`).
+    let address: String
     let directory: URL
     /// nil for a standalone server.
     let peer: Peer?
     private(set) var process: Process?
 
-    var connectString: String { "127.0.0.1:\(port)" }
+    var connectString: String { "\(address):\(port)" }
     var logPath: String { directory.appendingPathComponent("zookeeper.log").path }
 
     /// The configuration and JVM flags `scripts/zookeeper.sh` uses too.
@@ -44,9 +47,10 @@ final class ZooKeeperServer: ZooKeeperService {
     /// busy cores (three of them, in an ensemble) can take many times its usual few seconds.
     static let startDeadline: TimeInterval = 180
 
-    /// A standalone server on a free port, started and answering.
-    init() throws {
+    /// A standalone server on a free port of `address`, started and answering.
+    init(address: String = "127.0.0.1") throws {
         port = try freePort()
+        self.address = address
         peer = nil
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-zk-\(UUID().uuidString)")
         try configure(servers: [])
@@ -57,6 +61,7 @@ final class ZooKeeperServer: ZooKeeperService {
     /// alone has no quorum, so the ensemble launches them all and then waits.
     init(member peer: Peer, of peers: [Peer], directory: URL) throws {
         port = peer.clientPort
+        address = "127.0.0.1"
         self.peer = peer
         self.directory = directory
         try configure(servers: peers)
@@ -70,6 +75,7 @@ final class ZooKeeperServer: ZooKeeperService {
         var config = try String(contentsOf: Self.shared.appendingPathComponent("zoo.cfg.in"), encoding: .utf8)
             .replacingOccurrences(of: "@DATA_DIR@", with: data.path)
             .replacingOccurrences(of: "@PORT@", with: String(port))
+            .replacingOccurrences(of: "clientPortAddress=127.0.0.1", with: "clientPortAddress=\(address)")
         for server in servers { config += server.line + "\n" }
         try config.write(to: directory.appendingPathComponent("zoo.cfg"), atomically: true, encoding: .utf8)
     }
@@ -167,7 +173,7 @@ final class ZooKeeperServer: ZooKeeperService {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(self.address)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
