@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build, test and run ds. Idempotent.
 set -euo pipefail
-packages=(zookeeper libzookeeper-mt-dev libsqlite3-dev sqlite3 mandoc procps graphviz python3 python3-prometheus-client)
+packages=(zookeeper libzookeeper-mt-dev libsqlite3-dev sqlite3 mandoc procps graphviz python3 python3-prometheus-client iproute2 strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
