@@ -23,12 +23,7 @@ public enum MasterError: Error, CustomStringConvertible, ExitStatusProviding {
         case .sessionExpired(let id):
             return "master \(id): ZooKeeper session expired; stopped scheduling (fenced)"
         case .leaseLost(let id, let why):
-            let cause = switch why {
-            case .lapsed: "no ZooKeeper server answered for its session timeout less the margin"
-            case .expired: "its ZooKeeper session expired"
-            case .fenceLowered: "it was failed over while it could not answer"
-            }
-            return "master \(id): \(cause); stopped scheduling (fenced) before any master could adopt its instances"
+            return "master \(id): \(why); stopped scheduling (fenced) before any master could adopt its instances"
         case .alreadyRegistered(let id):
             return "master \(id): another master is registered under this host:port; give this one another --port"
         case .failedOver(let id):

@@ -1,13 +1,22 @@
 import Foundation
 
 /// Why a daemon stopped acting for its ZooKeeper session.
-public enum LeaseLoss: Sendable, Equatable {
+public enum LeaseLoss: Sendable, Equatable, CustomStringConvertible {
     /// No server answered for the session timeout less the margin: the session may be expired.
     case lapsed
     /// The client was told the session expired.
     case expired
     /// The session's fence node is gone: a master or `ds-failover` failed it over while it lived.
     case fenceLowered
+
+    /// Why, as the daemons' fencing messages say it.
+    public var description: String {
+        switch self {
+        case .lapsed: "no ZooKeeper server answered for its session timeout less the margin"
+        case .expired: "its ZooKeeper session expired"
+        case .fenceLowered: "it was failed over while it could not answer"
+        }
+    }
 }
 
 /// How long a daemon may go on acting for its ZooKeeper session without hearing from a server.

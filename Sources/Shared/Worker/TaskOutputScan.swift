@@ -1,0 +1,80 @@
+import Foundation
+
+extension WorkerDaemon {
+    // MARK: Helpers
+
+    /// The longest line of output searched for `${setValue(...)}`: longer ones that mention it
+    /// fail the task, so a task printing without newlines cannot fill the worker's memory.
+    static let maxOutputLineBytes = 1 << 20
+
+    /// Output parameters printed as `${setValue(k=v)}`, within `Limits`; only the log's lines that
+    /// mention it are kept in memory, each at most `maxOutputLineBytes`.
+    static func outputs(ofLog path: String) -> OutputScanner {
+        var scanner = OutputScanner()
+        // Not blocking on a FIFO planted in its place, not following a link; a log that cannot be
+        // read fails the task, whose output parameters would otherwise be lost without a word.
+        let opened = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        let why = opened < 0 ? String(cString: strerror(errno)) : "it is not a regular file"
+        let fd = TaskLogs.regularFile(opened)
+        guard fd >= 0 else {
+            scanner.refuse("its log \(path) cannot be read back for output parameters: \(why)")
+            return scanner
+        }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        let marker = Data("setValue(".utf8)
+        var carry = Data()
+        var skippingLongLine = false
+        func skipLong(_ part: Data) {
+            if part.range(of: marker) != nil {
+                scanner.refuse("a line of output longer than \(Limits.size(maxOutputLineBytes)) holds ${setValue(...)}; output parameters must be shorter")
+            }
+        }
+        func scan(_ lines: Data) {
+            guard lines.range(of: marker) != nil else { return }
+            for line in lines.split(separator: 0x0a) where line.range(of: marker) != nil {
+                if line.count > maxOutputLineBytes { skipLong(line) } else { scanner.scan(bytes: Array(line)) }
+            }
+        }
+        while scanner.problem == nil, let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            carry.append(chunk)
+            if let lastNewline = carry.lastIndex(of: 0x0a) {
+                var lines = carry[carry.startIndex...lastNewline]
+                if skippingLongLine, let first = lines.firstIndex(of: 0x0a) {
+                    skipLong(lines[...first])
+                    lines = lines[(first + 1)...]
+                    skippingLongLine = false
+                }
+                scan(lines)
+                carry = Data(carry[(lastNewline + 1)...])
+            }
+            if carry.count > maxOutputLineBytes {
+                skipLong(carry)
+                carry = Data(carry.suffix(marker.count))  // a marker split at the cut is still seen
+                skippingLongLine = true
+            }
+        }
+        if skippingLongLine { skipLong(carry) } else { scan(carry) }
+        return scanner
+    }
+
+    /// Why a queue item must not run, or nil: masters check all of this before they write one,
+    /// so only an item written past them (by hand, or by another version) can fail here. What
+    /// no process can hold (a NUL, a name with `=`) is refused where the spawn request is built
+    /// (`TaskSupervisor.spawnRequest`), the one place every string to a task passes.
+    static func queueItemProblem(_ task: QueuedTask) -> String? {
+        if task.command.utf8.count > Limits.maxCommandBytes { return "its command is longer than \(Limits.maxCommandBytes) bytes" }
+        if let k = task.env.keys.first(where: Limits.isReserved) {
+            return "it sets the environment variable \(Limits.quoted(k)), which is reserved"
+        }
+        return nil
+    }
+
+    static func appendToLog(_ path: String, _ text: String) {
+        guard let handle = FileHandle(forWritingAtPath: path) else { return }
+        defer { try? handle.close() }
+        _ = try? handle.seekToEnd()
+        try? handle.write(contentsOf: Data(text.utf8))
+    }
+
+    static func format(_ seconds: Double) -> String { DurationText.format(seconds) }
+}
