@@ -39,16 +39,6 @@ public enum ServerIdentity {
         return nil
     }
 
-    /// The machine's host name, for a daemon started without `--host`; a configuration error
-    /// (exit 78) if it breaks the rule, rather than a daemon no master can send a kill request to.
-    public static func defaultHost() throws -> String {
-        let host = ProcessStats.hostName()
-        if let problem = hostProblem(host) {
-            throw InputError.configuration("this machine's host name \(Limits.quoted(host)) \(problem); give the daemon a host name with --host")
-        }
-        return host
-    }
-
     /// Why `identity` cannot be one, or nil if it can; the message says what one looks like.
     public static func problem(_ identity: String) -> String? {
         guard let colon = identity.lastIndex(of: ":"),

@@ -26,3 +26,16 @@ public enum ProcessStats {
         return String(cString: buffer)
     }
 }
+
+// Here, not in Model/ServerIdentity.swift: the fuzz build links the model alone, without ProcessStats.
+extension ServerIdentity {
+    /// The machine's host name, for a daemon started without `--host`; a configuration error
+    /// (exit 78) if it breaks the rule, rather than a daemon no master can send a kill request to.
+    public static func defaultHost() throws -> String {
+        let host = ProcessStats.hostName()
+        if let problem = hostProblem(host) {
+            throw InputError.configuration("this machine's host name \(Limits.quoted(host)) \(problem); give the daemon a host name with --host")
+        }
+        return host
+    }
+}
