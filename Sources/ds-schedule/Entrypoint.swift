@@ -20,79 +20,15 @@ struct ScheduleCommand: AsyncParsableCommand {
         subcommands: [Add.self, List.self, Show.self, Online.self, Offline.self, Remove.self, Next.self, Check.self, Backfill.self])
 }
 
-/// The options a schedule and a backfill share.
-struct RunOptions: ParsableArguments {
-    @Option(help: "Time zone of the fire times (IANA name, e.g. Europe/Berlin; default: the local zone).")
-    var tz: String?
-    @Option(help: "Workflow priority of the instances: HIGHEST, HIGH, MEDIUM, LOW or LOWEST (default: the workflow's).")
-    var priority: String?
-    @Option(name: .customLong("param"), help: "Override a parameter of every instance, k=v; repeatable.")
-    var params: [String] = []
-
-    func validate() throws {
-        if let priority, Priority(rawValue: priority) == nil {
-            throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")
-        }
-        var seen: Set<String> = []
-        for p in params {
-            guard let (name, value) = Submitter.parseParam(p) else { throw ValidationError("--param '\(p)' is not of the form name=value") }
-            guard seen.insert(name).inserted else { throw ValidationError("--param '\(name)' is given twice") }
-            if let why = Limits.keyProblem(name) { throw ValidationError("--param name \(Limits.quoted(name)) \(why)") }
-            if let why = Limits.valueProblem(value) { throw ValidationError("--param value of \(Limits.quoted(name)) \(why)") }
-        }
-        guard params.count <= Limits.maxEntries else { throw ValidationError("\(params.count) --param; the limit is \(Limits.maxEntries)") }
-    }
-
-    var overrides: [String: String] {
-        Dictionary(uniqueKeysWithValues: params.map { Submitter.parseParam($0)! })
-    }
-}
-
-struct WorkflowName: ParsableArguments {
-    @Argument(help: "The name of a stored workflow (ds-submit --no-start FILE stores one).")
-    var workflow: String
-
-    func validate() throws {
-        if let why = Limits.nameProblem(workflow) { throw ValidationError("workflow name \(Limits.quoted(workflow)) \(why)") }
-    }
-}
-
-struct ScheduleID: ParsableArguments {
-    @Argument(help: "Schedule id (ds-schedule list).")
-    var id: Int64
-
-    func validate() throws {
-        guard id > 0 else { throw ValidationError("a schedule id is a whole number from 1, not \(id)") }
-    }
-}
-
-/// Opens the database the masters use; a missing one is a mistyped --db / DS_DB.
-func openStore(_ global: GlobalOptions) throws -> Store {
-    try Store(path: try global.resolve().databasePath, create: false)
-}
-
-func notFound(_ id: Int64) -> ControlRefusal {
-    ControlRefusal(description: "no schedule \(id); see ds-schedule list", exitStatus: .dataError)
-}
-
-func printTable(_ schedules: [ScheduleRecord]) {
-    var printer = TablePrinter(columns: ["ID", "WORKFLOW", "CRON", "TZ", "STATE", "CATCHUP", "NEXT_FIRE", "LAST_FIRE"])
-    for s in schedules {
-        let v = ScheduleView(s)
-        printer.add([String(v.id), v.workflow, v.cron, v.timeZone, v.state, v.catchup.rawValue, v.nextFire ?? "-", v.lastFire ?? "-"])
-    }
-    print(printer.render(), terminator: "")
-}
-
 extension ScheduleCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Schedule a stored workflow on a cron expression; prints the schedule id.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var workflow: WorkflowName
+        @OptionGroup var workflow: WorkflowNameArgument
         @Option(help: "Cron expression: Quartz (6 or 7 fields, from seconds) or classic 5-field.")
         var cron: String
-        @OptionGroup var run: RunOptions
+        @OptionGroup var run: ScheduleRunOptions
         @Option(help: "No fire time before this (a date or time, in --tz when it has no offset).")
         var start: String?
         @Option(help: "No fire time after this.")
@@ -110,26 +46,8 @@ extension ScheduleCommand {
 
         func run() async {
             await Tool.run("ds-schedule") {
-                let (zone, zoneName) = try ScheduleTool.zone(self.run.tz)
-                let cron = try ScheduleTool.cron(self.cron)
-                let start = try self.start.map { try ScheduleTool.instant($0, flag: "--start", zone: zone) }
-                let end = try self.end.map { try ScheduleTool.instant($0, flag: "--end", zone: zone) }
-                if let start, let end, end < start {
-                    throw ControlRefusal(description: "--end is before --start: the schedule would never fire", exitStatus: .usage)
-                }
-                let now = ProcessStats.now()
-                guard FireCalendar(cron, zone: zone, start: start, end: end).first(atOrAfter: now) != nil else {
-                    throw ControlRefusal(description: "--cron \(Limits.quoted(self.cron)) has no fire time \(end == nil ? "from now on (up to 2099)" : "between now and --end")",
-                                          exitStatus: .dataError)
-                }
-                let store = try openStore(global)
-                let params = String(decoding: try JSONEncoder.sorted.encode(self.run.overrides), as: UTF8.self)
-                let record = ScheduleRecord(id: nil, workflow: workflow.workflow, cron: cron.text, timeZone: zoneName,
-                                            startTime: start, endTime: end, priority: self.run.priority.flatMap(Priority.init(rawValue:)),
-                                            paramsJson: params, catchup: CatchUp(rawValue: catchup)!,
-                                            state: offline ? ScheduleRecord.offline : ScheduleRecord.online, nextFireTime: nil,
-                                            lastFireTime: nil, createdAt: now)
-                let stored = try await store.addSchedule(record, now: now)
+                let stored = try await ScheduleTool.add(global, workflow: workflow.workflow, cron: cron, run: self.run, start: start, end: end,
+                                                        catchup: CatchUp(rawValue: catchup)!, offline: offline)
                 print(json ? WireJSON.string(ScheduleView(stored)) : String(stored.id!))
                 return .success
             }
@@ -144,11 +62,11 @@ extension ScheduleCommand {
 
         func run() async {
             await Tool.run("ds-schedule") {
-                let schedules = try await openStore(global).schedules()
+                let schedules = try await ScheduleTool.schedules(global)
                 if json {
                     for s in schedules { print(WireJSON.string(ScheduleView(s))) }
                 } else {
-                    printTable(schedules)
+                    print(ScheduleTool.table(schedules), terminator: "")
                 }
                 return .success
             }
@@ -159,7 +77,7 @@ extension ScheduleCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a schedule and the instances it started (newest last; --limit of them).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var schedule: ScheduleID
+        @OptionGroup var schedule: ScheduleIDArgument
         @Option(help: "Most instances to list (the latest fire times).")
         var limit: Int = 20
         @Flag(help: "JSON: the schedule, then one line per instance.")
@@ -171,15 +89,13 @@ extension ScheduleCommand {
 
         func run() async {
             await Tool.run("ds-schedule") {
-                let store = try openStore(global)
-                guard let s = try await store.schedule(schedule.id) else { throw notFound(schedule.id) }
-                let instances = try await store.instances(schedule: schedule.id, latest: limit).map(ScheduledInstanceView.init)
+                let (s, instances) = try await ScheduleTool.show(global, schedule.id, latest: limit)
                 if json {
                     print(WireJSON.string(ScheduleView(s)))
                     for i in instances { print(WireJSON.string(i)) }
                     return .success
                 }
-                printTable([s])
+                print(ScheduleTool.table([s]), terminator: "")
                 let v = ScheduleView(s)
                 print("params: \(v.params.isEmpty ? "-" : v.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
                 print("priority: \(v.priority?.rawValue ?? "the workflow's"); start: \(v.start ?? "-"); end: \(v.end ?? "-")")
@@ -198,7 +114,7 @@ extension ScheduleCommand {
         static let configuration = CommandConfiguration(
             abstract: "Put a schedule online: it fires from its next fire time after now (what fell due while offline is not run).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var schedule: ScheduleID
+        @OptionGroup var schedule: ScheduleIDArgument
         @Flag(help: "Print the schedule as JSON (snake_case).")
         var json = false
 
@@ -208,7 +124,7 @@ extension ScheduleCommand {
     struct Offline: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Take a schedule offline: it fires no more until put online.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var schedule: ScheduleID
+        @OptionGroup var schedule: ScheduleIDArgument
         @Flag(help: "Print the schedule as JSON (snake_case).")
         var json = false
 
@@ -217,8 +133,7 @@ extension ScheduleCommand {
 
     static func setState(_ global: GlobalOptions, _ id: Int64, online: Bool, json: Bool) async -> Never {
         await Tool.run("ds-schedule") {
-            guard let s = try await openStore(global).setSchedule(id, online: online, now: ProcessStats.now()) else { throw notFound(id) }
-            if online, s.nextFireTime == nil { Tool.warn("ds-schedule", "schedule \(id) is online but has no fire time left (past its --end)") }
+            let s = try await ScheduleTool.setState(global, id, online: online)
             if json { print(WireJSON.string(ScheduleView(s))) }
             return .success
         }
@@ -227,11 +142,11 @@ extension ScheduleCommand {
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a schedule. The instances it started stay.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var schedule: ScheduleID
+        @OptionGroup var schedule: ScheduleIDArgument
 
         func run() async {
             await Tool.run("ds-schedule") {
-                guard try await openStore(global).removeSchedule(schedule.id) else { throw notFound(schedule.id) }
+                try await ScheduleTool.remove(global, schedule.id)
                 return .success
             }
         }
@@ -265,24 +180,9 @@ extension ScheduleCommand {
 
         func run() async {
             await Tool.run("ds-schedule") {
-                let calendar: FireCalendar
-                if let id {
-                    guard let s = try await openStore(global).schedule(id) else { throw notFound(id) }
-                    calendar = try s.calendar()
-                } else {
-                    calendar = FireCalendar(try ScheduleTool.cron(cron!), zone: try ScheduleTool.zone(tz).zone)
+                for t in try await ScheduleTool.next(global, id: id, cron: cron, tz: tz, from: from, count: n) {
+                    print(json ? WireJSON.string(t) : t.fire)
                 }
-                let zone = calendar.zone, end = calendar.end
-                let from = try self.from.map { try ScheduleTool.instant($0, flag: "--from", zone: zone) } ?? ProcessStats.now()
-                let times = calendar.times(after: from, count: n)
-                for t in times {
-                    if json {
-                        print(WireJSON.string(FireTimeView(fireTime: t, fire: TimeText.iso(t, in: zone))))
-                    } else {
-                        print(TimeText.iso(t, in: zone))
-                    }
-                }
-                if times.isEmpty { Tool.warn("ds-schedule", "no fire time\(end == nil ? " up to 2099" : " before the schedule's end")") }
                 return .success
             }
         }
@@ -301,18 +201,12 @@ extension ScheduleCommand {
 
         func run() async {
             await Tool.run("ds-schedule") {
-                let expression = try ScheduleTool.cron(cron)
-                let (zone, zoneName) = try ScheduleTool.zone(tz)
-                let next = FireCalendar(expression, zone: zone).next(after: ProcessStats.now())
-                if json {
-                    print(WireJSON.string(CheckView(cron: expression.text, timeZone: zoneName, nextFireTime: next,
-                                                    nextFire: next.map { TimeText.iso($0, in: zone) })))
-                } else {
-                    print("\(expression.text)\tnext: \(next.map { TimeText.iso($0, in: zone) } ?? "none up to 2099")")
-                }
-                // Well formed, but a schedule of it would never fire (ds-schedule add refuses it too).
-                if next == nil {
-                    throw ControlRefusal(description: "--cron \(Limits.quoted(expression.text)) has no fire time from now on (up to 2099)", exitStatus: .dataError)
+                try ScheduleTool.check(cron: cron, tz: tz) { view in
+                    if json {
+                        print(WireJSON.string(view))
+                    } else {
+                        print("\(view.cron)\tnext: \(view.nextFire ?? "none up to 2099")")
+                    }
                 }
                 return .success
             }
@@ -328,14 +222,14 @@ extension ScheduleCommand {
                 date at a time, oldest first; --parallel N runs up to N at once. Prints the instance ids, one per line.
                 """)
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var workflow: WorkflowName
+        @OptionGroup var workflow: WorkflowNameArgument
         @Option(help: "First business date, yyyy-MM-dd.")
         var from: String
         @Option(help: "Last business date, yyyy-MM-dd (inclusive).")
         var to: String
         @Option(help: "Most dates running at once.")
         var parallel: Int = 1
-        @OptionGroup var run: RunOptions
+        @OptionGroup var run: ScheduleRunOptions
         @Flag(help: "One JSON object per instance: backfill_id, instance_id, business_date, schedule_time.")
         var json = false
 
@@ -345,48 +239,10 @@ extension ScheduleCommand {
 
         func run() async {
             await Tool.run("ds-schedule") {
-                let (zone, zoneName) = try ScheduleTool.zone(self.run.tz)
-                let dates = try ScheduleTool.businessDates(from: from, to: to, zone: zone)
-                let store = try openStore(global)
-                let record = BackfillRecord(id: nil, workflow: workflow.workflow, fromDate: dates.first!.date, toDate: dates.last!.date,
-                                            parallel: parallel, timeZone: zoneName, createdAt: ProcessStats.now())
-                let (backfill, ids) = try await store.backfill(record, times: dates.map(\.time), priority: self.run.priority.flatMap(Priority.init(rawValue:)),
-                                                               params: self.run.overrides, now: ProcessStats.now())
-                for (id, date) in zip(ids, dates) {
-                    if json {
-                        print(WireJSON.string(BackfillView(backfillId: backfill.id!, instanceId: id, businessDate: date.date, scheduleTime: date.time)))
-                    } else {
-                        print(id)
-                    }
-                }
-                fflush(nil)
-                // Wakes the masters at once; without ZooKeeper they find the dates within seconds anyway.
-                let configuration = try global.resolve()
-                if let zk = try? await configuration.connectZooKeeper() {
-                    defer { zk.close() }
-                    try? await Submitter.notifyMasters(zk, configuration.paths, commandID: ids.last ?? 0)
-                }
+                let instances = try await ScheduleTool.backfill(global, workflow: workflow.workflow, from: from, to: to, parallel: parallel, run: self.run)
+                for i in instances { print(json ? WireJSON.string(i) : String(i.instanceId)) }
                 return .success
             }
         }
     }
-}
-
-struct FireTimeView: Encodable {
-    var fireTime: Double
-    var fire: String
-}
-
-struct BackfillView: Encodable {
-    var backfillId: Int64
-    var instanceId: Int64
-    var businessDate: String
-    var scheduleTime: Double
-}
-
-struct CheckView: Encodable {
-    var cron: String
-    var timeZone: String
-    var nextFireTime: Double?
-    var nextFire: String?
 }

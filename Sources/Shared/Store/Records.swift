@@ -164,49 +164,6 @@ extension WorkflowState: DatabaseValueConvertible {}
 extension TaskState: DatabaseValueConvertible {}
 extension Priority: DatabaseValueConvertible {}
 
-/// Something operators are told about: one row per event (`dedupKey`), delivered later.
-public struct AlertRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
-    public static let databaseTableName = "alert"
-    public var id: Int64?
-    public var kind: AlertKind
-    /// One row per event: `TASK_TIMEOUT:<task-instance-id>`, `WORKFLOW_TIMEOUT:<instance>:<run>`.
-    public var dedupKey: String
-    public var workflowInstanceId: Int64?
-    public var taskInstanceId: Int64?
-    /// The alert as the alert command will read it (`AlertContent`).
-    public var contentJson: String
-    public var createTime: Double
-    /// PENDING until delivered.
-    public var state: String = "PENDING"
-    public var attempts: Int = 0
-    public var lastError: String?
-    public var sentTime: Double?
-    /// The master delivering it now, and until when its lease holds (a master that dies while
-    /// its command runs leaves the alert to another once the lease is over).
-    public var owner: String?
-    public var leaseUntil: Double?
-    /// When a failed delivery is tried again.
-    public var nextAttemptTime: Double?
-
-    public init(_ content: AlertContent, dedupKey: String) {
-        kind = content.kind
-        self.dedupKey = dedupKey
-        workflowInstanceId = content.instance
-        taskInstanceId = content.taskInstance
-        contentJson = String(decoding: WireJSON.encode(content), as: UTF8.self)
-        createTime = content.time
-    }
-
-    public var content: AlertContent? { try? WireJSON.decode(AlertContent.self, Data(contentJson.utf8)) }
-
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
-    enum CodingKeys: String, CodingKey {
-        case id, kind, dedupKey = "dedup_key", workflowInstanceId = "workflow_instance_id", taskInstanceId = "task_instance_id",
-             contentJson = "content_json", createTime = "create_time", state, attempts, lastError = "last_error", sentTime = "sent_time",
-             owner, leaseUntil = "lease_until", nextAttemptTime = "next_attempt_time"
-    }
-}
-
 /// The child instance a SUB_PROCESS attempt starts: a stored workflow (latest version, or
 /// `version`) with the node's parameters resolved by the parent.
 public struct ChildRequest: Sendable, Equatable {
