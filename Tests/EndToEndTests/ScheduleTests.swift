@@ -224,6 +224,29 @@ final class ScheduleTests: ClusterTestCase {
         XCTAssertEqual(try schedule(["remove", String(id)]).status, 65)
         try await XCTAssertEqualAsync(try await cluster.store().schedules().count, 0)
     }
+
+    /// Issue 21 (item 15 tightened the cron rules): a schedule an older version stored with a
+    /// cron this one refuses does not fire, and the tool says so and how to mend it.
+    func testScheduleStoredWithACronNowRefusedIsShownAsNotFiring() async throws {
+        try cluster.startMaster()
+        try store(#"{"name":"old","tasks":[{"name":"t","command":"true"}]}"#)
+        let id = try add(["old", "--cron", "0 0 6 * * ?", "--tz", "UTC"])
+        // As a version that took a 60-second step wrote it.
+        try NetworkHosts.run(["/usr/bin/sqlite3", "-cmd", ".timeout 30000", cluster.databasePath,
+                              "UPDATE schedule SET cron = '0/60 * * * * ?' WHERE id = \(id)"])
+        let listed = try schedule(["list"])
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        XCTAssertTrue(listed.stderr.contains("schedule \(id): cron '0/60 * * * * ?'") && listed.stderr.contains("ds-schedule remove \(id)"), listed.stderr)
+        let json = try schedule(["list", "--json"])
+        XCTAssertTrue(json.stdout.contains(#""problem":"#), json.stdout)
+        let shown = try schedule(["show", String(id)])
+        XCTAssertTrue(shown.stderr.contains("it does not fire"), shown.stderr)
+        // A schedule the rules accept has no problem.
+        let fine = try add(["old", "--cron", "0 0 7 * * ?", "--tz", "UTC"])
+        let fineJSON = try schedule(["show", String(fine), "--json"])
+        XCTAssertFalse(fineJSON.stdout.contains("problem"), fineJSON.stdout)
+        XCTAssertEqual(fineJSON.stderr, "")
+    }
 }
 
 struct BackfillLine: Decodable {

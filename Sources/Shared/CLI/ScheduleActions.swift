@@ -98,14 +98,22 @@ extension ScheduleTool {
         return try await store.addSchedule(record, now: now)
     }
 
+    /// Every schedule; each one the masters cannot fire is told on stderr.
     public static func schedules(_ global: GlobalOptions) async throws -> [ScheduleRecord] {
-        try await store(global).schedules()
+        let all = try await store(global).schedules()
+        warnUnfirable(all)
+        return all
+    }
+
+    static func warnUnfirable(_ schedules: [ScheduleRecord]) {
+        for s in schedules { if let problem = ScheduleView(s).problem { Tool.warn("ds-schedule", problem) } }
     }
 
     /// A schedule and the instances it started (the `latest` fire times).
     public static func show(_ global: GlobalOptions, _ id: Int64, latest: Int) async throws -> (ScheduleRecord, [ScheduledInstanceView]) {
         let store = try store(global)
         guard let s = try await store.schedule(id) else { throw notFound(id) }
+        warnUnfirable([s])
         return (s, try await store.instances(schedule: id, latest: latest).map(ScheduledInstanceView.init))
     }
 

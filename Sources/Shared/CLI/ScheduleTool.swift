@@ -128,6 +128,9 @@ public struct ScheduleView: Encodable, Sendable {
     public var lastFireTime: Double?
     public var lastFire: String?
     public var createdAt: Double
+    /// Why the masters do not fire it: a row stored by an older version whose cron this one
+    /// refuses (Quartz's rules were tightened), or whose zone this host does not know.
+    public var problem: String?
 
     /// The zone a listing shows a stored time in: its own; UTC (never this host's zone) for one
     /// this host does not know, still the right instant, as the offset is printed with it.
@@ -145,6 +148,7 @@ public struct ScheduleView: Encodable, Sendable {
         (nextFireTime, nextFire) = (s.nextFireTime, s.nextFireTime.map { TimeText.iso($0, in: zone) })
         (lastFireTime, lastFire) = (s.lastFireTime, s.lastFireTime.map { TimeText.iso($0, in: zone) })
         createdAt = s.createdAt
+        do { _ = try s.calendar() } catch { problem = "\(error); it does not fire: remove it (ds-schedule remove \(id)) and add it again" }
     }
 }
 
