@@ -107,6 +107,21 @@ final class TransientFaultTests: ClusterTestCase {
         XCTAssertTrue(logs.contains("injected fault (DS_FAULT_DB)"), "the database faults were injected")
     }
 
+    /// Issue 21: the backlog feed is a round of its own (a window of one item makes every task
+    /// after the first wait in the backlog). Its DISPATCHED marks fail to store, or its queue writes
+    /// lose their connection: a feed that forgot what it planned would feed an attempt twice (run
+    /// twice) or lose it. Planned on copies, a failed feed leaves the backlog as it was.
+    func testFaultsInTheBacklogFeedLoseNoTaskAndRunNoneTwice() async throws {
+        try cluster.startWorker(slots: 4)
+        let faults: [(String, [String: String])] = [
+            ("feed-db", ["DS_FAULT_DB": "every=1,path=recording 1 dispatches,limit=3"]),
+            ("feed-zk", ["DS_FAULT_ZK": "every=2,op=multi,limit=6"]),
+        ]
+        try await runFaultWorkflows(faults) { try cluster.startMaster(environment: $0, ["--queue-window", "1"]) }
+        XCTAssertTrue(cluster.daemonLogs().contains("recording 1 dispatches: injected fault (DS_FAULT_DB)"),
+                      "the feed's marks did fail to store")
+    }
+
     /// A worker's claim or report whose answer is lost may have gone through: a claim that did
     /// runs its task (settled by the `/running` node's owner), one that did not frees its slot, a
     /// report is not repeated. Every task runs once, and the worker still stops gracefully.

@@ -50,12 +50,13 @@ extension MasterScheduler {
     private func adoptHoldingLock(deadSessions dead: Set<Int64>) async throws {
         try FaultPoint.hit("takeover-after-lock")
         let (adopted, previous) = try await store.adoptOrphans(host: options.identity, session: session, deadSessions: dead)
+        // Stored as ours now: memory has them once the round below is stored, else resumeOwned
+        // reads them on the next pass (a later listing finds no dead owner to adopt them from).
+        unresumed.formUnion(adopted.map { $0.instance.id! })
         try FaultPoint.hit("takeover-after-transfer")
         for owner in previous {
             do { try await zk.create(paths.deadServer(owner)) } catch ZooKeeperError.nodeExists {}
         }
-        // Stored as ours now; memory has them once the round below is stored (else resumeOwned).
-        unresumed.formUnion(adopted.map { $0.instance.id! })
         try await store.recordAlerts(previous.map(serverDownAlert))
         var round = Round()
         for claimed in adopted { resume(claimed, &round) }
