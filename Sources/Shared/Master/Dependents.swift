@@ -14,13 +14,17 @@ extension MasterScheduler {
     /// How often waiting DEPENDENT nodes are checked at most.
     static let dependentCheckSeconds = 1.0
 
+    /// Whether any DEPENDENT attempt waits (for the ticker that wakes `processDependents`).
+    var hasDependentWaits: Bool { runtimes.values.contains { !$0.dependentWaits.isEmpty } }
+
     func processDependents() async throws {
-        guard !dependentWaits.isEmpty, ContinuousClock.now - lastDependentCheck >= .seconds(Self.dependentCheckSeconds) else { return }
+        guard hasDependentWaits, ContinuousClock.now - lastDependentCheck >= .seconds(Self.dependentCheckSeconds) else { return }
         lastDependentCheck = .now
         var round = Round()
         let now = ProcessStats.now()
-        for (id, wait) in dependentWaits.sorted(by: { $0.key < $1.key }) {
-            guard let instance = active[wait.ref.instance] else { continue }
+        let waits = runtimes.values.flatMap(\.dependentWaits).sorted { $0.key < $1.key }
+        for (id, wait) in waits {
+            guard let instance = runtime(wait.ref.instance, in: round)?.instance else { continue }
             let task = instance.task(wait.ref.task)
             // As DolphinScheduler: a scheduled instance's windows are around its fire time, in its
             // schedule's zone (a backfilled date waits for that date's upstream runs); any other's
@@ -46,14 +50,13 @@ extension MasterScheduler {
             } else if let timeout = task.timeout, timeout > 0, now - wait.since >= timeout {
                 outcome = (.failure, "timed out after \(DurationText.format(timeout)) waiting for: \(pending.joined(separator: "; "))")
             }
-            guard let (state, message) = outcome, active[wait.ref.instance] != nil else { continue }
-            dependentWaits.removeValue(forKey: id)
-            touched.insert(wait.ref.instance)
+            guard let (state, message) = outcome, checkout(wait.ref.instance, &round),
+                  round.runtimes[wait.ref.instance]!.dependentWaits.removeValue(forKey: id) != nil else { continue }
             round.batch.outcomes.append(AttemptOutcome(
                 taskInstanceId: id, workflowInstanceId: wait.ref.instance, state: state, host: nil, pid: nil, logPath: nil,
                 exitCode: nil, outputJson: nil, message: message, startTime: nil, endTime: now))
             logger.info("instance \(wait.ref.instance): DEPENDENT '\(wait.ref.task)' \(state.rawValue): \(message)")
-            apply(active[wait.ref.instance]!.engine.handle(.taskFinished(task: wait.ref.task, outcome: state == .success ? .success : .failure)),
+            apply(round.runtimes[wait.ref.instance]!.instance.engine.handle(.taskFinished(task: wait.ref.task, outcome: state == .success ? .success : .failure)),
                   to: wait.ref.instance, &round)
         }
         try await commit(&round)

@@ -29,117 +29,120 @@ extension MasterScheduler {
         guard !requests.isEmpty else { return }
         var round = Round()
         for var request in requests {
+            let id = request.instance
+            let running = checkout(id, &round)
             if let attemptID = request.removeAttempt {
-                touched.insert(request.instance)
-                if active[request.instance] != nil, !pendingHalts.contains(where: { $0.commandID == request.commandID }),
-                   let (ref, inBacklog) = takeAwaited(attemptID) {
-                    logger.notice("instance \(request.instance): attempt \(attemptID) of '\(ref.task)' to be removed from the queue")
-                    pendingHalts.append(Halt(id: attemptID, ref: ref, stop: true, inBacklog: inBacklog, remove: true,
-                                             commandID: request.commandID))
-                } else if !pendingHalts.contains(where: { $0.commandID == request.commandID }) {
+                let pending = round.runtimes[id]?.halts.contains(where: { $0.commandID == request.commandID }) ?? false
+                if running, !pending, let (ref, inBacklog) = takeAwaited(attemptID, of: id, &round) {
+                    logger.notice("instance \(id): attempt \(attemptID) of '\(ref.task)' to be removed from the queue")
+                    round.runtimes[id]!.halts.append(Halt(id: attemptID, ref: ref, stop: true, inBacklog: inBacklog, remove: true,
+                                                          commandID: request.commandID))
+                } else if !pending {
                     round.batch.controls.append(request)  // nothing of it waits here any more: moot
                 }
                 continue
             }
-            if let before = active[request.instance]?.engine.state {
-                let effects = active[request.instance]!.engine.handle(request.stop ? .stop : .pause)
-                request.applied = active[request.instance]?.engine.state != before || !effects.isEmpty
+            if running {
+                let before = round.runtimes[id]!.instance.engine.state
+                let effects = round.runtimes[id]!.instance.engine.handle(request.stop ? .stop : .pause)
+                request.applied = round.runtimes[id]!.instance.engine.state != before || !effects.isEmpty
                 if request.applied {
-                    logger.notice("instance \(request.instance): \(request.stop ? "stop" : "pause") requested; \(request.stop ? "killing its running tasks" : "its running tasks finish, nothing new starts")")
+                    logger.notice("instance \(id): \(request.stop ? "stop" : "pause") requested; \(request.stop ? "killing its running tasks" : "its running tasks finish, nothing new starts")")
                 }
-                apply(effects, to: request.instance, &round)
-                if request.applied { purgeBacklog(of: request.instance, stop: request.stop) }
+                apply(effects, to: id, &round)
+                if request.applied { purgeBacklog(of: id, stop: request.stop, &round) }
             }
-            touched.insert(request.instance)
             round.batch.controls.append(request)
         }
         try await commit(&round)
     }
 
-    /// Where this master keeps an attempt it waits for: awaited in ZooKeeper, or in the backlog
-    /// (taken out of it, since it is about to end).
-    func takeAwaited(_ id: Int64) -> (AttemptRef, inBacklog: Bool)? {
-        if let ref = attempts[id] { return (ref, false) }
-        if let i = unclassified.firstIndex(where: { $0.entry.key.taskInstanceId == id }) {
-            let item = unclassified.remove(at: i)
-            attempts[id] = item.ref
+    /// Where this master keeps an attempt it waits for, on the round's copy of its instance:
+    /// awaited in ZooKeeper, or in the backlog (taken out of it, since it is about to end).
+    func takeAwaited(_ id: Int64, of instanceID: Int64, _ round: inout Round) -> (AttemptRef, inBacklog: Bool)? {
+        if let ref = round.runtimes[instanceID]!.attempts[id] { return (ref, false) }
+        if let i = round.runtimes[instanceID]!.unclassified.firstIndex(where: { $0.entry.key.taskInstanceId == id }) {
+            let item = round.runtimes[instanceID]!.unclassified.remove(at: i)
+            round.runtimes[instanceID]!.attempts[id] = item.ref
             return (item.ref, false)
         }
-        for (heapKey, heap) in backlog where heap.contains(where: { $0.key.taskInstanceId == id }) {
+        guard !round.backlogTaken.contains(id) else { return nil }
+        for heap in backlog.values {
             var match = heap.filter { $0.key.taskInstanceId == id }
-            let entry = match.pop()!
-            backlog[heapKey] = heap.filter { $0.key.taskInstanceId != id }
+            guard let entry = match.pop() else { continue }
+            round.backlogTaken.insert(id)
             return (ref(of: entry), true)
         }
         return nil
     }
 
-    /// Notes an attempt the engine wants halted; `processHalts` finds it, in one pass for all.
-    func halt(_ instanceID: Int64, task: String, attempt: Int, stop: Bool) {
-        haltRequests.append((instanceID, task, attempt, stop))
-    }
-
     /// Takes every backlog entry of an instance that begins to pause or stop: none was ever in
     /// ZooKeeper, so each ends at once, without running.
-    func purgeBacklog(of instanceID: Int64, stop: Bool) {
-        for (heapKey, heap) in backlog where heap.contains(where: { $0.instance == instanceID }) {
-            var kept = MinHeap<BacklogEntry>()
-            var copy = heap
-            while let entry = copy.pop() {
-                guard entry.instance == instanceID else { kept.push(entry); continue }
-                haltFromBacklog(entry, stop: stop)
+    func purgeBacklog(of instanceID: Int64, stop: Bool, _ round: inout Round) {
+        for heap in backlog.values where heap.contains(where: { $0.instance == instanceID }) {
+            heap.forEach { entry in
+                guard entry.instance == instanceID, !round.backlogTaken.contains(entry.key.taskInstanceId) else { return }
+                round.backlogTaken.insert(entry.key.taskInstanceId)
+                round.runtimes[instanceID]!.halts.append(haltFromBacklog(entry, stop: stop))
             }
-            backlog[heapKey] = kept
         }
     }
 
-    /// Finds the attempts of `haltRequests` among those this master waits for.
-    private func resolveHaltRequests() {
-        guard !haltRequests.isEmpty else { return }
-        var wanted: [String: Bool] = [:]
-        for r in haltRequests { wanted["\(r.instance)/\(r.attempt)/\(r.task)"] = r.stop }
-        haltRequests = []
-        for (id, wait) in dependentWaits {
-            // Waiting on the master: it ends at once (KILL, or PAUSE to wait again on resume).
-            guard let stop = wanted["\(wait.ref.instance)/\(wait.ref.attempt)/\(wait.ref.task)"] else { continue }
-            dependentWaits.removeValue(forKey: id)
-            pendingHalts.append(Halt(id: id, ref: wait.ref, stop: stop, inBacklog: true))
-        }
-        for wait in childWaits.values {
-            if let stop = wanted["\(wait.ref.instance)/\(wait.ref.attempt)/\(wait.ref.task)"] { childHalts.append((wait.child, stop)) }
-        }
-        for (id, ref) in attempts {
-            if let stop = wanted["\(ref.instance)/\(ref.attempt)/\(ref.task)"] {
-                pendingHalts.append(Halt(id: id, ref: ref, stop: stop, inBacklog: false))
+    /// Finds the attempts of the runtimes' halt requests among those this master waits for.
+    private func resolveHaltRequests(_ round: inout Round) {
+        for instanceID in pendingWork({ !$0.haltRequests.isEmpty }) {
+            checkout(instanceID, &round)
+            var runtime = round.runtimes[instanceID]!
+            var wanted: [String: Bool] = [:]
+            for r in runtime.haltRequests { wanted["\(r.attempt)/\(r.task)"] = r.stop }
+            runtime.haltRequests = []
+            func stop(_ ref: AttemptRef) -> Bool? { wanted["\(ref.attempt)/\(ref.task)"] }
+            for (id, wait) in runtime.dependentWaits {
+                // Waiting on the master: it ends at once (KILL, or PAUSE to wait again on resume).
+                guard let stop = stop(wait.ref) else { continue }
+                runtime.dependentWaits.removeValue(forKey: id)
+                runtime.halts.append(Halt(id: id, ref: wait.ref, stop: stop, inBacklog: true))
             }
-        }
-        unclassified.removeAll { item in
-            // Perhaps fed by a master that died before recording it: looked for like one in ZooKeeper.
-            guard let stop = wanted["\(item.ref.instance)/\(item.ref.attempt)/\(item.ref.task)"] else { return false }
-            attempts[item.entry.key.taskInstanceId] = item.ref
-            pendingHalts.append(Halt(id: item.entry.key.taskInstanceId, ref: item.ref, stop: stop, inBacklog: false))
-            return true
+            for wait in runtime.childWaits.values {
+                if let stop = stop(wait.ref) { runtime.childHalts.append((wait.child, stop)) }
+            }
+            for (id, ref) in runtime.attempts {
+                if let stop = stop(ref) { runtime.halts.append(Halt(id: id, ref: ref, stop: stop, inBacklog: false)) }
+            }
+            runtime.unclassified.removeAll { item in
+                // Perhaps fed by a master that died before recording it: looked for like one in ZooKeeper.
+                guard let stop = stop(item.ref) else { return false }
+                runtime.attempts[item.entry.key.taskInstanceId] = item.ref
+                runtime.halts.append(Halt(id: item.entry.key.taskInstanceId, ref: item.ref, stop: stop, inBacklog: false))
+                return true
+            }
+            round.runtimes[instanceID] = runtime
         }
     }
 
     /// Carries out the halts: an attempt still in the queue (or backlog) is taken out and ends KILL
     /// (stop) or PAUSE (pause) without running; one a worker runs is sent a kill request (stop) or
-    /// left to finish (pause); one that already reported is left to its result.
+    /// left to finish (pause); one that already reported is left to its result. Planned on copies:
+    /// a step that fails leaves every halt to the next pass (each is idempotent).
     func processHalts() async throws {
         for node in staleKillNodes.prefix(1000) {
             do { try await zk.delete(node) } catch ZooKeeperError.noNode {}
         }
         staleKillNodes.removeFirst(min(1000, staleKillNodes.count))
-        resolveHaltRequests()
-        if !childHalts.isEmpty {
-            let halts = childHalts
-            childHalts = []
-            try await haltChildren(halts)
+        guard !withWork.isEmpty else { return }
+        var round = Round()
+        resolveHaltRequests(&round)
+        var childHalts: [(child: Int64, stop: Bool)] = []
+        var halts: [Halt] = []
+        for instanceID in Set(withWork).union(round.runtimes.keys).sorted() {
+            guard let runtime = runtime(instanceID, in: round), !runtime.childHalts.isEmpty || !runtime.halts.isEmpty else { continue }
+            checkout(instanceID, &round)
+            childHalts += runtime.childHalts
+            halts += runtime.halts
+            round.runtimes[instanceID]!.childHalts = []
+            round.runtimes[instanceID]!.halts = []
         }
-        guard !pendingHalts.isEmpty else { return }
-        let halts = pendingHalts
-        pendingHalts = []
-        for h in halts { touched.insert(h.ref.instance) }
+        if !childHalts.isEmpty { try await haltChildren(childHalts) }
         let outcomes = try await halts.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths, identity = options.identity] h -> HaltOutcome in
             if h.inBacklog { return HaltOutcome(gone: true) }
             do {
@@ -160,10 +163,9 @@ extension MasterScheduler {
         }
         // Queue items are gone now, their ends not yet stored: a takeover must not bring them back.
         try FaultPoint.hit("master-after-halt-delete")
-        var round = Round()
         let now = ProcessStats.now()
         for (h, outcome) in zip(halts, outcomes) {
-            if let node = outcome.killNode { killNodes[h.id] = node }
+            if let node = outcome.killNode { round.runtimes[h.ref.instance]!.killNodes[h.id] = node }
             if let problem = outcome.killProblem {
                 // Left RUNNING (only its worker can end it): the operator must see why the stop hangs.
                 logger.error("stop of instance \(h.ref.instance): \(problem)")
@@ -174,9 +176,8 @@ extension MasterScheduler {
             }
         }
         for (h, outcome) in zip(halts, outcomes) where outcome.gone {
-            guard attempts[h.id] != nil || h.inBacklog, active[h.ref.instance] != nil else { continue }
-            attempts.removeValue(forKey: h.id)
-            seenRunning.remove(h.id)
+            guard round.runtimes[h.ref.instance]!.attempts.removeValue(forKey: h.id) != nil || h.inBacklog else { continue }
+            round.runtimes[h.ref.instance]!.seenRunning.remove(h.id)
             endHalted(h.id, h.ref, stop: h.stop,
                       message: h.remove ? "removed from the queue (ds-queue remove)" : h.stop ? "stopped before a worker started it" : "paused before a worker started it",
                       now: now, &round)
@@ -214,14 +215,14 @@ extension MasterScheduler {
         return HaltOutcome(gone: false, killNode: node)
     }
 
-    /// Records a halted attempt's end (KILL or PAUSE) and tells the engine, which runs it again on resume.
+    /// Records a halted attempt's end (KILL or PAUSE) and tells the engine, which runs it again on
+    /// resume; on the round's copy of the instance (checked out already).
     func endHalted(_ id: Int64, _ ref: AttemptRef, stop: Bool, message: String, now: Double, _ round: inout Round) {
-        touched.insert(ref.instance)
-        if let node = killNodes.removeValue(forKey: id) { staleKillNodes.append(node) }
+        if let node = round.runtimes[ref.instance]!.killNodes.removeValue(forKey: id) { round.staleKillNodes.append(node) }
         round.batch.outcomes.append(AttemptOutcome(
             taskInstanceId: id, workflowInstanceId: ref.instance, state: stop ? .kill : .pause, host: nil, pid: nil, logPath: nil,
             exitCode: nil, outputJson: nil, message: message, startTime: nil, endTime: now))
-        apply(active[ref.instance]!.engine.handle(.taskFinished(task: ref.task, outcome: stop ? .killed : .withdrawn)),
+        apply(round.runtimes[ref.instance]!.instance.engine.handle(.taskFinished(task: ref.task, outcome: stop ? .killed : .withdrawn)),
               to: ref.instance, &round)
     }
 

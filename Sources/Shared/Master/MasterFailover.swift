@@ -50,6 +50,9 @@ extension MasterScheduler {
     private func adoptHoldingLock(deadSessions dead: Set<Int64>) async throws {
         try FaultPoint.hit("takeover-after-lock")
         let (adopted, previous) = try await store.adoptOrphans(host: options.identity, session: session, deadSessions: dead)
+        // Stored as ours now: memory has them once the round below is stored, else resumeOwned
+        // reads them on the next pass (a later listing finds no dead owner to adopt them from).
+        unresumed.formUnion(adopted.map { $0.instance.id! })
         try FaultPoint.hit("takeover-after-transfer")
         for owner in previous {
             do { try await zk.create(paths.deadServer(owner)) } catch ZooKeeperError.nodeExists {}
@@ -68,40 +71,40 @@ extension MasterScheduler {
         }
     }
 
-    /// Rebuilds an adopted instance from its stored attempts and carries on where its master stopped.
+    /// Rebuilds an adopted instance from its stored attempts and carries on where its master
+    /// stopped: its runtime goes into the round, installed once the round is stored.
     func resume(_ claimed: ClaimedInstance, _ round: inout Round) {
-        var instance = ActiveInstance(claimed)
-        touched.insert(instance.id)
+        var runtime = InstanceRuntime(ActiveInstance(claimed))
         let restored = WorkflowEngine.restore(definition: claimed.definition, kept: Set(claimed.instance.kept.keys),
                                               attempts: claimed.attempts.map(\.stored), controls: Self.controls(of: claimed.instance),
                                               runStart: claimed.instance.runStartTime ?? claimed.instance.startTime ?? ProcessStats.now())
-        instance.engine = restored.engine
+        runtime.instance.engine = restored.engine
         // A pause or stop the dead owner never applied was applied now, after everything stored:
         // its place is recorded, or the next takeover would replay later results before it.
         for c in Self.controls(of: claimed.instance) where c.seq == nil {
             round.batch.controls.append(ControlRequest(commandID: nil, instance: claimed.instance.id!, stop: c.event == .stop, applied: true))
         }
-        for a in claimed.attempts { instance.recordStoredOutputs(a) }
-        let id = instance.id
-        active[id] = instance
-        scheduleWorkflowTimeout(instance)
+        for a in claimed.attempts { runtime.instance.recordStoredOutputs(a) }
+        let id = runtime.id
+        let instance = runtime.instance
+        scheduleWorkflowTimeout(&runtime)
         for i in restored.inFlight {
             let a = claimed.attempts[i]
             let task = instance.task(a.taskName)
             if task.type == .dependent {
                 let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt, queuePath: "")
                 if instance.isHalting {
-                    pendingHalts.append(Halt(id: a.id!, ref: ref, stop: instance.engine.state == .readyStop, inBacklog: true))
+                    runtime.halts.append(Halt(id: a.id!, ref: ref, stop: instance.engine.state == .readyStop, inBacklog: true))
                 } else {
-                    dependentWaits[a.id!] = DependentWait(ref: ref, since: a.startTime ?? a.submitTime)
+                    runtime.dependentWaits[a.id!] = DependentWait(ref: ref, since: a.startTime ?? a.submitTime)
                 }
                 continue
             }
             if let child = a.childInstanceId {
                 // A SUB_PROCESS attempt: it waits for its child, wherever that runs.
                 let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt, queuePath: "")
-                childWaits[a.id!] = ChildWait(ref: ref, child: child)
-                if instance.isHalting { childHalts.append((child, instance.engine.state == .readyStop)) }
+                runtime.childWaits[a.id!] = ChildWait(ref: ref, child: child)
+                if instance.isHalting { runtime.childHalts.append((child, instance.engine.state == .readyStop)) }
                 continue
             }
             let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: id,
@@ -109,57 +112,64 @@ extension MasterScheduler {
             let ref = AttemptRef(instance: id, task: a.taskName, attempt: a.attempt, queuePath: paths.queueItem(task.workerGroup, key))
             if instance.isHalting {
                 // The pause or stop is carried out again: withdrawing and killing are idempotent.
-                attempts[a.id!] = ref
-                pendingHalts.append(Halt(id: a.id!, ref: ref, stop: instance.engine.state == .readyStop, inBacklog: false))
+                runtime.attempts[a.id!] = ref
+                runtime.halts.append(Halt(id: a.id!, ref: ref, stop: instance.engine.state == .readyStop, inBacklog: false))
                 continue
             }
             if let command = claimed.removals[a.id!], a.state == .submitted || a.state == .dispatched {
                 // Removed (ds-queue remove), perhaps taken out of the queue already by a master that
                 // died before storing it: the removal is carried out again, never the task resubmitted.
-                attempts[a.id!] = ref
-                pendingHalts.append(Halt(id: a.id!, ref: ref, stop: true, inBacklog: false, remove: true, commandID: command))
+                runtime.attempts[a.id!] = ref
+                runtime.halts.append(Halt(id: a.id!, ref: ref, stop: true, inBacklog: false, remove: true, commandID: command))
                 continue
             }
             if a.state == .submitted {
-                unclassified.append((ref, BacklogEntry(key: key, group: task.workerGroup, instance: id, task: a.taskName,
-                                                       attempt: a.attempt, submitTime: a.submitTime, pool: a.pool)))
+                runtime.unclassified.append((ref, BacklogEntry(key: key, group: task.workerGroup, instance: id, task: a.taskName,
+                                                               attempt: a.attempt, submitTime: a.submitTime, pool: a.pool)))
                 continue
             }
-            attempts[a.id!] = ref
+            runtime.attempts[a.id!] = ref
             if a.state == .running {
-                seenRunning.insert(a.id!)
-                scheduleTaskTimeout(a.id!, ref, startedAt: a.startTime ?? ProcessStats.now())
+                runtime.seenRunning.insert(a.id!)
+                scheduleTaskTimeout(a.id!, ref, startedAt: a.startTime ?? ProcessStats.now(), &runtime)
             }
         }
+        for r in restored.pendingRetries { runtime.retries[r.task] = r.at }
+        round.runtimes[id] = runtime
         for (task, attempt) in restored.missingDispatches {
             apply([instance.task(task).isBranchNode ? .decide(task: task) : .dispatch(task: task, attempt: attempt)], to: id, &round)
         }
-        for r in restored.pendingRetries { retryTimers.schedule(instance: id, r.task, at: r.at) }
         if let state = restored.finish, restored.inFlight.isEmpty {
             round.batch.finishedInstances.append((id, state, ProcessStats.now()))
-            round.batch.alerts += endAlerts(id, state, now: ProcessStats.now())
+            round.batch.alerts += endAlerts(id, state, now: ProcessStats.now(), round.runtimes[id]!)
         }
     }
 
     /// SUBMITTED attempts of adopted instances: the dead master may have fed some into ZooKeeper
     /// before recording them DISPATCHED. Those are attached to; the others go back to the backlog
-    /// (feeding one twice would run it twice).
+    /// (feeding one twice would run it twice). Nothing is stored: the copies are swapped in once
+    /// every lookup has succeeded.
     func classifyAdoptedBacklog() async throws {
-        let pending = unclassified
-        unclassified = []
-        guard !pending.isEmpty else { return }
-        for item in pending { touched.insert(item.ref.instance) }
+        let ids = pendingWork { !$0.unclassified.isEmpty }
+        guard !ids.isEmpty else { return }
+        let pending = ids.flatMap { runtimes[$0]!.unclassified }
         let fed = try await pending.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths] item in
             try await AttemptWhereabouts.locate(item.entry.key.taskInstanceId, queuePath: item.ref.queuePath,
                                                 zk: zk, paths: paths) != .nowhere
         }
+        var round = Round()
+        for id in ids {
+            checkout(id, &round)
+            round.runtimes[id]!.unclassified = []
+        }
         for (i, item) in pending.enumerated() {
             if fed[i] {
-                attempts[item.entry.key.taskInstanceId] = item.ref
+                round.runtimes[item.ref.instance]!.attempts[item.entry.key.taskInstanceId] = item.ref
             } else {
-                backlog[item.entry.heapKey, default: MinHeap()].push(item.entry)
+                round.backlogAdded.append(item.entry)
             }
         }
+        install(round)
         wakeups.mark(.feed)
     }
 
@@ -215,24 +225,24 @@ extension MasterScheduler {
     func reconcile() async throws {
         // An attempt being halted is the halt's to settle: one it took out of the queue is nowhere,
         // and must not be taken for lost and run again.
-        let halting = Set(pendingHalts.map(\.id))
-        let refs = Array(attempts.filter { !halting.contains($0.key) })
+        let halting = Set(runtimes.values.flatMap { $0.halts.map(\.id) })
+        let refs = runtimes.values.flatMap { runtime in runtime.attempts.filter { !halting.contains($0.key) } }
         guard !refs.isEmpty else { return }
         let whereabouts = try await refs.concurrentMap(limit: Self.lookupConcurrency) { [zk, paths] item in
             try await AttemptWhereabouts.locate(item.key, queuePath: item.value.queuePath, zk: zk, paths: paths)
         }
-        let found = zip(refs.map(\.key), whereabouts)
+        let found = zip(refs, whereabouts)
         var round = Round()
         let now = ProcessStats.now()
-        for (id, whereabouts) in found {
+        for ((id, ref), whereabouts) in found {
             switch whereabouts {
             case .reported: wakeups.mark(.results)
             case .queued: break
             case .running(let holder) where !deadSessions.contains(holder): break
             case .running, .nowhere:
-                guard let ref = attempts.removeValue(forKey: id), let instance = active[ref.instance] else { continue }
-                touched.insert(ref.instance)
-                seenRunning.remove(id)
+                guard checkout(ref.instance, &round), round.runtimes[ref.instance]!.attempts.removeValue(forKey: id) != nil else { continue }
+                round.runtimes[ref.instance]!.seenRunning.remove(id)
+                let instance = round.runtimes[ref.instance]!.instance
                 if instance.isHalting {
                     // Nothing new starts in a pausing or stopping instance: it runs again on resume.
                     endHalted(id, ref, stop: instance.engine.state == .readyStop, message: "lost with its worker while the instance was halting",
@@ -278,53 +288,6 @@ extension MasterScheduler {
             logger.notice("attempt \(id): \(note)")
             do { try await zk.delete(paths.result(id)) } catch ZooKeeperError.noNode {}
         }
-    }
-
-    /// Drops instances another master now owns (this one was failed over while unresponsive).
-    func forget(_ instances: Set<Int64>) {
-        logger.warning("instances \(instances.sorted()) are owned by another master now; dropped")
-        drop(instances)
-    }
-
-    /// Forgets everything memory holds of these instances: engines, awaited attempts, backlog
-    /// entries, retry timers.
-    func drop(_ instances: Set<Int64>) {
-        for id in instances { active.removeValue(forKey: id) }
-        for (id, ref) in attempts where instances.contains(ref.instance) {
-            attempts.removeValue(forKey: id)
-            seenRunning.remove(id)
-        }
-        unclassified.removeAll { instances.contains($0.ref.instance) }
-        childWaits = childWaits.filter { !instances.contains($0.value.ref.instance) }
-        dependentWaits = dependentWaits.filter { !instances.contains($0.value.ref.instance) }
-        unpreparable.removeAll { instances.contains($0.instance) }
-        pendingHalts.removeAll { instances.contains($0.ref.instance) }
-        haltRequests.removeAll { instances.contains($0.instance) }
-        for (group, heap) in backlog where heap.contains(where: { instances.contains($0.instance) }) {
-            backlog[group] = heap.filter { !instances.contains($0.instance) }
-        }
-        retryTimers.cancel(instances: instances)
-        timeoutTimers.cancel(instances: instances)
-    }
-
-    /// After a pass failed half-way: drops what memory holds of the instances it touched, and adopts
-    /// those this master still owns again from the database and ZooKeeper, exactly as a takeover
-    /// does. Memory never stays ahead of what is stored; if this fails too, it is redone.
-    func reload() async throws {
-        let ids = pendingReload
-        drop(ids)
-        let owned = try await store.ownedInstances(ids, session: session, now: ProcessStats.now())
-        var round = Round()
-        for claimed in owned { resume(claimed, &round) }
-        try await commit(&round)
-        try await classifyAdoptedBacklog()
-        pendingReload.subtract(ids)
-        logger.notice("re-read \(owned.count) instances from storage after a failed pass")
-        // Results of the dropped attempts may have been set aside as another master's.
-        foreignResults.removeAll()
-        wakeups.mark(.results)
-        wakeups.mark(.reconcile)
-        wakeups.mark(.feed)
     }
 
     /// At most this many ZooKeeper lookups in flight at once for one check of many attempts.

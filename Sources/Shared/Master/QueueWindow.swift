@@ -34,9 +34,12 @@ extension MasterScheduler {
 
     static let poolKeyPrefix = "pool/"
 
-    /// Moves backlog entries into ZooKeeper while there is room, then records them DISPATCHED.
-    /// Each group's entries are planned on the backlog as it is and taken out of it only once their
-    /// items are written: a write that fails leaves every entry where it waits.
+    /// Moves backlog entries into ZooKeeper while there is room, recording them DISPATCHED. The
+    /// entries are planned on copies and on the backlog as it is; once the marks are stored the
+    /// copies are swapped in and the entries leave the backlog, then the items are written. A
+    /// mark that fails leaves every entry waiting; a write that fails leaves DISPATCHED attempts
+    /// this master awaits, which `reconcile` finds in the queue or nowhere (and resubmits): an
+    /// entry is never fed twice.
     func feedQueues() async throws {
         try await feedPools()
         let groups = Set(backlog.filter { !$0.value.isEmpty && !$0.key.hasPrefix(Self.poolKeyPrefix) }.keys)
@@ -44,35 +47,34 @@ extension MasterScheduler {
         let room = try await room(for: groups)
         var fed: [Int64] = []
         var readySince: [Double] = []
-        var nodes: [(path: String, data: Data)] = []
-        var planned: [String: (count: Int, halted: [BacklogEntry])] = [:]
+        var round = Round()
+        var planned: [String: Int] = [:]
         for group in groups.sorted() {
             guard let waiting = backlog[group] else { continue }
             var left = room[group] ?? 0
-            var plan: (count: Int, halted: [BacklogEntry]) = (0, [])
+            var count = 0
             for entry in waiting.ascending() {
                 guard left > 0 else { break }
-                plan.count += 1
-                if let instance = active[entry.instance], instance.isHalting {
-                    plan.halted.append(entry)
+                count += 1
+                if checkout(entry.instance, &round), round.runtimes[entry.instance]!.instance.isHalting {
+                    let stop = round.runtimes[entry.instance]!.instance.engine.state == .readyStop
+                    round.runtimes[entry.instance]!.halts.append(haltFromBacklog(entry, stop: stop))
                     continue
                 }
-                guard let item = enqueue(entry.key.taskInstanceId, instance: entry.instance, task: entry.task, attempt: entry.attempt) else { continue }
+                guard let item = enqueue(entry.key.taskInstanceId, instance: entry.instance, task: entry.task,
+                                         attempt: entry.attempt, &round) else { continue }
                 fed.append(entry.key.taskInstanceId)
                 readySince.append(entry.submitTime)
-                nodes.append(item)
+                round.queued.append(item)
                 left -= 1
             }
-            planned[group] = plan
+            planned[group] = count
         }
-        try await writeRound(creates: nodes, deletes: [])
-        for (group, plan) in planned {
-            backlog[group]?.removeSmallest(plan.count)
-            for entry in plan.halted { haltFromBacklog(entry, stop: active[entry.instance]?.engine.state == .readyStop) }
-        }
-        guard !fed.isEmpty else { return }
+        if !fed.isEmpty { try await store.markDispatched(fed, session: session) }
+        install(round)
+        for (group, count) in planned { backlog[group]?.removeSmallest(count) }
+        try await publish(creates: round.queued, deletes: [])
         metrics.dispatched(readySince: readySince)
-        try await store.markDispatched(fed, session: session)
     }
 
     /// Gives waiting attempts of pooled tasks the slots their pools have free (a transaction that
@@ -80,19 +82,22 @@ extension MasterScheduler {
     /// taken before its item exists: a master that dies in between leaves a DISPATCHED attempt in
     /// no queue, which the next reconcile finds and resubmits (its slot comes free with it).
     ///
-    /// The entries are planned on the backlog as it is, and taken out of it only once the take is
-    /// stored: a take that fails (a busy database) leaves every entry waiting for the next feed.
+    /// The entries are planned on copies and on the backlog as it is, and taken out of it only once
+    /// the take is stored: a take that fails (a busy database) leaves every entry waiting.
     func feedPools() async throws {
         for key in backlog.keys.sorted() where key.hasPrefix(Self.poolKeyPrefix) && !(backlog[key]?.isEmpty ?? true) {
             let pool = String(key.dropFirst(Self.poolKeyPrefix.count))
             let free = try await store.freePoolSlots(pool)
             guard free > 0, let waiting = backlog[key] else { continue }
+            var round = Round()
             var picked: [BacklogEntry] = []
-            var halted: [BacklogEntry] = []
+            var halted = 0
             for entry in waiting.ascending() {
                 guard picked.count < free else { break }
-                if let instance = active[entry.instance], instance.isHalting {
-                    halted.append(entry)
+                if checkout(entry.instance, &round), round.runtimes[entry.instance]!.instance.isHalting {
+                    let stop = round.runtimes[entry.instance]!.instance.engine.state == .readyStop
+                    round.runtimes[entry.instance]!.halts.append(haltFromBacklog(entry, stop: stop))
+                    halted += 1
                 } else {
                     picked.append(entry)
                 }
@@ -100,39 +105,42 @@ extension MasterScheduler {
             let taken = Set(try await store.takePoolSlots(pool, ids: picked.map(\.key.taskInstanceId), session: session))
             // Stored: the plan is carried out. Entries that got no slot (taken by another master
             // first) wait on.
-            backlog[key]?.removeSmallest(picked.count + halted.count)
-            for entry in halted { haltFromBacklog(entry, stop: active[entry.instance]?.engine.state == .readyStop) }
-            var nodes: [(path: String, data: Data)] = []
             var readySince: [Double] = []
+            var untaken: [BacklogEntry] = []
             for entry in picked {
                 guard taken.contains(entry.key.taskInstanceId) else {
-                    backlog[key, default: MinHeap()].push(entry)
+                    untaken.append(entry)
                     continue
                 }
-                guard let item = enqueue(entry.key.taskInstanceId, instance: entry.instance, task: entry.task, attempt: entry.attempt) else { continue }
-                nodes.append(item)
+                guard let item = enqueue(entry.key.taskInstanceId, instance: entry.instance, task: entry.task,
+                                         attempt: entry.attempt, &round) else { continue }
+                round.queued.append(item)
                 readySince.append(entry.submitTime)
             }
-            try await writeRound(creates: nodes, deletes: [])
+            install(round)
+            backlog[key]?.removeSmallest(picked.count + halted)
+            for entry in untaken { backlog[key, default: MinHeap()].push(entry) }
+            try await publish(creates: round.queued, deletes: [])
             metrics.dispatched(readySince: readySince)
         }
     }
 
-    /// Readies an attempt for its queue: its command and environment, with upstream outputs passed
-    /// on; the node it goes to; and the attempt recorded as awaited. Nil if its instance is gone,
-    /// or if the item cannot be built within `Limits`: the attempt then waits in `unpreparable`
-    /// to be failed with the reason (`failUnpreparable`), and nothing goes to ZooKeeper.
-    func enqueue(_ id: Int64, instance instanceID: Int64, task taskName: String, attempt: Int) -> (path: String, data: Data)? {
-        // Prepared in place: a copy taken out and put back would duplicate the instance's tables.
-        guard let prepared = active[instanceID]?.prepare(taskName), let instance = active[instanceID] else { return nil }
-        touched.insert(instanceID)
+    /// Readies an attempt for its queue, on the round's copy of its instance: its command and
+    /// environment, with upstream outputs passed on; the node it goes to; and the attempt recorded
+    /// as awaited. Nil if its instance is gone, or if the item cannot be built within `Limits`:
+    /// the attempt then waits among the instance's `unpreparable` to be failed with the reason
+    /// (`failUnpreparable`), and nothing goes to ZooKeeper.
+    func enqueue(_ id: Int64, instance instanceID: Int64, task taskName: String, attempt: Int,
+                 _ round: inout Round) -> (path: String, data: Data)? {
+        guard checkout(instanceID, &round) else { return nil }
         let item: ActiveInstance.Prepared
-        switch prepared {
+        switch round.runtimes[instanceID]!.instance.prepare(taskName) {
         case .success(let p): item = p
         case .failure(let why):
-            unpreparable.append((id, instanceID, taskName, "not dispatched: \(why)"))
+            round.runtimes[instanceID]!.unpreparable.append((id, taskName, "not dispatched: \(why)"))
             return nil
         }
+        let instance = round.runtimes[instanceID]!.instance
         let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: instanceID,
                                taskPriority: item.task.priority, taskInstanceId: id)
         let path = paths.queueItem(item.task.workerGroup, key)
@@ -141,28 +149,33 @@ extension MasterScheduler {
             attempt: attempt, command: item.command, env: item.env, timeout: item.task.timeout, timeoutStrategy: item.task.timeoutStrategy,
             master: options.identity))
         guard data.count <= Limits.maxQueueItemBytes else {
-            unpreparable.append((id, instanceID, taskName, "not dispatched: its queue item would be \(Limits.size(data.count)), over the limit of \(Limits.size(Limits.maxQueueItemBytes)) (command, environment and the outputs of the tasks upstream)"))
+            round.runtimes[instanceID]!.unpreparable.append((id, taskName, "not dispatched: its queue item would be \(Limits.size(data.count)), over the limit of \(Limits.size(Limits.maxQueueItemBytes)) (command, environment and the outputs of the tasks upstream)"))
             return nil
         }
-        attempts[id] = AttemptRef(instance: instanceID, task: taskName, attempt: attempt, queuePath: path)
+        round.runtimes[instanceID]!.attempts[id] = AttemptRef(instance: instanceID, task: taskName, attempt: attempt, queuePath: path)
         return (path, data)
     }
 
     /// Fails the attempts `enqueue` could not build, with the reason stored as their message, and
     /// lets the engine go on (a retry, the failure strategy). Repeated while failing one makes more.
     func failUnpreparable() async throws {
-        while !unpreparable.isEmpty {
-            let failed = unpreparable
-            unpreparable = []
+        while true {
+            let ids = pendingWork { !$0.unpreparable.isEmpty }
+            guard !ids.isEmpty else { return }
             var round = Round()
             let now = ProcessStats.now()
-            for f in failed where active[f.instance] != nil {
-                touched.insert(f.instance)
-                logger.warning("instance \(f.instance): task \(Limits.quoted(f.task)) \(f.message)")
-                round.batch.outcomes.append(AttemptOutcome(
-                    taskInstanceId: f.id, workflowInstanceId: f.instance, state: .failure, host: nil, pid: nil, logPath: nil,
-                    exitCode: nil, outputJson: nil, message: f.message, startTime: now, endTime: now))
-                apply(active[f.instance]!.engine.handle(.taskFinished(task: f.task, outcome: .failure)), to: f.instance, &round)
+            for instanceID in ids {
+                checkout(instanceID, &round)
+                let failed = round.runtimes[instanceID]!.unpreparable
+                round.runtimes[instanceID]!.unpreparable = []
+                for f in failed {
+                    logger.warning("instance \(instanceID): task \(Limits.quoted(f.task)) \(f.message)")
+                    round.batch.outcomes.append(AttemptOutcome(
+                        taskInstanceId: f.id, workflowInstanceId: instanceID, state: .failure, host: nil, pid: nil, logPath: nil,
+                        exitCode: nil, outputJson: nil, message: f.message, startTime: now, endTime: now))
+                    apply(round.runtimes[instanceID]!.instance.engine.handle(.taskFinished(task: f.task, outcome: .failure)),
+                          to: instanceID, &round)
+                }
             }
             try await commit(&round)
         }
@@ -230,9 +243,9 @@ extension MasterScheduler {
         AttemptRef(instance: entry.instance, task: entry.task, attempt: entry.attempt, queuePath: paths.queueItem(entry.group, entry.key))
     }
 
-    /// A backlog entry of a pausing or stopping instance ends at once, without running.
-    func haltFromBacklog(_ entry: BacklogEntry, stop: Bool) {
-        pendingHalts.append(Halt(id: entry.key.taskInstanceId, ref: ref(of: entry), stop: stop, inBacklog: true))
+    /// The halt of a backlog entry of a pausing or stopping instance: it ends at once, without running.
+    func haltFromBacklog(_ entry: BacklogEntry, stop: Bool) -> Halt {
+        Halt(id: entry.key.taskInstanceId, ref: ref(of: entry), stop: stop, inBacklog: true)
     }
 
     /// The backlog by worker group, without the attempts that wait for a pool.

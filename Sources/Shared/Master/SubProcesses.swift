@@ -11,26 +11,28 @@ extension MasterScheduler {
         var child: Int64
     }
 
-    /// Instances that hold a slot: those with something running that is not a child's wait.
+    /// Instances that hold a slot: those with something running that is not a child's wait, and
+    /// those claimed whose first round is still to be stored.
     var busyInstanceCount: Int {
-        var waits: [Int64: Int] = [:]
-        for w in childWaits.values { waits[w.ref.instance, default: 0] += 1 }
-        for w in dependentWaits.values { waits[w.ref.instance, default: 0] += 1 }
-        return active.values.filter { $0.engine.activeTaskCount > (waits[$0.id] ?? 0) || $0.engine.activeTaskCount == 0 }.count
+        runtimes.values.filter { $0.instance.engine.activeTaskCount > $0.masterWaits || $0.instance.engine.activeTaskCount == 0 }.count
+            + unresumed.count
     }
 
     /// Ends the SUB_PROCESS attempts whose child has ended, as the child did: SUCCESS succeeds,
     /// STOP is a kill, PAUSE a withdrawal (the node runs again on resume), anything else fails.
     func processChildren() async throws {
-        guard !childWaits.isEmpty else { return }
-        let ended = try await store.endedChildren(childWaits.values.map(\.child))
+        var waits: [Int64: (attempt: Int64, wait: ChildWait)] = [:]  // by child
+        for runtime in runtimes.values {
+            for (id, wait) in runtime.childWaits { waits[wait.child] = (id, wait) }
+        }
+        guard !waits.isEmpty else { return }
+        let ended = try await store.endedChildren(Array(waits.keys))
         guard !ended.isEmpty else { return }
-        let byChild = Dictionary(uniqueKeysWithValues: childWaits.map { ($0.value.child, $0.key) })
         var round = Round()
         let now = ProcessStats.now()
         for child in ended {
-            guard let id = byChild[child.id], let wait = childWaits.removeValue(forKey: id), active[wait.ref.instance] != nil else { continue }
-            touched.insert(wait.ref.instance)
+            guard let (id, wait) = waits[child.id], checkout(wait.ref.instance, &round),
+                  round.runtimes[wait.ref.instance]!.childWaits.removeValue(forKey: id) != nil else { continue }
             let (state, outcome): (TaskState, TaskOutcome) = switch child.state {
             case .success: (.success, .success)
             case .stop: (.kill, .killed)
@@ -42,7 +44,8 @@ extension MasterScheduler {
                 taskInstanceId: id, workflowInstanceId: wait.ref.instance, state: state, host: nil, pid: nil, logPath: nil,
                 exitCode: nil, outputJson: nil, message: message, startTime: nil, endTime: child.end ?? now))
             logger.info("instance \(wait.ref.instance): SUB_PROCESS '\(wait.ref.task)': \(message)")
-            apply(active[wait.ref.instance]!.engine.handle(.taskFinished(task: wait.ref.task, outcome: outcome)), to: wait.ref.instance, &round)
+            apply(round.runtimes[wait.ref.instance]!.instance.engine.handle(.taskFinished(task: wait.ref.task, outcome: outcome)),
+                  to: wait.ref.instance, &round)
         }
         try await commit(&round)
     }
