@@ -98,10 +98,10 @@ final class NetworkHosts {
         guard !removed else { return }
         removed = true
         for host in hosts.values {
-            try? Self.run([Self.ip, "netns", "del", host.namespace])
-            if Self.linkExists(host.link) { try? Self.run([Self.ip, "link", "del", host.link]) }
+            _ = try? Self.run([Self.ip, "netns", "del", host.namespace])
+            if Self.linkExists(host.link) { _ = try? Self.run([Self.ip, "link", "del", host.link]) }
         }
-        if Self.linkExists(bridge) { try? Self.run([Self.ip, "link", "del", bridge]) }
+        if Self.linkExists(bridge) { _ = try? Self.run([Self.ip, "link", "del", bridge]) }
     }
 
     // MARK: Helpers
