@@ -21,7 +21,7 @@ final class AlertTests: ClusterTestCase {
 
     func testEachAlertIsDeliveredOnceWithTwoMasters() async throws {
         // Each delivery appends the JSON it read as one line.
-        let command = try script(#"{ cat; echo; } >> \#(delivered)"#)
+        let command = try script(#"line=$(cat); printf "%s\\n" "$line" >> \#(delivered)"#)
         try cluster.startMaster(["--alert-command", command])
         try cluster.startMaster(["--alert-command", command])
         try cluster.startWorker(slots: 4)
@@ -84,7 +84,7 @@ final class AlertTests: ClusterTestCase {
             if [ "$DS_ALERT_KIND" = WORKFLOW_FAILURE ]; then echo "mail server said no" >&2; exit 3; fi
             if [ "$DS_ALERT_KIND" = TASK_TIMEOUT ]; then sleep 600; fi
             if [ "$DS_ALERT_DELIVERY" -lt 3 ]; then echo "not yet $DS_ALERT_DELIVERY" >&2; exit 4; fi
-            { cat; echo; } >> \#(delivered)
+            line=$(cat); printf "%s\\n" "$line" >> \#(delivered)
             """#)
         try cluster.startMaster(["--alert-command", command, "--alert-retries", "2", "--alert-timeout", "1s"])
         try cluster.startWorker(slots: 4)
@@ -121,7 +121,7 @@ final class AlertTests: ClusterTestCase {
     func testAMasterStoppedWhileItsCommandRunsWaitsQuietlyAndRecordsTheDelivery() async throws {
         let started = cluster.directory.appendingPathComponent("started").path
         let go = cluster.directory.appendingPathComponent("go").path
-        let command = try script(#"echo started >> \#(started); while [ ! -e \#(go) ]; do sleep 0.1; done; { cat; echo; } >> \#(delivered)"#)
+        let command = try script(#"echo started >> \#(started); while [ ! -e \#(go) ]; do sleep 0.1; done; line=$(cat); printf "%s\\n" "$line" >> \#(delivered)"#)
         let master = try cluster.startMaster(["--alert-command", command])
         try cluster.startWorker()
         let id = try cluster.submit(#"{"name":"told","warning":"SUCCESS","tasks":[{"name":"t","command":"true"}]}"#)
