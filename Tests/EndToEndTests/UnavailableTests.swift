@@ -38,6 +38,44 @@ final class UnavailableTests: XCTestCase {
         }
     }
 
+    /// Issue 23's first finding: `DS_DB=postgres://…` made a SQLite file at the relative path
+    /// `postgres:/…` in the current folder, a database of its own on every host. A URL is refused
+    /// (exit 64), by the master and the tools, and nothing is made.
+    func testADatabaseURLIsRefusedNotTakenForAFileName() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-dburl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let workflow = directory.appendingPathComponent("w.json")
+        try #"{"name":"w","tasks":[{"name":"a","command":"true"}]}"#.write(to: workflow, atomically: true, encoding: .utf8)
+        for (url, expected) in [("postgres://ds@db:5432/ds", "PostgreSQL URL"), ("postgresql://ds@db/ds?sslmode=disable", "PostgreSQL URL"),
+                                ("mysql://ds@db/ds", "mysql:// URL")] {
+            for (tool, arguments) in [("ds-master", ["--port", "5998"]), ("ds-submit", [workflow.path]), ("ds-instance", ["list"])] {
+                let p = Process()
+                p.executableURL = Binaries.url(tool)
+                p.arguments = arguments
+                p.currentDirectoryURL = directory
+                var env = ProcessInfo.processInfo.environment
+                env["DS_ZK"] = "127.0.0.1:\(try freePort())"  // never reached: the database is opened first
+                env["DS_ZK_SESSION_TIMEOUT"] = "1s"
+                env["DS_HOME"] = directory.path
+                env["DS_DB"] = url
+                p.environment = env
+                let err = directory.appendingPathComponent("\(tool).err")
+                FileManager.default.createFile(atPath: err.path, contents: nil)
+                p.standardError = try FileHandle(forWritingTo: err)
+                p.standardOutput = FileHandle.nullDevice
+                p.standardInput = FileHandle.nullDevice
+                try p.run()
+                p.waitUntilExit()
+                let stderr = try String(contentsOf: err, encoding: .utf8)
+                XCTAssertEqual(p.terminationStatus, 64, "\(tool) DS_DB=\(url): \(stderr)")
+                XCTAssertTrue(stderr.contains("DS_DB '\(url)'") && stderr.contains(expected), "\(tool): \(stderr)")
+            }
+        }
+        let made = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { !$0.hasSuffix(".err") && $0 != "w.json" }
+        XCTAssertEqual(made, [], "nothing is made in the current folder or DS_HOME")
+    }
+
     func testToolsExit69NamingTheConnectStringWithinTheSessionTimeout() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-nozk-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -43,10 +43,13 @@ public struct GlobalOptions: ParsableArguments, Sendable {
         if let why = Self.connectStringProblem(connect) {
             throw InputError.configuration("--zk / DS_ZK \(Limits.quoted(connect)) \(why)")
         }
+        let database = db ?? environment["DS_DB"] ?? home + "/ds.db"
+        // Before anything connects: a URL is a mistake found at once, not after a ZooKeeper wait.
+        if let why = Store.databaseProblem(database) { throw InputError.usage("--db / DS_DB \(Limits.quoted(database)) \(why)") }
         return Configuration(
             zkConnect: connect,
             zkRoot: root,
-            databasePath: db ?? environment["DS_DB"] ?? home + "/ds.db",
+            databasePath: database,
             home: home,
             sessionTimeoutMillis: Int(timeout * 1000),
             zkCredentials: try ZooKeeperCredentials.resolve(flag: zkAuth, environment: environment))

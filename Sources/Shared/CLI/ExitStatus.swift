@@ -40,12 +40,14 @@ public enum InputError: Error, CustomStringConvertible, ExitStatusProviding {
     case missingFile(String)
     case unreadable(String, String)
     case configuration(String)
+    /// A flag or variable whose value is of the wrong kind (exit 64).
+    case usage(String)
 
     public var description: String {
         switch self {
         case .missingFile(let p): return "\(p): no such file; pass a workflow JSON file or - for standard input"
         case .unreadable(let p, let why): return "\(p): cannot read: \(why)"
-        case .configuration(let why): return why
+        case .configuration(let why), .usage(let why): return why
         }
     }
 
@@ -53,6 +55,7 @@ public enum InputError: Error, CustomStringConvertible, ExitStatusProviding {
         switch self {
         case .missingFile, .unreadable: return .noInput
         case .configuration: return .config
+        case .usage: return .usage
         }
     }
 }

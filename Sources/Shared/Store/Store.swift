@@ -44,6 +44,7 @@ public final class Store: Sendable {
     /// Opens (and migrates) the database at `path`. Only a master makes a new one (`create`): for
     /// any other tool a missing file is a mistyped DS_DB, and a new empty database would hide it.
     public init(path: String, create: Bool = true) throws {
+        if let why = Self.databaseProblem(path) { throw InputError.usage("--db / DS_DB \(Limits.quoted(path)) \(why)") }
         self.path = path
         if !create && !FileManager.default.fileExists(atPath: path) { throw StoreError.missing(path: path) }
         let folder = (path as NSString).deletingLastPathComponent
@@ -137,5 +138,22 @@ public final class Store: Sendable {
         } catch {
             throw Self.storeError(error, what)
         }
+    }
+}
+
+extension Store {
+    /// Why `database` cannot be the SQLite file: a URL (`postgres://…` would otherwise become a
+    /// file at the relative path `postgres:/…`, a database of its own on every host), or empty.
+    static func databaseProblem(_ database: String) -> String? {
+        if database.isEmpty { return "is empty; give the SQLite file's path" }
+        if let scheme = database.range(of: "://").map({ database[..<$0.lowerBound] }),
+           !scheme.isEmpty, scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }) {
+            let lower = scheme.lowercased()
+            if lower == "postgres" || lower == "postgresql" {
+                return "is a PostgreSQL URL, and this version stores in SQLite only; give the SQLite file's path (shared by every master, so masters run on its host)"
+            }
+            return "is a \(scheme):// URL; give the SQLite file's path"
+        }
+        return nil
     }
 }
