@@ -64,7 +64,7 @@ extension ScheduleCommand {
             await Tool.run("ds-schedule") {
                 let schedules = try await ScheduleTool.schedules(global)
                 if json {
-                    for s in schedules { print(WireJSON.string(ScheduleView(s))) }
+                    for v in schedules { print(WireJSON.string(v)) }
                 } else {
                     print(ScheduleTool.table(schedules), terminator: "")
                 }
@@ -89,14 +89,13 @@ extension ScheduleCommand {
 
         func run() async {
             await Tool.run("ds-schedule") {
-                let (s, instances) = try await ScheduleTool.show(global, schedule.id, latest: limit)
+                let (v, instances) = try await ScheduleTool.show(global, schedule.id, latest: limit)
                 if json {
-                    print(WireJSON.string(ScheduleView(s)))
+                    print(WireJSON.string(v))
                     for i in instances { print(WireJSON.string(i)) }
                     return .success
                 }
-                print(ScheduleTool.table([s]), terminator: "")
-                let v = ScheduleView(s)
+                print(ScheduleTool.table([v]), terminator: "")
                 print("params: \(v.params.isEmpty ? "-" : v.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
                 print("priority: \(v.priority?.rawValue ?? "the workflow's"); start: \(v.start ?? "-"); end: \(v.end ?? "-")")
                 var printer = TablePrinter(columns: ["INSTANCE", "FIRE_TIME", "BIZ_DATE", "STATE", "LATE"])

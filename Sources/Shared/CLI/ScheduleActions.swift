@@ -65,10 +65,9 @@ extension ScheduleTool {
     }
 
     /// Schedules as a table: id, workflow, cron, zone, state, catch-up, next and last fire.
-    public static func table(_ schedules: [ScheduleRecord]) -> String {
+    public static func table(_ schedules: [ScheduleView]) -> String {
         var printer = TablePrinter(columns: ["ID", "WORKFLOW", "CRON", "TZ", "STATE", "CATCHUP", "NEXT_FIRE", "LAST_FIRE"])
-        for s in schedules {
-            let v = ScheduleView(s)
+        for v in schedules {
             printer.add([String(v.id), v.workflow, v.cron, v.timeZone, v.state, v.catchup.rawValue, v.nextFire ?? "-", v.lastFire ?? "-"])
         }
         return printer.render()
@@ -98,23 +97,24 @@ extension ScheduleTool {
         return try await store.addSchedule(record, now: now)
     }
 
-    /// Every schedule; each one the masters cannot fire is told on stderr.
-    public static func schedules(_ global: GlobalOptions) async throws -> [ScheduleRecord] {
-        let all = try await store(global).schedules()
-        warnUnfirable(all)
-        return all
+    /// Every schedule as shown; each one the masters cannot fire is told on stderr.
+    public static func schedules(_ global: GlobalOptions) async throws -> [ScheduleView] {
+        let views = try await store(global).schedules().map(ScheduleView.init)
+        warnUnfirable(views)
+        return views
     }
 
-    static func warnUnfirable(_ schedules: [ScheduleRecord]) {
-        for s in schedules { if let problem = ScheduleView(s).problem { Tool.warn("ds-schedule", problem) } }
+    static func warnUnfirable(_ views: [ScheduleView]) {
+        for v in views { if let problem = v.problem { Tool.warn("ds-schedule", problem) } }
     }
 
-    /// A schedule and the instances it started (the `latest` fire times).
-    public static func show(_ global: GlobalOptions, _ id: Int64, latest: Int) async throws -> (ScheduleRecord, [ScheduledInstanceView]) {
+    /// A schedule as shown and the instances it started (the `latest` fire times).
+    public static func show(_ global: GlobalOptions, _ id: Int64, latest: Int) async throws -> (ScheduleView, [ScheduledInstanceView]) {
         let store = try store(global)
         guard let s = try await store.schedule(id) else { throw notFound(id) }
-        warnUnfirable([s])
-        return (s, try await store.instances(schedule: id, latest: latest).map(ScheduledInstanceView.init))
+        let view = ScheduleView(s)
+        warnUnfirable([view])
+        return (view, try await store.instances(schedule: id, latest: latest).map(ScheduledInstanceView.init))
     }
 
     /// Puts a schedule online or offline; warns of an online one with no fire time left.

@@ -75,6 +75,21 @@ extension MasterScheduler {
         return true
     }
 
+    /// Checks out every instance with a deadline in `deadlines` (retries, timeouts) due at `now`
+    /// and takes those deadlines off the round's copies, instances in id order: a round that
+    /// fails drops the copies, and leaves the deadlines due for the next pass.
+    func takeDue<Key: Hashable>(_ deadlines: WritableKeyPath<InstanceRuntime, [Key: Double]>, now: Double,
+                                _ round: inout Round) -> [(instance: Int64, keys: [Key])] {
+        var due: [(instance: Int64, keys: [Key])] = []
+        for id in runtimes.keys.sorted() where runtimes[id]![keyPath: deadlines].values.contains(where: { $0 <= now }) {
+            checkout(id, &round)
+            let keys = round.runtimes[id]![keyPath: deadlines].filter { $0.value <= now }.map(\.key)
+            for key in keys { round.runtimes[id]![keyPath: deadlines].removeValue(forKey: key) }
+            due.append((id, keys))
+        }
+        return due
+    }
+
     /// The runtime as the round sees it: its copy if it has one.
     func runtime(_ id: Int64, in round: Round) -> InstanceRuntime? { round.runtimes[id] ?? runtimes[id] }
 

@@ -56,11 +56,7 @@ extension MasterScheduler {
             for entry in waiting.ascending() {
                 guard left > 0 else { break }
                 count += 1
-                if checkout(entry.instance, &round), round.runtimes[entry.instance]!.instance.isHalting {
-                    let stop = round.runtimes[entry.instance]!.instance.engine.state == .readyStop
-                    round.runtimes[entry.instance]!.halts.append(haltFromBacklog(entry, stop: stop))
-                    continue
-                }
+                if haltIfHalting(entry, &round) { continue }
                 guard let item = enqueue(entry.key.taskInstanceId, instance: entry.instance, task: entry.task,
                                          attempt: entry.attempt, &round) else { continue }
                 fed.append(entry.key.taskInstanceId)
@@ -94,9 +90,7 @@ extension MasterScheduler {
             var halted = 0
             for entry in waiting.ascending() {
                 guard picked.count < free else { break }
-                if checkout(entry.instance, &round), round.runtimes[entry.instance]!.instance.isHalting {
-                    let stop = round.runtimes[entry.instance]!.instance.engine.state == .readyStop
-                    round.runtimes[entry.instance]!.halts.append(haltFromBacklog(entry, stop: stop))
+                if haltIfHalting(entry, &round) {
                     halted += 1
                 } else {
                     picked.append(entry)
@@ -246,6 +240,15 @@ extension MasterScheduler {
     /// The halt of a backlog entry of a pausing or stopping instance: it ends at once, without running.
     func haltFromBacklog(_ entry: BacklogEntry, stop: Bool) -> Halt {
         Halt(id: entry.key.taskInstanceId, ref: ref(of: entry), stop: stop, inBacklog: true)
+    }
+
+    /// Ends a backlog entry of a pausing or stopping instance (on the round's copy) instead of
+    /// feeding it; false if its instance runs on.
+    func haltIfHalting(_ entry: BacklogEntry, _ round: inout Round) -> Bool {
+        guard checkout(entry.instance, &round), round.runtimes[entry.instance]!.instance.isHalting else { return false }
+        let stop = round.runtimes[entry.instance]!.instance.engine.state == .readyStop
+        round.runtimes[entry.instance]!.halts.append(haltFromBacklog(entry, stop: stop))
+        return true
     }
 
     /// The backlog by worker group, without the attempts that wait for a pool.

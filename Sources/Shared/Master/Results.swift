@@ -98,12 +98,8 @@ extension MasterScheduler {
         let now = ProcessStats.now()
         _ = retryTimers.takeDue(now: now)
         var round = Round()
-        for id in runtimes.keys.sorted() where runtimes[id]!.retries.values.contains(where: { $0 <= now }) {
-            checkout(id, &round)
-            for (task, at) in runtimes[id]!.retries.sorted(by: { $0.key < $1.key }) where at <= now {
-                round.runtimes[id]!.retries.removeValue(forKey: task)
-                apply(round.runtimes[id]!.instance.engine.handle(.retryDue(task: task)), to: id, &round)
-            }
+        for (id, tasks) in takeDue(\.retries, now: now, &round) {
+            for task in tasks.sorted() { apply(round.runtimes[id]!.instance.engine.handle(.retryDue(task: task)), to: id, &round) }
         }
         try await commit(&round)
     }

@@ -24,11 +24,9 @@ extension MasterScheduler {
         let now = ProcessStats.now()
         _ = timeoutTimers.takeDue(now: now)
         var round = Round()
-        for instanceID in runtimes.keys.sorted() where runtimes[instanceID]!.timeouts.values.contains(where: { $0 <= now }) {
-            checkout(instanceID, &round)
+        for (instanceID, keys) in takeDue(\.timeouts, now: now, &round) {
             let runtime = round.runtimes[instanceID]!
-            for (key, at) in runtime.timeouts where at <= now {
-                round.runtimes[instanceID]!.timeouts.removeValue(forKey: key)
+            for key in keys {
                 switch key {
                 case .task(let id):
                     // Ended before its deadline came round: nothing to say.
