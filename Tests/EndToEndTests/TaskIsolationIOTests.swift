@@ -115,4 +115,113 @@ final class TaskIsolationIOTests: ClusterTestCase {
         let help = try cluster.run("ds-worker", ["--help"])
         XCTAssertTrue(help.stdout.contains("--max-log-size"), help.stdout)
     }
+
+    /// The worker's `/healthz`: its status and body.
+    func health(_ address: String) async throws -> (status: Int, body: String) { try await get(address, "/healthz") }
+
+    /// A log folder on a full disk used to make every task fail "exited with status 1" with an
+    /// empty log, the worker saying nothing and `/healthz` ok. Now: the reason on the attempt and
+    /// in the worker's log, `/healthz` 503 with it, and ok again once a log is written.
+    func testFullLogFolderFailsTasksWithTheReasonAndHealthzUntilALogIsWritten() async throws {
+        guard geteuid() == 0 else { throw XCTSkip("mounting a tmpfs needs root") }
+        try FileManager.default.createDirectory(atPath: cluster.logDirectory, withIntermediateDirectories: true)
+        let mount = try cluster.run("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", cluster.logDirectory])
+        guard mount.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mount.stderr)") }
+        let folder = cluster.logDirectory
+        // Before the cluster's own teardown removes the folder (its daemons may still hold it).
+        addTeardownBlock { _ = try? Process.run(URL(fileURLWithPath: "/bin/umount"), arguments: ["-l", folder]).waitUntilExit() }
+        try cluster.startMaster()
+        try cluster.startWorker(port: 7794, ["--listen", "127.0.0.1:0"])
+        let address = try await listenAddress(under: cluster.paths.workerGroup("default"))
+        let first = try await health(address)
+        XCTAssertEqual(first.status, 200, first.body)
+
+        let full = try cluster.submit(#"{"name":"full","tasks":[{"name":"a","command":"head -c 3000000 /dev/zero; echo unreachable"}]}"#)
+        let end = try await cluster.waitForEnd(full, timeout: 120)
+        XCTAssertEqual(end, .failure)
+        let found = try await attempts(full)
+        let a = try XCTUnwrap(found["a"])
+        let message = a.message ?? ""
+        XCTAssertTrue(message.contains("could not be written: No space left on device"), message)
+        XCTAssertFalse(message.contains("exited with status"), message)
+        let sick = try await health(address)
+        XCTAssertEqual(sick.status, 503, sick.body)
+        XCTAssertTrue(sick.body.contains("No space left on device"), sick.body)
+        XCTAssertTrue(cluster.daemonLogs().contains("No space left on device"), "the worker logs why")
+
+        // Room again: the next log is written, and the worker is healthy again.
+        try FileManager.default.removeItem(atPath: workerLogs(7794) + "/\(full)")
+        let next = try cluster.submit(#"{"name":"recovered","tasks":[{"name":"a","command":"echo recovered"}]}"#)
+        let after = try await cluster.waitForEnd(next, timeout: 120)
+        XCTAssertEqual(after, .success)
+        try await eventually("/healthz is ok again") { try await self.health(address).status == 200 }
+    }
+
+    /// 5,000 idle connections to the worker's HTTP port: those past the server's cap are closed at
+    /// accept, so the worker's descriptors stay few, a workflow runs meanwhile, and `/healthz`
+    /// answers afterwards. (The daemons start with this process's descriptor limit; the worker
+    /// raises its own.)
+    func testFiveThousandIdleConnectionsWhileAWorkflowRuns() async throws {
+        try cluster.startMaster()
+        let worker = try cluster.startWorker(port: 7795, ["--listen", "127.0.0.1:0"])
+        let address = try await listenAddress(under: cluster.paths.workerGroup("default"))
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        guard limit.rlim_max >= 6000 else { throw XCTSkip("this test needs 6000 descriptors; the hard limit is \(limit.rlim_max)") }
+        let saved = limit
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        var fds: [Int32] = []
+        defer {
+            for fd in fds { close(fd) }
+            var back = saved
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &back)
+        }
+        let parts = address.split(separator: ":")
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = in_port_t(UInt16(parts[1])!).bigEndian
+        inet_pton(AF_INET, String(parts[0]), &sin.sin_addr)
+        for _ in 0..<5000 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            XCTAssertGreaterThanOrEqual(fd, 0, String(cString: strerror(errno)))
+            guard fd >= 0 else { break }
+            _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            fds.append(fd)
+        }
+        let instance = try cluster.submit(#"{"name":"busy","tasks":[{"name":"a","command":"echo one"},"#
+                                          + #"{"name":"b","deps":["a"],"command":"echo two"},{"name":"c","deps":["b"],"command":"echo three"}]}"#)
+        let end = try await cluster.waitForEnd(instance, timeout: 180)
+        XCTAssertEqual(end, .success)
+        let open = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(worker.processIdentifier)/fd")) ?? []).count
+        XCTAssertLessThan(open, 1500, "connections past the cap are closed at accept")
+        for fd in fds { close(fd) }
+        fds = []
+        try await eventually("/healthz answers") { try await self.health(address).status == 200 }
+    }
+
+    /// Whatever the umask: the database and its -wal/-shm 0600, log folders 0750, logs 0640.
+    func testFileModesWhateverTheUmask() async throws {
+        let old = umask(0)
+        defer { umask(old) }
+        try cluster.startMaster()
+        try cluster.startWorker(port: 7796)
+        let instance = try cluster.submit(#"{"name":"modes","tasks":[{"name":"a","command":"echo hi"}]}"#)
+        let end = try await cluster.waitForEnd(instance, timeout: 120)
+        XCTAssertEqual(end, .success)
+        let found = try await attempts(instance)
+        let a = try XCTUnwrap(found["a"])
+        func mode(_ path: String) -> mode_t? {
+            var st = stat()
+            return lstat(path, &st) == 0 ? st.st_mode & 0o7777 : nil
+        }
+        let db = cluster.databasePath
+        XCTAssertEqual(mode(db), 0o600, "database")
+        for suffix in ["-wal", "-shm"] {
+            XCTAssertEqual(mode(db + suffix), 0o600, "database\(suffix)")
+        }
+        XCTAssertEqual(mode(workerLogs(7796)), 0o750, "the worker's log folder")
+        XCTAssertEqual(mode(workerLogs(7796) + "/\(instance)"), 0o750, "the instance's log folder")
+        XCTAssertEqual(mode(workerLogs(7796) + "/\(instance)/\(a.id!).log"), 0o640, "the log")
+    }
 }

@@ -236,8 +236,9 @@ public final class HTTPServer: Sendable {
                             return true
                         }
                         guard admitted else {
-                            // Refused at accept: closed at once, no task, no timer, no buffer.
-                            connection.channel.close(promise: nil)
+                            // Refused at accept: closed at once, nothing read, no timer (its writer
+                            // must still be finished, which executeThenClose does).
+                            group.addTask { try? await connection.executeThenClose { _, _ in } }
                             continue
                         }
                         group.addTask {
