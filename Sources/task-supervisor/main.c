@@ -128,7 +128,7 @@ static int create_log(const char *path) {
 
 /* Writes output of task c to its log, up to its cap: past it one marker line, then nothing. A log
  * that cannot be written (a full disk) ends the task: the worker hears why ('W') before its exit. */
-static void write_log(struct child *c, const char *p, size_t n, int reaped) {
+static void write_log(struct child *c, const char *p, size_t n) {
     if (c->dropping || n == 0) return;
     int rc = 0;
     if (c->log_max && c->written + n > c->log_max) {
@@ -150,21 +150,20 @@ static void write_log(struct child *c, const char *p, size_t n, int reaped) {
     if (rc != 0) {
         c->dropping = 1;
         send_event(c->id, 'W', rc);
-        if (!reaped) kill(-c->pid, SIGKILL);
+        kill(-c->pid, SIGKILL); /* not reaped yet: the group id is still its own */
     }
 }
 
-/* Relays what task c printed: one read (fair among tasks), or with `drain` everything there is now.
- * Never blocks: the pipe is non-blocking. End of file closes the pipe. */
-static void relay(struct child *c, int drain, int reaped) {
+/* Relays what task c printed: `reads` reads at most (one per round keeps it fair among tasks),
+ * fewer when the pipe is empty. Never blocks: the pipe is non-blocking. End of file closes it. */
+static void relay(struct child *c, int reads) {
     static char buf[64 << 10];
-    while (c->out >= 0) {
+    while (c->out >= 0 && reads-- > 0) {
         ssize_t n = read(c->out, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
         if (n <= 0) { close(c->out); c->out = -1; return; }
-        write_log(c, buf, (size_t)n, reaped);
-        if (!drain) return;
+        write_log(c, buf, (size_t)n);
     }
 }
 
@@ -260,7 +259,9 @@ static void reap(void) {
          * the pipe gets EPIPE from now on. */
         if (i < nchildren) {
             kill(-pid, SIGKILL);
-            relay(&children[i], 1, 0);
+            /* Bounded: a process that escaped the group and writes without pause cannot hold
+             * this loop; the pipe holds at most its capacity of what the task wrote. */
+            relay(&children[i], 64);
         }
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
@@ -325,7 +326,7 @@ int main(int argc, char **argv) {
         enforce_lease();
         /* One read per task per round, before any child is reaped (which reorders `children`). */
         for (size_t i = 0; i < watched; i++)
-            if (fds[2 + i].revents && children[i].out == fds[2 + i].fd) relay(&children[i], 0, 0);
+            if (fds[2 + i].revents && children[i].out == fds[2 + i].fd) relay(&children[i], 1);
         if (fds[1].revents) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) == sizeof si) {

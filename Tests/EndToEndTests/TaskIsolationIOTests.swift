@@ -60,7 +60,7 @@ final class TaskIsolationIOTests: ClusterTestCase {
     /// It reads local files only under its log root, at the path the worker writes for that id.
     func testForgedResultLogPathIsNeverRead() async throws {
         try cluster.startMaster()
-        try cluster.startWorker(port: 7792)  // no --listen: ds-logs falls back to files on this machine
+        try cluster.startWorker(slots: 4, port: 7792)  // no --listen: ds-logs falls back to files on this machine
         let secret = cluster.directory.appendingPathComponent("shadow").path
         try "root:SECRET-HASH:19000:0:99999:7:::\n".write(toFile: secret, atomically: true, encoding: .utf8)
         let zk = try await cluster.client()
