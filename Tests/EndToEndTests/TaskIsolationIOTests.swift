@@ -106,6 +106,28 @@ final class TaskIsolationIOTests: ClusterTestCase {
         XCTAssertEqual(bLog, "rows=7\n", "the output parameter still works")
     }
 
+    /// Relaying is non-blocking and fair: a task printing without end (past the cap, so read and
+    /// dropped) holds up neither the supervisor's loop nor other tasks, which start, print and end
+    /// meanwhile; a stop still ends the flooding task.
+    func testAnEndlessFloodHoldsUpNeitherOtherTasksNorAStop() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 4, port: 7797, ["--max-log-size", "512K"])
+        let flood = try cluster.submit(#"{"name":"flood","tasks":[{"name":"a","command":"yes ds-flood-line"}]}"#)
+        let a = try await taskID(flood, "a")
+        try await eventually("the flood runs") { try await self.cluster.store().attemptRecord(a)?.state == .running }
+        for n in 1...3 {
+            let quiet = try cluster.submit(#"{"name":"quiet\#(n)","tasks":[{"name":"b","command":"echo hello \#(n)"}]}"#)
+            let end = try await cluster.waitForEnd(quiet, timeout: 120)
+            XCTAssertEqual(end, .success)
+            let b = try await taskID(quiet, "b")
+            XCTAssertEqual(try String(contentsOfFile: "\(workerLogs(7797))/\(quiet)/\(b).log", encoding: .utf8), "hello \(n)\n")
+        }
+        let stop = try cluster.run("ds-instance", ["stop", String(flood), "--wait"])
+        XCTAssertEqual(stop.status, 0, stop.stderr)
+        let log = try Data(contentsOf: URL(fileURLWithPath: "\(workerLogs(7797))/\(flood)/\(a).log"))
+        XCTAssertLessThanOrEqual(log.count, 512 * 1024 + 200)
+    }
+
     func testMaxLogSizeFlagRefusesNonsense() throws {
         for bad in ["0", "-1", "1X", "", "K", "1.5G", "99999999999999999999"] {
             let run = try cluster.run("ds-worker", ["--max-log-size", bad])
