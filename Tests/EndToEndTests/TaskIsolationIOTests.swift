@@ -177,6 +177,24 @@ final class TaskIsolationIOTests: ClusterTestCase {
         let after = try await cluster.waitForEnd(next, timeout: 120)
         XCTAssertEqual(after, .success)
         try await eventually("/healthz is ok again") { try await self.health(address).status == 200 }
+
+        // A read-only log folder: the log cannot be created; the same reason, the same recovery.
+        let readOnly = try cluster.run("/bin/mount", ["-o", "remount,ro", folder])
+        XCTAssertEqual(readOnly.status, 0, readOnly.stderr)
+        let refused = try cluster.submit(#"{"name":"ro","tasks":[{"name":"a","command":"echo never"}]}"#)
+        let refusedEnd = try await cluster.waitForEnd(refused, timeout: 120)
+        XCTAssertEqual(refusedEnd, .failure)
+        let roMessage = try await attempts(refused)["a"]?.message ?? ""
+        XCTAssertTrue(roMessage.contains("could not be created: Read-only file system"), roMessage)
+        let roHealth = try await health(address)
+        XCTAssertEqual(roHealth.status, 503, roHealth.body)
+        XCTAssertTrue(roHealth.body.contains("Read-only file system"), roHealth.body)
+        let writable = try cluster.run("/bin/mount", ["-o", "remount,rw", folder])
+        XCTAssertEqual(writable.status, 0, writable.stderr)
+        let again = try cluster.submit(#"{"name":"rw","tasks":[{"name":"a","command":"echo again"}]}"#)
+        let againEnd = try await cluster.waitForEnd(again, timeout: 120)
+        XCTAssertEqual(againEnd, .success)
+        try await eventually("/healthz is ok again") { try await self.health(address).status == 200 }
     }
 
     /// 5,000 idle connections to the worker's HTTP port: those past the server's cap are closed at

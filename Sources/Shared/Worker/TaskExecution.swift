@@ -24,7 +24,7 @@ extension WorkerDaemon {
             if let problem = Self.queueItemProblem(task) { throw WorkerError.refusedItem(problem) }
             // Made every time (one mkdir): the retention sweep may have removed the instance's
             // folder since its last task here; `began` above keeps it from doing so from now on.
-            try Self.makeLogFolder((logPath as NSString).deletingLastPathComponent)
+            try Self.makeLogFolder(for: logPath)
             if supervisor.isLost { try supervisor.restart() }  // before the event loop got to it
             let process = try await supervisor.spawn(id: id, command: task.command, environment: environment, logPath: logPath,
                                                      logMax: options.maxLogBytes)

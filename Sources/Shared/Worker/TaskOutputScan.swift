@@ -78,9 +78,11 @@ extension WorkerDaemon {
         try? handle.write(contentsOf: Data(text.utf8))
     }
 
-    /// Makes a workflow instance's log folder, 0750 whatever the umask: tasks (other users) can
-    /// neither write in it nor read it. A folder that cannot be made fails the task with why.
-    static func makeLogFolder(_ folder: String) throws {
+    /// Makes the folder of a task's log (its workflow instance's), 0750 whatever the umask: tasks
+    /// (other users) can neither write in it nor read it. A folder that cannot be made fails the
+    /// task with why.
+    static func makeLogFolder(for logPath: String) throws {
+        let folder = (logPath as NSString).deletingLastPathComponent
         if mkdir(folder, 0o750) == 0 {
             chmod(folder, 0o750)
             return
@@ -93,7 +95,7 @@ extension WorkerDaemon {
             return
         }
         if errno == EEXIST { return }
-        throw TaskLogError(path: folder, errno: errno, creating: true)
+        throw TaskLogError(path: logPath, errno: errno, creating: true)
     }
 
     /// Whether the log holds anything (then it was written, and the folder takes writes again).
