@@ -8,7 +8,8 @@
  * Requests arrive on standard input, events leave on standard output (pipes to the worker):
  *   request  = u32 length of the rest (9 to 16 MiB), u8 kind, u64 task id, then by kind
  *              'S' spawn: NUL-terminated strings: log path, command, then VAR=value entries;
- *                  an entry "\x01key=value" is an option (log_max: bytes of output logged)
+ *                  an entry "\x01key=value" is an option (log_max: bytes of output logged;
+ *                  nofile: the task's soft RLIMIT_NOFILE)
  *              'K' kill:  i32 signal, sent to the task's whole process group
  *              'L' lease: no body; the id field is the end of the worker's ZooKeeper lease,
  *                  CLOCK_MONOTONIC nanoseconds (see SessionLease in the worker)
@@ -50,6 +51,7 @@
 #include <string.h>
 #include <linux/close_range.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -202,7 +204,16 @@ static void spawn_task(uint64_t id, char *body, char *end) {
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
     char *argv[] = {"/bin/sh", "-c", request.command, NULL};
     pid_t pid;
+    /* The task's descriptor limit: the worker's before it raised its own. Lowered around the
+     * spawn only (this process is single-threaded; its own descriptors stay open). */
+    struct rlimit own, task;
+    int lowered = request.nofile > 0 && getrlimit(RLIMIT_NOFILE, &own) == 0 && request.nofile < own.rlim_cur;
+    if (lowered) {
+        task = (struct rlimit){.rlim_cur = (rlim_t)request.nofile, .rlim_max = own.rlim_max};
+        lowered = setrlimit(RLIMIT_NOFILE, &task) == 0;
+    }
     rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, request.env);
+    if (lowered) setrlimit(RLIMIT_NOFILE, &own);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     close(out[1]);

@@ -65,6 +65,7 @@ static int parse_option(const char *s, struct spawn_request *out) {
     size_t klen = (size_t)(eq - s);
     const char *value = eq + 1;
     if (klen == 7 && memcmp(s, "log_max", 7) == 0) return parse_u64(value, &out->log_max) == 0 ? 0 : EINVAL;
+    if (klen == 6 && memcmp(s, "nofile", 6) == 0) return parse_u64(value, &out->nofile) == 0 ? 0 : EINVAL;
     return EINVAL;
 }
 

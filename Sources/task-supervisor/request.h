@@ -45,8 +45,9 @@ struct spawn_request {
     char *log_path, *command;
     char **env; /* NULL-terminated; free with spawn_request_free */
     /* Options. log_max: bytes of output written to the log (0: no cap); past it one marker
-     * line, and the rest is read and dropped. */
-    uint64_t log_max;
+     * line, and the rest is read and dropped. nofile: the task's soft RLIMIT_NOFILE (0: this
+     * process's own), the worker's before it raised its own. */
+    uint64_t log_max, nofile;
 };
 
 /* Splits a spawn body: 0, EINVAL when it is not NUL-terminated, lacks the command or holds an

@@ -209,34 +209,53 @@ final class TaskIsolationIOTests: ClusterTestCase {
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         guard limit.rlim_max >= 6000 else { throw XCTSkip("this test needs 6000 descriptors; the hard limit is \(limit.rlim_max)") }
         let saved = limit
+        // The connections are held by a process of their own (perl, in every Debian), not by this
+        // one: its own clients must not run with thousands of descriptors open.
+        let parts = address.split(separator: ":")
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/perl")
+        holder.arguments = ["-MSocket", "-MFcntl", "-e", #"""
+            $| = 1; my @held;
+            for (1..5000) {
+                socket(my $fh, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+                fcntl($fh, F_SETFL, O_NONBLOCK) or die "fcntl: $!";
+                connect($fh, pack_sockaddr_in($ARGV[1], inet_aton($ARGV[0])));
+                push @held, $fh;
+            }
+            print "holding " . scalar(@held) . "\n";
+            <STDIN>;
+            """#, String(parts[0]), String(parts[1])]
+        let toHolder = Pipe(), fromHolder = Pipe()
+        holder.standardInput = toHolder
+        holder.standardOutput = fromHolder
+        // Up to the hard limit for the holder only, which inherits it.
         limit.rlim_cur = limit.rlim_max
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        var fds: [Int32] = []
+        try holder.run()
+        var back = saved
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &back)
         defer {
-            for fd in fds { close(fd) }
-            var back = saved
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &back)
+            try? toHolder.fileHandleForWriting.close()
+            holder.waitUntilExit()
         }
-        let parts = address.split(separator: ":")
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = in_port_t(UInt16(parts[1])!).bigEndian
-        inet_pton(AF_INET, String(parts[0]), &sin.sin_addr)
-        for _ in 0..<5000 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            XCTAssertGreaterThanOrEqual(fd, 0, String(cString: strerror(errno)))
-            guard fd >= 0 else { break }
-            _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            fds.append(fd)
+        var said = Data()
+        while !said.contains(0x0a) {
+            let more = fromHolder.fileHandleForReading.availableData
+            if more.isEmpty { break }
+            said.append(more)
         }
+        XCTAssertEqual(String(decoding: said, as: UTF8.self), "holding 5000\n")
         let instance = try cluster.submit(#"{"name":"busy","tasks":[{"name":"a","command":"echo one"},"#
-                                          + #"{"name":"b","deps":["a"],"command":"echo two"},{"name":"c","deps":["b"],"command":"echo three"}]}"#)
+                                          + #"{"name":"b","deps":["a"],"command":"echo two"},{"name":"c","deps":["b"],"command":"ulimit -n"}]}"#)
         let end = try await cluster.waitForEnd(instance, timeout: 180)
         XCTAssertEqual(end, .success)
+        // The worker raised its own limit, not its tasks': they get the one it started with.
+        let c = try await taskID(instance, "c")
+        XCTAssertEqual(try String(contentsOfFile: "\(workerLogs(7795))/\(instance)/\(c).log", encoding: .utf8), "\(saved.rlim_cur)\n")
         let open = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(worker.processIdentifier)/fd")) ?? []).count
         XCTAssertLessThan(open, 1500, "connections past the cap are closed at accept")
-        for fd in fds { close(fd) }
-        fds = []
+        try toHolder.fileHandleForWriting.close()
+        holder.waitUntilExit()
         try await eventually("/healthz answers") { try await self.health(address).status == 200 }
     }
 

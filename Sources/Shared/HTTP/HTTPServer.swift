@@ -207,20 +207,9 @@ public final class HTTPServer: Sendable {
 
     struct Closed: Error {}
 
-    /// Raises RLIMIT_NOFILE's soft limit to the hard limit: a flood of connections must meet the
-    /// connection cap, not the descriptor limit (past which accept fails and tasks cannot start).
-    /// Returns the soft limit now in force.
+    /// Raises RLIMIT_NOFILE's soft limit to the hard limit (see `DescriptorLimit`).
     @discardableResult
-    public static func raiseDescriptorLimit() -> UInt64 {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
-        if limit.rlim_cur < limit.rlim_max {
-            var raised = limit
-            raised.rlim_cur = limit.rlim_max
-            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { return UInt64(raised.rlim_cur) }
-        }
-        return UInt64(limit.rlim_cur)
-    }
+    public static func raiseDescriptorLimit() -> UInt64 { DescriptorLimit.raise() }
 
     /// Answers requests until cancelled, or until `close()` and the answers under way have ended
     /// (at most `closeGrace` later).

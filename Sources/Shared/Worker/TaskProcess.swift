@@ -237,8 +237,11 @@ public final class TaskSupervisor: @unchecked Sendable {
     /// relays the task's output into it, at most `logMax` bytes (nil: no cap).
     public func spawn(id: Int64, command: String, environment: [String: String], logPath: String,
                       logMax: UInt64? = nil) async throws -> TaskProcess {
+        var options: [String: String] = [:]
+        if let logMax { options["log_max"] = String(logMax) }
+        if let nofile = DescriptorLimit.forTasks { options["nofile"] = String(nofile) }
         let message = try Self.spawnRequest(id: id, command: command, environment: environment, logPath: logPath,
-                                            options: logMax.map { ["log_max": String($0)] } ?? [:])
+                                            options: options)
         let pid = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<pid_t, Error>) in
             let isLost: Bool = lock.withLock {
                 if !lost {
