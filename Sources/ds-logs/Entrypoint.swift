@@ -25,6 +25,10 @@ struct LogsCommand: AsyncParsableCommand {
     var follow = false
     @Option(name: [.customShort("n"), .long], help: "Only the last N lines of each log (then new ones with -f).")
     var lines: Int?
+    @Option(name: .customLong("log-dir"), help: ArgumentHelp(
+        "The workers' log folder on this machine (their --log-dir; default: $DS_HOME/logs). A log is read from a file only under it, at the path its worker writes; never from another path stored in ZooKeeper or the database.",
+        valueName: "dir"))
+    var logDir: String?
 
     func validate() throws {
         switch (taskInstance, instance) {
@@ -39,7 +43,7 @@ struct LogsCommand: AsyncParsableCommand {
     func run() async throws {
         await Tool.run("ds-logs") {
             let configuration = try global.resolve()
-            let options = LogsTool.Options(follow: follow, lines: lines)
+            let options = LogsTool.Options(follow: follow, lines: lines, logRoot: logDir)
             if let instance { return try await LogsTool.instance(instance, options: options, configuration: configuration) }
             return try await LogsTool.attempt(taskInstance!, options: options, configuration: configuration)
         }

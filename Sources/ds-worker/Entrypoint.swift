@@ -34,6 +34,11 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-retention"),
             help: "Remove task logs last written longer ago than this, e.g. 7d or 12h; 0 keeps them forever.")
     var logRetention: String = "7d"
+    @Option(name: .customLong("max-log-size"), help: ArgumentHelp("""
+        Bytes of a task's output kept in its log, e.g. 512K, 64M or 1G; past it one marker line is written \
+        and the rest of the output is read and dropped (the task runs on).
+        """, valueName: "size"))
+    var maxLogSize: String = "1G"
     @Option(help: "How long a graceful stop waits for running tasks, e.g. 60s.")
     var grace: String = "60s"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -51,6 +56,9 @@ struct WorkerCommand: AsyncParsableCommand {
         for g in groups {
             if let problem = Limits.groupNameProblem(g) { throw ValidationError("--group '\(g)' \(problem)") }
         }
+        guard ByteSize.parse(maxLogSize) != nil else {
+            throw ValidationError("--max-log-size '\(maxLogSize)' is not a size above 0, such as 512K, 64M or 1G")
+        }
         guard let retention = DurationText.parse(logRetention), retention == 0 || (1...3650 * 86_400).contains(retention) else {
             throw ValidationError("--log-retention '\(logRetention)' is not 0 (keep forever) or a duration from 1s to 3650d, such as 7d")
         }
@@ -67,6 +75,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 logDirectory: (logDir ?? configuration.home + "/logs") + "/" + ServerIdentity.make(host: host, port: port), graceSeconds: DurationText.parse(grace)!)
             let retention = DurationText.parse(logRetention)!
             options.logRetentionSeconds = retention > 0 ? retention : nil
+            options.maxLogBytes = ByteSize.parse(maxLogSize)!
             let listen = try ListenAddress.option(listen)
             try await WorkerDaemon.main(configuration: configuration, options: options, listen: listen, logLevel: logLevel)
         } catch {

@@ -7,17 +7,22 @@
  *
  * Requests arrive on standard input, events leave on standard output (pipes to the worker):
  *   request  = u32 length of the rest (9 to 16 MiB), u8 kind, u64 task id, then by kind
- *              'S' spawn: NUL-terminated strings: log path, command, then VAR=value entries
+ *              'S' spawn: NUL-terminated strings: log path, command, then VAR=value entries;
+ *                  an entry "\x01key=value" is an option (log_max: bytes of output logged;
+ *                  nofile: the task's soft RLIMIT_NOFILE)
  *              'K' kill:  i32 signal, sent to the task's whole process group
  *              'L' lease: no body; the id field is the end of the worker's ZooKeeper lease,
  *                  CLOCK_MONOTONIC nanoseconds (see SessionLease in the worker)
  *   event    = u64 task id, i32 kind, i32 value (native byte order, 16 bytes)
- *              'R' ready, first of all (id 0, value: protocol version, 2),
+ *              'R' ready, first of all (id 0, value: protocol version, 3),
  *              'P' started (value: pid), 'F' could not start (value: errno; ETIME when
- *              the lease has ended), 'X' exited (value: wait status),
+ *              the lease has ended), 'O' could not create its log (value: errno; EEXIST
+ *              when something is already at the path), 'W' its log could not be written
+ *              (value: errno; the task is killed, its 'X' follows), 'X' exited (value: wait status),
  *              'E' lease ended (id 0, value: how many task groups it killed)
  * Each task runs `/bin/sh -c command` as the leader of a new process group, stdin from
- * /dev/null, stdout and stderr appended to its log, default signal dispositions, no
+ * /dev/null, stdout and stderr a pipe this process relays into its log (created here, exclusively,
+ * 0640; at most log_max bytes, then one marker line), default signal dispositions, no
  * descriptor of the worker's. When the leader exits, whatever it left in its group is killed
  * before the leader is reaped: a task ends with its main process.
  *
@@ -46,14 +51,25 @@
 #include <string.h>
 #include <linux/close_range.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "request.h"
 
-struct child { uint64_t id; pid_t pid; };
+/* A task not yet reaped. Its output (stdout and stderr) comes through the pipe `out`, relayed here
+ * into `log`: the task never holds the log's descriptor, and its output is counted. */
+struct child {
+    uint64_t id;
+    pid_t pid;
+    int out, log;        /* -1 once closed */
+    uint64_t written;    /* bytes written to the log */
+    uint64_t log_max;    /* 0: no cap */
+    int dropping;        /* past log_max (the marker is written) or the log failed: output is dropped */
+};
 static struct child *children;
 static size_t nchildren, capchildren;
 /* The end of the worker's lease (CLOCK_MONOTONIC ns); 0 before the first. */
@@ -84,6 +100,75 @@ static void send_event(uint64_t id, int32_t kind, int32_t value) {
     }
 }
 
+static int write_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return errno;
+        if (w == 0) return EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Creates the task's log: only a new regular file this process made, never what is already at the
+ * path (a FIFO that would block the open, a symbolic link that would send output elsewhere, a file
+ * planted there), 0640 whatever the umask. Returns the descriptor, or -1 with errno set. */
+static int create_log(const char *path) {
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid()) {
+        close(fd);
+        errno = EEXIST;
+        return -1;
+    }
+    if (fchmod(fd, 0640) != 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}
+
+/* Writes output of task c to its log, up to its cap: past it one marker line, then nothing. A log
+ * that cannot be written (a full disk) ends the task: the worker hears why ('W') before its exit. */
+static void write_log(struct child *c, const char *p, size_t n) {
+    if (c->dropping || n == 0) return;
+    int rc = 0;
+    if (c->log_max && c->written + n > c->log_max) {
+        size_t room = (size_t)(c->log_max - c->written);
+        rc = write_all(c->log, p, room);
+        if (rc == 0) {
+            char marker[160];
+            int len = snprintf(marker, sizeof marker,
+                               "\n[ds] log exceeds --max-log-size (%llu bytes); further output dropped\n",
+                               (unsigned long long)c->log_max);
+            rc = write_all(c->log, marker, (size_t)len);
+            c->written += room;
+            c->dropping = 1;
+        }
+    } else {
+        rc = write_all(c->log, p, n);
+        if (rc == 0) c->written += n;
+    }
+    if (rc != 0) {
+        c->dropping = 1;
+        send_event(c->id, 'W', rc);
+        kill(-c->pid, SIGKILL); /* not reaped yet: the group id is still its own */
+    }
+}
+
+/* Relays what task c printed: `reads` reads at most (one per round keeps it fair among tasks),
+ * fewer when the pipe is empty. Never blocks: the pipe is non-blocking. End of file closes it. */
+static void relay(struct child *c, int reads) {
+    static char buf[64 << 10];
+    while (c->out >= 0 && reads-- > 0) {
+        ssize_t n = read(c->out, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        if (n <= 0) { close(c->out); c->out = -1; return; }
+        write_log(c, buf, (size_t)n);
+    }
+}
+
 static void spawn_task(uint64_t id, char *body, char *end) {
     if (now_ns() >= lease_end) { send_event(id, 'F', ETIME); return; }
     struct spawn_request request;
@@ -91,14 +176,21 @@ static void spawn_task(uint64_t id, char *body, char *end) {
     if (rc == ENOMEM) kill_all_and_exit(70);
     if (rc != 0) { send_event(id, 'F', rc); return; }
 
-    int log = open(request.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) { send_event(id, 'F', errno); spawn_request_free(&request); return; }
+    int log = create_log(request.log_path);
+    if (log < 0) { send_event(id, 'O', errno); spawn_request_free(&request); return; }
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        send_event(id, 'F', errno);
+        close(log);
+        spawn_request_free(&request);
+        return;
+    }
 
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, log, 1);
-    posix_spawn_file_actions_adddup2(&actions, log, 2);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 2);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     sigset_t all, none;
@@ -112,18 +204,29 @@ static void spawn_task(uint64_t id, char *body, char *end) {
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
     char *argv[] = {"/bin/sh", "-c", request.command, NULL};
     pid_t pid;
+    /* The task's descriptor limit: the worker's before it raised its own. Lowered around the
+     * spawn only (this process is single-threaded; its own descriptors stay open). */
+    struct rlimit own, task;
+    int lowered = request.nofile > 0 && getrlimit(RLIMIT_NOFILE, &own) == 0 && request.nofile < own.rlim_cur;
+    if (lowered) {
+        task = (struct rlimit){.rlim_cur = (rlim_t)request.nofile, .rlim_max = own.rlim_max};
+        lowered = setrlimit(RLIMIT_NOFILE, &task) == 0;
+    }
     rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, request.env);
+    if (lowered) setrlimit(RLIMIT_NOFILE, &own);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
-    close(log);
+    close(out[1]);
+    uint64_t log_max = request.log_max;
     spawn_request_free(&request);
-    if (rc != 0) { send_event(id, 'F', rc); return; }
+    if (rc != 0) { close(out[0]); close(log); send_event(id, 'F', rc); return; }
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
     if (nchildren == capchildren) {
         capchildren = capchildren ? capchildren * 2 : 64;
         children = realloc(children, capchildren * sizeof *children);
         if (!children) { kill(-pid, SIGKILL); kill_all_and_exit(70); }
     }
-    children[nchildren++] = (struct child){id, pid};
+    children[nchildren++] = (struct child){.id = id, .pid = pid, .out = out[0], .log = log, .log_max = log_max};
     send_event(id, 'P', pid);
 }
 
@@ -162,13 +265,23 @@ static void reap(void) {
         pid_t pid = info.si_pid;
         size_t i = 0;
         while (i < nchildren && children[i].pid != pid) i++;
-        if (i < nchildren) kill(-pid, SIGKILL);
+        /* What the task printed before it ended is in the pipe: into the log before its exit is
+         * reported, so the worker reads a whole log. A process that escaped the group and holds
+         * the pipe gets EPIPE from now on. */
+        if (i < nchildren) {
+            kill(-pid, SIGKILL);
+            /* Bounded: a process that escaped the group and writes without pause cannot hold
+             * this loop; the pipe holds at most its capacity of what the task wrote. */
+            relay(&children[i], 64);
+        }
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
         if (i < nchildren) {
-            uint64_t id = children[i].id;
+            struct child c = children[i];
             children[i] = children[--nchildren];
-            send_event(id, 'X', status);
+            if (c.out >= 0) close(c.out);
+            if (c.log >= 0) close(c.log);
+            send_event(c.id, 'X', status);
         }
     }
 }
@@ -200,17 +313,31 @@ int main(int argc, char **argv) {
     if (getppid() != worker) return 137; /* the worker died before we could watch it */
     fcntl(0, F_SETFD, FD_CLOEXEC);
     fcntl(1, F_SETFD, FD_CLOEXEC);
-    send_event(0, 'R', 2);
+    send_event(0, 'R', 3);
 
     struct request_buffer input = {0};
-    struct pollfd fds[2] = {{.fd = 0, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+    struct pollfd *fds = NULL;
+    size_t capfds = 0;
     for (;;) {
-        int ready = poll(fds, 2, poll_timeout());
+        /* The worker's requests, signals, then the output pipe of every task. */
+        if (capfds < nchildren + 2) {
+            capfds = (nchildren + 2) * 2;
+            fds = realloc(fds, capfds * sizeof *fds);
+            if (!fds) kill_all_and_exit(70);
+        }
+        fds[0] = (struct pollfd){.fd = 0, .events = POLLIN};
+        fds[1] = (struct pollfd){.fd = sfd, .events = POLLIN};
+        size_t watched = nchildren;
+        for (size_t i = 0; i < watched; i++) fds[2 + i] = (struct pollfd){.fd = children[i].out, .events = POLLIN};
+        int ready = poll(fds, 2 + watched, poll_timeout());
         if (ready < 0) {
             if (errno == EINTR) continue;
             kill_all_and_exit(70);
         }
         enforce_lease();
+        /* One read per task per round, before any child is reaped (which reorders `children`). */
+        for (size_t i = 0; i < watched; i++)
+            if (fds[2 + i].revents && children[i].out == fds[2 + i].fd) relay(&children[i], 1);
         if (fds[1].revents) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) == sizeof si) {

@@ -45,15 +45,44 @@ enum request_status request_next(struct request_buffer *b, struct request *out) 
     return REQUEST_READY;
 }
 
+/* A decimal number of 1 to 19 digits (no sign, no spaces), or -1. */
+static int parse_u64(const char *s, uint64_t *out) {
+    size_t len = strlen(s);
+    if (len == 0 || len > 19) return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* One option "\x01key=value" into `out`: 0, or EINVAL for an unknown key or a bad value. */
+static int parse_option(const char *s, struct spawn_request *out) {
+    const char *eq = strchr(s, '=');
+    if (!eq) return EINVAL;
+    size_t klen = (size_t)(eq - s);
+    const char *value = eq + 1;
+    if (klen == 7 && memcmp(s, "log_max", 7) == 0) return parse_u64(value, &out->log_max) == 0 ? 0 : EINVAL;
+    if (klen == 6 && memcmp(s, "nofile", 6) == 0) return parse_u64(value, &out->nofile) == 0 ? 0 : EINVAL;
+    return EINVAL;
+}
+
 int spawn_request_parse(char *p, char *end, struct spawn_request *out) {
     char *strings[2];
     size_t n = 0, nenv = 0, capenv = 0;
     char **env = NULL;
+    struct spawn_request options = {0};
     if (p >= end || end[-1] != '\0') return EINVAL;
     while (p < end) {
         char *s = p;
         p += strlen(p) + 1;
         if (n < 2) { strings[n++] = s; continue; }
+        if (s[0] == '\x01') {
+            if (parse_option(s + 1, &options) != 0) { free(env); return EINVAL; }
+            continue;
+        }
         if (nenv + 2 > capenv) {
             capenv = capenv ? capenv * 2 : 64;
             char **grown = realloc(env, capenv * sizeof *env);
@@ -65,7 +94,10 @@ int spawn_request_parse(char *p, char *end, struct spawn_request *out) {
     if (n < 2) { free(env); return EINVAL; }
     if (!env && !(env = malloc(sizeof *env))) return ENOMEM;
     env[nenv] = NULL;
-    *out = (struct spawn_request){.log_path = strings[0], .command = strings[1], .env = env};
+    options.log_path = strings[0];
+    options.command = strings[1];
+    options.env = env;
+    *out = options;
     return 0;
 }
 

@@ -39,13 +39,19 @@ unsigned char *request_buffer_room(struct request_buffer *b, size_t *room);
  * REQUEST_MAX_SIZE, an unknown kind or a short kill. */
 enum request_status request_next(struct request_buffer *b, struct request *out);
 
-/* A spawn request's strings: log path, command, then VAR=value entries. */
+/* A spawn request's strings: log path, command, then VAR=value entries; an entry that begins with
+ * the byte 0x01 is an option "\x01key=value" of the supervisor, not an environment entry. */
 struct spawn_request {
     char *log_path, *command;
     char **env; /* NULL-terminated; free with spawn_request_free */
+    /* Options. log_max: bytes of output written to the log (0: no cap); past it one marker
+     * line, and the rest is read and dropped. nofile: the task's soft RLIMIT_NOFILE (0: this
+     * process's own), the worker's before it raised its own. */
+    uint64_t log_max, nofile;
 };
 
-/* Splits a spawn body: 0, EINVAL when it is not NUL-terminated or lacks the command, or ENOMEM. */
+/* Splits a spawn body: 0, EINVAL when it is not NUL-terminated, lacks the command or holds an
+ * unknown or malformed option, or ENOMEM. */
 int spawn_request_parse(char *body, char *end, struct spawn_request *out);
 void spawn_request_free(struct spawn_request *s);
 

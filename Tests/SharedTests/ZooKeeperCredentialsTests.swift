@@ -16,10 +16,22 @@ final class ZooKeeperCredentialsTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func file(_ contents: String) throws -> String {
+    func file(_ contents: String, mode: mode_t = 0o600) throws -> String {
         let url = directory.appendingPathComponent(UUID().uuidString)
         try contents.write(to: url, atomically: true, encoding: .utf8)
+        chmod(url.path, mode)
         return url.path
+    }
+
+    /// A credentials file others can read (or write) is refused, naming the fix, whatever its content.
+    func testAuthFileReadableByOthersIsRefused() throws {
+        for mode: mode_t in [0o644, 0o640, 0o604, 0o620, 0o666] {
+            let path = try file("alice:pw\n", mode: mode)
+            let message = refusal(["DS_ZK_AUTH_FILE": path])
+            XCTAssertTrue(message.contains("can be read or written by others") && message.contains("chmod 600 \(path)"), message)
+        }
+        XCTAssertEqual(try ZooKeeperCredentials.resolve(flag: nil, environment: ["DS_ZK_AUTH_FILE": try file("alice:pw\n", mode: 0o400)])?.user,
+                       "alice")
     }
 
     /// The configuration error a resolution ends with, or a failure if it succeeds.

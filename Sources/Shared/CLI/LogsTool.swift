@@ -11,9 +11,12 @@ public enum LogsTool {
         public var follow = false
         /// Only the last N lines (of what exists when asked; new lines follow with `follow`).
         public var lines: Int?
-        public init(follow: Bool, lines: Int?) {
+        /// The only folder whose files are read on this machine (`--log-dir`); nil: `$DS_HOME/logs`.
+        public var logRoot: String?
+        public init(follow: Bool, lines: Int?, logRoot: String? = nil) {
             self.follow = follow
             self.lines = lines
+            self.logRoot = logRoot
         }
     }
 
@@ -32,13 +35,20 @@ public enum LogsTool {
         let store: Store
         let zk: ZooKeeperClient?
         let paths: ZooKeeperPaths
+        /// The log root: only files under it are read here.
+        let logRoot: String
+
+        /// The attempt's log on this machine, if the stored path is one under the log root.
+        func localLog(_ stored: String?, of a: TaskInstanceRecord) -> Result<String, LocalLogPath.Refusal>? {
+            stored.map { LocalLogPath.check($0, root: logRoot, workflowInstance: a.workflowInstanceId, id: a.id!) }
+        }
     }
 
     // MARK: Entry points
 
     /// `ds-logs TASK_INSTANCE_ID`.
     public static func attempt(_ id: Int64, options: Options, configuration: Configuration) async throws -> ExitStatus {
-        let context = try await open(configuration)
+        let context = try await open(configuration, logRoot: options.logRoot)
         defer { context.zk?.close() }
         guard let record = try await context.store.attemptRecord(id) else {
             throw ControlRefusal(description: "task instance \(id) does not exist in \(context.store.path); ds-instance show ID lists an instance's task instance ids",
@@ -57,7 +67,7 @@ public enum LogsTool {
 
     /// `ds-logs --instance ID`: every attempt of the instance, each line prefixed by its task name.
     public static func instance(_ id: Int64, options: Options, configuration: Configuration) async throws -> ExitStatus {
-        let context = try await open(configuration)
+        let context = try await open(configuration, logRoot: options.logRoot)
         defer { context.zk?.close() }
         guard let instance = try await context.store.instance(id) else {
             throw ControlRefusal(description: "instance \(id) does not exist in \(context.store.path); see ds-instance list", exitStatus: .dataError)
@@ -125,7 +135,7 @@ public enum LogsTool {
 
     static func label(_ task: String, attempt: Int) -> String { attempt > 1 ? "\(task)#\(attempt)" : task }
 
-    static func open(_ configuration: Configuration) async throws -> Context {
+    static func open(_ configuration: Configuration, logRoot: String?) async throws -> Context {
         let store = try Store(path: configuration.databasePath, create: false)
         // ZooKeeper names the worker that runs an attempt and where it listens; without it, only
         // logs on this machine can be read.
@@ -136,7 +146,7 @@ public enum LogsTool {
         } catch {
             Tool.warn(tool, "ZooKeeper \(configuration.zkConnect): \(error); reading only logs on this machine")
         }
-        return Context(store: store, zk: zk, paths: configuration.paths)
+        return Context(store: store, zk: zk, paths: configuration.paths, logRoot: logRoot ?? configuration.home + "/logs")
     }
 
     // MARK: One attempt
@@ -184,7 +194,7 @@ public enum LogsTool {
                     }
                     // It runs there no more (it ended, or its worker went): the rest from the file,
                     // if it is on this machine.
-                    if let path = try await logPath(of: a, known: knownPath, context: context), FileManager.default.isReadableFile(atPath: path) {
+                    if case .success(let path)? = context.localLog(try await logPath(of: a, known: knownPath, context: context), of: a) {
                         return try await readLocal(path, id: id, from: offset,
                                                    options: Options(follow: options.follow, lines: tailed ? nil : options.lines),
                                                    context: context, out: out)
@@ -221,18 +231,26 @@ public enum LogsTool {
                 return .notStarted
             }
         }
-        guard let worker else { return logPath.map { .local(path: $0) } ?? .notStarted }
+        guard let worker else {
+            switch context.localLog(logPath, of: a) {
+            case nil: return .notStarted
+            case .success(let path)?: return .local(path: path)
+            case .failure(let refusal)?: return .unreachable("the log of task instance \(id) ('\(a.taskName)') is not read: \(refusal)")
+            }
+        }
         if address == nil, let zk = context.zk,
            let (data, _) = try await zk.getDataIfPresent(context.paths.workerGroup(a.workerGroup) + "/" + worker),
            let heartbeat = try? WireJSON.decode(Heartbeat.self, data) {
             address = heartbeat.listen
         }
         if let address { return .http(address: address, worker: worker, logPath: logPath) }
-        if let logPath, FileManager.default.isReadableFile(atPath: logPath) { return .local(path: logPath) }
+        let local = context.localLog(logPath, of: a)
+        if case .success(let path)? = local, access(path, R_OK) == 0 { return .local(path: path) }
         let why = context.zk == nil ? "ZooKeeper is unreachable"
             : "it is not registered (stopped or dead) or serves no logs (started without --listen)"
+        let notHere = if case .failure(let refusal)? = local { "not read here: \(refusal)" } else { "the file is not on this machine" }
         return .unreachable("the log of task instance \(id) ('\(a.taskName)') is on worker \(worker)"
-                            + (logPath.map { " at \($0)" } ?? "") + ", which is unreachable: \(why); the file is not on this machine")
+                            + (logPath.map { " at \($0)" } ?? "") + ", which is unreachable: \(why); \(notHere)")
     }
 
     /// The attempt's log file as its worker named it (stored with its result, or in its claim).
@@ -276,7 +294,7 @@ public enum LogsTool {
     /// has been read to its end after that.
     static func readLocal(_ path: String, id: Int64, from offset: Int64 = 0, options: Options, context: Context,
                           out: Output) async throws -> Source {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        guard let handle = LocalLogPath.open(path) else {
             return .unreachable("cannot read the log of task instance \(id) at \(path)")
         }
         defer { try? handle.close() }

@@ -131,7 +131,9 @@ public struct HTTPBodyWriter: Sendable {
 /// A small HTTP/1.1 server on SwiftNIO: one request per connection (`Connection: close`), answered
 /// by `route`. For `/metrics`, `/healthz` and a worker's `/logs`: nothing here serves files by name.
 /// A client must send its whole request within `requestTimeout`; past `maxConnections` open at
-/// once, new ones get 503; a closed server gives answers under way `closeGrace` to end.
+/// once, new ones are closed as soon as they are accepted (an idle client holds no descriptor for
+/// long); a closed server gives answers under way `closeGrace` to end. Binding raises the
+/// process's soft descriptor limit to its hard limit.
 public final class HTTPServer: Sendable {
     static let requestTimeout: Duration = .seconds(10)
     static let maxConnections = 512
@@ -183,6 +185,7 @@ public final class HTTPServer: Sendable {
 
     /// Binds now (so that a taken port fails the daemon's start); `serve` answers requests.
     public static func bind(_ address: ListenAddress) async throws -> HTTPServer {
+        raiseDescriptorLimit()
         let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
         do {
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -204,6 +207,10 @@ public final class HTTPServer: Sendable {
 
     struct Closed: Error {}
 
+    /// Raises RLIMIT_NOFILE's soft limit to the hard limit (see `DescriptorLimit`).
+    @discardableResult
+    public static func raiseDescriptorLimit() -> UInt64 { DescriptorLimit.raise() }
+
     /// Answers requests until cancelled, or until `close()` and the answers under way have ended
     /// (at most `closeGrace` later).
     public func serve(logger: Logger, route: @escaping @Sendable (HTTPRequest) async -> HTTPReply) async throws {
@@ -213,13 +220,20 @@ public final class HTTPServer: Sendable {
                 try await channel.executeThenClose { connections in
                     for try await connection in connections {
                         let admitted = open.withLockedValue { n in
+                            guard n < Self.maxConnections else { return false }
                             n += 1
-                            return n <= Self.maxConnections
+                            return true
+                        }
+                        guard admitted else {
+                            // Refused at accept: closed at once, nothing read, no timer (its writer
+                            // must still be finished, which executeThenClose does).
+                            group.addTask { try? await connection.executeThenClose { _, _ in } }
+                            continue
                         }
                         group.addTask {
                             defer { open.withLockedValue { $0 -= 1 } }
                             do {
-                                try await Self.answer(connection, admitted: admitted, route: route)
+                                try await Self.answer(connection, route: route)
                             } catch {
                                 logger.debug("HTTP connection ended: \(error)")
                             }
@@ -248,7 +262,7 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    private static func answer(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, admitted: Bool,
+    private static func answer(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>,
                                route: @Sendable (HTTPRequest) async -> HTTPReply) async throws {
         // A client that never finishes its request (or sends an endless body) is cut off.
         let received = NIOLockedValueBox(false)
@@ -266,9 +280,7 @@ public final class HTTPServer: Sendable {
                 case .end:
                     received.withLockedValue { $0 = true }
                     guard let request else { return }
-                    let reply: HTTPReply = if !admitted {
-                        .text(.serviceUnavailable, "too many connections; try again\n")
-                    } else if request.method == .GET || request.method == .HEAD {
+                    let reply: HTTPReply = if request.method == .GET || request.method == .HEAD {
                         await route(request)
                     } else {
                         .text(.methodNotAllowed, "only GET\n")

@@ -49,6 +49,7 @@ public final class Store: Sendable {
         if !create && !FileManager.default.fileExists(atPath: path) { throw StoreError.missing(path: path) }
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        try Self.restrictModes(path)
         var config = GRDB.Configuration()
         config.busyMode = .timeout(30)
         config.label = "ds"
@@ -67,7 +68,7 @@ public final class Store: Sendable {
     /// Serialises opening: on a new file, two processes switching it to WAL or migrating at
     /// once fail with "database is locked" or "table already exists".
     private static func withFileLock<T>(_ lockPath: String, _ body: () throws -> T) throws -> T {
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError.open(path: lockPath, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         while flock(fd, LOCK_EX) == -1 && errno == EINTR {}
@@ -155,5 +156,25 @@ extension Store {
             return "is a \(scheme):// URL; give the SQLite file's path"
         }
         return nil
+    }
+
+    /// The database is a boundary (whoever can write it can run tasks): its file, made here if new,
+    /// and its `-wal`, `-shm` and lock files are 0600 whatever the umask. SQLite gives `-wal` and
+    /// `-shm` the mode of the database file; those of this user that exist already are narrowed too.
+    static func restrictModes(_ path: String) throws {
+        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            var st = stat()
+            if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid(), st.st_mode & 0o077 != 0 {
+                fchmod(fd, 0o600)
+            }
+            close(fd)
+        }
+        for suffix in ["-wal", "-shm", ".open-lock"] {
+            var st = stat()
+            if lstat(path + suffix, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid(), st.st_mode & 0o077 != 0 {
+                chmod(path + suffix, 0o600)
+            }
+        }
     }
 }

@@ -24,12 +24,10 @@ extension WorkerDaemon {
             if let problem = Self.queueItemProblem(task) { throw WorkerError.refusedItem(problem) }
             // Made every time (one mkdir): the retention sweep may have removed the instance's
             // folder since its last task here; `began` above keeps it from doing so from now on.
-            let folder = (logPath as NSString).deletingLastPathComponent
-            if mkdir(folder, 0o755) != 0 && errno != EEXIST {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            }
+            try Self.makeLogFolder(for: logPath)
             if supervisor.isLost { try supervisor.restart() }  // before the event loop got to it
-            let process = try await supervisor.spawn(id: id, command: task.command, environment: environment, logPath: logPath)
+            let process = try await supervisor.spawn(id: id, command: task.command, environment: environment, logPath: logPath,
+                                                     logMax: options.maxLogBytes)
             running[id] = process
             // A fence, the end of a stop's grace period, or a kill request that came while this
             // spawn was in flight found no process to kill: kill it now.
@@ -48,6 +46,11 @@ extension WorkerDaemon {
             case nil:
                 break
             }
+            if let written = supervisor.logWriteError(id) {
+                // The output had nowhere to go: the supervisor killed the task; its exit says nothing.
+                throw TaskLogError(path: logPath, errno: written, creating: false)
+            }
+            if Self.logHasBytes(logPath) { logs.health.wrote() }
             result.endTime = ProcessStats.now()
             result.exitCode = exit.exit.code
             result.timedOut = exit.timedOut ? true : nil
@@ -73,6 +76,11 @@ extension WorkerDaemon {
             result.state = .needFaultTolerance
             result.supervisorLost = true
             result.message = "\(TaskResultMessage.supervisorLostMessage) (worker \(options.identity); a task may have killed it)"
+        } catch let error as TaskLogError {
+            result.endTime = ProcessStats.now()
+            result.message = error.description
+            logger.error("task \(id) '\(task.taskName)': \(error)")
+            if error.isFolderFault { logs.health.failed("task \(id): \(error)") }
         } catch let error as SupervisorUnavailable {
             result.endTime = ProcessStats.now()
             result.state = .needFaultTolerance

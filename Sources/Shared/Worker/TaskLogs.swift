@@ -8,6 +8,8 @@ import NIOConcurrencyHelpers
 /// `GET /logs/<task-instance-id>?offset=N&follow=1`.
 public final class TaskLogs: Sendable {
     public let folder: String
+    /// Whether logs can be written here (`/healthz`).
+    public let health = LogFolderHealth()
     private let state = NIOLockedValueBox<State>(State())
     /// Logs served (a 200 answer to `/logs/<id>`).
     let served = Counter(label: "ds_worker_log_requests_served_total")

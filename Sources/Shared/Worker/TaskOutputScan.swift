@@ -69,11 +69,39 @@ extension WorkerDaemon {
         return nil
     }
 
+    /// Appends a `[ds]` line to a task's log: only to the regular file the supervisor made, never
+    /// through a link or into a FIFO put in its place.
     static func appendToLog(_ path: String, _ text: String) {
-        guard let handle = FileHandle(forWritingAtPath: path) else { return }
-        defer { try? handle.close() }
-        _ = try? handle.seekToEnd()
+        let fd = TaskLogs.regularFile(open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC))
+        guard fd >= 0 else { return }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         try? handle.write(contentsOf: Data(text.utf8))
+    }
+
+    /// Makes the folder of a task's log (its workflow instance's), 0750 whatever the umask: tasks
+    /// (other users) can neither write in it nor read it. A folder that cannot be made fails the
+    /// task with why.
+    static func makeLogFolder(for logPath: String) throws {
+        let folder = (logPath as NSString).deletingLastPathComponent
+        if mkdir(folder, 0o750) == 0 {
+            chmod(folder, 0o750)
+            return
+        }
+        if errno == EEXIST { return }
+        // The worker's own folder was removed under it: made again, as at start.
+        if errno == ENOENT, (try? WorkerDaemon.checkLogFolder((folder as NSString).deletingLastPathComponent)) != nil,
+           mkdir(folder, 0o750) == 0 {
+            chmod(folder, 0o750)
+            return
+        }
+        if errno == EEXIST { return }
+        throw TaskLogError(path: logPath, errno: errno, creating: true)
+    }
+
+    /// Whether the log holds anything (then it was written, and the folder takes writes again).
+    static func logHasBytes(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && st.st_size > 0
     }
 
     static func format(_ seconds: Double) -> String { DurationText.format(seconds) }

@@ -88,6 +88,10 @@ public final class TaskSupervisor: @unchecked Sendable {
     private var killedBy: [Int64: EndCause] = [:]
     /// The lease last given, sent again to a supervisor started after a loss.
     private var lease: UInt64 = 0
+    /// Tasks whose log could not be written (errno), reported before their exit.
+    private var logWriteErrors: [Int64: Int32] = [:]
+    /// Log paths of tasks being started, to name them in errors.
+    private var logPaths: [Int64: String] = [:]
 
     /// Why a task ended other than on its own.
     public enum EndCause: Sendable, Equatable {
@@ -153,6 +157,9 @@ public final class TaskSupervisor: @unchecked Sendable {
     /// Why task `id` ended other than on its own, if it did; asked once, after its exit.
     public func endCause(_ id: Int64) -> EndCause? { lock.withLock { killedBy.removeValue(forKey: id) } }
 
+    /// Why task `id`'s output could not be written to its log (the supervisor then killed it); asked once, after its exit.
+    public func logWriteError(_ id: Int64) -> Int32? { lock.withLock { logWriteErrors.removeValue(forKey: id) } }
+
     /// Spawns the supervisor with a pipe each way; returns the events end.
     private func launch() throws -> Int32 {
         var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
@@ -211,7 +218,7 @@ public final class TaskSupervisor: @unchecked Sendable {
         }
         let (kind, version) = event.withUnsafeBytes { ($0.loadUnaligned(fromByteOffset: 8, as: Int32.self),
                                                       $0.loadUnaligned(fromByteOffset: 12, as: Int32.self)) }
-        guard filled == 16, kind == Int32(UInt8(ascii: "R")), version == 2 else {
+        guard filled == 16, kind == Int32(UInt8(ascii: "R")), version == 3 else {
             close(fd)
             let pid = lock.withLock { supervisorPID }
             var status: Int32 = 0
@@ -226,12 +233,21 @@ public final class TaskSupervisor: @unchecked Sendable {
         }
     }
 
-    /// Starts `/bin/sh -c command` through the supervisor.
-    public func spawn(id: Int64, command: String, environment: [String: String], logPath: String) async throws -> TaskProcess {
-        let message = try Self.spawnRequest(id: id, command: command, environment: environment, logPath: logPath)
+    /// Starts `/bin/sh -c command` through the supervisor, which creates the log (exclusively) and
+    /// relays the task's output into it, at most `logMax` bytes (nil: no cap).
+    public func spawn(id: Int64, command: String, environment: [String: String], logPath: String,
+                      logMax: UInt64? = nil) async throws -> TaskProcess {
+        var options: [String: String] = [:]
+        if let logMax { options["log_max"] = String(logMax) }
+        if let nofile = DescriptorLimit.forTasks { options["nofile"] = String(nofile) }
+        let message = try Self.spawnRequest(id: id, command: command, environment: environment, logPath: logPath,
+                                            options: options)
         let pid = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<pid_t, Error>) in
             let isLost: Bool = lock.withLock {
-                if !lost { starts[id] = continuation }
+                if !lost {
+                    starts[id] = continuation
+                    logPaths[id] = logPath
+                }
                 return lost
             }
             if isLost { return continuation.resume(throwing: SupervisorUnavailable()) }
@@ -249,8 +265,10 @@ public final class TaskSupervisor: @unchecked Sendable {
     /// The spawn request for one task: log path, command and `NAME=value` entries, each ended by a
     /// NUL. A string that holds a NUL itself would be cut there, the rest read as one more
     /// environment variable, so it is refused (the task fails, the worker runs on), as is a
-    /// request longer than `maxRequestBytes`.
-    static func spawnRequest(id: Int64, command: String, environment: [String: String], logPath: String) throws -> [UInt8] {
+    /// request longer than `maxRequestBytes`. `options` follow as `\u{01}key=value` entries (see the
+    /// supervisor's request.h).
+    static func spawnRequest(id: Int64, command: String, environment: [String: String], logPath: String,
+                             options: [String: String] = [:]) throws -> [UInt8] {
         var message: [UInt8] = [UInt8(ascii: "S")]
         append(id, to: &message)
         for (what, field) in [("log path", logPath), ("command", command)] {
@@ -265,6 +283,11 @@ public final class TaskSupervisor: @unchecked Sendable {
             message.append(contentsOf: key.utf8)
             message.append(UInt8(ascii: "="))
             message.append(contentsOf: value.utf8)
+            message.append(0)
+        }
+        for (key, value) in options.sorted(by: { $0.key < $1.key }) {
+            message.append(1)
+            message.append(contentsOf: "\(key)=\(value)".utf8)
             message.append(0)
         }
         if message.count > maxRequestBytes {
@@ -347,11 +370,20 @@ public final class TaskSupervisor: @unchecked Sendable {
         case UInt8(ascii: "P"):
             let start: CheckedContinuation<pid_t, Error>? = lock.withLock {
                 pids[id] = value
+                logPaths[id] = nil
                 return starts.removeValue(forKey: id)
             }
             start?.resume(returning: value)
+        case UInt8(ascii: "O"):
+            let (start, path) = lock.withLock { (starts.removeValue(forKey: id), logPaths.removeValue(forKey: id)) }
+            start?.resume(throwing: TaskLogError(path: path ?? "?", errno: value, creating: true))
+        case UInt8(ascii: "W"):
+            lock.withLock { logWriteErrors[id] = value }
         case UInt8(ascii: "F"):
-            let start = lock.withLock { starts.removeValue(forKey: id) }
+            let start = lock.withLock {
+                logPaths[id] = nil
+                return starts.removeValue(forKey: id)
+            }
             start?.resume(throwing: value == ETIME ? SystemCallError(call: "start (the worker's ZooKeeper lease has ended)", errno: value)
                           : SystemCallError(call: "start /bin/sh", errno: value))
         case UInt8(ascii: "E"):
@@ -384,6 +416,7 @@ public final class TaskSupervisor: @unchecked Sendable {
             lost = true
             defer {
                 starts.removeAll()
+                logPaths.removeAll()
                 exitWaiters.removeAll()
             }
             return (Array(starts.values), exitWaiters, Array(pids.values), supervisorPID)

@@ -67,6 +67,8 @@ public struct WorkerOptions: Sendable {
     public var listen: String?
     /// Logs last written longer ago than this are removed (nil: kept forever).
     public var logRetentionSeconds: Double? = 7 * 86_400
+    /// Bytes of a task's output written to its log; past it one marker line, the rest dropped.
+    public var maxLogBytes: UInt64 = ByteSize.defaultMaxLog
 
     public init(host: String, port: Int, groups: [String], slots: Int, logDirectory: String, graceSeconds: Double) {
         self.host = host
@@ -144,6 +146,9 @@ public actor WorkerDaemon {
     public static func checkLogFolder(_ folder: String) throws {
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            // The worker's own folder: 0750, whatever the umask (tasks cannot write in it).
+            var st = stat()
+            if lstat(folder, &st) == 0, st.st_uid == geteuid(), (st.st_mode & S_IFMT) == S_IFDIR { chmod(folder, 0o750) }
         } catch {
             // Foundation's message names no cause; mkdir's errno does (permission, a file in the way).
             let why = mkdir(folder, 0o755) == 0 ? "cannot create it" : String(cString: strerror(errno))

@@ -26,6 +26,7 @@ extension WorkerDaemon {
         let retention = options.logRetentionSeconds
         // One log folder and server for every session: a log outlives the session that wrote it.
         let logs = TaskLogs(folder: options.logDirectory)
+        Telemetry.shared.healthCheck { logs.health.current.map { "task logs cannot be written: \($0)" } }
         let found = await logs.sweepInBackground(retention: retention)
         if found.removed > 0 { logger.info("removed \(found.removed) task logs older than the log retention; \(found.kept) kept") }
         let current = NIOLockedValueBox<WorkerDaemon?>(nil)

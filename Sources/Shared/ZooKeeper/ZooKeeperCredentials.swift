@@ -68,6 +68,11 @@ extension ZooKeeperCredentials {
         if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
             throw InputError.configuration("\(source) is a folder; name a file holding user:password")
         }
+        // A secret others can read is no secret (a task running as another user, say): as ssh does.
+        if info.st_mode & 0o077 != 0 {
+            throw InputError.configuration("\(source) can be read or written by others (mode \(String(info.st_mode & 0o777, radix: 8))); "
+                + "make it readable by the ds user only: chmod 600 \(path)")
+        }
         let data: Data
         do {
             data = try handle.read(upToCount: maxLength + 3) ?? Data()
