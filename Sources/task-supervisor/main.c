@@ -18,7 +18,9 @@
  *              'E' lease ended (id 0, value: how many task groups it killed)
  * Each task runs `/bin/sh -c command` as the leader of a new process group, stdin from
  * /dev/null, stdout and stderr appended to its log, default signal dispositions, no
- * descriptor of the worker's. When the leader exits, whatever it left in its group is killed
+ * descriptor of the worker's; with the options `uid`, `gid`, `groups` it runs as that user (its
+ * supplementary groups set first), with `cwd` in that folder (see child_setup). A spawn entry
+ * that begins with the byte 0x01 is such an option ("\x01key=value"), not an environment entry. When the leader exits, whatever it left in its group is killed
  * before the leader is reaped: a task ends with its main process.
  *
  * When the worker dies, even by SIGKILL, the kernel sends this process SIGTERM
@@ -39,7 +41,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <grp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +86,77 @@ static void send_event(uint64_t id, int32_t kind, int32_t value) {
     }
 }
 
+/* ---- The task's child: fork, set up, exec ---------------------------------------------------
+ * Runs in the forked child, async-signal-safe calls only. On failure the step's errno goes
+ * to `report` (close-on-exec: an exec that works closes it, unwritten) and the child exits. */
+static void child_fail(int report) {
+    int e = errno;
+    while (write(report, &e, sizeof e) < 0 && errno == EINTR) {}
+    _exit(127);
+}
+
+static void child_setup(const struct spawn_request *r, int log, int report) {
+    /* (1) cgroup and limits: none yet. */
+    /* (2) stdin from /dev/null, stdout and stderr to the log. */
+    int in = open("/dev/null", O_RDONLY);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0) child_fail(report);
+    /* (3) the tenant: supplementary groups, group, user (in that order: each needs the power the
+     * next one gives up), then its working directory. */
+    if (r->has_user) {
+        gid_t groups[SPAWN_MAX_GROUPS];
+        for (size_t i = 0; i < r->ngroups; i++) groups[i] = (gid_t)r->groups[i];
+        if (setgroups(r->ngroups, groups) != 0 || setgid((gid_t)r->gid) != 0 || setuid((uid_t)r->uid) != 0) child_fail(report);
+    }
+    if (r->cwd && chdir(r->cwd) != 0) child_fail(report);
+    /* The common tail: default dispositions, an empty mask, a process group of its own, no
+     * descriptor of the supervisor's, then the shell. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (setpgid(0, 0) != 0) child_fail(report);
+    for (int fd = 3; fd < report; fd++) close(fd); /* `report` is close-on-exec */
+    if (close_range((unsigned)report + 1, ~0U, 0) != 0) {
+        for (int fd = report + 1; fd < 1024; fd++) close(fd);
+    }
+    char *argv[] = {"/bin/sh", "-c", r->command, NULL};
+    execve("/bin/sh", argv, r->env);
+    child_fail(report);
+}
+
+/* Starts the task's shell: 0 and its pid, or the errno of the step that failed. */
+static int spawn_child(const struct spawn_request *r, int log, pid_t *pid) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return errno;
+    pid_t child = fork();
+    if (child < 0) {
+        int e = errno;
+        close(report[0]);
+        close(report[1]);
+        return e;
+    }
+    if (child == 0) child_setup(r, log, report[1]);
+    close(report[1]);
+    int e = 0;
+    ssize_t n;
+    while ((n = read(report[0], &e, sizeof e)) < 0 && errno == EINTR) {}
+    close(report[0]);
+    if (n == (ssize_t)sizeof e) {
+        /* It never ran the task: reaped here, so no exit of it is reported. */
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
+        return e ? e : EIO;
+    }
+    /* The parent sets the group too, so that a kill sent before the child got to it reaches it. */
+    setpgid(child, child);
+    *pid = child;
+    return 0;
+}
+
 static void spawn_task(uint64_t id, char *body, char *end) {
     if (now_ns() >= lease_end) { send_event(id, 'F', ETIME); return; }
     struct spawn_request request;
@@ -93,28 +166,8 @@ static void spawn_task(uint64_t id, char *body, char *end) {
 
     int log = open(request.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log < 0) { send_event(id, 'F', errno); spawn_request_free(&request); return; }
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, log, 1);
-    posix_spawn_file_actions_adddup2(&actions, log, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t all, none;
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    char *argv[] = {"/bin/sh", "-c", request.command, NULL};
     pid_t pid;
-    rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, request.env);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
+    rc = spawn_child(&request, log, &pid);
     close(log);
     spawn_request_free(&request);
     if (rc != 0) { send_event(id, 'F', rc); return; }

@@ -45,15 +45,68 @@ enum request_status request_next(struct request_buffer *b, struct request *out) 
     return REQUEST_READY;
 }
 
+/* A decimal id below 2^32 - 1 (which is -1, "unchanged", to setuid and friends), up to `stop`. */
+static int parse_id(const char *s, const char *stop, unsigned *out) {
+    if (s == stop) return EINVAL;
+    unsigned long long v = 0;
+    for (; s < stop; s++) {
+        if (*s < '0' || *s > '9') return EINVAL;
+        v = v * 10 + (unsigned)(*s - '0');
+        if (v >= 0xffffffffull) return EINVAL;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* One option "\x01key=value" into `out`; `seen` marks the keys met so far (each at most once). */
+static int parse_option(const char *s, struct spawn_request *out, unsigned *seen) {
+    static const char *const keys[] = {"uid", "gid", "groups", "cwd"};
+    const char *eq = strchr(s, '=');
+    if (!eq) return EINVAL;
+    size_t k = 0, len = (size_t)(eq - s);
+    while (k < sizeof keys / sizeof *keys && !(strlen(keys[k]) == len && memcmp(s, keys[k], len) == 0)) k++;
+    if (k == sizeof keys / sizeof *keys || (*seen & (1u << k))) return EINVAL;
+    *seen |= 1u << k;
+    const char *v = eq + 1, *vend = v + strlen(v);
+    switch (k) {
+    case 0: out->has_user = 1; return parse_id(v, vend, &out->uid);
+    case 1: return parse_id(v, vend, &out->gid);
+    case 2:
+        out->ngroups = 0;
+        while (v < vend) {
+            const char *comma = memchr(v, ',', (size_t)(vend - v));
+            const char *stop = comma ? comma : vend;
+            if (out->ngroups == SPAWN_MAX_GROUPS) return EINVAL;
+            if (parse_id(v, stop, &out->groups[out->ngroups++]) != 0) return EINVAL;
+            v = comma ? comma + 1 : vend;
+            if (comma && v == vend) return EINVAL;
+        }
+        return 0;
+    default:
+        if (*v != '/') return EINVAL;
+        out->cwd = (char *)v;
+        return 0;
+    }
+}
+
 int spawn_request_parse(char *p, char *end, struct spawn_request *out) {
     char *strings[2];
     size_t n = 0, nenv = 0, capenv = 0;
     char **env = NULL;
+    unsigned seen = 0;
     if (p >= end || end[-1] != '\0') return EINVAL;
+    out->has_user = 0;
+    out->uid = out->gid = 0;
+    out->ngroups = 0;
+    out->cwd = NULL;
     while (p < end) {
         char *s = p;
         p += strlen(p) + 1;
         if (n < 2) { strings[n++] = s; continue; }
+        if (*s == '\x01') {
+            if (parse_option(s + 1, out, &seen) != 0) { free(env); return EINVAL; }
+            continue;
+        }
         if (nenv + 2 > capenv) {
             capenv = capenv ? capenv * 2 : 64;
             char **grown = realloc(env, capenv * sizeof *env);
@@ -62,10 +115,14 @@ int spawn_request_parse(char *p, char *end, struct spawn_request *out) {
         }
         env[nenv++] = s;
     }
-    if (n < 2) { free(env); return EINVAL; }
+    /* A user is all three of uid, gid and groups, or none of them. */
+    unsigned user = (1u << 0) | (1u << 1) | (1u << 2);
+    if (n < 2 || ((seen & user) != 0 && (seen & user) != user)) { free(env); return EINVAL; }
     if (!env && !(env = malloc(sizeof *env))) return ENOMEM;
     env[nenv] = NULL;
-    *out = (struct spawn_request){.log_path = strings[0], .command = strings[1], .env = env};
+    out->log_path = strings[0];
+    out->command = strings[1];
+    out->env = env;
     return 0;
 }
 

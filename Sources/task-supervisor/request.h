@@ -39,13 +39,26 @@ unsigned char *request_buffer_room(struct request_buffer *b, size_t *room);
  * REQUEST_MAX_SIZE, an unknown kind or a short kill. */
 enum request_status request_next(struct request_buffer *b, struct request *out);
 
-/* A spawn request's strings: log path, command, then VAR=value entries. */
+/* The most supplementary groups a `groups` option may list. */
+#define SPAWN_MAX_GROUPS 256
+
+/* A spawn request's strings: log path, command, then VAR=value entries, among which entries that
+ * begin with the byte 0x01 are supervisor options "\x01key=value", not environment. */
 struct spawn_request {
     char *log_path, *command;
     char **env; /* NULL-terminated; free with spawn_request_free */
+    /* Tenant options: `uid`, `gid` (decimal), `groups` (comma-separated gids, may be empty),
+     * `cwd` (an absolute path). has_user is set when uid is given: uid, gid and groups then
+     * must all be given, and the child drops to them before exec. */
+    int has_user;
+    unsigned uid, gid;
+    size_t ngroups;
+    unsigned groups[SPAWN_MAX_GROUPS];
+    char *cwd; /* NULL: the supervisor's */
 };
 
-/* Splits a spawn body: 0, EINVAL when it is not NUL-terminated or lacks the command, or ENOMEM. */
+/* Splits a spawn body: 0, EINVAL when it is not NUL-terminated, lacks the command or holds an
+ * option that is unknown, repeated or malformed, or ENOMEM. */
 int spawn_request_parse(char *body, char *end, struct spawn_request *out);
 void spawn_request_free(struct spawn_request *s);
 

@@ -226,9 +226,11 @@ public final class TaskSupervisor: @unchecked Sendable {
         }
     }
 
-    /// Starts `/bin/sh -c command` through the supervisor.
-    public func spawn(id: Int64, command: String, environment: [String: String], logPath: String) async throws -> TaskProcess {
-        let message = try Self.spawnRequest(id: id, command: command, environment: environment, logPath: logPath)
+    /// Starts `/bin/sh -c command` through the supervisor; `options` are supervisor options
+    /// (`uid`, `gid`, `groups`, `cwd`: see its source).
+    public func spawn(id: Int64, command: String, environment: [String: String], logPath: String,
+                      options: [(String, String)] = []) async throws -> TaskProcess {
+        let message = try Self.spawnRequest(id: id, command: command, environment: environment, logPath: logPath, options: options)
         let pid = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<pid_t, Error>) in
             let isLost: Bool = lock.withLock {
                 if !lost { starts[id] = continuation }
@@ -249,8 +251,10 @@ public final class TaskSupervisor: @unchecked Sendable {
     /// The spawn request for one task: log path, command and `NAME=value` entries, each ended by a
     /// NUL. A string that holds a NUL itself would be cut there, the rest read as one more
     /// environment variable, so it is refused (the task fails, the worker runs on), as is a
-    /// request longer than `maxRequestBytes`.
-    static func spawnRequest(id: Int64, command: String, environment: [String: String], logPath: String) throws -> [UInt8] {
+    /// request longer than `maxRequestBytes`. Each option goes as `\u{1}key=value`, which no
+    /// environment name can begin with.
+    static func spawnRequest(id: Int64, command: String, environment: [String: String], logPath: String,
+                             options: [(String, String)] = []) throws -> [UInt8] {
         var message: [UInt8] = [UInt8(ascii: "S")]
         append(id, to: &message)
         for (what, field) in [("log path", logPath), ("command", command)] {
@@ -258,8 +262,14 @@ public final class TaskSupervisor: @unchecked Sendable {
             message.append(contentsOf: field.utf8)
             message.append(0)
         }
+        for (key, value) in options {
+            if value.utf8.contains(0) { throw WorkerError.refusedItem("its supervisor option \(key) holds a NUL character") }
+            message.append(1)
+            message.append(contentsOf: "\(key)=\(value)".utf8)
+            message.append(0)
+        }
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
-            if key.isEmpty || key.utf8.contains(0) || key.contains("=") || value.utf8.contains(0) {
+            if key.isEmpty || key.utf8.contains(0) || key.utf8.first == 1 || key.contains("=") || value.utf8.contains(0) {
                 throw WorkerError.refusedItem("its environment variable \(Limits.quoted(key)) has a name or value no process can hold")
             }
             message.append(contentsOf: key.utf8)

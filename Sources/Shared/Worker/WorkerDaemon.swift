@@ -67,6 +67,10 @@ public struct WorkerOptions: Sendable {
     public var listen: String?
     /// Logs last written longer ago than this are removed (nil: kept forever).
     public var logRetentionSeconds: Double? = 7 * 86_400
+    /// Who tasks may run as (`--tenants`, `--default-tenant`).
+    public var tenants = TenantPolicy()
+    /// Names of the worker's environment passed on to every task (`--pass-env`).
+    public var passEnv: [String] = []
 
     public init(host: String, port: Int, groups: [String], slots: Int, logDirectory: String, graceSeconds: Double) {
         self.host = host
@@ -121,8 +125,6 @@ public actor WorkerDaemon {
     var uncertainClaims: [Int64: (task: QueuedTask, logPath: String)] = [:]
     /// Set once the worker has fenced itself; `run()` throws it however its loops ended.
     var fenced: WorkerError?
-    /// The worker's own environment, read once: every task starts from it.
-    let baseEnvironment = CredentialFreeEnvironment.of()
     let metrics = WorkerMetrics()
 
     /// One worker for one ZooKeeper session; `logs` and `supervisor` outlive it (a worker whose
