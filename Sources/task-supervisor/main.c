@@ -41,7 +41,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <grp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "csupport.h"
 #include "request.h"
 
 struct child { uint64_t id; pid_t pid; };
@@ -89,44 +89,18 @@ static void send_event(uint64_t id, int32_t kind, int32_t value) {
 /* ---- The task's child: fork, set up, exec ---------------------------------------------------
  * Runs in the forked child, async-signal-safe calls only. On failure the step's errno goes
  * to `report` (close-on-exec: an exec that works closes it, unwritten) and the child exits. */
-static void child_fail(int report) {
-    int e = errno;
-    while (write(report, &e, sizeof e) < 0 && errno == EINTR) {}
-    _exit(127);
-}
-
 static void child_setup(const struct spawn_request *r, int log, int report) {
     /* (1) cgroup and limits: none yet. */
     /* (2) stdin from /dev/null, stdout and stderr to the log. */
     int in = open("/dev/null", O_RDONLY);
-    if (in < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0) child_fail(report);
-    /* (3) the tenant: supplementary groups, group, user (in that order: each needs the power the
-     * next one gives up), then its working directory. */
-    if (r->has_user) {
-        gid_t groups[SPAWN_MAX_GROUPS];
-        for (size_t i = 0; i < r->ngroups; i++) groups[i] = (gid_t)r->groups[i];
-        if (setgroups(r->ngroups, groups) != 0 || setgid((gid_t)r->gid) != 0 || setuid((uid_t)r->uid) != 0) child_fail(report);
-    }
-    if (r->cwd && chdir(r->cwd) != 0) child_fail(report);
-    /* The common tail: default dispositions, an empty mask, a process group of its own, no
-     * descriptor of the supervisor's, then the shell. */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    if (setpgid(0, 0) != 0) child_fail(report);
-    for (int fd = 3; fd < report; fd++) close(fd); /* `report` is close-on-exec */
-    if (close_range((unsigned)report + 1, ~0U, 0) != 0) {
-        for (int fd = report + 1; fd < 1024; fd++) close(fd);
-    }
-    char *argv[] = {"/bin/sh", "-c", r->command, NULL};
-    execve("/bin/sh", argv, r->env);
-    child_fail(report);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0) ds_child_fail(report);
+    /* (3) the tenant (groups, gid, uid, then its folder), and the common tail: default signal
+     * dispositions and mask, setpgid(0,0), no descriptor of the supervisor's, exec /bin/sh -c. */
+    gid_t groups[SPAWN_MAX_GROUPS];
+    for (size_t i = 0; i < r->ngroups; i++) groups[i] = (gid_t)r->groups[i];
+    struct ds_child_user user = {.has_user = r->has_user, .uid = (uid_t)r->uid, .gid = (gid_t)r->gid,
+                                 .groups = groups, .ngroups = r->ngroups, .cwd = r->cwd};
+    ds_child_exec_shell(report, &user, r->command, r->env);
 }
 
 /* Starts the task's shell: 0 and its pid, or the errno of the step that failed. */
@@ -141,20 +115,9 @@ static int spawn_child(const struct spawn_request *r, int log, pid_t *pid) {
         return e;
     }
     if (child == 0) child_setup(r, log, report[1]);
-    close(report[1]);
-    int e = 0;
-    ssize_t n;
-    while ((n = read(report[0], &e, sizeof e)) < 0 && errno == EINTR) {}
-    close(report[0]);
-    if (n == (ssize_t)sizeof e) {
-        /* It never ran the task: reaped here, so no exit of it is reported. */
-        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
-        return e ? e : EIO;
-    }
-    /* The parent sets the group too, so that a kill sent before the child got to it reaches it. */
-    setpgid(child, child);
-    *pid = child;
-    return 0;
+    int e = ds_await_exec(report, child);
+    if (e == 0) *pid = child;
+    return e;
 }
 
 static void spawn_task(uint64_t id, char *body, char *end) {

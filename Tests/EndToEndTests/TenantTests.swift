@@ -180,3 +180,35 @@ final class TenantTests: ClusterTestCase {
 
     static func json(_ s: String) -> String { String(decoding: try! JSONEncoder().encode(s), as: UTF8.self) }
 }
+
+/// Alert commands under the same rules: as --alert-tenant, with a built environment.
+final class AlertTenantTests: ClusterTestCase {
+    func testAlertCommandRunsAsTheAlertTenantWithABuiltEnvironment() async throws {
+        guard getuid() == 0 else { throw XCTSkip("running an alert command as another user needs root (uid \(getuid()))") }
+        guard let nobody = getpwnam("nobody")?.pointee else { throw XCTSkip("this host has no user 'nobody'") }
+        let (uid, gid) = (nobody.pw_uid, nobody.pw_gid)
+        // Written by root's shell into a folder the tenant may write: the command prints where it can.
+        let out = cluster.directory.appendingPathComponent("alert-out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        chmod(cluster.directory.path, 0o755)
+        chmod(out.path, 0o777)
+        let seen = out.appendingPathComponent("seen").path
+        let command = #"{ echo "uid=$(id -u) gid=$(id -g) user=$USER"; env; } > \#(seen)"#
+        try cluster.startMaster(environment: ["DS_TEST_MASTER_ONLY": "leak", "https_proxy": "http://p:1"],
+                                ["--alert-command", command, "--alert-tenant", "nobody", "--alert-retries", "0"])
+        try cluster.startWorker()
+        let id = try cluster.submit(#"{"name":"told","warning":"SUCCESS","tasks":[{"name":"t","command":"true"}]}"#)
+        _ = try await cluster.waitForEnd(id)
+        try await eventually("the alert is settled") { try await self.cluster.store().alerts().first.map { $0.state != "PENDING" } ?? false }
+        let alert = try await cluster.store().alerts().first
+        XCTAssertEqual(alert?.state, "SENT", alert?.lastError ?? "")
+        let text = (try? String(contentsOfFile: seen, encoding: .utf8)) ?? ""
+        XCTAssertTrue(text.hasPrefix("uid=\(uid) gid=\(gid) user=nobody"), text)
+        for leaked in ["DS_TEST_MASTER_ONLY", "https_proxy", "DS_DB", "DS_ZK"] { XCTAssertFalse(text.contains(leaked), "\(leaked):\n\(text)") }
+        XCTAssertTrue(text.contains("DS_ALERT_ID="), text)
+        // An unknown alert tenant stops the master at start with the reason.
+        let refused = try cluster.run("ds-master", ["--alert-command", "true", "--alert-tenant", "ds-nosuch-user"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("--alert-tenant 'ds-nosuch-user' does not exist on this host"), refused.stderr)
+    }
+}
