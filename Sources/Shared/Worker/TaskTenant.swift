@@ -79,6 +79,9 @@ public struct TenantPolicy: Sendable {
         if user.uid == 0 && !allowed.contains(name) {
             return .failure(TenantRefusal("tenant \(Limits.quoted(name)) is root, which runs only when the worker lists it in --tenants"))
         }
+        if geteuid() != 0 && user.uid != geteuid() {
+            return .failure(TenantRefusal("tenant \(Limits.quoted(name)) cannot be used: this worker runs as uid \(geteuid()), and only a worker run as root can start tasks as another user"))
+        }
         return .success(user)
     }
 }
