@@ -51,7 +51,7 @@ let package = Package(
         // A tiny C helper, one per worker, parent of its tasks: kills their groups when the worker dies.
         // Static: SwiftPM links every executable against libswiftCore, whose loading made each start
         // twice as slow. The static Swift runtime's link prints a harmless warning about dlopen.
-        .executableTarget(name: "task-supervisor", linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        .executableTarget(name: "task-supervisor", dependencies: ["CSupport"], linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .executableTarget(name: "ds-submit", dependencies: ["Shared"]),
         .executableTarget(name: "ds-failover", dependencies: ["Shared"]),
         .executableTarget(name: "ds-instance", dependencies: ["Shared"]),

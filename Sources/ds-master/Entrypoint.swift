@@ -36,6 +36,11 @@ struct MasterCommand: AsyncParsableCommand {
     var alertRetries: Int = 3
     @Option(name: .customLong("alert-timeout"), help: "How long an alert command may run before it is killed and the delivery failed.")
     var alertTimeout: String = "30s"
+    @Option(name: .customLong("alert-tenant"), help: ArgumentHelp("""
+        The OS user alert commands run as (its groups, HOME, in its home folder), with a built environment \
+        (default: this master's own user).
+        """, valueName: "user"))
+    var alertTenant: String?
     @Option(name: .customLong("misfire-threshold"),
             help: "A fire time this late when a master comes to it was missed (no master ran): its schedule's --catchup applies.")
     var misfireThreshold: String = "5s"
@@ -60,6 +65,9 @@ struct MasterCommand: AsyncParsableCommand {
         guard let m = DurationText.parse(misfireThreshold), m >= 1, m <= 86_400 else {
             throw ValidationError("--misfire-threshold must be a duration from 1s to 1d, such as 5s or 1m")
         }
+        if let alertTenant, let problem = Limits.tenantProblem(alertTenant) {
+            throw ValidationError("--alert-tenant \(Limits.quoted(alertTenant)) \(problem)")
+        }
         if let command = resolvedAlertCommand, command.trimmingCharacters(in: .whitespaces).isEmpty || command.contains("\0") {
             throw ValidationError("--alert-command is empty (or holds a NUL byte): give a command, or leave it out to deliver no alerts")
         }
@@ -77,6 +85,12 @@ struct MasterCommand: AsyncParsableCommand {
             options.alertRetries = alertRetries
             options.alertTimeoutSeconds = DurationText.parse(alertTimeout) ?? 30
             options.misfireThresholdSeconds = DurationText.parse(misfireThreshold) ?? 5
+            if let alertTenant {
+                guard let user = try TenantUser.lookUp(alertTenant) else {
+                    throw InputError.configuration("--alert-tenant \(Limits.quoted(alertTenant)) does not exist on this host; create the user (useradd) or name another")
+                }
+                options.alertTenant = user
+            }
             try await MasterScheduler.main(configuration: try global.resolve(), options: options,
                                            listen: try ListenAddress.option(listen), logLevel: logLevel)
         } catch {

@@ -11,7 +11,9 @@ struct SubmitCommand: AsyncParsableCommand {
             blocks until the instance ends: exit 0 on SUCCESS, 1 otherwise; Ctrl-C (or SIGTERM) stops only \
             the waiting, exits 130 (143) and names the instance, which goes on. Invalid input exits 65 \
             and writes nothing. --dry-run --dot prints the workflow's DAG as Graphviz DOT \
-            (ds-submit --dry-run --dot etl.json | dot -Tsvg > etl.svg).
+            (ds-submit --dry-run --dot etl.json | dot -Tsvg > etl.svg). A workflow or task may name a "tenant", \
+            the OS user its tasks run as (the worker must list it in --tenants); a task's "outputs" lists the \
+            output parameters it may set besides the workflow's params (others are ignored). See ds-submit(1).
 
             """ + exitStatusHelp,
         version: dsVersion)

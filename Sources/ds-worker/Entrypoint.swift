@@ -43,6 +43,23 @@ struct WorkerCommand: AsyncParsableCommand {
     var grace: String = "60s"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
+    @Option(name: .customLong("tenants"), help: ArgumentHelp("""
+        OS users a workflow's or task's "tenant" may name, comma-separated; repeatable. A task naming another \
+        fails its attempt. root runs only when listed here (default: none).
+        """, valueName: "user,..."))
+    var tenants: [String] = []
+    @Option(name: .customLong("default-tenant"), help: ArgumentHelp("""
+        The OS user tasks that name no tenant run as (default: this worker's own user).
+        """, valueName: "user"))
+    var defaultTenant: String?
+    @Option(name: .customLong("pass-env"), help: ArgumentHelp("""
+        Pass this variable of the worker's environment on to every task, comma-separated; repeatable. Tasks get \
+        only PATH, HOME, USER, LOGNAME, LANG, TZ, SHELL, their DS_* context, env and params otherwise.
+        """, valueName: "NAME,..."))
+    var passEnv: [String] = []
+
+    var tenantNames: [String] { tenants.flatMap { $0.split(separator: ",").map(String.init) } }
+    var passNames: [String] { passEnv.flatMap { $0.split(separator: ",").map(String.init) } }
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
@@ -58,6 +75,12 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         guard ByteSize.parse(maxLogSize) != nil else {
             throw ValidationError("--max-log-size '\(maxLogSize)' is not a size above 0, such as 512K, 64M or 1G")
+        }
+        for name in tenantNames + (defaultTenant.map { [$0] } ?? []) {
+            if let problem = Limits.tenantProblem(name) { throw ValidationError("--tenants/--default-tenant \(Limits.quoted(name)) \(problem)") }
+        }
+        for name in passNames {
+            if let problem = TaskEnvironment.passProblem(name) { throw ValidationError("--pass-env \(Limits.quoted(name)) \(problem)") }
         }
         guard let retention = DurationText.parse(logRetention), retention == 0 || (1...3650 * 86_400).contains(retention) else {
             throw ValidationError("--log-retention '\(logRetention)' is not 0 (keep forever) or a duration from 1s to 3650d, such as 7d")
@@ -76,6 +99,8 @@ struct WorkerCommand: AsyncParsableCommand {
             let retention = DurationText.parse(logRetention)!
             options.logRetentionSeconds = retention > 0 ? retention : nil
             options.maxLogBytes = ByteSize.parse(maxLogSize)!
+            options.tenants = TenantPolicy(allowed: Set(tenantNames), defaultTenant: defaultTenant)
+            options.passEnv = passNames
             let listen = try ListenAddress.option(listen)
             try await WorkerDaemon.main(configuration: configuration, options: options, listen: listen, logLevel: logLevel)
         } catch {

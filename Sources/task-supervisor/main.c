@@ -23,7 +23,9 @@
  * Each task runs `/bin/sh -c command` as the leader of a new process group, stdin from
  * /dev/null, stdout and stderr a pipe this process relays into its log (created here, exclusively,
  * 0640; at most log_max bytes, then one marker line), default signal dispositions, no
- * descriptor of the worker's. When the leader exits, whatever it left in its group is killed
+ * descriptor of the worker's; with the options `uid`, `gid`, `groups` it runs as that user (its
+ * supplementary groups set first), with `cwd` in that folder (see child_setup). When the leader
+ * exits, whatever it left in its group is killed
  * before the leader is reaped: a task ends with its main process.
  *
  * When the worker dies, even by SIGKILL, the kernel sends this process SIGTERM
@@ -44,7 +46,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "csupport.h"
 #include "request.h"
 
 /* A task not yet reaped. Its output (stdout and stderr) comes through the pipe `out`, relayed here
@@ -169,6 +171,47 @@ static void relay(struct child *c, int reads) {
     }
 }
 
+/* ---- The task's child: fork, set up, exec ---------------------------------------------------
+ * Runs in the forked child, async-signal-safe calls only. On failure the step's errno goes
+ * to `report` (close-on-exec: an exec that works closes it, unwritten) and the child exits. */
+static void child_setup(const struct spawn_request *r, int out, int report) {
+    /* (1) limits: the task's descriptor limit, the worker's before it raised its own. */
+    if (r->nofile > 0) {
+        struct rlimit own;
+        if (getrlimit(RLIMIT_NOFILE, &own) == 0 && r->nofile < own.rlim_cur) {
+            struct rlimit task = {.rlim_cur = (rlim_t)r->nofile, .rlim_max = own.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &task) != 0) ds_child_fail(report);
+        }
+    }
+    /* (2) stdin from /dev/null, stdout and stderr to the output pipe (relayed into the log). */
+    int in = open("/dev/null", O_RDONLY);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) ds_child_fail(report);
+    /* (3) the tenant (groups, gid, uid, then its folder), and the common tail: default signal
+     * dispositions and mask, setpgid(0,0), no descriptor of the supervisor's, exec /bin/sh -c. */
+    gid_t groups[SPAWN_MAX_GROUPS];
+    for (size_t i = 0; i < r->ngroups; i++) groups[i] = (gid_t)r->groups[i];
+    struct ds_child_user user = {.has_user = r->has_user, .uid = (uid_t)r->uid, .gid = (gid_t)r->gid,
+                                 .groups = groups, .ngroups = r->ngroups, .cwd = r->cwd};
+    ds_child_exec_shell(report, &user, r->command, r->env);
+}
+
+/* Starts the task's shell: 0 and its pid, or the errno of the step that failed. */
+static int spawn_child(const struct spawn_request *r, int out, pid_t *pid) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return errno;
+    pid_t child = fork();
+    if (child < 0) {
+        int e = errno;
+        close(report[0]);
+        close(report[1]);
+        return e;
+    }
+    if (child == 0) child_setup(r, out, report[1]);
+    int e = ds_await_exec(report, child);
+    if (e == 0) *pid = child;
+    return e;
+}
+
 static void spawn_task(uint64_t id, char *body, char *end) {
     if (now_ns() >= lease_end) { send_event(id, 'F', ETIME); return; }
     struct spawn_request request;
@@ -185,37 +228,8 @@ static void spawn_task(uint64_t id, char *body, char *end) {
         spawn_request_free(&request);
         return;
     }
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t all, none;
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    char *argv[] = {"/bin/sh", "-c", request.command, NULL};
     pid_t pid;
-    /* The task's descriptor limit: the worker's before it raised its own. Lowered around the
-     * spawn only (this process is single-threaded; its own descriptors stay open). */
-    struct rlimit own, task;
-    int lowered = request.nofile > 0 && getrlimit(RLIMIT_NOFILE, &own) == 0 && request.nofile < own.rlim_cur;
-    if (lowered) {
-        task = (struct rlimit){.rlim_cur = (rlim_t)request.nofile, .rlim_max = own.rlim_max};
-        lowered = setrlimit(RLIMIT_NOFILE, &task) == 0;
-    }
-    rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, request.env);
-    if (lowered) setrlimit(RLIMIT_NOFILE, &own);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
+    rc = spawn_child(&request, out[1], &pid);
     close(out[1]);
     uint64_t log_max = request.log_max;
     spawn_request_free(&request);

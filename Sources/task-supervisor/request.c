@@ -58,29 +58,83 @@ static int parse_u64(const char *s, uint64_t *out) {
     return 0;
 }
 
-/* One option "\x01key=value" into `out`: 0, or EINVAL for an unknown key or a bad value. */
-static int parse_option(const char *s, struct spawn_request *out) {
+/* A decimal id below 2^32 - 1 (which is -1, "unchanged", to setuid and friends), up to `stop`. */
+static int parse_id(const char *s, const char *stop, unsigned *out) {
+    if (s == stop) return EINVAL;
+    unsigned long long v = 0;
+    for (; s < stop; s++) {
+        if (*s < '0' || *s > '9') return EINVAL;
+        v = v * 10 + (unsigned)(*s - '0');
+        if (v >= 0xffffffffull) return EINVAL;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+enum option_key { OPT_UID, OPT_GID, OPT_GROUPS, OPT_CWD, OPT_LOG_MAX, OPT_NOFILE, OPT_CGROUP, OPT_MEMORY_MAX, OPT_CPU_QUOTA, OPT_COUNT };
+
+/* One option "\x01key=value" into `out`; `seen` marks the keys met so far (each at most once,
+ * but `cgroup`, one per hierarchy). */
+static int parse_option(const char *s, struct spawn_request *out, unsigned *seen) {
+    static const char *const keys[OPT_COUNT] = {"uid", "gid", "groups", "cwd", "log_max", "nofile", "cgroup", "memory_max", "cpu_quota"};
     const char *eq = strchr(s, '=');
     if (!eq) return EINVAL;
-    size_t klen = (size_t)(eq - s);
-    const char *value = eq + 1;
-    if (klen == 7 && memcmp(s, "log_max", 7) == 0) return parse_u64(value, &out->log_max) == 0 ? 0 : EINVAL;
-    if (klen == 6 && memcmp(s, "nofile", 6) == 0) return parse_u64(value, &out->nofile) == 0 ? 0 : EINVAL;
-    return EINVAL;
+    size_t k = 0, len = (size_t)(eq - s);
+    while (k < OPT_COUNT && !(strlen(keys[k]) == len && memcmp(s, keys[k], len) == 0)) k++;
+    if (k == OPT_COUNT || (k != OPT_CGROUP && (*seen & (1u << k)))) return EINVAL;
+    *seen |= 1u << k;
+    const char *v = eq + 1, *vend = v + strlen(v);
+    uint64_t n = 0;
+    switch ((enum option_key)k) {
+    case OPT_UID: out->has_user = 1; return parse_id(v, vend, &out->uid);
+    case OPT_GID: return parse_id(v, vend, &out->gid);
+    case OPT_GROUPS:
+        out->ngroups = 0;
+        while (v < vend) {
+            const char *comma = memchr(v, ',', (size_t)(vend - v));
+            const char *stop = comma ? comma : vend;
+            if (out->ngroups == SPAWN_MAX_GROUPS) return EINVAL;
+            if (parse_id(v, stop, &out->groups[out->ngroups++]) != 0) return EINVAL;
+            v = comma ? comma + 1 : vend;
+            if (comma && v == vend) return EINVAL;
+        }
+        return 0;
+    case OPT_CWD:
+        if (*v != '/') return EINVAL;
+        out->cwd = (char *)v;
+        return 0;
+    case OPT_LOG_MAX: return parse_u64(v, &out->log_max) == 0 ? 0 : EINVAL;
+    case OPT_NOFILE: return parse_u64(v, &out->nofile) == 0 ? 0 : EINVAL;
+    case OPT_CGROUP:
+        if (*v != '/' || out->ncgroups == SPAWN_MAX_CGROUPS) return EINVAL;
+        out->cgroups[out->ncgroups++] = (char *)v;
+        return 0;
+    case OPT_MEMORY_MAX:
+        if (parse_u64(v, &n) != 0 || n == 0 || n > UINT64_MAX / 2) return EINVAL;
+        out->memory_max = n;
+        return 0;
+    case OPT_CPU_QUOTA:
+        if (parse_u64(v, &n) != 0 || n == 0 || n > 100000) return EINVAL;
+        out->cpu_quota = (uint32_t)n;
+        return 0;
+    default:
+        return EINVAL;
+    }
 }
 
 int spawn_request_parse(char *p, char *end, struct spawn_request *out) {
+    struct spawn_request options = {0};
+    unsigned seen = 0;
     char *strings[2];
     size_t n = 0, nenv = 0, capenv = 0;
     char **env = NULL;
-    struct spawn_request options = {0};
     if (p >= end || end[-1] != '\0') return EINVAL;
     while (p < end) {
         char *s = p;
         p += strlen(p) + 1;
         if (n < 2) { strings[n++] = s; continue; }
-        if (s[0] == '\x01') {
-            if (parse_option(s + 1, &options) != 0) { free(env); return EINVAL; }
+        if (*s == '\x01') {
+            if (parse_option(s + 1, &options, &seen) != 0) { free(env); return EINVAL; }
             continue;
         }
         if (nenv + 2 > capenv) {
@@ -91,7 +145,9 @@ int spawn_request_parse(char *p, char *end, struct spawn_request *out) {
         }
         env[nenv++] = s;
     }
-    if (n < 2) { free(env); return EINVAL; }
+    /* A user is all three of uid, gid and groups, or none of them. */
+    unsigned user = (1u << OPT_UID) | (1u << OPT_GID) | (1u << OPT_GROUPS);
+    if (n < 2 || ((seen & user) != 0 && (seen & user) != user)) { free(env); return EINVAL; }
     if (!env && !(env = malloc(sizeof *env))) return ENOMEM;
     env[nenv] = NULL;
     options.log_path = strings[0];

@@ -19,8 +19,8 @@ final class BranchNodeTests: ClusterTestCase {
         {"name":"branching","failure_strategy":"CONTINUE","params":{"fail":"0","kind":"x","n":"0","id":"?"},"tasks":[
          {"name":"a","command":"echo a-${id} >> \#(marker); test ${fail} = 0"},
          {"name":"check","type":"CONDITIONS","deps":["a"],"success_branch":["ok"],"failure_branch":["recover"]},
-         {"name":"ok","deps":["check"],"command":"echo ok-${id} >> \#(marker); echo '${setValue(seen=ok)}'"},
-         {"name":"recover","deps":["check"],"command":"echo recover-${id} >> \#(marker); echo '${setValue(seen=recover)}'"},
+         {"name":"ok","deps":["check"],"outputs":["seen"],"command":"echo ok-${id} >> \#(marker); echo '${setValue(seen=ok)}'"},
+         {"name":"recover","deps":["check"],"outputs":["seen"],"command":"echo recover-${id} >> \#(marker); echo '${setValue(seen=recover)}'"},
          {"name":"route","type":"SWITCH","deps":["ok","recover"],"cases":[
            {"when":"${kind} == \"x\" && ${seen} == 'ok'","then":["x"]},
            {"when":"${n} > 3","then":["big"]}],"default_branch":["other"]},

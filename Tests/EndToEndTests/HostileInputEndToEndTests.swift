@@ -126,7 +126,7 @@ final class HostileInputEndToEndTests: ClusterTestCase {
         let dir = cluster.directory.path
         let json = #"""
             {"name":"inject","tasks":[
-              {"name":"up","command":"echo '${setValue(v=$(touch \#(dir)/pwned-output))}'"},
+              {"name":"up","outputs":["v"],"command":"echo '${setValue(v=$(touch \#(dir)/pwned-output))}'"},
               {"name":"down","deps":["up"],"command":"printf '%s\\n' ${v@Q} \"$v\" ${x@Q} \"$x\" > \#(dir)/seen"}]}
             """#
         let run = try cluster.run("ds-submit", [try cluster.workflowFile(json), "--wait", "--param", "x=$(touch \(dir)/pwned-param); `id`"])
@@ -172,7 +172,7 @@ final class HostileInputEndToEndTests: ClusterTestCase {
     func testUpstreamOutputsTooLargeForAQueueItemFailTheTaskAfterThem() async throws {
         try startCluster()
         let producers = (0..<5).map { i in
-            #"{"name":"p\#(i)","command":"for k in a b; do printf '${setValue(o\#(i)_%s=%s)}\\n' $k \"$(head -c 30000 /dev/zero | tr '\\0' x)\"; done"}"#
+            #"{"name":"p\#(i)","outputs":["o\#(i)_a","o\#(i)_b"],"command":"for k in a b; do printf '${setValue(o\#(i)_%s=%s)}\\n' $k \"$(head -c 30000 /dev/zero | tr '\\0' x)\"; done"}"#
         }
         let json = #"{"name":"fan-in","tasks":[\#(producers.joined(separator: ",")),{"name":"sink","deps":["p0","p1","p2","p3","p4"],"command":"true"}]}"#
         let id = try cluster.submit(json)

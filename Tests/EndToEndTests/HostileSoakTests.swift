@@ -26,7 +26,7 @@ final class HostileSoakTests: ClusterTestCase {
                     "true", "echo '${setValue(out\(i)=v\(n))}'", "test \"$p\" = ${p@Q}", "echo ${p@Q} >/dev/null",
                     "printf %s \"$zero$one\" | grep -q 01", "echo $[yyyyMMdd-1] $[yyyyMMdd-99999999999999999999] >/dev/null",
                 ])
-                var fields = [#""name":"t\#(i)""#, #""command":"\#(command.replacingOccurrences(of: "\"", with: "\\\""))""#, #""deps":[\#(deps.joined(separator: ","))]"#]
+                var fields = [#""name":"t\#(i)""#, #""outputs":["out\#(i)"]"#, #""command":"\#(command.replacingOccurrences(of: "\"", with: "\\\""))""#, #""deps":[\#(deps.joined(separator: ","))]"#]
                 if chance(30) { fields.append(#""retries":\#(pick([0, 1]))"#) }
                 if chance(30) { fields.append(#""timeout":\#(pick(["100", "\"60s\"", "600"]))"#) }
                 if chance(20) { fields.append(#""env":{"K":1,"L":"x"}"#) }

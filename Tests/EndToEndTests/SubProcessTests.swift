@@ -30,7 +30,7 @@ final class SubProcessTests: ClusterTestCase {
             """#)
         let id = try cluster.submit(#"""
             {"name":"parent-w","params":{"p":"from-parent"},"tasks":[
-             {"name":"a","command":"echo a >> \#(marker); echo '${setValue(up=out)}'"},
+             {"name":"a","outputs":["up"],"command":"echo a >> \#(marker); echo '${setValue(up=out)}'"},
              {"name":"sub","type":"SUB_PROCESS","deps":["a"],"workflow":"child-w","params":{"who":"${p}-${up}"}},
              {"name":"b","deps":["sub"],"command":"echo b >> \#(marker)"}]}
             """#)

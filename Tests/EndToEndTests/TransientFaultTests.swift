@@ -18,7 +18,7 @@ final class TransientFaultTests: ClusterTestCase {
             return #"{"name":"\#(name)","deps":[\#(depsJSON)]\#(extra),"command":"echo \#(run) \#(name) $DS_TASK_INSTANCE_ID >> \#(marker)\#(body)"}"#
         }
         let tasks = [
-            task("a", [], "", "; echo '${setValue(from_a=A1)}'"),
+            task("a", [], #","outputs":["from_a"]"#, "; echo '${setValue(from_a=A1)}'"),
             task("b", ["a"], #","retries":2,"retry_interval":"1s""#,
                  "; if [ ! -e \(flag) ]; then touch \(flag); exit 3; fi"),
             task("c", ["a"]),

@@ -83,7 +83,7 @@ final class WorkflowRunTests: ClusterTestCase {
         let out = cluster.directory.appendingPathComponent("env").path
         let (run, summary) = try submitAndWait(#"""
             {"name":"params","params":{"dt":"${system.biz.date}","greeting":"hi","region":"eu"},"tasks":[
-              {"name":"produce","command":"echo '${setValue(rows=42)}'"},
+              {"name":"produce","outputs":["rows"],"command":"echo '${setValue(rows=42)}'"},
               {"name":"show","deps":["produce"],"env":{"MODE":"full-${region}"},
                "command":"echo \"$greeting|${greeting}|$dt|$MODE|${rows}|$DS_TASK_INSTANCE_ID|$DS_WORKFLOW_INSTANCE_ID|$[yyyyMMdd-1]\" > \#(out)"}]}
             """#, ["--param", "greeting=hello"])

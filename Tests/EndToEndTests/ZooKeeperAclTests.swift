@@ -245,7 +245,8 @@ final class ZooKeeperAclTests: ClusterTestCase {
     }
     /// A task's command is the workflow author's, not the operator's: given the worker's ZooKeeper
     /// or database credentials it could forge results or queue items. Every credential the worker
-    /// was started with is gone from the task's environment; the rest of it is still there.
+    /// was started with is gone from the task's environment, even one named by --pass-env (which
+    /// refuses it); what --pass-env names reaches the task.
     func testATaskSeesNoCredentialTheWorkerWasStartedWith() async throws {
         let authFile = cluster.directory.appendingPathComponent("zk-auth").path
         try "\(Self.auth)\n".write(toFile: authFile, atomically: true, encoding: .utf8)
@@ -254,7 +255,10 @@ final class ZooKeeperAclTests: ClusterTestCase {
         let secrets = ["DS_ZK_AUTH": Self.auth, "DS_ZK_AUTH_FILE": authFile, "DS_DB_PASSWORD_FILE": passwordFile,
                        "PGPASSWORD": "hunter2", "PGPASSFILE": passwordFile, "DS_TEST_CANARY_NOT_A_SECRET": "1"]
         try cluster.startMaster(environment: secrets)
-        try cluster.startWorker(environment: secrets)
+        let refused = try cluster.run("ds-worker", ["--pass-env", "DS_ZK_AUTH_FILE"])
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--pass-env 'DS_ZK_AUTH_FILE' is a credential of ds"), refused.stderr)
+        try cluster.startWorker(environment: secrets, ["--pass-env", "DS_TEST_CANARY_NOT_A_SECRET"])
         let seen = cluster.directory.appendingPathComponent("task-env").path
         let run = try cluster.run("ds-submit", [try cluster.workflowFile("""
             {"name":"env","tasks":[{"name":"env","command":"env > \(seen)"}]}
@@ -262,7 +266,7 @@ final class ZooKeeperAclTests: ClusterTestCase {
         XCTAssertEqual(run.status, 0, run.stderr + cluster.daemonLogs())
         let names = Set(cluster.lines(seen).compactMap { $0.split(separator: "=", maxSplits: 1).first.map(String.init) })
         XCTAssertTrue(names.contains("PATH") && names.contains("DS_TEST_CANARY_NOT_A_SECRET"),
-                      "the task's environment must still hold the worker's other variables: \(names.sorted())")
+                      "the task's environment holds its PATH and what --pass-env names: \(names.sorted())")
         XCTAssertTrue(names.contains("DS_TASK_INSTANCE_ID"), "the worker's own task variables: \(names.sorted())")
         for name in ["DS_ZK_AUTH", "DS_ZK_AUTH_FILE", "DS_DB", "DS_DB_PASSWORD_FILE", "PGPASSWORD", "PGPASSFILE"] {
             XCTAssertFalse(names.contains(name), "the task saw \(name)")

@@ -78,7 +78,8 @@ public enum Submitter {
                 let (command, env) = try resolver.resolve(task, values)
                 let item = WireJSON.encode(QueuedTask(taskInstanceId: Int64.max, workflowInstanceId: Int64.max, workflowName: definition.name,
                                                       taskName: task.name, attempt: 100, command: command, env: env, timeout: task.timeout,
-                                                      timeoutStrategy: task.timeoutStrategy, master: String(repeating: "m", count: 255)))
+                                                      timeoutStrategy: task.timeoutStrategy, master: String(repeating: "m", count: 255),
+                                                      tenant: definition.tenant(of: task), outputs: definition.declaredOutputs(of: task)))
                 if item.count > Limits.maxQueueItemBytes {
                     let envBytes = env.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
                     problems.append(ValidationProblem(task: label, field: envBytes > command.utf8.count ? "env" : "command", message:

@@ -1,3 +1,4 @@
+import CSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -34,7 +35,8 @@ extension MasterScheduler {
             (content.id, content.key, content.delivery) = (id, alert.dedupKey, alert.attempts)
             let outcome = await AlertCommand.run(command, input: WireJSON.encode(content), timeout: options.alertTimeoutSeconds,
                                                  environment: ["DS_ALERT_ID": String(id), "DS_ALERT_KIND": alert.kind.rawValue,
-                                                               "DS_ALERT_DELIVERY": String(alert.attempts)])
+                                                               "DS_ALERT_DELIVERY": String(alert.attempts)],
+                                                 user: options.alertTenant)
             let now = ProcessStats.now()
             let retryAt: Double? = alert.attempts <= options.alertRetries ? now + min(60, pow(2, Double(alert.attempts - 1))) : nil
             if let problem = outcome {
@@ -67,7 +69,7 @@ enum AlertCommand {
     static let stderrTailBytes = 400
 
     /// Nil when the command exited 0; otherwise what went wrong, for `last_error`.
-    static func run(_ command: String, input: Data, timeout: Double, environment: [String: String]) async -> String? {
+    static func run(_ command: String, input: Data, timeout: Double, environment: [String: String], user: TenantUser? = nil) async -> String? {
         var inPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
         guard pipe(&inPipe) == 0 else { return "cannot make a pipe: \(String(cString: strerror(errno)))" }
         guard pipe(&errPipe) == 0 else {
@@ -84,38 +86,24 @@ enum AlertCommand {
             close(inPipe[0]); close(errPipe[1])
             return "cannot write the alert to the command's pipe: \(String(cString: strerror(errno)))"
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        // Every other descriptor of the master is closed in the child (glibc's closefrom action is
-        // not in Swift's Glibc module): what is open now, as /proc lists it.
-        for fd in Self.openDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        // The master's environment, without its credentials: an alert script has no use for them.
-        var env = CredentialFreeEnvironment.of()
+        // Built, not inherited (see `TaskEnvironment`): the base for the user it runs as, then its own.
+        var env = TaskEnvironment.base(user: user.map { ($0.name, $0.home) })
         env.merge(environment) { _, new in new }
-        let words: [String] = ["/bin/sh", "-c", command]
-        let argv = words.map { word -> UnsafeMutablePointer<CChar>? in strdup(word) } + [nil]
         let envp = env.map { entry -> UnsafeMutablePointer<CChar>? in strdup("\(entry.key)=\(entry.value)") } + [nil]
-        defer { for p in argv + envp { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
+        defer { for p in envp { free(p) } }
+        // As `--alert-tenant` (its groups, gid and uid, in its home or /), or as the master's own user.
+        let cwd = user?.supervisorOptions.first { $0.0 == "cwd" }?.1
+        let groups = user?.groups ?? []
+        let pid = groups.withUnsafeBufferPointer { groupList in
+            (cwd ?? "").withCString { folder in
+                var who = ds_child_user(has_user: user == nil ? 0 : 1, uid: user?.uid ?? 0, gid: user?.gid ?? 0,
+                                        groups: groupList.baseAddress, ngroups: groupList.count, cwd: cwd == nil ? nil : folder)
+                return ds_spawn_shell_as(command, envp, inPipe[0], -1, errPipe[1], &who)
+            }
+        }
         close(inPipe[0])
         close(errPipe[1])
-        guard rc == 0 else { return "cannot start /bin/sh: \(String(cString: strerror(rc)))" }
+        guard pid > 0 else { return "cannot start /bin/sh\(user.map { " as \(Limits.quoted($0.name))" } ?? ""): \(String(cString: strerror(-pid)))" }
         var tail = StderrTail(limit: stderrTailBytes)
         let deadline = ProcessStats.now() + timeout
         var timedOut = false
@@ -161,11 +149,6 @@ extension AlertCommand {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(milliseconds)) { continuation.resume() }
         }
-    }
-
-    /// This process's open descriptors.
-    static func openDescriptors() -> [Int32] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
     }
 }
 

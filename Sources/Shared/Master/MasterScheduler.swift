@@ -63,6 +63,8 @@ public struct MasterOptions: Sendable {
     public var alertRetries: Int = 3
     /// How long an alert command may run before it is killed (a failed delivery).
     public var alertTimeoutSeconds: Double = 30
+    /// The user alert commands run as (`--alert-tenant`); nil: the master's own.
+    public var alertTenant: TenantUser?
     /// A fire time later than this when a master comes to it was missed (no master ran): the
     /// schedule's catch-up policy applies to it.
     public var misfireThresholdSeconds: Double = 5

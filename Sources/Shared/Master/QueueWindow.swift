@@ -141,7 +141,8 @@ extension MasterScheduler {
         let data = WireJSON.encode(QueuedTask(
             taskInstanceId: id, workflowInstanceId: instanceID, workflowName: instance.definition.name, taskName: taskName,
             attempt: attempt, command: item.command, env: item.env, timeout: item.task.timeout, timeoutStrategy: item.task.timeoutStrategy,
-            master: options.identity))
+            master: options.identity, tenant: instance.definition.tenant(of: item.task),
+            outputs: instance.definition.declaredOutputs(of: item.task)))
         guard data.count <= Limits.maxQueueItemBytes else {
             round.runtimes[instanceID]!.unpreparable.append((id, taskName, "not dispatched: its queue item would be \(Limits.size(data.count)), over the limit of \(Limits.size(Limits.maxQueueItemBytes)) (command, environment and the outputs of the tasks upstream)"))
             return nil

@@ -79,6 +79,22 @@ public enum Limits {
         return nil
     }
 
+    /// The longest tenant (user) name, as `useradd` accepts by default.
+    public static let maxTenantLength = 32
+
+    /// Why `name` cannot name a tenant, or nil: a POSIX portable user name (letters, digits, `.`,
+    /// `_`, `-`, not starting with `-`), 1 to `maxTenantLength` characters.
+    public static func tenantProblem(_ name: String) -> String? {
+        guard !name.isEmpty, name.utf8.count <= maxTenantLength else {
+            return "is not a user name: it must be 1 to \(maxTenantLength) characters long"
+        }
+        let allowed = name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)) }
+        guard allowed, name.first != "-" else {
+            return "is not a user name: it may hold only letters, digits, '.', '_' and '-', and must not start with '-' (name an OS user of the workers, as in /etc/passwd)"
+        }
+        return nil
+    }
+
     /// Environment names no parameter, output or task `env` may set: they change how the shell,
     /// the dynamic linker or an interpreter starts, or they are set by the worker itself.
     public static let reservedNames: Set<String> = [

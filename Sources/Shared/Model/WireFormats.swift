@@ -71,9 +71,17 @@ public struct QueuedTask: Codable, Sendable, Equatable {
     public var timeoutStrategy: TimeoutStrategy
     /// The master that dispatched it.
     public var master: String
+    /// The OS user it runs as (the task's or workflow's `tenant`); nil: the worker's default tenant.
+    public var tenant: String?
+    /// The output parameters it may set (the workflow's `params` and the task's `outputs`); nil,
+    /// in an item written before the field, is none.
+    public var outputs: [String]?
 
     public init(taskInstanceId: Int64, workflowInstanceId: Int64, workflowName: String, taskName: String, attempt: Int,
-                command: String, env: [String: String], timeout: Double?, timeoutStrategy: TimeoutStrategy, master: String) {
+                command: String, env: [String: String], timeout: Double?, timeoutStrategy: TimeoutStrategy, master: String,
+                tenant: String? = nil, outputs: [String]? = nil) {
+        self.tenant = tenant
+        self.outputs = outputs
         self.taskInstanceId = taskInstanceId
         self.workflowInstanceId = workflowInstanceId
         self.workflowName = workflowName

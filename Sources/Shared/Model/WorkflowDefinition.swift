@@ -38,6 +38,11 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     /// SWITCH: the first case whose condition holds chooses its tasks; none, the default branch.
     public var cases: [SwitchCase]?
     public var defaultBranch: [String]?
+    /// The OS user the task runs as on its worker (DolphinScheduler's tenant); nil: the workflow's.
+    public var tenant: String?
+    /// Output parameters the task may set with `${setValue(NAME=value)}` besides the workflow's
+    /// `params` (DolphinScheduler's OUT parameters); any other name it prints is ignored.
+    public var outputs: [String]?
 
     public var isEnabled: Bool { enabled ?? true }
     /// The timeout whose passing writes an alert (WARN, WARNFAIL), if any.
@@ -66,7 +71,8 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, type, command, deps, retries, retryInterval = "retry_interval", timeout,
              timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env, pool, delay, workflow, version, params, dependsOn = "depends_on", relation, enabled, condition,
-             successBranch = "success_branch", failureBranch = "failure_branch", cases, defaultBranch = "default_branch"
+             successBranch = "success_branch", failureBranch = "failure_branch", cases, defaultBranch = "default_branch",
+             tenant, outputs
     }
 }
 
@@ -110,6 +116,8 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
     public var execution: ExecutionType?
     /// Which ends of an instance alert; nil is NONE (omitted from the stored text).
     public var warning: WarningType?
+    /// The OS user its tasks run as (a task's own `tenant` wins); nil: the worker's default.
+    public var tenant: String?
     public var tasks: [TaskDefinition]
 
     public init(name: String, tasks: [TaskDefinition]) {
@@ -118,7 +126,15 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, priority, failureStrategy = "failure_strategy", params, timeout, execution, warning, tasks
+        case name, priority, failureStrategy = "failure_strategy", params, timeout, execution, warning, tenant, tasks
+    }
+
+    /// The tenant task `task` runs as: its own, else the workflow's; nil for the worker's default.
+    public func tenant(of task: TaskDefinition) -> String? { task.tenant ?? tenant }
+
+    /// The output parameters task `task` may set: the workflow's `params` and the task's `outputs`.
+    public func declaredOutputs(of task: TaskDefinition) -> [String] {
+        Array(Set(params.keys).union(task.outputs ?? [])).sorted()
     }
 
     /// Stable JSON: sorted keys, so equal definitions store equal text.

@@ -37,10 +37,10 @@ public struct WorkflowValidationError: Error, CustomStringConvertible, ExitStatu
 /// read with its types kept (`StrictJSON`): `1` is a number, duplicate keys are an error. Every
 /// bound of `Limits` is checked here, so a definition that passes cannot trap or stall a daemon.
 public enum WorkflowParser {
-    static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description", "timeout", "execution", "warning"]
+    static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description", "timeout", "execution", "warning", "tenant"]
     static let taskKeys: Set<String> = ["name", "type", "command", "deps", "retries", "retry_interval", "timeout",
                                         "timeout_strategy", "priority", "worker_group", "env", "description", "enabled", "pool", "delay", "workflow", "version", "params", "depends_on", "relation",
-                                        "condition", "success_branch", "failure_branch", "cases", "default_branch"]
+                                        "condition", "success_branch", "failure_branch", "cases", "default_branch", "tenant", "outputs"]
 
     /// Parses `data`; `source` names the input in messages (a path or `-`).
     /// `maxBytes` bounds the input; a stored definition, which holds every default, passes no bound.
@@ -91,6 +91,8 @@ public enum WorkflowParser {
             let w: WarningType? = problems.enumValue(v, field: "warning", task: nil)
             workflow.warning = w == WarningType.none ? nil : w
         }
+
+        if let v = root["tenant"] { workflow.tenant = problems.tenant(v, task: nil) }
 
         guard case .array(let rawTasks)? = root["tasks"] else {
             problems.add(root["tasks"] == nil ? "missing; a workflow needs a list of tasks" : "must be a list of task objects", field: "tasks")
@@ -170,6 +172,8 @@ public enum WorkflowParser {
                 if case .bool(let b) = v { task.enabled = b ? nil : false }
                 else { problems.add("\(v.brief) is not true or false", task: label, field: "enabled") }
             }
+            if let v = raw["tenant"] { task.tenant = problems.tenant(v, task: label) }
+            if let v = raw["outputs"] { task.outputs = problems.outputNames(v, task: label) }
             BranchFields.parse(raw, into: &task, label: label, &problems)
             BranchFields.parseSubProcess(raw, into: &task, label: label, workflow: name, &problems)
             BranchFields.parseDependent(raw, into: &task, label: label, &problems)
@@ -233,6 +237,39 @@ public enum WorkflowParser {
         }
 
         /// Names to values: strings, or numbers kept as written (`"n": 3` is the text `3`).
+        /// A `tenant`: a POSIX portable user name (see `Limits.tenantProblem`).
+        mutating func tenant(_ v: JSONValue, task: String?) -> String? {
+            guard let name = string(v, field: "tenant", task: task, required: false) else { return nil }
+            if let problem = Limits.tenantProblem(name) {
+                add("\(Limits.quoted(name)) \(problem)", task: task, field: "tenant")
+                return nil
+            }
+            return name
+        }
+
+        /// A task's `outputs`: distinct parameter names, at most `Limits.maxOutputs`.
+        mutating func outputNames(_ v: JSONValue, task: String?) -> [String]? {
+            guard case .array(let list) = v, list.count <= Limits.maxOutputs else {
+                add("must be a list of at most \(Limits.maxOutputs) output parameter names, as [\"NAME\", ...]", task: task, field: "outputs")
+                return nil
+            }
+            var names: [String] = []
+            for item in list {
+                guard case .string(let name) = item else {
+                    add("must be a list of names; \(item.brief) is not a name", task: task, field: "outputs")
+                    continue
+                }
+                if let problem = Limits.keyProblem(name) {
+                    add("\(Limits.quoted(name)) \(problem)", task: task, field: "outputs")
+                } else if names.contains(name) {
+                    add("lists \(Limits.quoted(name)) twice", task: task, field: "outputs")
+                } else {
+                    names.append(name)
+                }
+            }
+            return names
+        }
+
         mutating func stringMap(_ v: JSONValue, field: String, task: String?) -> [String: String] {
             guard case .object(let members) = v else { add("must be an object of names to string values", task: task, field: field); return [:] }
             if members.count > Limits.maxEntries {

@@ -1,7 +1,7 @@
 import Foundation
 
-/// The environment a daemon hands to a program it starts (a task, an alert command), without
-/// the daemon's credentials: a workflow author's command must not be able to write to
+/// What a daemon never hands to a program it starts (a task, an alert command), not even when
+/// `--pass-env` names it (see `TaskEnvironment`, which builds their environment): a workflow author's command must not be able to write to
 /// ZooKeeper or the database as the daemon does (forge a result, queue an item, edit rows).
 /// The one list of what counts as a credential, so that the worker and the master cannot
 /// disagree about it.
@@ -17,10 +17,5 @@ public enum CredentialFreeEnvironment {
 
     public static func isCredential(_ name: String) -> Bool {
         credentialNames.contains(name) || credentialPrefixes.contains { name.hasPrefix($0) }
-    }
-
-    /// `environment` (by default this process's) without any credential.
-    public static func of(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
-        environment.filter { !isCredential($0.key) }
     }
 }

@@ -6,13 +6,6 @@ extension WorkerDaemon {
 
     func execute(_ task: QueuedTask, logPath: String) async {
         let id = task.taskInstanceId
-        var environment = baseEnvironment
-        environment.merge(task.env) { _, new in new }
-        environment["DS_TASK_INSTANCE_ID"] = String(id)
-        environment["DS_WORKFLOW_INSTANCE_ID"] = String(task.workflowInstanceId)
-        environment["DS_TASK_NAME"] = task.taskName
-        environment["DS_WORKFLOW_NAME"] = task.workflowName
-        environment["DS_TASK_ATTEMPT"] = String(task.attempt)
         let startTime = ProcessStats.now()
         var result = TaskResultMessage(taskInstanceId: id, state: .failure, exitCode: nil, worker: options.identity,
                                        pid: nil, logPath: logPath, startTime: startTime, endTime: startTime,
@@ -25,9 +18,17 @@ extension WorkerDaemon {
             // Made every time (one mkdir): the retention sweep may have removed the instance's
             // folder since its last task here; `began` above keeps it from doing so from now on.
             try Self.makeLogFolder(for: logPath)
+            let tenant: TenantUser?
+            switch options.tenants.user(for: task.tenant) {
+            case .success(let user): tenant = user
+            case .failure(let refusal):
+                Self.writeRefusal(logPath, "[ds] not started: \(refusal)\n")
+                throw refusal
+            }
+            let environment = Self.environment(of: task, user: tenant, passing: options.passEnv)
             if supervisor.isLost { try supervisor.restart() }  // before the event loop got to it
             let process = try await supervisor.spawn(id: id, command: task.command, environment: environment, logPath: logPath,
-                                                     logMax: options.maxLogBytes)
+                                                     logMax: options.maxLogBytes, options: tenant?.supervisorOptions ?? [])
             running[id] = process
             // A fence, the end of a stop's grace period, or a kill request that came while this
             // spawn was in flight found no process to kill: kill it now.
@@ -67,7 +68,7 @@ extension WorkerDaemon {
                     result.message = problem
                 }
             } else {
-                result.outputs = printed.outputs
+                result.outputs = Self.declared(printed.outputs, task: task, logPath: logPath)
             }
         } catch let error where error is SupervisorLostDuringStart || (error as? TaskEnd) == .supervisorLost {
             // Not the task's own failure as far as anyone can tell: it runs again elsewhere, a new
@@ -85,6 +86,10 @@ extension WorkerDaemon {
             result.endTime = ProcessStats.now()
             result.state = .needFaultTolerance
             result.message = "not started: \(error); runs again"
+        } catch let refusal as TenantRefusal {
+            result.endTime = ProcessStats.now()
+            result.message = "not started: \(refusal)"
+            logger.error("task \(id) '\(task.taskName)': \(refusal)")
         } catch {
             result.endTime = ProcessStats.now()
             result.message = "could not start: \(error)"

@@ -106,3 +106,42 @@ extension WorkerDaemon {
 
     static func format(_ seconds: Double) -> String { DurationText.format(seconds) }
 }
+
+extension WorkerDaemon {
+    // MARK: Environment and outputs
+
+    /// A task's environment, built (see `TaskEnvironment`): the base for its user, the names of
+    /// `--pass-env`, its `env` and parameters from the queue item, then its `DS_*` context.
+    static func environment(of task: QueuedTask, user: TenantUser?, passing: [String]) -> [String: String] {
+        var environment = TaskEnvironment.base(user: user.map { ($0.name, $0.home) }, passing: passing)
+        environment.merge(task.env) { _, new in new }
+        environment["DS_TASK_INSTANCE_ID"] = String(task.taskInstanceId)
+        environment["DS_WORKFLOW_INSTANCE_ID"] = String(task.workflowInstanceId)
+        environment["DS_TASK_NAME"] = task.taskName
+        environment["DS_WORKFLOW_NAME"] = task.workflowName
+        environment["DS_TASK_ATTEMPT"] = String(task.attempt)
+        return environment
+    }
+
+    /// The outputs a task printed that it may set (its item's `outputs`: the workflow's `params`
+    /// and the task's own `outputs`); each other name is ignored, with a `[ds]` line in its log.
+    /// Ignored, not failed: a task that prints more than it declares did its work.
+    static func declared(_ printed: [String: String], task: QueuedTask, logPath: String) -> [String: String] {
+        let allowed = Set(task.outputs ?? [])
+        let ignored = printed.keys.filter { !allowed.contains($0) }.sorted()
+        if !ignored.isEmpty {
+            appendToLog(logPath, "[ds] output parameters ignored, not declared: \(ignored.map { Limits.quoted($0) }.joined(separator: ", ")); declare them in the workflow's params or the task's outputs\n")
+        }
+        return printed.filter { allowed.contains($0.key) }
+    }
+
+    /// Writes why a task did not start to its log, made here (nothing else writes it then).
+    static func writeRefusal(_ path: String, _ text: String) {
+        // Made as the supervisor makes a log: only a new file, never what a task planted there.
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { return }
+        fchmod(fd, 0o640)
+        defer { close(fd) }
+        _ = text.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
+    }
+}

@@ -234,14 +234,14 @@ public final class TaskSupervisor: @unchecked Sendable {
     }
 
     /// Starts `/bin/sh -c command` through the supervisor, which creates the log (exclusively) and
-    /// relays the task's output into it, at most `logMax` bytes (nil: no cap).
+    /// relays the task's output into it, at most `logMax` bytes (nil: no cap); `options` are more
+    /// supervisor options (`uid`, `gid`, `groups`, `cwd`: see its request.h).
     public func spawn(id: Int64, command: String, environment: [String: String], logPath: String,
-                      logMax: UInt64? = nil) async throws -> TaskProcess {
-        var options: [String: String] = [:]
-        if let logMax { options["log_max"] = String(logMax) }
-        if let nofile = DescriptorLimit.forTasks { options["nofile"] = String(nofile) }
-        let message = try Self.spawnRequest(id: id, command: command, environment: environment, logPath: logPath,
-                                            options: options)
+                      logMax: UInt64? = nil, options: [(String, String)] = []) async throws -> TaskProcess {
+        var options = options
+        if let logMax { options.append(("log_max", String(logMax))) }
+        if let nofile = DescriptorLimit.forTasks { options.append(("nofile", String(nofile))) }
+        let message = try Self.spawnRequest(id: id, command: command, environment: environment, logPath: logPath, options: options)
         let pid = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<pid_t, Error>) in
             let isLost: Bool = lock.withLock {
                 if !lost {
@@ -265,10 +265,10 @@ public final class TaskSupervisor: @unchecked Sendable {
     /// The spawn request for one task: log path, command and `NAME=value` entries, each ended by a
     /// NUL. A string that holds a NUL itself would be cut there, the rest read as one more
     /// environment variable, so it is refused (the task fails, the worker runs on), as is a
-    /// request longer than `maxRequestBytes`. `options` follow as `\u{01}key=value` entries (see the
-    /// supervisor's request.h).
+    /// request longer than `maxRequestBytes`. Each option goes as `\u{1}key=value`, which no
+    /// environment name can begin with.
     static func spawnRequest(id: Int64, command: String, environment: [String: String], logPath: String,
-                             options: [String: String] = [:]) throws -> [UInt8] {
+                             options: [(String, String)] = []) throws -> [UInt8] {
         var message: [UInt8] = [UInt8(ascii: "S")]
         append(id, to: &message)
         for (what, field) in [("log path", logPath), ("command", command)] {
@@ -276,8 +276,14 @@ public final class TaskSupervisor: @unchecked Sendable {
             message.append(contentsOf: field.utf8)
             message.append(0)
         }
+        for (key, value) in options {
+            if value.utf8.contains(0) { throw WorkerError.refusedItem("its supervisor option \(key) holds a NUL character") }
+            message.append(1)
+            message.append(contentsOf: "\(key)=\(value)".utf8)
+            message.append(0)
+        }
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
-            if key.isEmpty || key.utf8.contains(0) || key.contains("=") || value.utf8.contains(0) {
+            if key.isEmpty || key.utf8.contains(0) || key.utf8.first == 1 || key.contains("=") || value.utf8.contains(0) {
                 throw WorkerError.refusedItem("its environment variable \(Limits.quoted(key)) has a name or value no process can hold")
             }
             message.append(contentsOf: key.utf8)

@@ -69,6 +69,10 @@ public struct WorkerOptions: Sendable {
     public var logRetentionSeconds: Double? = 7 * 86_400
     /// Bytes of a task's output written to its log; past it one marker line, the rest dropped.
     public var maxLogBytes: UInt64 = ByteSize.defaultMaxLog
+    /// Who tasks may run as (`--tenants`, `--default-tenant`).
+    public var tenants = TenantPolicy()
+    /// Names of the worker's environment passed on to every task (`--pass-env`).
+    public var passEnv: [String] = []
 
     public init(host: String, port: Int, groups: [String], slots: Int, logDirectory: String, graceSeconds: Double) {
         self.host = host
@@ -123,8 +127,6 @@ public actor WorkerDaemon {
     var uncertainClaims: [Int64: (task: QueuedTask, logPath: String)] = [:]
     /// Set once the worker has fenced itself; `run()` throws it however its loops ended.
     var fenced: WorkerError?
-    /// The worker's own environment, read once: every task starts from it.
-    let baseEnvironment = CredentialFreeEnvironment.of()
     let metrics = WorkerMetrics()
 
     /// One worker for one ZooKeeper session; `logs` and `supervisor` outlive it (a worker whose
