@@ -48,10 +48,10 @@ final class TaskLogLimitsTests: XCTestCase {
         XCTAssertNotNil(LocalLogPath.open(root + "/w:1/5/7.log"))
     }
 
-    func testSpawnRequestCarriesOptionsAfterTheEnvironment() throws {
+    func testSpawnRequestCarriesTheLogCapAsAnOption() throws {
         let message = try TaskSupervisor.spawnRequest(id: 1, command: "true", environment: ["A": "1"], logPath: "/l",
-                                                      options: ["log_max": "65536"])
+                                                      options: [("log_max", "65536")])
         let body = Array(message.dropFirst(9))
-        XCTAssertEqual(body, Array("/l\0true\0A=1\0\u{01}log_max=65536\0".utf8))
+        XCTAssertEqual(body, Array("/l\0true\0\u{01}log_max=65536\0A=1\0".utf8))
     }
 }

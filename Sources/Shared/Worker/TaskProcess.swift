@@ -291,11 +291,6 @@ public final class TaskSupervisor: @unchecked Sendable {
             message.append(contentsOf: value.utf8)
             message.append(0)
         }
-        for (key, value) in options.sorted(by: { $0.key < $1.key }) {
-            message.append(1)
-            message.append(contentsOf: "\(key)=\(value)".utf8)
-            message.append(0)
-        }
         if message.count > maxRequestBytes {
             throw WorkerError.refusedItem("its command and environment take \(Limits.size(message.count)); at most \(Limits.size(maxRequestBytes)) can start")
         }
