@@ -39,7 +39,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,11 +51,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "request.h"
 
-struct child { uint64_t id; pid_t pid; };
+struct child {
+    uint64_t id;
+    pid_t pid;
+    char *cgroups[SPAWN_MAX_CGROUPS]; /* the task's cgroup directories (none without containment) */
+    size_t ncgroups;
+};
 static struct child *children;
 static size_t nchildren, capchildren;
+struct cgroups { char *dirs[SPAWN_MAX_CGROUPS]; size_t n; unsigned tries; };
+static struct cgroups *pending;
+static size_t npending, cappending;
 /* The end of the worker's lease (CLOCK_MONOTONIC ns); 0 before the first. */
 static uint64_t lease_end;
 
@@ -65,8 +74,14 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Every process of task i: its cgroups (also what left its process group), then its group. */
+static void kill_whole_task(size_t i) {
+    cgroup_kill(children[i].cgroups, children[i].ncgroups);
+    kill(-children[i].pid, SIGKILL);
+}
+
 static void kill_all_and_exit(int status) {
-    for (size_t i = 0; i < nchildren; i++) kill(-children[i].pid, SIGKILL);
+    for (size_t i = 0; i < nchildren; i++) kill_whole_task(i);
     _exit(status);
 }
 
@@ -84,6 +99,96 @@ static void send_event(uint64_t id, int32_t kind, int32_t value) {
     }
 }
 
+/* ---- fork + exec: the child's setup, in the agreed order ------------------------------------ */
+
+static const char *const shell_path = "/bin/sh";
+
+/* Runs in the forked child (async-signal-safe calls only); returns only on failure, with errno. */
+static int child_setup(const struct spawn_request *r, int log) {
+    /* (1) cgroup: join the task's cgroups (made and limited by the parent) */
+    int rc = cgroup_join(r->cgroups, r->ncgroups);
+    if (rc != 0) return rc;
+    /* (2) stdin /dev/null, stdout and stderr to the log */
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0) return errno;
+    if (dup2(null, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0) return errno;
+    /* (3) user, groups, directory: none yet */
+    /* common tail: default signal dispositions, empty mask, own process group, no other fd */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (setpgid(0, 0) != 0) return errno;
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); /* the error pipe stays open until exec */
+    char *argv[] = {(char *)shell_path, "-c", r->command, NULL};
+    execve(shell_path, argv, r->env);
+    return errno;
+}
+
+/* Forks and execs the task; its pid, or -errno when it could not start. */
+static pid_t fork_task(const struct spawn_request *r, int log) {
+    int errpipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) != 0) return -errno;
+    pid_t pid = fork();
+    if (pid < 0) { int e = errno; close(errpipe[0]); close(errpipe[1]); return -e; }
+    if (pid == 0) {
+        int err = child_setup(r, log);
+        while (write(errpipe[1], &err, sizeof err) < 0 && errno == EINTR) {}
+        _exit(127);
+    }
+    close(errpipe[1]);
+    int err = 0;
+    ssize_t n;
+    while ((n = read(errpipe[0], &err, sizeof err)) < 0 && errno == EINTR) {}
+    close(errpipe[0]);
+    if (n == (ssize_t)sizeof err) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        return -(err ? err : EIO);
+    }
+    return pid;
+}
+
+/* ---- tasks --------------------------------------------------------------------------------- */
+
+static void free_dirs(char **dirs, size_t n) {
+    for (size_t i = 0; i < n; i++) free(dirs[i]);
+}
+
+/* Kills what is left in a failed or finished task's cgroups and removes them (now or later). */
+static void end_cgroups(char **dirs, size_t n) {
+    if (n == 0) return;
+    cgroup_kill(dirs, n);
+    if (cgroup_remove(dirs, n) == 0) { free_dirs(dirs, n); return; }
+    if (npending == cappending) {
+        cappending = cappending ? cappending * 2 : 16;
+        pending = realloc(pending, cappending * sizeof *pending);
+        if (!pending) kill_all_and_exit(70);
+    }
+    struct cgroups *p = &pending[npending++];
+    memcpy(p->dirs, dirs, n * sizeof *dirs);
+    p->n = n;
+    p->tries = 0;
+}
+
+/* Cgroups whose processes were still dying when their task ended: removed as they empty. */
+static void retry_pending(void) {
+    for (size_t i = 0; i < npending;) {
+        struct cgroups *p = &pending[i];
+        if (p->tries++ % 10 == 9) cgroup_kill(p->dirs, p->n);
+        if (cgroup_remove(p->dirs, p->n) == 0 || p->tries > 600) {
+            free_dirs(p->dirs, p->n);
+            pending[i] = pending[--npending];
+        } else {
+            i++;
+        }
+    }
+}
+
 static void spawn_task(uint64_t id, char *body, char *end) {
     if (now_ns() >= lease_end) { send_event(id, 'F', ETIME); return; }
     struct spawn_request request;
@@ -91,52 +196,52 @@ static void spawn_task(uint64_t id, char *body, char *end) {
     if (rc == ENOMEM) kill_all_and_exit(70);
     if (rc != 0) { send_event(id, 'F', rc); return; }
 
+    struct child child = {.id = id};
+    for (size_t i = 0; i < request.ncgroups; i++)
+        if (!(child.cgroups[child.ncgroups++] = strdup(request.cgroups[i]))) kill_all_and_exit(70);
+    rc = cgroup_prepare(&request);
+    if (rc != 0) {
+        end_cgroups(child.cgroups, child.ncgroups);
+        spawn_request_free(&request);
+        send_event(id, 'F', rc);
+        return;
+    }
     int log = open(request.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) { send_event(id, 'F', errno); spawn_request_free(&request); return; }
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, log, 1);
-    posix_spawn_file_actions_adddup2(&actions, log, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t all, none;
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    char *argv[] = {"/bin/sh", "-c", request.command, NULL};
-    pid_t pid;
-    rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, request.env);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
+    if (log < 0) {
+        rc = errno;
+        end_cgroups(child.cgroups, child.ncgroups);
+        spawn_request_free(&request);
+        send_event(id, 'F', rc);
+        return;
+    }
+    pid_t pid = fork_task(&request, log);
     close(log);
     spawn_request_free(&request);
-    if (rc != 0) { send_event(id, 'F', rc); return; }
+    if (pid < 0) { end_cgroups(child.cgroups, child.ncgroups); send_event(id, 'F', -pid); return; }
     if (nchildren == capchildren) {
         capchildren = capchildren ? capchildren * 2 : 64;
         children = realloc(children, capchildren * sizeof *children);
         if (!children) { kill(-pid, SIGKILL); kill_all_and_exit(70); }
     }
-    children[nchildren++] = (struct child){id, pid};
+    child.pid = pid;
+    children[nchildren++] = child;
     send_event(id, 'P', pid);
 }
 
 static void kill_task(uint64_t id, int32_t sig) {
     /* Only a child not yet reaped is signalled: its pid cannot have been reused. */
     for (size_t i = 0; i < nchildren; i++)
-        if (children[i].id == id) { kill(-children[i].pid, sig); return; }
+        if (children[i].id == id) {
+            if (sig == SIGKILL) kill_whole_task(i);
+            else kill(-children[i].pid, sig);
+            return;
+        }
 }
 
 /* Past the lease's end: every task group dies, and the worker hears how many. */
 static void enforce_lease(void) {
     if (nchildren == 0 || now_ns() < lease_end) return;
-    for (size_t i = 0; i < nchildren; i++) kill(-children[i].pid, SIGKILL);
+    for (size_t i = 0; i < nchildren; i++) kill_whole_task(i);
     send_event(0, 'E', (int32_t)nchildren);
     /* Their exits are reported as they are reaped; until a new lease nothing starts. */
     lease_end = 0;
@@ -144,6 +249,7 @@ static void enforce_lease(void) {
 
 /* Milliseconds poll may sleep before the lease needs enforcing; -1 with no task to watch. */
 static int poll_timeout(void) {
+    if (npending > 0) return 100; /* cgroups to remove as their processes go */
     if (nchildren == 0) return -1;
     uint64_t now = now_ns();
     if (now >= lease_end) return 0;
@@ -151,26 +257,65 @@ static int poll_timeout(void) {
     return ms > 60000 ? 60000 : (int)ms;
 }
 
-/* Reaps every child that has exited. A task's group is killed before its leader is reaped: until
- * then the leader is a zombie whose pid (and so the group id) cannot be reused, so the signal
- * reaches only what the task left running in its group (`sleep 300 &`), never a stranger. */
+/* Without cgroups, what a finished task left running was adopted by this subreaper when its
+ * parent died (`setsid sleep &`, a double fork): every child that is no task's main process is
+ * killed. (A running task's orphans go too: there is no telling whose they are.) */
+static void kill_adopted(void) {
+    DIR *proc = opendir("/proc");
+    if (!proc) return;
+    pid_t me = getpid();
+    struct dirent *e;
+    while ((e = readdir(proc))) {
+        pid_t pid = (pid_t)atol(e->d_name);
+        if (pid <= 0) continue;
+        char path[64], stat[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, stat, sizeof stat - 1);
+        close(fd);
+        if (n <= 0) continue;
+        stat[n] = '\0';
+        char *close_paren = strrchr(stat, ')');
+        int ppid = 0;
+        char state;
+        if (!close_paren || sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2 || ppid != me) continue;
+        int is_task = 0;
+        for (size_t i = 0; i < nchildren; i++) is_task |= children[i].pid == pid;
+        if (!is_task) { kill(pid, SIGKILL); kill(-pid, SIGKILL); }
+    }
+    closedir(proc);
+}
+
+/* Reaps every child that has exited. A task's group and cgroups are killed before its leader is
+ * reaped: until then the leader is a zombie whose pid (and so the group id) cannot be reused, so
+ * the signal reaches only what the task left running (`sleep 300 &`), never a stranger. Whether
+ * the kernel killed one of its processes for memory is read first, and sent as 'O' before 'X'. */
 static void reap(void) {
     for (;;) {
         siginfo_t info;
         memset(&info, 0, sizeof info);
-        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) break;
         pid_t pid = info.si_pid;
         size_t i = 0;
         while (i < nchildren && children[i].pid != pid) i++;
-        if (i < nchildren) kill(-pid, SIGKILL);
+        int oom = 0;
+        if (i < nchildren) {
+            oom = cgroup_oom_killed(children[i].cgroups, children[i].ncgroups);
+            kill_whole_task(i);
+        }
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
         if (i < nchildren) {
-            uint64_t id = children[i].id;
+            struct child done = children[i];
             children[i] = children[--nchildren];
-            send_event(id, 'X', status);
+            if (done.ncgroups == 0) kill_adopted();
+            end_cgroups(done.cgroups, done.ncgroups);
+            if (oom) send_event(done.id, 'O', 1);
+            send_event(done.id, 'X', status);
         }
     }
+    retry_pending();
 }
 
 int main(int argc, char **argv) {
@@ -211,6 +356,7 @@ int main(int argc, char **argv) {
             kill_all_and_exit(70);
         }
         enforce_lease();
+        if (ready == 0 && npending > 0) reap();
         if (fds[1].revents) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) == sizeof si) {

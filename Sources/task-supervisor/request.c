@@ -45,7 +45,37 @@ enum request_status request_next(struct request_buffer *b, struct request *out) 
     return REQUEST_READY;
 }
 
+/* A decimal number of at most `max`, digits only; 0 when it is not one (0 itself is refused). */
+static uint64_t parse_number(const char *s, uint64_t max) {
+    uint64_t n = 0;
+    if (*s == '\0') return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return 0;
+        uint64_t digit = (uint64_t)(*s - '0');
+        if (n > (max - digit) / 10) return 0;
+        n = n * 10 + digit;
+    }
+    return n;
+}
+
+/* One "\x01key=value" option into out; EINVAL for an unknown key or a bad value. */
+static int parse_option(char *s, struct spawn_request *out) {
+    s++; /* the 0x01 */
+    if (strncmp(s, "cgroup=", 7) == 0) {
+        if (s[7] != '/' || out->ncgroups == SPAWN_MAX_CGROUPS) return EINVAL;
+        out->cgroups[out->ncgroups++] = s + 7;
+    } else if (strncmp(s, "memory_max=", 11) == 0) {
+        if ((out->memory_max = parse_number(s + 11, UINT64_MAX / 2)) == 0) return EINVAL;
+    } else if (strncmp(s, "cpu_quota=", 10) == 0) {
+        if ((out->cpu_quota = (uint32_t)parse_number(s + 10, 100000)) == 0) return EINVAL;
+    } else {
+        return EINVAL;
+    }
+    return 0;
+}
+
 int spawn_request_parse(char *p, char *end, struct spawn_request *out) {
+    struct spawn_request options = {0};
     char *strings[2];
     size_t n = 0, nenv = 0, capenv = 0;
     char **env = NULL;
@@ -54,6 +84,10 @@ int spawn_request_parse(char *p, char *end, struct spawn_request *out) {
         char *s = p;
         p += strlen(p) + 1;
         if (n < 2) { strings[n++] = s; continue; }
+        if (*s == '\x01') {
+            if (parse_option(s, &options) != 0) { free(env); return EINVAL; }
+            continue;
+        }
         if (nenv + 2 > capenv) {
             capenv = capenv ? capenv * 2 : 64;
             char **grown = realloc(env, capenv * sizeof *env);
@@ -65,7 +99,10 @@ int spawn_request_parse(char *p, char *end, struct spawn_request *out) {
     if (n < 2) { free(env); return EINVAL; }
     if (!env && !(env = malloc(sizeof *env))) return ENOMEM;
     env[nenv] = NULL;
-    *out = (struct spawn_request){.log_path = strings[0], .command = strings[1], .env = env};
+    options.log_path = strings[0];
+    options.command = strings[1];
+    options.env = env;
+    *out = options;
     return 0;
 }
 

@@ -39,13 +39,24 @@ unsigned char *request_buffer_room(struct request_buffer *b, size_t *room);
  * REQUEST_MAX_SIZE, an unknown kind or a short kill. */
 enum request_status request_next(struct request_buffer *b, struct request *out);
 
-/* A spawn request's strings: log path, command, then VAR=value entries. */
+/* The most cgroup directories one task joins (one per hierarchy: v2, v1 memory, cpu, pids, freezer). */
+#define SPAWN_MAX_CGROUPS 6
+
+/* A spawn request's strings: log path, command, then VAR=value entries. An entry that begins
+ * with the byte 0x01 is a supervisor option "\x01key=value", not an environment entry. */
 struct spawn_request {
     char *log_path, *command;
     char **env; /* NULL-terminated; free with spawn_request_free */
+    /* cgroup engineer: `cgroup=DIR` (repeatable, one per hierarchy: the task joins each),
+     * `memory_max=BYTES`, `cpu_quota=PERCENT` of one core (0: not asked). */
+    char *cgroups[SPAWN_MAX_CGROUPS];
+    size_t ncgroups;
+    uint64_t memory_max;
+    uint32_t cpu_quota;
 };
 
-/* Splits a spawn body: 0, EINVAL when it is not NUL-terminated or lacks the command, or ENOMEM. */
+/* Splits a spawn body: 0, EINVAL when it is not NUL-terminated, lacks the command or has an
+ * unknown or malformed option, or ENOMEM. */
 int spawn_request_parse(char *body, char *end, struct spawn_request *out);
 void spawn_request_free(struct spawn_request *s);
 

@@ -71,6 +71,9 @@ public struct QueuedTask: Codable, Sendable, Equatable {
     public var timeoutStrategy: TimeoutStrategy
     /// The master that dispatched it.
     public var master: String
+    /// The task's `memory_max` in bytes and `cpu_quota` in percent of a core (nil: none asked).
+    public var memoryMax: Int64?
+    public var cpuQuota: Int?
 
     public init(taskInstanceId: Int64, workflowInstanceId: Int64, workflowName: String, taskName: String, attempt: Int,
                 command: String, env: [String: String], timeout: Double?, timeoutStrategy: TimeoutStrategy, master: String) {

@@ -88,6 +88,10 @@ public final class TaskSupervisor: @unchecked Sendable {
     private var killedBy: [Int64: EndCause] = [:]
     /// The lease last given, sent again to a supervisor started after a loss.
     private var lease: UInt64 = 0
+    /// Tasks of which the kernel killed a process for memory ('O' events), until asked.
+    private var outOfMemory: Set<Int64> = []
+    /// The cgroups tasks run in; every task cgroup is killed when the supervisor dies.
+    public let containment: Containment
 
     /// Why a task ended other than on its own.
     public enum EndCause: Sendable, Equatable {
@@ -98,7 +102,8 @@ public final class TaskSupervisor: @unchecked Sendable {
     }
 
     /// Starts the supervisor.
-    public init() throws {
+    public init(containment: Containment = .none) throws {
+        self.containment = containment
         guard access(Self.path, X_OK) == 0 else {
             throw InputError.configuration("task supervisor \(Self.path) is missing or not executable; install it beside ds-worker")
         }
@@ -152,6 +157,9 @@ public final class TaskSupervisor: @unchecked Sendable {
 
     /// Why task `id` ended other than on its own, if it did; asked once, after its exit.
     public func endCause(_ id: Int64) -> EndCause? { lock.withLock { killedBy.removeValue(forKey: id) } }
+
+    /// Whether the kernel killed a process of task `id` for passing its memory limit; asked once, after its exit.
+    public func wasOutOfMemory(_ id: Int64) -> Bool { lock.withLock { outOfMemory.remove(id) != nil } }
 
     /// Spawns the supervisor with a pipe each way; returns the events end.
     private func launch() throws -> Int32 {
@@ -227,8 +235,10 @@ public final class TaskSupervisor: @unchecked Sendable {
     }
 
     /// Starts `/bin/sh -c command` through the supervisor.
-    public func spawn(id: Int64, command: String, environment: [String: String], logPath: String) async throws -> TaskProcess {
-        let message = try Self.spawnRequest(id: id, command: command, environment: environment, logPath: logPath)
+    /// `options` are supervisor options `key=value` (see `spawnRequest`).
+    public func spawn(id: Int64, command: String, environment: [String: String], logPath: String,
+                      options: [String] = []) async throws -> TaskProcess {
+        let message = try Self.spawnRequest(id: id, command: command, environment: environment, logPath: logPath, options: options)
         let pid = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<pid_t, Error>) in
             let isLost: Bool = lock.withLock {
                 if !lost { starts[id] = continuation }
@@ -249,8 +259,10 @@ public final class TaskSupervisor: @unchecked Sendable {
     /// The spawn request for one task: log path, command and `NAME=value` entries, each ended by a
     /// NUL. A string that holds a NUL itself would be cut there, the rest read as one more
     /// environment variable, so it is refused (the task fails, the worker runs on), as is a
-    /// request longer than `maxRequestBytes`.
-    static func spawnRequest(id: Int64, command: String, environment: [String: String], logPath: String) throws -> [UInt8] {
+    /// request longer than `maxRequestBytes`. Each of `options` (`key=value`: `cgroup`,
+    /// `memory_max`, `cpu_quota`) follows as an entry beginning with the byte 0x01.
+    static func spawnRequest(id: Int64, command: String, environment: [String: String], logPath: String,
+                             options: [String] = []) throws -> [UInt8] {
         var message: [UInt8] = [UInt8(ascii: "S")]
         append(id, to: &message)
         for (what, field) in [("log path", logPath), ("command", command)] {
@@ -265,6 +277,12 @@ public final class TaskSupervisor: @unchecked Sendable {
             message.append(contentsOf: key.utf8)
             message.append(UInt8(ascii: "="))
             message.append(contentsOf: value.utf8)
+            message.append(0)
+        }
+        for option in options {
+            if option.utf8.contains(0) { throw WorkerError.refusedItem("its supervisor option \(Limits.quoted(option)) holds a NUL character") }
+            message.append(1)
+            message.append(contentsOf: option.utf8)
             message.append(0)
         }
         if message.count > maxRequestBytes {
@@ -353,6 +371,7 @@ public final class TaskSupervisor: @unchecked Sendable {
         case UInt8(ascii: "F"):
             let start = lock.withLock { starts.removeValue(forKey: id) }
             start?.resume(throwing: value == ETIME ? SystemCallError(call: "start (the worker's ZooKeeper lease has ended)", errno: value)
+                          : value == EOPNOTSUPP ? SystemCallError(call: "start (a limit the task asks for has no cgroup controller here)", errno: value)
                           : SystemCallError(call: "start /bin/sh", errno: value))
         case UInt8(ascii: "E"):
             // Sent before the exits of the tasks it killed: each is marked before its exit is seen.
@@ -361,6 +380,9 @@ public final class TaskSupervisor: @unchecked Sendable {
                 return onLeaseEnded
             }
             handler?()
+        case UInt8(ascii: "O"):
+            // Sent just before the task's exit.
+            _ = lock.withLock { outOfMemory.insert(id) }
         case UInt8(ascii: "X"):
             let exit = ProcessExit(waitStatus: value)
             let waiter: CheckedContinuation<ProcessExit, Never>? = lock.withLock {
@@ -391,6 +413,8 @@ public final class TaskSupervisor: @unchecked Sendable {
         for p in running { killpg(p, SIGKILL) }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        // Also what left the task's process group (`setsid`) and was not adopted here.
+        containment.killAll()
         Self.killAdoptedOrphans()
         // A start under way may have run the task (which may have killed the supervisor before it
         // was reported): it counts as killed with it.

@@ -67,6 +67,12 @@ public struct WorkerOptions: Sendable {
     public var listen: String?
     /// Logs last written longer ago than this are removed (nil: kept forever).
     public var logRetentionSeconds: Double? = 7 * 86_400
+    /// `--cgroup-root`: the delegated cgroup v2 directory task cgroups go under (nil: found).
+    public var cgroupRoot: String?
+    /// `--containment none`: no cgroups even where there are some (subreaper only).
+    public var noContainment = false
+    /// `--max-memory` in bytes: no task gets more, one that asks nothing gets this.
+    public var maxMemory: Int64?
 
     public init(host: String, port: Int, groups: [String], slots: Int, logDirectory: String, graceSeconds: Double) {
         self.host = host
