@@ -96,7 +96,8 @@ final class ContainmentTests: ClusterTestCase {
         try cluster.startMaster()
         let worker = try cluster.startWorker()
         let base = uniqueBase()
-        _ = try cluster.submit(#"{"name":"c-supervisor","tasks":[{"name":"t","command":"\#(escapes(base)); sleep 600"}]}"#)
+        // The killed attempt runs again (a new attempt) on the new supervisor: that one starts no escapes.
+        _ = try cluster.submit(#"{"name":"c-supervisor","tasks":[{"name":"t","command":"[ -e \#(file("started-\(base)")) ] || { \#(escapes(base)); }; sleep 600"}]}"#)
         try await waitStarted(base)
         let supervisor = try XCTUnwrap(FailoverTests.children(of: worker.processIdentifier, named: "task-supervisor").first)
         kill(supervisor, SIGKILL)
