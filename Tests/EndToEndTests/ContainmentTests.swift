@@ -169,4 +169,20 @@ final class ContainmentTests: ClusterTestCase {
         let stored = try await cluster.store().definitions()
         XCTAssertEqual(stored.count, 0, "nothing written on refusal")
     }
+
+    /// Item 7 (part): an alert command's descendants die with it, also in a new session.
+    func testAnAlertCommandsDescendantsDieWithIt() async throws {
+        let base = uniqueBase()
+        let path = file("alert.sh")
+        try ("#!/bin/sh\n" + escapes(base) + "\nexit 0\n").write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        try cluster.startMaster(["--alert-command", path, "--alert-retries", "0"])
+        try cluster.startWorker()
+        let id = try cluster.submit(#"{"name":"c-alert","warning":"SUCCESS","tasks":[{"name":"t","command":"true"}]}"#)
+        _ = try await cluster.waitForEnd(id)
+        try await eventually("the alert is sent") { try await self.cluster.store().alerts().first?.state == "SENT" }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: file("started-\(base)")))
+        try await assertAllGone(base, "the alert command ended")
+        XCTAssertTrue(cluster.daemonLogs().contains("alerts: containment: "))
+    }
 }

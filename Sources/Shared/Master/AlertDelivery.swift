@@ -16,6 +16,11 @@ extension MasterScheduler {
 
     nonisolated func alertLoop(_ command: String, owner: String) async throws {
         let lease = options.alertTimeoutSeconds + 30
+        // Each command in cgroups of its own where the host has them: a hung command's
+        // descendants die with it, also those in a new session.
+        let containment = (try? Containment.detect(root: nil, worker: "alerts-" + owner)) ?? .none
+        logger.info("alerts: containment: \(containment.summary)")
+        containment.killAll()
         while !Task.isCancelled {
             let alert: AlertRecord?
             do {
@@ -33,6 +38,7 @@ extension MasterScheduler {
             var content = alert.content ?? AlertContent(kind: alert.kind, title: "alert \(id) (its stored content does not read)", time: alert.createTime)
             (content.id, content.key, content.delivery) = (id, alert.dedupKey, alert.attempts)
             let outcome = await AlertCommand.run(command, input: WireJSON.encode(content), timeout: options.alertTimeoutSeconds,
+                                                 cgroups: containment.directories(task: id),
                                                  environment: ["DS_ALERT_ID": String(id), "DS_ALERT_KIND": alert.kind.rawValue,
                                                                "DS_ALERT_DELIVERY": String(alert.attempts)])
             let now = ProcessStats.now()
@@ -67,7 +73,13 @@ enum AlertCommand {
     static let stderrTailBytes = 400
 
     /// Nil when the command exited 0; otherwise what went wrong, for `last_error`.
-    static func run(_ command: String, input: Data, timeout: Double, environment: [String: String]) async -> String? {
+    /// `cgroups`: directories to make, join before the command runs, kill whole and remove after.
+    static func run(_ command: String, input: Data, timeout: Double, cgroups: [String] = [],
+                    environment: [String: String]) async -> String? {
+        for dir in cgroups where mkdir(dir, 0o755) != 0 && errno != EEXIST {
+            return "cannot make its cgroup \(dir): \(String(cString: strerror(errno)))"
+        }
+        defer { Containment.killAndRemove(cgroups) }
         var inPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
         guard pipe(&inPipe) == 0 else { return "cannot make a pipe: \(String(cString: strerror(errno)))" }
         guard pipe(&errPipe) == 0 else {
@@ -107,7 +119,10 @@ enum AlertCommand {
         // The master's environment, without its credentials: an alert script has no use for them.
         var env = CredentialFreeEnvironment.of()
         env.merge(environment) { _, new in new }
-        let words: [String] = ["/bin/sh", "-c", command]
+        // With cgroups, a first shell moves itself into them, then becomes the command: nothing
+        // the command starts is ever outside.
+        let join = #"c=$1; shift; for d do echo $$ > "$d/cgroup.procs" || exit 126; done; exec /bin/sh -c "$c""#
+        let words: [String] = cgroups.isEmpty ? ["/bin/sh", "-c", command] : ["/bin/sh", "-c", join, "sh", command] + cgroups
         let argv = words.map { word -> UnsafeMutablePointer<CChar>? in strdup(word) } + [nil]
         let envp = env.map { entry -> UnsafeMutablePointer<CChar>? in strdup("\(entry.key)=\(entry.value)") } + [nil]
         defer { for p in argv + envp { free(p) } }
@@ -139,7 +154,8 @@ enum AlertCommand {
             // loop would spin until the command ends. The command is waited for, to its timeout.
             await pauseIgnoringCancellation(milliseconds: 20)
         }
-        // The whole group: what the command left running in the background goes too.
+        // The whole group: what the command left running in the background goes too (and
+        // what left the group, by its cgroups, when the deferred removal kills them).
         kill(-pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}

@@ -97,19 +97,20 @@ public struct Containment: Sendable {
     /// Kills every process of every task cgroup of this worker and removes the cgroups: the
     /// tasks of a killed worker found at start, and those of a supervisor that died.
     public func killAll() {
-        for root in roots {
-            let tasks = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("task-") }
-            for task in tasks { Self.kill(root + "/" + task) }
+        let dirs = roots.flatMap { root in
+            ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("task-") }.map { root + "/" + $0 }
         }
+        Self.killAndRemove(dirs)
+    }
+
+    /// Kills every process in `dirs` and removes them, waiting up to two seconds for them to empty.
+    public static func killAndRemove(_ dirs: [String]) {
+        for dir in dirs { kill(dir) }
         for _ in 0..<200 {
             var left = false
-            for root in roots {
-                for task in ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []) where task.hasPrefix("task-") {
-                    if rmdir(root + "/" + task) != 0 && errno != ENOENT {
-                        left = true
-                        Self.kill(root + "/" + task)
-                    }
-                }
+            for dir in dirs where rmdir(dir) != 0 && errno != ENOENT {
+                left = true
+                kill(dir)
             }
             if !left { return }
             usleep(10_000)
