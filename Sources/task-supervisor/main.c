@@ -7,7 +7,9 @@
  *
  * Requests arrive on standard input, events leave on standard output (pipes to the worker):
  *   request  = u32 length of the rest (9 to 16 MiB), u8 kind, u64 task id, then by kind
- *              'S' spawn: NUL-terminated strings: log path, command, then VAR=value entries
+ *              'S' spawn: NUL-terminated strings: log path, command, then VAR=value entries;
+ *                  an entry beginning with 0x01 is an option "\x01key=value": cgroup=DIR (one per
+ *                  hierarchy), memory_max=BYTES, cpu_quota=PERCENT of one core (see request.h)
  *              'K' kill:  i32 signal, sent to the task's whole process group
  *              'L' lease: no body; the id field is the end of the worker's ZooKeeper lease,
  *                  CLOCK_MONOTONIC nanoseconds (see SessionLease in the worker)
@@ -15,11 +17,16 @@
  *              'R' ready, first of all (id 0, value: protocol version, 2),
  *              'P' started (value: pid), 'F' could not start (value: errno; ETIME when
  *              the lease has ended), 'X' exited (value: wait status),
- *              'E' lease ended (id 0, value: how many task groups it killed)
+ *              'E' lease ended (id 0, value: how many task groups it killed),
+ *              'O' the kernel killed a process of the task for memory (value 1; just before 'X')
  * Each task runs `/bin/sh -c command` as the leader of a new process group, stdin from
  * /dev/null, stdout and stderr appended to its log, default signal dispositions, no
  * descriptor of the worker's. When the leader exits, whatever it left in its group is killed
  * before the leader is reaped: a task ends with its main process.
+ * With cgroups (the worker's containment), the task runs in its own: made and limited before the
+ * fork, joined by the child before exec, and every process in them is killed (cgroup.kill, or
+ * freeze + kill + thaw) whenever the task's group is, then they are removed (cgroup.c). Without
+ * them, what a finished task left is killed once this subreaper adopts it (kill_adopted).
  *
  * When the worker dies, even by SIGKILL, the kernel sends this process SIGTERM
  * (PR_SET_PDEATHSIG, armed for the worker's thread that started it, which lives as long as the

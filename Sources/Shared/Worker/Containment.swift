@@ -46,6 +46,13 @@ public struct Containment: Sendable {
                 }
             }
         }
+        // v1: under this process's own cgroup of each controller, so enclosing limits hold for tasks too.
+        var own: [String: String] = [:]
+        for line in ((try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "").split(separator: "\n") {
+            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard f.count == 3 else { continue }
+            for controller in f[1].split(separator: ",") { own[String(controller)] = String(f[2]) }
+        }
         let name = worker.map { $0.isLetter || $0.isNumber || "._:-".contains($0) ? $0 : "_" }
         var killDir: String?
         var v2Controllers: Set<Substring> = []
@@ -77,7 +84,8 @@ public struct Containment: Sendable {
             guard let mount = v1[controller] else { continue }
             // cgroup.kill replaces the freezer where there is one.
             if controller == "freezer" && killDir != nil { continue }
-            let dir = mount + "/ds/" + String(name)
+            let parent = own[controller].map { $0 == "/" ? "" : $0 } ?? ""
+            let dir = mount + parent + "/ds/" + String(name)
             guard (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil else { continue }
             v1Roots.append(dir)
             used.append(controller)
