@@ -20,7 +20,27 @@ void ds_child_fail(int report) {
     _exit(127);
 }
 
+/* Writes "0" to dir/cgroup.procs: the caller joins the cgroup. Async-signal-safe. */
+static int join_cgroup(const char *dir) {
+    static const char file[] = "/cgroup.procs";
+    char path[4096];
+    size_t d = strlen(dir);
+    if (d + sizeof file > sizeof path) { errno = ENAMETOOLONG; return -1; }
+    memcpy(path, dir, d);
+    memcpy(path + d, file, sizeof file);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = write(fd, "0", 1);
+    int e = errno;
+    close(fd);
+    if (n != 1) { errno = n < 0 ? e : EIO; return -1; }
+    return 0;
+}
+
 void ds_child_exec_shell(int report, const struct ds_child_user *u, const char *command, char *const envp[]) {
+    for (size_t i = 0; i < u->ncgroups; i++) {
+        if (join_cgroup(u->cgroups[i]) != 0) ds_child_fail(report);
+    }
     if (u->has_user && (setgroups(u->ngroups, u->groups) != 0 || setgid(u->gid) != 0 || setuid(u->uid) != 0)) ds_child_fail(report);
     if (u->cwd && chdir(u->cwd) != 0) ds_child_fail(report);
     struct sigaction dfl;

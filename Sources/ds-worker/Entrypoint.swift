@@ -41,6 +41,21 @@ struct WorkerCommand: AsyncParsableCommand {
     var maxLogSize: String = "1G"
     @Option(help: "How long a graceful stop waits for running tasks, e.g. 60s.")
     var grace: String = "60s"
+    @Option(name: .customLong("cgroup-root"), help: ArgumentHelp("""
+        Delegated cgroup v2 directory this worker may write; each task runs in <dir>/<host:port>/task-<id>, \
+        killed whole when the task ends (default: ds in the cgroup v2 hierarchy, when there is one).
+        """, valueName: "dir"))
+    var cgroupRoot: String?
+    @Option(help: ArgumentHelp("""
+        auto: each task in its own cgroups (v2, or v1 controllers with v2 cgroup.kill, or v1), as logged at start; \
+        none: no cgroups, the supervisor only kills what it adopts, and tasks asking memory_max or cpu_quota fail.
+        """, valueName: "auto|none"))
+    var containment: String = "auto"
+    @Option(name: .customLong("max-memory"), help: ArgumentHelp("""
+        Memory ceiling of each task, e.g. 2G: a task asking more (memory_max), or nothing, gets this much. \
+        Needs a memory controller.
+        """, valueName: "size"))
+    var maxMemory: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
     @Option(name: .customLong("tenants"), help: ArgumentHelp("""
@@ -82,6 +97,8 @@ struct WorkerCommand: AsyncParsableCommand {
         for name in passNames {
             if let problem = TaskEnvironment.passProblem(name) { throw ValidationError("--pass-env \(Limits.quoted(name)) \(problem)") }
         }
+        guard ["auto", "none"].contains(containment) else { throw ValidationError("--containment '\(containment)' is not auto or none") }
+        if let maxMemory, let problem = ResourceLimits.memoryProblem(maxMemory) { throw ValidationError("--max-memory: \(problem)") }
         guard let retention = DurationText.parse(logRetention), retention == 0 || (1...3650 * 86_400).contains(retention) else {
             throw ValidationError("--log-retention '\(logRetention)' is not 0 (keep forever) or a duration from 1s to 3650d, such as 7d")
         }
@@ -101,6 +118,9 @@ struct WorkerCommand: AsyncParsableCommand {
             options.maxLogBytes = ByteSize.parse(maxLogSize)!
             options.tenants = TenantPolicy(allowed: Set(tenantNames), defaultTenant: defaultTenant)
             options.passEnv = passNames
+            options.cgroupRoot = cgroupRoot
+            options.noContainment = containment == "none"
+            options.maxMemory = maxMemory.flatMap(ResourceLimits.parseSize)
             let listen = try ListenAddress.option(listen)
             try await WorkerDaemon.main(configuration: configuration, options: options, listen: listen, logLevel: logLevel)
         } catch {

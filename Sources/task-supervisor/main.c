@@ -8,8 +8,9 @@
  * Requests arrive on standard input, events leave on standard output (pipes to the worker):
  *   request  = u32 length of the rest (9 to 16 MiB), u8 kind, u64 task id, then by kind
  *              'S' spawn: NUL-terminated strings: log path, command, then VAR=value entries;
- *                  an entry "\x01key=value" is an option (log_max: bytes of output logged;
- *                  nofile: the task's soft RLIMIT_NOFILE)
+ *                  an entry "\x01key=value" is an option (see request.h): log_max (bytes of
+ *                  output logged), nofile (the task's soft RLIMIT_NOFILE), uid, gid, groups, cwd
+ *                  (the tenant), cgroup=DIR (one per hierarchy), memory_max=BYTES, cpu_quota=PERCENT
  *              'K' kill:  i32 signal, sent to the task's whole process group
  *              'L' lease: no body; the id field is the end of the worker's ZooKeeper lease,
  *                  CLOCK_MONOTONIC nanoseconds (see SessionLease in the worker)
@@ -19,7 +20,8 @@
  *              the lease has ended), 'O' could not create its log (value: errno; EEXIST
  *              when something is already at the path), 'W' its log could not be written
  *              (value: errno; the task is killed, its 'X' follows), 'X' exited (value: wait status),
- *              'E' lease ended (id 0, value: how many task groups it killed)
+ *              'E' lease ended (id 0, value: how many task groups it killed),
+ *              'M' the kernel killed a process of the task for memory (value 1; just before 'X')
  * Each task runs `/bin/sh -c command` as the leader of a new process group, stdin from
  * /dev/null, stdout and stderr a pipe this process relays into its log (created here, exclusively,
  * 0640; at most log_max bytes, then one marker line), default signal dispositions, no
@@ -27,6 +29,10 @@
  * supplementary groups set first), with `cwd` in that folder (see child_setup). When the leader
  * exits, whatever it left in its group is killed
  * before the leader is reaped: a task ends with its main process.
+ * With cgroups (the worker's containment), the task runs in its own: made and limited before the
+ * fork, joined by the child before exec, and every process in them is killed (cgroup.kill, or
+ * freeze + kill + thaw) whenever the task's group is, then they are removed (cgroup.c). Without
+ * them, what a finished task left is killed once this subreaper adopts it (kill_adopted).
  *
  * When the worker dies, even by SIGKILL, the kernel sends this process SIGTERM
  * (PR_SET_PDEATHSIG, armed for the worker's thread that started it, which lives as long as the
@@ -46,6 +52,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +66,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "csupport.h"
 #include "request.h"
 
@@ -71,9 +79,14 @@ struct child {
     uint64_t written;    /* bytes written to the log */
     uint64_t log_max;    /* 0: no cap */
     int dropping;        /* past log_max (the marker is written) or the log failed: output is dropped */
+    char *cgroups[SPAWN_MAX_CGROUPS]; /* the task's cgroup directories (none without containment) */
+    size_t ncgroups;
 };
 static struct child *children;
 static size_t nchildren, capchildren;
+struct cgroups { char *dirs[SPAWN_MAX_CGROUPS]; size_t n; unsigned tries; };
+static struct cgroups *pending;
+static size_t npending, cappending;
 /* The end of the worker's lease (CLOCK_MONOTONIC ns); 0 before the first. */
 static uint64_t lease_end;
 
@@ -83,8 +96,14 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Every process of task i: its cgroups (also what left its process group), then its group. */
+static void kill_whole_task(size_t i) {
+    cgroup_kill(children[i].cgroups, children[i].ncgroups);
+    kill(-children[i].pid, SIGKILL);
+}
+
 static void kill_all_and_exit(int status) {
-    for (size_t i = 0; i < nchildren; i++) kill(-children[i].pid, SIGKILL);
+    for (size_t i = 0; i < nchildren; i++) kill_whole_task(i);
     _exit(status);
 }
 
@@ -154,6 +173,7 @@ static void write_log(struct child *c, const char *p, size_t n) {
     if (rc != 0) {
         c->dropping = 1;
         send_event(c->id, 'W', rc);
+        cgroup_kill(c->cgroups, c->ncgroups);
         kill(-c->pid, SIGKILL); /* not reaped yet: the group id is still its own */
     }
 }
@@ -175,7 +195,8 @@ static void relay(struct child *c, int reads) {
  * Runs in the forked child, async-signal-safe calls only. On failure the step's errno goes
  * to `report` (close-on-exec: an exec that works closes it, unwritten) and the child exits. */
 static void child_setup(const struct spawn_request *r, int out, int report) {
-    /* (1) limits: the task's descriptor limit, the worker's before it raised its own. */
+    /* (1) limits: the task's descriptor limit, the worker's before it raised its own (its
+     * cgroups, made and limited by the parent, are joined first thing in step 3). */
     if (r->nofile > 0) {
         struct rlimit own;
         if (getrlimit(RLIMIT_NOFILE, &own) == 0 && r->nofile < own.rlim_cur) {
@@ -186,12 +207,14 @@ static void child_setup(const struct spawn_request *r, int out, int report) {
     /* (2) stdin from /dev/null, stdout and stderr to the output pipe (relayed into the log). */
     int in = open("/dev/null", O_RDONLY);
     if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) ds_child_fail(report);
-    /* (3) the tenant (groups, gid, uid, then its folder), and the common tail: default signal
-     * dispositions and mask, setpgid(0,0), no descriptor of the supervisor's, exec /bin/sh -c. */
+    /* (3) its cgroups, then the tenant (groups, gid, uid, then its folder), and the common tail:
+     * default signal dispositions and mask, setpgid(0,0), no descriptor of the supervisor's,
+     * exec /bin/sh -c. */
     gid_t groups[SPAWN_MAX_GROUPS];
     for (size_t i = 0; i < r->ngroups; i++) groups[i] = (gid_t)r->groups[i];
     struct ds_child_user user = {.has_user = r->has_user, .uid = (uid_t)r->uid, .gid = (gid_t)r->gid,
-                                 .groups = groups, .ngroups = r->ngroups, .cwd = r->cwd};
+                                 .groups = groups, .ngroups = r->ngroups, .cwd = r->cwd,
+                                 .cgroups = r->cgroups, .ncgroups = r->ncgroups};
     ds_child_exec_shell(report, &user, r->command, r->env);
 }
 
@@ -212,6 +235,42 @@ static int spawn_child(const struct spawn_request *r, int out, pid_t *pid) {
     return e;
 }
 
+/* ---- tasks --------------------------------------------------------------------------------- */
+
+static void free_dirs(char **dirs, size_t n) {
+    for (size_t i = 0; i < n; i++) free(dirs[i]);
+}
+
+/* Kills what is left in a failed or finished task's cgroups and removes them (now or later). */
+static void end_cgroups(char **dirs, size_t n) {
+    if (n == 0) return;
+    cgroup_kill(dirs, n);
+    if (cgroup_remove(dirs, n) == 0) { free_dirs(dirs, n); return; }
+    if (npending == cappending) {
+        cappending = cappending ? cappending * 2 : 16;
+        pending = realloc(pending, cappending * sizeof *pending);
+        if (!pending) kill_all_and_exit(70);
+    }
+    struct cgroups *p = &pending[npending++];
+    memcpy(p->dirs, dirs, n * sizeof *dirs);
+    p->n = n;
+    p->tries = 0;
+}
+
+/* Cgroups whose processes were still dying when their task ended: removed as they empty. */
+static void retry_pending(void) {
+    for (size_t i = 0; i < npending;) {
+        struct cgroups *p = &pending[i];
+        if (p->tries++ % 10 == 9) cgroup_kill(p->dirs, p->n);
+        if (cgroup_remove(p->dirs, p->n) == 0 || p->tries > 600) {
+            free_dirs(p->dirs, p->n);
+            pending[i] = pending[--npending];
+        } else {
+            i++;
+        }
+    }
+}
+
 static void spawn_task(uint64_t id, char *body, char *end) {
     if (now_ns() >= lease_end) { send_event(id, 'F', ETIME); return; }
     struct spawn_request request;
@@ -219,41 +278,71 @@ static void spawn_task(uint64_t id, char *body, char *end) {
     if (rc == ENOMEM) kill_all_and_exit(70);
     if (rc != 0) { send_event(id, 'F', rc); return; }
 
+    struct child child = {.id = id, .out = -1, .log = -1, .log_max = request.log_max};
+    for (size_t i = 0; i < request.ncgroups; i++)
+        if (!(child.cgroups[child.ncgroups++] = strdup(request.cgroups[i]))) kill_all_and_exit(70);
+    rc = cgroup_prepare(&request);
+    if (rc != 0) {
+        end_cgroups(child.cgroups, child.ncgroups);
+        spawn_request_free(&request);
+        send_event(id, 'F', rc);
+        return;
+    }
     int log = create_log(request.log_path);
-    if (log < 0) { send_event(id, 'O', errno); spawn_request_free(&request); return; }
+    if (log < 0) {
+        rc = errno;
+        end_cgroups(child.cgroups, child.ncgroups);
+        spawn_request_free(&request);
+        send_event(id, 'O', rc);
+        return;
+    }
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0) {
-        send_event(id, 'F', errno);
+        rc = errno;
         close(log);
+        end_cgroups(child.cgroups, child.ncgroups);
         spawn_request_free(&request);
+        send_event(id, 'F', rc);
         return;
     }
     pid_t pid;
     rc = spawn_child(&request, out[1], &pid);
     close(out[1]);
-    uint64_t log_max = request.log_max;
     spawn_request_free(&request);
-    if (rc != 0) { close(out[0]); close(log); send_event(id, 'F', rc); return; }
+    if (rc != 0) {
+        close(out[0]);
+        close(log);
+        end_cgroups(child.cgroups, child.ncgroups);
+        send_event(id, 'F', rc);
+        return;
+    }
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     if (nchildren == capchildren) {
         capchildren = capchildren ? capchildren * 2 : 64;
         children = realloc(children, capchildren * sizeof *children);
         if (!children) { kill(-pid, SIGKILL); kill_all_and_exit(70); }
     }
-    children[nchildren++] = (struct child){.id = id, .pid = pid, .out = out[0], .log = log, .log_max = log_max};
+    child.pid = pid;
+    child.out = out[0];
+    child.log = log;
+    children[nchildren++] = child;
     send_event(id, 'P', pid);
 }
 
 static void kill_task(uint64_t id, int32_t sig) {
     /* Only a child not yet reaped is signalled: its pid cannot have been reused. */
     for (size_t i = 0; i < nchildren; i++)
-        if (children[i].id == id) { kill(-children[i].pid, sig); return; }
+        if (children[i].id == id) {
+            if (sig == SIGKILL) kill_whole_task(i);
+            else kill(-children[i].pid, sig);
+            return;
+        }
 }
 
 /* Past the lease's end: every task group dies, and the worker hears how many. */
 static void enforce_lease(void) {
     if (nchildren == 0 || now_ns() < lease_end) return;
-    for (size_t i = 0; i < nchildren; i++) kill(-children[i].pid, SIGKILL);
+    for (size_t i = 0; i < nchildren; i++) kill_whole_task(i);
     send_event(0, 'E', (int32_t)nchildren);
     /* Their exits are reported as they are reaped; until a new lease nothing starts. */
     lease_end = 0;
@@ -261,6 +350,7 @@ static void enforce_lease(void) {
 
 /* Milliseconds poll may sleep before the lease needs enforcing; -1 with no task to watch. */
 static int poll_timeout(void) {
+    if (npending > 0) return 100; /* cgroups to remove as their processes go */
     if (nchildren == 0) return -1;
     uint64_t now = now_ns();
     if (now >= lease_end) return 0;
@@ -268,22 +358,55 @@ static int poll_timeout(void) {
     return ms > 60000 ? 60000 : (int)ms;
 }
 
-/* Reaps every child that has exited. A task's group is killed before its leader is reaped: until
- * then the leader is a zombie whose pid (and so the group id) cannot be reused, so the signal
- * reaches only what the task left running in its group (`sleep 300 &`), never a stranger. */
+/* Without cgroups, what a finished task left running was adopted by this subreaper when its
+ * parent died (`setsid sleep &`, a double fork): every child that is no task's main process is
+ * killed. (A running task's orphans go too: there is no telling whose they are.) */
+static void kill_adopted(void) {
+    DIR *proc = opendir("/proc");
+    if (!proc) return;
+    pid_t me = getpid();
+    struct dirent *e;
+    while ((e = readdir(proc))) {
+        pid_t pid = (pid_t)atol(e->d_name);
+        if (pid <= 0) continue;
+        char path[64], stat[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, stat, sizeof stat - 1);
+        close(fd);
+        if (n <= 0) continue;
+        stat[n] = '\0';
+        char *close_paren = strrchr(stat, ')');
+        int ppid = 0;
+        char state;
+        if (!close_paren || sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2 || ppid != me) continue;
+        int is_task = 0;
+        for (size_t i = 0; i < nchildren; i++) is_task |= children[i].pid == pid;
+        if (!is_task) { kill(pid, SIGKILL); kill(-pid, SIGKILL); }
+    }
+    closedir(proc);
+}
+
+/* Reaps every child that has exited. A task's group and cgroups are killed before its leader is
+ * reaped: until then the leader is a zombie whose pid (and so the group id) cannot be reused, so
+ * the signal reaches only what the task left running (`sleep 300 &`), never a stranger. Whether
+ * the kernel killed one of its processes for memory is read first, and sent as 'M' before 'X'. */
 static void reap(void) {
     for (;;) {
         siginfo_t info;
         memset(&info, 0, sizeof info);
-        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) break;
         pid_t pid = info.si_pid;
         size_t i = 0;
         while (i < nchildren && children[i].pid != pid) i++;
         /* What the task printed before it ended is in the pipe: into the log before its exit is
          * reported, so the worker reads a whole log. A process that escaped the group and holds
          * the pipe gets EPIPE from now on. */
+        int oom = 0;
         if (i < nchildren) {
-            kill(-pid, SIGKILL);
+            oom = cgroup_oom_killed(children[i].cgroups, children[i].ncgroups);
+            kill_whole_task(i);
             /* Bounded: a process that escaped the group and writes without pause cannot hold
              * this loop; the pipe holds at most its capacity of what the task wrote. */
             relay(&children[i], 64);
@@ -291,13 +414,17 @@ static void reap(void) {
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
         if (i < nchildren) {
-            struct child c = children[i];
+            struct child done = children[i];
             children[i] = children[--nchildren];
-            if (c.out >= 0) close(c.out);
-            if (c.log >= 0) close(c.log);
-            send_event(c.id, 'X', status);
+            if (done.out >= 0) close(done.out);
+            if (done.log >= 0) close(done.log);
+            if (done.ncgroups == 0) kill_adopted();
+            end_cgroups(done.cgroups, done.ncgroups);
+            if (oom) send_event(done.id, 'M', 1);
+            send_event(done.id, 'X', status);
         }
     }
+    retry_pending();
 }
 
 int main(int argc, char **argv) {
@@ -352,6 +479,7 @@ int main(int argc, char **argv) {
         /* One read per task per round, before any child is reaped (which reorders `children`). */
         for (size_t i = 0; i < watched; i++)
             if (fds[2 + i].revents && children[i].out == fds[2 + i].fd) relay(&children[i], 1);
+        if (ready == 0 && npending > 0) reap();
         if (fds[1].revents) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) == sizeof si) {

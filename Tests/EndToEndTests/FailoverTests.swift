@@ -8,7 +8,9 @@ final class FailoverTests: ClusterTestCase {
     var marker: String { cluster.directory.appendingPathComponent("markers").path }
 
     /// Child processes of `parent` with this command name, from /proc.
-    func children(of parent: pid_t, named name: String) -> [pid_t] {
+    func children(of parent: pid_t, named name: String) -> [pid_t] { Self.children(of: parent, named: name) }
+
+    static func children(of parent: pid_t, named name: String) -> [pid_t] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { entry -> pid_t? in
             guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),

@@ -35,4 +35,29 @@ final class SupervisorRequestTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("at most 16.0 MiB"), "\($0)")
         }
     }
+
+    /// Supervisor options go before the environment, each beginning with the byte 0x01 (no
+    /// environment name can: the worker checks them), so the supervisor tells them apart; a NUL
+    /// in a value is refused (it would end the entry there).
+    func testContainmentOptionsAreMarkedByOne() throws {
+        let message = try TaskSupervisor.spawnRequest(id: 7, command: "c", environment: ["A": "1"], logPath: "/l",
+                                                      options: [("cgroup", "/sys/fs/cgroup/x/task-7"), ("memory_max", "67108864"), ("cpu_quota", "150")])
+        var expected: [UInt8] = [UInt8(ascii: "S"), 7, 0, 0, 0, 0, 0, 0, 0]
+        expected += Array("/l\0c\0\u{01}cgroup=/sys/fs/cgroup/x/task-7\0\u{01}memory_max=67108864\0\u{01}cpu_quota=150\0A=1\0".utf8)
+        XCTAssertEqual(message, expected)
+        XCTAssertThrowsError(try TaskSupervisor.spawnRequest(id: 1, command: "c", environment: [:], logPath: "/l", options: [("cgroup", "/a\0b")]))
+    }
+
+    func testMemorySizes() {
+        XCTAssertEqual(ResourceLimits.parseSize("256M"), 256 << 20)
+        XCTAssertEqual(ResourceLimits.parseSize("1g"), 1 << 30)
+        XCTAssertEqual(ResourceLimits.parseSize("512K"), 512 << 10)
+        XCTAssertEqual(ResourceLimits.parseSize("64MiB"), 64 << 20)
+        XCTAssertEqual(ResourceLimits.parseSize("1048576"), 1 << 20)
+        for bad in ["", "M", "lots", "-1M", "1.5G", "99999999999999999999", "9999999999T", "1 M B"] {
+            XCTAssertNil(ResourceLimits.parseSize(bad), bad)
+        }
+        XCTAssertNil(ResourceLimits.memoryProblem("4M"))
+        XCTAssertNotNil(ResourceLimits.memoryProblem("1M"), "below 4M")
+    }
 }

@@ -47,11 +47,4 @@ final class TaskLogLimitsTests: XCTestCase {
         XCTAssertNil(LocalLogPath.open(root + "/w:1/5/8.log"))
         XCTAssertNotNil(LocalLogPath.open(root + "/w:1/5/7.log"))
     }
-
-    func testSpawnRequestCarriesTheLogCapAsAnOption() throws {
-        let message = try TaskSupervisor.spawnRequest(id: 1, command: "true", environment: ["A": "1"], logPath: "/l",
-                                                      options: [("log_max", "65536")])
-        let body = Array(message.dropFirst(9))
-        XCTAssertEqual(body, Array("/l\0true\0\u{01}log_max=65536\0A=1\0".utf8))
-    }
 }

@@ -9,8 +9,9 @@ int ds_become_child_subreaper(void);
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Who a started program runs as: with has_user, the supplementary groups, gid and uid (set in
- * that order); with cwd, the folder it starts in. */
+/* Who a started program runs as: first it joins each cgroup directory in `cgroups` (writes 0 to
+ * its cgroup.procs, while still the parent's user); with has_user, the supplementary groups, gid
+ * and uid (set in that order); with cwd, the folder it starts in. */
 struct ds_child_user {
     int has_user;
     uid_t uid;
@@ -18,6 +19,8 @@ struct ds_child_user {
     const gid_t *groups;
     size_t ngroups;
     const char *cwd; /* NULL: unchanged */
+    char *const *cgroups;
+    size_t ncgroups;
 };
 
 /* In a forked child, async-signal-safe: writes errno to `report` and exits 127. */

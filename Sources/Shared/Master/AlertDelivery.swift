@@ -17,6 +17,11 @@ extension MasterScheduler {
 
     nonisolated func alertLoop(_ command: String, owner: String) async throws {
         let lease = options.alertTimeoutSeconds + 30
+        // Each command in cgroups of its own where the host has them: a hung command's
+        // descendants die with it, also those in a new session.
+        let containment = (try? Containment.detect(root: nil, worker: "alerts-" + owner)) ?? .none
+        logger.info("alerts: containment: \(containment.summary)")
+        containment.killAll()
         while !Task.isCancelled {
             let alert: AlertRecord?
             do {
@@ -34,6 +39,7 @@ extension MasterScheduler {
             var content = alert.content ?? AlertContent(kind: alert.kind, title: "alert \(id) (its stored content does not read)", time: alert.createTime)
             (content.id, content.key, content.delivery) = (id, alert.dedupKey, alert.attempts)
             let outcome = await AlertCommand.run(command, input: WireJSON.encode(content), timeout: options.alertTimeoutSeconds,
+                                                 cgroups: containment.directories(task: id),
                                                  environment: ["DS_ALERT_ID": String(id), "DS_ALERT_KIND": alert.kind.rawValue,
                                                                "DS_ALERT_DELIVERY": String(alert.attempts)],
                                                  user: options.alertTenant)
@@ -69,7 +75,13 @@ enum AlertCommand {
     static let stderrTailBytes = 400
 
     /// Nil when the command exited 0; otherwise what went wrong, for `last_error`.
-    static func run(_ command: String, input: Data, timeout: Double, environment: [String: String], user: TenantUser? = nil) async -> String? {
+    /// `cgroups`: directories to make, join before the command runs, kill whole and remove after.
+    static func run(_ command: String, input: Data, timeout: Double, cgroups: [String] = [],
+                    environment: [String: String], user: TenantUser? = nil) async -> String? {
+        for dir in cgroups where mkdir(dir, 0o755) != 0 && errno != EEXIST {
+            return "cannot make its cgroup \(dir): \(String(cString: strerror(errno)))"
+        }
+        defer { Containment.killAndRemove(cgroups) }
         var inPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
         guard pipe(&inPipe) == 0 else { return "cannot make a pipe: \(String(cString: strerror(errno)))" }
         guard pipe(&errPipe) == 0 else {
@@ -94,11 +106,18 @@ enum AlertCommand {
         // As `--alert-tenant` (its groups, gid and uid, in its home or /), or as the master's own user.
         let cwd = user?.supervisorOptions.first { $0.0 == "cwd" }?.1
         let groups = user?.groups ?? []
+        // Its cgroups are joined in the child before exec (and before it becomes the user): nothing
+        // the command starts is ever outside them.
+        let dirs = cgroups.map { strdup($0) }
+        defer { dirs.forEach { free($0) } }
         let pid = groups.withUnsafeBufferPointer { groupList in
-            (cwd ?? "").withCString { folder in
-                var who = ds_child_user(has_user: user == nil ? 0 : 1, uid: user?.uid ?? 0, gid: user?.gid ?? 0,
-                                        groups: groupList.baseAddress, ngroups: groupList.count, cwd: cwd == nil ? nil : folder)
-                return ds_spawn_shell_as(command, envp, inPipe[0], -1, errPipe[1], &who)
+            dirs.withUnsafeBufferPointer { dirList in
+                (cwd ?? "").withCString { folder in
+                    var who = ds_child_user(has_user: user == nil ? 0 : 1, uid: user?.uid ?? 0, gid: user?.gid ?? 0,
+                                            groups: groupList.baseAddress, ngroups: groupList.count, cwd: cwd == nil ? nil : folder,
+                                            cgroups: dirList.baseAddress, ncgroups: dirList.count)
+                    return ds_spawn_shell_as(command, envp, inPipe[0], -1, errPipe[1], &who)
+                }
             }
         }
         close(inPipe[0])
@@ -127,7 +146,8 @@ enum AlertCommand {
             // loop would spin until the command ends. The command is waited for, to its timeout.
             await pauseIgnoringCancellation(milliseconds: 20)
         }
-        // The whole group: what the command left running in the background goes too.
+        // The whole group: what the command left running in the background goes too (and
+        // what left the group, by its cgroups, when the deferred removal kills them).
         kill(-pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}

@@ -138,11 +138,14 @@ extension MasterScheduler {
         let key = TaskQueueKey(workflowPriority: instance.record.priority, workflowInstanceId: instanceID,
                                taskPriority: item.task.priority, taskInstanceId: id)
         let path = paths.queueItem(item.task.workerGroup, key)
-        let data = WireJSON.encode(QueuedTask(
+        var queued = QueuedTask(
             taskInstanceId: id, workflowInstanceId: instanceID, workflowName: instance.definition.name, taskName: taskName,
             attempt: attempt, command: item.command, env: item.env, timeout: item.task.timeout, timeoutStrategy: item.task.timeoutStrategy,
             master: options.identity, tenant: instance.definition.tenant(of: item.task),
-            outputs: instance.definition.declaredOutputs(of: item.task)))
+            outputs: instance.definition.declaredOutputs(of: item.task))
+        queued.memoryMax = item.task.memoryMax.flatMap(ResourceLimits.parseSize)
+        queued.cpuQuota = item.task.cpuQuota
+        let data = WireJSON.encode(queued)
         guard data.count <= Limits.maxQueueItemBytes else {
             round.runtimes[instanceID]!.unpreparable.append((id, taskName, "not dispatched: its queue item would be \(Limits.size(data.count)), over the limit of \(Limits.size(Limits.maxQueueItemBytes)) (command, environment and the outputs of the tasks upstream)"))
             return nil

@@ -76,6 +76,9 @@ public struct QueuedTask: Codable, Sendable, Equatable {
     /// The output parameters it may set (the workflow's `params` and the task's `outputs`); nil,
     /// in an item written before the field, is none.
     public var outputs: [String]?
+    /// The task's `memory_max` in bytes and `cpu_quota` in percent of a core (nil: none asked).
+    public var memoryMax: Int64?
+    public var cpuQuota: Int?
 
     public init(taskInstanceId: Int64, workflowInstanceId: Int64, workflowName: String, taskName: String, attempt: Int,
                 command: String, env: [String: String], timeout: Double?, timeoutStrategy: TimeoutStrategy, master: String,

@@ -12,6 +12,11 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     /// Seconds; nil for none.
     public var timeout: Double?
     public var timeoutStrategy: TimeoutStrategy = .fail
+    /// The most memory the task's processes may use together, as written (`256M`): past it the
+    /// kernel kills them and the attempt fails with OOM. See `ResourceLimits`.
+    public var memoryMax: String?
+    /// CPU time in percent of one core (`150`: one and a half cores).
+    public var cpuQuota: Int?
     public var priority: Priority = .medium
     public var workerGroup: String = "default"
     public var env: [String: String] = [:]
@@ -70,7 +75,7 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, type, command, deps, retries, retryInterval = "retry_interval", timeout,
-             timeoutStrategy = "timeout_strategy", priority, workerGroup = "worker_group", env, pool, delay, workflow, version, params, dependsOn = "depends_on", relation, enabled, condition,
+             timeoutStrategy = "timeout_strategy", memoryMax = "memory_max", cpuQuota = "cpu_quota", priority, workerGroup = "worker_group", env, pool, delay, workflow, version, params, dependsOn = "depends_on", relation, enabled, condition,
              successBranch = "success_branch", failureBranch = "failure_branch", cases, defaultBranch = "default_branch",
              tenant, outputs
     }

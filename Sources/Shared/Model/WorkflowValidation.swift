@@ -39,7 +39,7 @@ public struct WorkflowValidationError: Error, CustomStringConvertible, ExitStatu
 public enum WorkflowParser {
     static let workflowKeys: Set<String> = ["name", "priority", "failure_strategy", "params", "tasks", "format_version", "description", "timeout", "execution", "warning", "tenant"]
     static let taskKeys: Set<String> = ["name", "type", "command", "deps", "retries", "retry_interval", "timeout",
-                                        "timeout_strategy", "priority", "worker_group", "env", "description", "enabled", "pool", "delay", "workflow", "version", "params", "depends_on", "relation",
+                                        "timeout_strategy", "memory_max", "cpu_quota", "priority", "worker_group", "env", "description", "enabled", "pool", "delay", "workflow", "version", "params", "depends_on", "relation",
                                         "condition", "success_branch", "failure_branch", "cases", "default_branch", "tenant", "outputs"]
 
     /// Parses `data`; `source` names the input in messages (a path or `-`).
@@ -155,6 +155,15 @@ public enum WorkflowParser {
             if let v = raw["delay"], let d = problems.duration(v, field: "delay", task: label), d > 0 { task.delay = d }
             if let v = raw["timeout_strategy"] {
                 task.timeoutStrategy = problems.enumValue(v, field: "timeout_strategy", task: label) ?? .fail
+            }
+            if let v = raw["memory_max"], let m = problems.string(v, field: "memory_max", task: label, required: false) {
+                if let problem = ResourceLimits.memoryProblem(m) { problems.add(problem, task: label, field: "memory_max") }
+                task.memoryMax = m
+            }
+            if let v = raw["cpu_quota"] {
+                let range = ResourceLimits.cpuQuotaRange
+                if let n = v.integer, range.contains(n) { task.cpuQuota = n }
+                else { problems.add("\(v.brief) is not a whole number of percent of one core from \(range.lowerBound) to \(range.upperBound) (150 is 1.5 cores)", task: label, field: "cpu_quota") }
             }
             if let v = raw["priority"] { task.priority = problems.enumValue(v, field: "priority", task: label) ?? .medium }
             if let v = raw["worker_group"] {

@@ -28,7 +28,8 @@ extension WorkerDaemon {
             let environment = Self.environment(of: task, user: tenant, passing: options.passEnv)
             if supervisor.isLost { try supervisor.restart() }  // before the event loop got to it
             let process = try await supervisor.spawn(id: id, command: task.command, environment: environment, logPath: logPath,
-                                                     logMax: options.maxLogBytes, options: tenant?.supervisorOptions ?? [])
+                                                     logMax: options.maxLogBytes,
+                                                     options: (tenant?.supervisorOptions ?? []) + supervisorOptions(task))
             running[id] = process
             // A fence, the end of a stop's grace period, or a kill request that came while this
             // spawn was in flight found no process to kill: kill it now.
@@ -54,10 +55,17 @@ extension WorkerDaemon {
             if Self.logHasBytes(logPath) { logs.health.wrote() }
             result.endTime = ProcessStats.now()
             result.exitCode = exit.exit.code
+            let outOfMemory = supervisor.wasOutOfMemory(id)
             result.timedOut = exit.timedOut ? true : nil
             (result.state, result.message) = Self.verdict(exit.exit, timedOut: exit.timedOut, killRequested: killRequested.contains(id),
                                                           killedForStop: killedForStop.contains(id), timeout: task.timeout ?? 0,
                                                           worker: options.identity)
+            if outOfMemory && result.state != .kill {
+                let limit = Limits.size(Int(effectiveMemoryMax(task) ?? 0))
+                result.state = .failure
+                result.message = "OOM: the kernel killed a process of the task for using more than its memory limit of \(limit)" + (result.message.map { " (\($0))" } ?? "")
+                Self.appendToLog(logPath, "[ds] \(result.message!)\n")
+            }
             // Off the actor: a long log must not stop this worker claiming, stopping or fencing.
             let printed = await Task.detached { Self.outputs(ofLog: logPath) }.value
             if let problem = printed.problem {
@@ -113,6 +121,26 @@ extension WorkerDaemon {
         running.removeValue(forKey: id)
         wakeups.mark(.slotFreed)
         wakeups.mark(.queue)
+    }
+
+    /// The memory limit a task runs under: what it asks, at most `--max-memory`.
+    func effectiveMemoryMax(_ task: QueuedTask) -> Int64? {
+        guard let ceiling = options.maxMemory else { return task.memoryMax }
+        return min(task.memoryMax ?? ceiling, ceiling)
+    }
+
+    /// The supervisor options of a task: its cgroups and limits. A limit this worker cannot
+    /// enforce fails the attempt with the reason; the task never runs unlimited.
+    func supervisorOptions(_ task: QueuedTask) throws -> [(String, String)] {
+        let containment = supervisor.containment
+        let memory = effectiveMemoryMax(task)
+        if let problem = containment.problem(memoryMax: memory, cpuQuota: task.cpuQuota) { throw WorkerError.refusedItem(problem) }
+        var options = containment.directories(task: task.taskInstanceId).map { ("cgroup", $0) }
+        if let memory { options.append(("memory_max", String(memory))) }
+        if let quota = task.cpuQuota {
+            options.append(("cpu_quota", String(min(quota, ProcessInfo.processInfo.activeProcessorCount * 100))))
+        }
+        return options
     }
 
     /// How a finished task is reported. A kill (a stop of its instance, or the end of this worker's

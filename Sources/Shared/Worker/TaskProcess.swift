@@ -92,6 +92,10 @@ public final class TaskSupervisor: @unchecked Sendable {
     private var logWriteErrors: [Int64: Int32] = [:]
     /// Log paths of tasks being started, to name them in errors.
     private var logPaths: [Int64: String] = [:]
+    /// Tasks of which the kernel killed a process for memory ('O' events), until asked.
+    private var outOfMemory: Set<Int64> = []
+    /// The cgroups tasks run in; every task cgroup is killed when the supervisor dies.
+    public let containment: Containment
 
     /// Why a task ended other than on its own.
     public enum EndCause: Sendable, Equatable {
@@ -102,7 +106,8 @@ public final class TaskSupervisor: @unchecked Sendable {
     }
 
     /// Starts the supervisor.
-    public init() throws {
+    public init(containment: Containment = .none) throws {
+        self.containment = containment
         guard access(Self.path, X_OK) == 0 else {
             throw InputError.configuration("task supervisor \(Self.path) is missing or not executable; install it beside ds-worker")
         }
@@ -159,6 +164,8 @@ public final class TaskSupervisor: @unchecked Sendable {
 
     /// Why task `id`'s output could not be written to its log (the supervisor then killed it); asked once, after its exit.
     public func logWriteError(_ id: Int64) -> Int32? { lock.withLock { logWriteErrors.removeValue(forKey: id) } }
+    /// Whether the kernel killed a process of task `id` for passing its memory limit; asked once, after its exit.
+    public func wasOutOfMemory(_ id: Int64) -> Bool { lock.withLock { outOfMemory.remove(id) != nil } }
 
     /// Spawns the supervisor with a pipe each way; returns the events end.
     private func launch() throws -> Int32 {
@@ -265,8 +272,9 @@ public final class TaskSupervisor: @unchecked Sendable {
     /// The spawn request for one task: log path, command and `NAME=value` entries, each ended by a
     /// NUL. A string that holds a NUL itself would be cut there, the rest read as one more
     /// environment variable, so it is refused (the task fails, the worker runs on), as is a
-    /// request longer than `maxRequestBytes`. Each option goes as `\u{1}key=value`, which no
-    /// environment name can begin with.
+    /// request longer than `maxRequestBytes`. Each option (`log_max`, `nofile`, `uid`, `gid`,
+    /// `groups`, `cwd`, `cgroup`, `memory_max`, `cpu_quota`: see the supervisor's request.h) goes as
+    /// `\u{1}key=value`, which no environment name can begin with.
     static func spawnRequest(id: Int64, command: String, environment: [String: String], logPath: String,
                              options: [(String, String)] = []) throws -> [UInt8] {
         var message: [UInt8] = [UInt8(ascii: "S")]
@@ -386,6 +394,7 @@ public final class TaskSupervisor: @unchecked Sendable {
                 return starts.removeValue(forKey: id)
             }
             start?.resume(throwing: value == ETIME ? SystemCallError(call: "start (the worker's ZooKeeper lease has ended)", errno: value)
+                          : value == EOPNOTSUPP ? SystemCallError(call: "start (a limit the task asks for has no cgroup controller here)", errno: value)
                           : SystemCallError(call: "start /bin/sh", errno: value))
         case UInt8(ascii: "E"):
             // Sent before the exits of the tasks it killed: each is marked before its exit is seen.
@@ -394,6 +403,9 @@ public final class TaskSupervisor: @unchecked Sendable {
                 return onLeaseEnded
             }
             handler?()
+        case UInt8(ascii: "M"):
+            // Sent just before the task's exit.
+            _ = lock.withLock { outOfMemory.insert(id) }
         case UInt8(ascii: "X"):
             let exit = ProcessExit(waitStatus: value)
             let waiter: CheckedContinuation<ProcessExit, Never>? = lock.withLock {
@@ -425,6 +437,8 @@ public final class TaskSupervisor: @unchecked Sendable {
         for p in running { killpg(p, SIGKILL) }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        // Also what left the task's process group (`setsid`) and was not adopted here.
+        containment.killAll()
         Self.killAdoptedOrphans()
         // A start under way may have run the task (which may have killed the supervisor before it
         // was reported): it counts as killed with it.

@@ -73,6 +73,12 @@ public struct WorkerOptions: Sendable {
     public var tenants = TenantPolicy()
     /// Names of the worker's environment passed on to every task (`--pass-env`).
     public var passEnv: [String] = []
+    /// `--cgroup-root`: the delegated cgroup v2 directory task cgroups go under (nil: found).
+    public var cgroupRoot: String?
+    /// `--containment none`: no cgroups even where there are some (subreaper only).
+    public var noContainment = false
+    /// `--max-memory` in bytes: no task gets more, one that asks nothing gets this.
+    public var maxMemory: Int64?
 
     public init(host: String, port: Int, groups: [String], slots: Int, logDirectory: String, graceSeconds: Double) {
         self.host = host
