@@ -88,6 +88,11 @@ public final class TaskSupervisor: @unchecked Sendable {
     private var killedBy: [Int64: EndCause] = [:]
     /// The lease last given, sent again to a supervisor started after a loss.
     private var lease: UInt64 = 0
+    /// Held true from the moment a lost supervisor is noticed until its tasks are killed and
+    /// reaped: `restart` waits for it, or the cleanup (which kills every child of the worker)
+    /// would kill the new supervisor too, and forget the tasks it started.
+    private let cleanup = NSCondition()
+    private var cleaning = false
 
     /// Why a task ended other than on its own.
     public enum EndCause: Sendable, Equatable {
@@ -113,6 +118,9 @@ public final class TaskSupervisor: @unchecked Sendable {
     /// their waits have returned. The lease last given holds for the new one.
     public func restart() throws {
         guard lock.withLock({ lost }) else { return }
+        cleanup.lock()
+        while cleaning { cleanup.wait() }
+        cleanup.unlock()
         try start()
         let lease = lock.withLock { () -> UInt64 in
             lost = false
@@ -235,8 +243,10 @@ public final class TaskSupervisor: @unchecked Sendable {
                 return lost
             }
             if isLost { return continuation.resume(throwing: SupervisorUnavailable()) }
-            if let error = send(message), let start = lock.withLock({ starts.removeValue(forKey: id) }) {
-                start.resume(throwing: error)
+            // A request the supervisor never read started nothing: the task runs again, and the
+            // event thread, about to see the supervisor's end, starts another.
+            if send(message) != nil, let start = lock.withLock({ starts.removeValue(forKey: id) }) {
+                start.resume(throwing: SupervisorUnavailable())
             }
         }
         return TaskProcess(id: id, pid: pid, supervisor: self)
@@ -380,13 +390,20 @@ public final class TaskSupervisor: @unchecked Sendable {
     /// The supervisor exited (killed, or crashed): its tasks are orphans now. Kill their groups,
     /// end every wait, and tell the worker, which starts another (`restart`).
     private func supervisorLost() {
-        let (pending, waiters, running, pid): ([CheckedContinuation<pid_t, Error>], [Int64: CheckedContinuation<ProcessExit, Never>], [pid_t], pid_t) = lock.withLock {
+        // Before `lost`: a restart that sees the loss waits until the cleanup below is over.
+        cleanup.lock()
+        cleaning = true
+        cleanup.unlock()
+        defer {
+            cleanup.lock()
+            cleaning = false
+            cleanup.broadcast()
+            cleanup.unlock()
+        }
+        let (pending, running, pid): ([CheckedContinuation<pid_t, Error>], [pid_t], pid_t) = lock.withLock {
             lost = true
-            defer {
-                starts.removeAll()
-                exitWaiters.removeAll()
-            }
-            return (Array(starts.values), exitWaiters, Array(pids.values), supervisorPID)
+            defer { starts.removeAll() }
+            return (Array(starts.values), Array(pids.values), supervisorPID)
         }
         for p in running { killpg(p, SIGKILL) }
         var status: Int32 = 0
@@ -395,14 +412,18 @@ public final class TaskSupervisor: @unchecked Sendable {
         // A start under way may have run the task (which may have killed the supervisor before it
         // was reported): it counts as killed with it.
         for start in pending { start.resume(throwing: SupervisorLostDuringStart()) }
-        lock.withLock {
+        // The waits as they are now, not as they were before the cleanup: a task's wait may have
+        // begun meanwhile, and would otherwise never end (its exit stored, its waiter forgotten).
+        let waiters: [CheckedContinuation<ProcessExit, Never>] = lock.withLock {
             for id in pids.keys {
                 if killedBy[id] == nil { killedBy[id] = .supervisorLost }
-                if waiters[id] == nil { exits[id] = .signaled(SIGKILL) }
+                if exitWaiters[id] == nil { exits[id] = .signaled(SIGKILL) }
             }
             pids.removeAll()
+            defer { exitWaiters.removeAll() }
+            return Array(exitWaiters.values)
         }
-        for (_, waiter) in waiters { waiter.resume(returning: .signaled(SIGKILL)) }
+        for waiter in waiters { waiter.resume(returning: .signaled(SIGKILL)) }
         lock.withLock { onLost }?()
     }
 
