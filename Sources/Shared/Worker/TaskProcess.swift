@@ -92,10 +92,15 @@ public final class TaskSupervisor: @unchecked Sendable {
     private var logWriteErrors: [Int64: Int32] = [:]
     /// Log paths of tasks being started, to name them in errors.
     private var logPaths: [Int64: String] = [:]
-    /// Tasks of which the kernel killed a process for memory ('O' events), until asked.
+    /// Tasks of which the kernel killed a process for memory ('M' events), until asked.
     private var outOfMemory: Set<Int64> = []
     /// The cgroups tasks run in; every task cgroup is killed when the supervisor dies.
     public let containment: Containment
+    /// Held true from the moment a lost supervisor is noticed until its tasks are killed and
+    /// reaped: `restart` waits for it, or the cleanup (which kills every child of the worker)
+    /// would kill the new supervisor too, and forget the tasks it started.
+    private let cleanup = NSCondition()
+    private var cleaning = false
 
     /// Why a task ended other than on its own.
     public enum EndCause: Sendable, Equatable {
@@ -122,6 +127,9 @@ public final class TaskSupervisor: @unchecked Sendable {
     /// their waits have returned. The lease last given holds for the new one.
     public func restart() throws {
         guard lock.withLock({ lost }) else { return }
+        cleanup.lock()
+        while cleaning { cleanup.wait() }
+        cleanup.unlock()
         try start()
         let lease = lock.withLock { () -> UInt64 in
             lost = false
@@ -258,8 +266,13 @@ public final class TaskSupervisor: @unchecked Sendable {
                 return lost
             }
             if isLost { return continuation.resume(throwing: SupervisorUnavailable()) }
-            if let error = send(message), let start = lock.withLock({ starts.removeValue(forKey: id) }) {
-                start.resume(throwing: error)
+            // A request the supervisor never read started nothing: the task runs again, and the
+            // event thread, about to see the supervisor's end, starts another.
+            if send(message) != nil, let start = lock.withLock({ () -> CheckedContinuation<pid_t, Error>? in
+                logPaths[id] = nil
+                return starts.removeValue(forKey: id)
+            }) {
+                start.resume(throwing: SupervisorUnavailable())
             }
         }
         return TaskProcess(id: id, pid: pid, supervisor: self)
@@ -425,14 +438,23 @@ public final class TaskSupervisor: @unchecked Sendable {
     /// The supervisor exited (killed, or crashed): its tasks are orphans now. Kill their groups,
     /// end every wait, and tell the worker, which starts another (`restart`).
     private func supervisorLost() {
-        let (pending, waiters, running, pid): ([CheckedContinuation<pid_t, Error>], [Int64: CheckedContinuation<ProcessExit, Never>], [pid_t], pid_t) = lock.withLock {
+        // Before `lost`: a restart that sees the loss waits until the cleanup below is over.
+        cleanup.lock()
+        cleaning = true
+        cleanup.unlock()
+        defer {
+            cleanup.lock()
+            cleaning = false
+            cleanup.broadcast()
+            cleanup.unlock()
+        }
+        let (pending, running, pid): ([CheckedContinuation<pid_t, Error>], [pid_t], pid_t) = lock.withLock {
             lost = true
             defer {
                 starts.removeAll()
                 logPaths.removeAll()
-                exitWaiters.removeAll()
             }
-            return (Array(starts.values), exitWaiters, Array(pids.values), supervisorPID)
+            return (Array(starts.values), Array(pids.values), supervisorPID)
         }
         for p in running { killpg(p, SIGKILL) }
         var status: Int32 = 0
@@ -443,14 +465,18 @@ public final class TaskSupervisor: @unchecked Sendable {
         // A start under way may have run the task (which may have killed the supervisor before it
         // was reported): it counts as killed with it.
         for start in pending { start.resume(throwing: SupervisorLostDuringStart()) }
-        lock.withLock {
+        // The waits as they are now, not as they were before the cleanup: a task's wait may have
+        // begun meanwhile, and would otherwise never end (its exit stored, its waiter forgotten).
+        let waiters: [CheckedContinuation<ProcessExit, Never>] = lock.withLock {
             for id in pids.keys {
                 if killedBy[id] == nil { killedBy[id] = .supervisorLost }
-                if waiters[id] == nil { exits[id] = .signaled(SIGKILL) }
+                if exitWaiters[id] == nil { exits[id] = .signaled(SIGKILL) }
             }
             pids.removeAll()
+            defer { exitWaiters.removeAll() }
+            return Array(exitWaiters.values)
         }
-        for (_, waiter) in waiters { waiter.resume(returning: .signaled(SIGKILL)) }
+        for waiter in waiters { waiter.resume(returning: .signaled(SIGKILL)) }
         lock.withLock { onLost }?()
     }
 
