@@ -49,7 +49,8 @@ final class ZooKeeperAclTests: ClusterTestCase {
     func testAuthenticatedClusterRunsWorkflowsAndEveryNodeBelongsToItsIdentityAlone() async throws {
         let alice = try self.alice
         let authFile = cluster.directory.appendingPathComponent("zk-auth").path
-        try "\(Self.auth)\n".write(toFile: authFile, atomically: true, encoding: .utf8)
+        XCTAssertTrue(FileManager.default.createFile(atPath: authFile, contents: Data("\(Self.auth)\n".utf8),
+                                                     attributes: [.posixPermissions: 0o600]))
         // Each way of giving the credentials: a file for the master, the flag for the worker, the
         // environment for ds-submit.
         try cluster.startMaster(environment: ["DS_ZK_AUTH_FILE": authFile])
@@ -213,8 +214,9 @@ final class ZooKeeperAclTests: ClusterTestCase {
         let missing = cluster.directory.appendingPathComponent("missing").path
         let empty = cluster.directory.appendingPathComponent("empty").path
         let malformed = cluster.directory.appendingPathComponent("malformed").path
-        XCTAssertTrue(FileManager.default.createFile(atPath: empty, contents: Data("\n".utf8)))
-        XCTAssertTrue(FileManager.default.createFile(atPath: malformed, contents: Data("alice\n".utf8)))
+        // Mode 0600: a file others can read is refused before its content is looked at.
+        XCTAssertTrue(FileManager.default.createFile(atPath: empty, contents: Data("\n".utf8), attributes: [.posixPermissions: 0o600]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: malformed, contents: Data("alice\n".utf8), attributes: [.posixPermissions: 0o600]))
         for (path, expected) in [(missing, "cannot open: No such file or directory"), (empty, "is empty"),
                                  (malformed, "is not of the form user:password")] {
             let run = try cluster.run("ds-submit", [try workflow()], environment: ["DS_ZK_AUTH_FILE": path])
@@ -249,7 +251,8 @@ final class ZooKeeperAclTests: ClusterTestCase {
     /// refuses it); what --pass-env names reaches the task.
     func testATaskSeesNoCredentialTheWorkerWasStartedWith() async throws {
         let authFile = cluster.directory.appendingPathComponent("zk-auth").path
-        try "\(Self.auth)\n".write(toFile: authFile, atomically: true, encoding: .utf8)
+        XCTAssertTrue(FileManager.default.createFile(atPath: authFile, contents: Data("\(Self.auth)\n".utf8),
+                                                     attributes: [.posixPermissions: 0o600]))
         let passwordFile = cluster.directory.appendingPathComponent("db-password").path
         try "hunter2\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
         let secrets = ["DS_ZK_AUTH": Self.auth, "DS_ZK_AUTH_FILE": authFile, "DS_DB_PASSWORD_FILE": passwordFile,
