@@ -10,6 +10,7 @@ int ds_become_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0,
 #include <grp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,6 +57,13 @@ void ds_child_exec_shell(int report, const struct ds_child_user *u, const char *
     for (int fd = 3; fd < report; fd++) close(fd);
     if (syscall(SYS_close_range, (unsigned)report + 1, ~0U, 0) != 0) {
         for (int fd = report + 1; fd < 65536; fd++) close(fd);
+    }
+    if (u->nofile > 0) {
+        struct rlimit own;
+        if (getrlimit(RLIMIT_NOFILE, &own) == 0 && u->nofile < own.rlim_cur) {
+            struct rlimit lowered = {.rlim_cur = (rlim_t)u->nofile, .rlim_max = own.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &lowered) != 0) ds_child_fail(report);
+        }
     }
     char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
     execve("/bin/sh", argv, envp);

@@ -15,7 +15,7 @@
  *              'L' lease: no body; the id field is the end of the worker's ZooKeeper lease,
  *                  CLOCK_MONOTONIC nanoseconds (see SessionLease in the worker)
  *   event    = u64 task id, i32 kind, i32 value (native byte order, 16 bytes)
- *              'R' ready, first of all (id 0, value: protocol version, 3),
+ *              'R' ready, first of all (id 0, value: protocol version, 4),
  *              'P' started (value: pid), 'F' could not start (value: errno; ETIME when
  *              the lease has ended), 'O' could not create its log (value: errno; EEXIST
  *              when something is already at the path), 'W' its log could not be written
@@ -87,6 +87,9 @@ static size_t nchildren, capchildren;
 struct cgroups { char *dirs[SPAWN_MAX_CGROUPS]; size_t n; unsigned tries; };
 static struct cgroups *pending;
 static size_t npending, cappending;
+/* Whether tasks run without cgroups (the worker's containment is none): what they leave is
+ * found only as this subreaper adopts it. */
+static int uncontained;
 /* The end of the worker's lease (CLOCK_MONOTONIC ns); 0 before the first. */
 static uint64_t lease_end;
 
@@ -195,26 +198,18 @@ static void relay(struct child *c, int reads) {
  * Runs in the forked child, async-signal-safe calls only. On failure the step's errno goes
  * to `report` (close-on-exec: an exec that works closes it, unwritten) and the child exits. */
 static void child_setup(const struct spawn_request *r, int out, int report) {
-    /* (1) limits: the task's descriptor limit, the worker's before it raised its own (its
-     * cgroups, made and limited by the parent, are joined first thing in step 3). */
-    if (r->nofile > 0) {
-        struct rlimit own;
-        if (getrlimit(RLIMIT_NOFILE, &own) == 0 && r->nofile < own.rlim_cur) {
-            struct rlimit task = {.rlim_cur = (rlim_t)r->nofile, .rlim_max = own.rlim_max};
-            if (setrlimit(RLIMIT_NOFILE, &task) != 0) ds_child_fail(report);
-        }
-    }
-    /* (2) stdin from /dev/null, stdout and stderr to the output pipe (relayed into the log). */
+    /* (1) stdin from /dev/null, stdout and stderr to the output pipe (relayed into the log). */
     int in = open("/dev/null", O_RDONLY);
     if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) ds_child_fail(report);
-    /* (3) its cgroups, then the tenant (groups, gid, uid, then its folder), and the common tail:
-     * default signal dispositions and mask, setpgid(0,0), no descriptor of the supervisor's,
-     * exec /bin/sh -c. */
+    /* (2) its cgroups (made and limited by the parent), then the tenant (groups, gid, uid, then
+     * its folder), and the common tail: default signal dispositions and mask, setpgid(0,0), no
+     * descriptor of the supervisor's, the task's descriptor limit (the worker's before it raised
+     * its own: set last, when only 0, 1 and 2 count against it), exec /bin/sh -c. */
     gid_t groups[SPAWN_MAX_GROUPS];
     for (size_t i = 0; i < r->ngroups; i++) groups[i] = (gid_t)r->groups[i];
     struct ds_child_user user = {.has_user = r->has_user, .uid = (uid_t)r->uid, .gid = (gid_t)r->gid,
                                  .groups = groups, .ngroups = r->ngroups, .cwd = r->cwd,
-                                 .cgroups = r->cgroups, .ncgroups = r->ncgroups};
+                                 .cgroups = r->cgroups, .ncgroups = r->ncgroups, .nofile = r->nofile};
     ds_child_exec_shell(report, &user, r->command, r->env);
 }
 
@@ -322,6 +317,7 @@ static void spawn_task(uint64_t id, char *body, char *end) {
         children = realloc(children, capchildren * sizeof *children);
         if (!children) { kill(-pid, SIGKILL); kill_all_and_exit(70); }
     }
+    uncontained = child.ncgroups == 0;
     child.pid = pid;
     child.out = out[0];
     child.log = log;
@@ -350,12 +346,13 @@ static void enforce_lease(void) {
 
 /* Milliseconds poll may sleep before the lease needs enforcing; -1 with no task to watch. */
 static int poll_timeout(void) {
-    if (npending > 0) return 100; /* cgroups to remove as their processes go */
-    if (nchildren == 0) return -1;
+    /* Cgroups to remove as their processes go are looked at every 100 ms, the lease at its end. */
+    int limit = npending > 0 ? 100 : 60000;
+    if (nchildren == 0) return npending > 0 ? 100 : -1;
     uint64_t now = now_ns();
     if (now >= lease_end) return 0;
     uint64_t ms = (lease_end - now + 999999u) / 1000000u;
-    return ms > 60000 ? 60000 : (int)ms;
+    return ms > (uint64_t)limit ? limit : (int)ms;
 }
 
 /* Without cgroups, what a finished task left running was adopted by this subreaper when its
@@ -422,6 +419,10 @@ static void reap(void) {
             end_cgroups(done.cgroups, done.ncgroups);
             if (oom) send_event(done.id, 'M', 1);
             send_event(done.id, 'X', status);
+        } else if (uncontained) {
+            /* An adopted process died (killed above, or on its own): what it started in a session
+             * of its own (`setsid sh -c 'setsid sleep &'`) is adopted now, and goes too. */
+            kill_adopted();
         }
     }
     retry_pending();
@@ -452,9 +453,17 @@ int main(int argc, char **argv) {
      * collects them, and they stay within reach of this worker. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) { perror("task-supervisor: prctl"); return 70; }
     if (getppid() != worker) return 137; /* the worker died before we could watch it */
+    /* Two descriptors per running task (its output pipe and its log): the supervisor takes the
+     * hard limit, whatever soft one the worker had when it started us. Each task gets back the
+     * worker's first soft limit (the `nofile` option), set last in its child. */
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
     fcntl(0, F_SETFD, FD_CLOEXEC);
     fcntl(1, F_SETFD, FD_CLOEXEC);
-    send_event(0, 'R', 3);
+    send_event(0, 'R', 4);
 
     struct request_buffer input = {0};
     struct pollfd *fds = NULL;

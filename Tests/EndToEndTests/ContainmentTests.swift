@@ -82,6 +82,25 @@ final class ContainmentTests: ClusterTestCase {
         try await assertAllGone(base, "the task's main process ended")
     }
 
+    /// Without cgroups the supervisor finds what a task left only as it adopts it: a process in a
+    /// session of its own, started by another that was adopted and killed, is adopted in turn and
+    /// must go too (it used to run on until some other task ended).
+    func testWithoutCgroupsWhatATaskLeftTwoSessionsDeepDiesToo() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(["--containment", "none"])
+        let base = uniqueBase()
+        let deep = "setsid sh -c 'setsid sleep \(base + 2) & sleep 2' &"
+        // The task ends only when told to, once the three are seen running.
+        let go = file("go-\(base)")
+        let wait = "while [ ! -e \(go) ]; do sleep 0.1; done"
+        let id = try cluster.submit(#"{"name":"c-deep","tasks":[{"name":"t","command":"setsid sleep \#(base) & sleep \#(base + 1) & \#(deep) sleep 0.5; touch \#(file("started-\(base)")); \#(wait)"}]}"#)
+        try await waitStarted(base)
+        XCTAssertTrue(FileManager.default.createFile(atPath: go, contents: nil))
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        try await assertAllGone(base, "the task's main process ended, without cgroups")
+    }
+
     func testKillNineOfTheWorkerKillsEveryProcessOfItsTasks() async throws {
         try cluster.startMaster()
         let worker = try cluster.startWorker()

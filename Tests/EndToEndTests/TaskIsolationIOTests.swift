@@ -259,6 +259,23 @@ final class TaskIsolationIOTests: ClusterTestCase {
         try await eventually("/healthz answers") { try await self.health(address).status == 200 }
     }
 
+    /// A task's descriptor limit is set last in its child, after the supervisor's descriptors are
+    /// closed: set first (as it was), the supervisor's two per running task counted against it,
+    /// and with 40 tasks at once under a soft limit of 64 new ones failed "Too many open files".
+    func testManyTasksAtOnceStartUnderALowDescriptorLimit() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 40, port: 7797, prefix: ["/bin/sh", "-c", #"ulimit -Sn 64 && exec "$0" "$@""#])
+        let tasks = (1...40).map { #"{"name":"t\#($0)","command":"sleep 2; ulimit -n"}"# }.joined(separator: ",")
+        let instance = try cluster.submit(#"{"name":"wide","tasks":[\#(tasks)]}"#)
+        let end = try await cluster.waitForEnd(instance, timeout: 180)
+        let found = try await attempts(instance)
+        XCTAssertEqual(end, .success, found.values.compactMap(\.message).sorted().prefix(3).joined(separator: "; "))
+        XCTAssertEqual(found.count, 40)
+        let t1 = try XCTUnwrap(found["t1"]?.id)
+        XCTAssertEqual(try String(contentsOfFile: "\(workerLogs(7797))/\(instance)/\(t1).log", encoding: .utf8), "64\n",
+                       "the task gets the limit the worker started with")
+    }
+
     /// Whatever the umask: the database and its -wal/-shm 0600, log folders 0750, logs 0640.
     func testFileModesWhateverTheUmask() async throws {
         let old = umask(0)

@@ -21,6 +21,9 @@ struct ds_child_user {
     const char *cwd; /* NULL: unchanged */
     char *const *cgroups;
     size_t ncgroups;
+    /* The soft RLIMIT_NOFILE the program gets (0: unchanged), set after every descriptor of the
+     * parent is closed: set earlier, the parent's descriptors would count against it. */
+    unsigned long long nofile;
 };
 
 /* In a forked child, async-signal-safe: writes errno to `report` and exits 127. */

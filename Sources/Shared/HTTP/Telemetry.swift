@@ -94,6 +94,9 @@ public final class Telemetry: Sendable {
 public enum DaemonListener {
     public static func start(_ address: ListenAddress?, logger: Logger) async throws -> HTTPServer? {
         Telemetry.shared.bootstrap()
+        // Before anything else opens: with or without a listener, a daemon's ZooKeeper sockets,
+        // database and (a worker's) task supervisor count against its descriptor limit.
+        DescriptorLimit.raise()
         guard let address else { return nil }
         let server = try await HTTPServer.bind(address)
         logger.info("listening on http://\(server.address) (/metrics, /healthz)")

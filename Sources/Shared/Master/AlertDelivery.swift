@@ -78,10 +78,10 @@ enum AlertCommand {
     /// `cgroups`: directories to make, join before the command runs, kill whole and remove after.
     static func run(_ command: String, input: Data, timeout: Double, cgroups: [String] = [],
                     environment: [String: String], user: TenantUser? = nil) async -> String? {
+        defer { Containment.killAndRemove(cgroups) }  // also those made before one that failed
         for dir in cgroups where mkdir(dir, 0o755) != 0 && errno != EEXIST {
             return "cannot make its cgroup \(dir): \(String(cString: strerror(errno)))"
         }
-        defer { Containment.killAndRemove(cgroups) }
         var inPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
         guard pipe(&inPipe) == 0 else { return "cannot make a pipe: \(String(cString: strerror(errno)))" }
         guard pipe(&errPipe) == 0 else {
@@ -115,7 +115,7 @@ enum AlertCommand {
                 (cwd ?? "").withCString { folder in
                     var who = ds_child_user(has_user: user == nil ? 0 : 1, uid: user?.uid ?? 0, gid: user?.gid ?? 0,
                                             groups: groupList.baseAddress, ngroups: groupList.count, cwd: cwd == nil ? nil : folder,
-                                            cgroups: dirList.baseAddress, ncgroups: dirList.count)
+                                            cgroups: dirList.baseAddress, ncgroups: dirList.count, nofile: 0)
                     return ds_spawn_shell_as(command, envp, inPipe[0], -1, errPipe[1], &who)
                 }
             }

@@ -11,7 +11,10 @@ extension WorkerDaemon {
                                        pid: nil, logPath: logPath, startTime: startTime, endTime: startTime,
                                        outputs: [:], message: nil)
         logs.began(id, workflowInstance: task.workflowInstanceId)
-        defer { logs.ended(id) }
+        defer {
+            logs.ended(id)
+            supervisor.forget(id)
+        }
         metrics.started.increment()
         do {
             if let problem = Self.queueItemProblem(task) { throw WorkerError.refusedItem(problem) }

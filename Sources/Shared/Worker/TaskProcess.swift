@@ -167,6 +167,18 @@ public final class TaskSupervisor: @unchecked Sendable {
         _ = send(message)
     }
 
+    /// Drops what is kept of task `id` once its attempt is over, however it ended (early returns
+    /// and throws included): why it ended, a log error, an OOM mark, an exit nobody waited for.
+    public func forget(_ id: Int64) {
+        lock.withLock {
+            killedBy[id] = nil
+            logWriteErrors[id] = nil
+            outOfMemory.remove(id)
+            exits[id] = nil
+            logPaths[id] = nil
+        }
+    }
+
     /// Why task `id` ended other than on its own, if it did; asked once, after its exit.
     public func endCause(_ id: Int64) -> EndCause? { lock.withLock { killedBy.removeValue(forKey: id) } }
 
@@ -233,7 +245,7 @@ public final class TaskSupervisor: @unchecked Sendable {
         }
         let (kind, version) = event.withUnsafeBytes { ($0.loadUnaligned(fromByteOffset: 8, as: Int32.self),
                                                       $0.loadUnaligned(fromByteOffset: 12, as: Int32.self)) }
-        guard filled == 16, kind == Int32(UInt8(ascii: "R")), version == 3 else {
+        guard filled == 16, kind == Int32(UInt8(ascii: "R")), version == 4 else {
             close(fd)
             let pid = lock.withLock { supervisorPID }
             var status: Int32 = 0
