@@ -163,6 +163,27 @@ final class ContainmentTests: ClusterTestCase {
         XCTAssertEqual(cluster.lines(out), ["150000", "100000"])
     }
 
+    /// Two clusters on one host may each have a worker of the same identity (127.0.0.1:7002 here, in
+    /// another ZooKeeper root): the second's start must not kill the first's tasks as "left by a
+    /// killed worker" (it did: both used `ds/127.0.0.1:7002`; seen when two test runs shared a host).
+    func testAWorkerOfTheSameIdentityInAnotherClusterLeavesThisOnesTasksAlone() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(port: 7002)
+        let go = file("go"), started = file("started")
+        let id = try cluster.submit(#"{"name":"c-two","tasks":[{"name":"t","command":"touch \#(started); while [ ! -e \#(go) ]; do sleep 0.1; done"}]}"#)
+        try await eventually("the task runs") { FileManager.default.fileExists(atPath: started) }
+        let other = try cluster.startDaemon("ds-worker", ["--host", "127.0.0.1", "--port", "7002", "--log-dir", file("other-logs")],
+                                            environment: ["DS_ZK_ROOT": cluster.root + "-other"])
+        try await eventually("the other cluster's worker registered") {
+            cluster.daemonLogs().components(separatedBy: "registered in default").count == 3
+        }
+        XCTAssertTrue(other.isRunning)
+        XCTAssertTrue(FileManager.default.createFile(atPath: go, contents: nil))
+        let state = try await cluster.waitForEnd(id)
+        let message = try await attempts(id).first?.message
+        XCTAssertEqual(state, .success, message ?? "")
+    }
+
     /// `--containment none` stands for a host without a memory controller.
     func testALimitTheWorkerCannotEnforceFailsTheAttemptWithTheReason() async throws {
         try cluster.startMaster()

@@ -81,8 +81,9 @@ final class SchedulingOrderTests: ClusterTestCase {
         let tasks = (0..<200).map { #"{"name":"t\#($0)","command":"sleep 0.05; echo t\#($0) >> \#(marker)"}"# }
         let path = try cluster.workflowFile(#"{"name":"fan","tasks":[\#(tasks.joined(separator: ","))]}"#)
         let run = try cluster.run("ds-submit", [path, "--wait", "--json"])
-        XCTAssertEqual(run.status, 0, run.stderr)
         let summary = try JSONDecoder().decode(InstanceSummary.self, from: Data(run.stdout.utf8))
+        let failed = summary.tasks.filter { $0.state != "SUCCESS" }.map { "\($0.taskName): \($0.message ?? "-")" }
+        XCTAssertEqual(run.status, 0, run.stderr + failed.prefix(5).joined(separator: "; "))
         XCTAssertEqual(summary.tasks.count, 200, "one attempt per task")
         let ran = lines()
         XCTAssertEqual(ran.count, 200, "every task ran exactly once")

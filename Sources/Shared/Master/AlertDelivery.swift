@@ -19,9 +19,14 @@ extension MasterScheduler {
         let lease = options.alertTimeoutSeconds + 30
         // Each command in cgroups of its own where the host has them: a hung command's
         // descendants die with it, also those in a new session.
-        let containment = (try? Containment.detect(root: nil, worker: "alerts-" + owner)) ?? .none
+        let name = Containment.directoryName(worker: "alerts-" + owner, cluster: zk.connectString + paths.root)
+        let containment = (try? Containment.detect(root: nil, worker: name)) ?? .none
         logger.info("alerts: containment: \(containment.summary)")
         containment.killAll()
+        defer {
+            containment.killAll()
+            containment.removeRoots()
+        }
         while !Task.isCancelled {
             let alert: AlertRecord?
             do {

@@ -30,8 +30,18 @@ public struct Containment: Sendable {
     /// The directories of task `id`, passed to the supervisor as `cgroup=` options.
     public func directories(task id: Int64) -> [String] { roots.map { "\($0)/task-\(id)" } }
 
+    /// This worker's directory name: its identity, and a tag of its cluster (`cluster`: the
+    /// ZooKeeper servers and root). Two clusters on one host may each have a worker 127.0.0.1:1234;
+    /// sharing a directory, each would kill the other's tasks (a start kills what it finds there).
+    public static func directoryName(worker: String, cluster: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 // FNV-1a: stable across runs and builds, unlike Hasher
+        for byte in cluster.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let name = String(worker.map { $0.isLetter || $0.isNumber || "._:-".contains($0) ? $0 : "_" })
+        return name + "@" + String(hash, radix: 16)
+    }
+
     /// Finds what this host offers. `root` is `--cgroup-root` (default: `ds` in the v2
-    /// hierarchy); `worker` names this worker's directory under it.
+    /// hierarchy); `worker` names this worker's directory under it (see `directoryName`).
     public static func detect(root: String?, worker: String) throws -> Containment {
         let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
         var v2: String?
@@ -53,7 +63,7 @@ public struct Containment: Sendable {
             guard f.count == 3 else { continue }
             for controller in f[1].split(separator: ",") { own[String(controller)] = String(f[2]) }
         }
-        let name = worker.map { $0.isLetter || $0.isNumber || "._:-".contains($0) ? $0 : "_" }
+        let name = worker
         var killDir: String?
         var v2Controllers: Set<Substring> = []
         if let base = root ?? v2.map({ $0 + "/ds" }) {
@@ -100,6 +110,12 @@ public struct Containment: Sendable {
                                limitsMemory: memory, limitsCPU: cpu)
         }
         return .none
+    }
+
+    /// Removes this worker's own directories, at its end (they hold no task cgroup by then; one
+    /// that still does stays, and the next start with this name kills and removes what is in it).
+    public func removeRoots() {
+        for root in roots.reversed() { rmdir(root) }
     }
 
     /// Kills every process of every task cgroup of this worker and removes the cgroups: the

@@ -19,13 +19,15 @@ extension WorkerDaemon {
         listening.listen = server?.published(host: options.host)
         let options = listening
         let containment = options.noContainment ? Containment.none
-            : try Containment.detect(root: options.cgroupRoot, worker: options.identity)
+            : try Containment.detect(root: options.cgroupRoot, worker: Containment.directoryName(
+                worker: options.identity, cluster: configuration.zkConnect + configuration.zkRoot))
         logger.info("containment: \(containment.summary)\(options.noContainment ? " (--containment none)" : "")")
         if let max = options.maxMemory, !containment.limitsMemory {
             throw InputError.configuration("--max-memory \(Limits.size(Int(max))): this worker has no memory controller to enforce it (containment: \(containment.summary))")
         }
         // The cgroups of tasks a killed worker left behind: their processes die now.
         containment.killAll()
+        defer { containment.removeRoots() }
         let supervisor = try TaskSupervisor(containment: containment)
         let sessions = SessionRenewal(configuration: configuration, logger: logger)
         let firstSession = try await sessions.first()
