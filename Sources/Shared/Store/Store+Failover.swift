@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 extension Store {
     /// How many attempts of `task` in `run` of the instance ended because their worker's task

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// Database failures, naming what failed and what to do.
 public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
@@ -8,6 +7,8 @@ public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
     case failed(String)
     case notFound(String)
     case missing(path: String)
+    /// The database's schema is newer than this build knows (a newer ds migrated it).
+    case newerSchema(location: String, found: Int?, known: Int, detail: String? = nil)
 
     public var description: String {
         switch self {
@@ -17,12 +18,14 @@ public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
         case .busy(let what): return "database busy during \(what); retry"
         case .failed(let what): return "database error: \(what)"
         case .notFound(let what): return "\(what) not found in the database"
+        case .newerSchema(let location, let found, let known, let detail):
+            return "database \(location) has schema version \(found.map(String.init) ?? "unknown")\(detail.map { " (\($0))" } ?? ""), newer than this ds knows (\(known)): a newer ds migrated it. Run the ds version the masters run (upgrade this one); nothing was written"
         }
     }
 
     public var exitStatus: ExitStatus {
         switch self {
-        case .open, .missing: return .config
+        case .open, .missing, .newerSchema: return .config
         case .busy: return .tempFail
         case .failed: return .software
         case .notFound: return .dataError
@@ -30,12 +33,14 @@ public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
     }
 }
 
-/// The SQLite store: WAL, a busy timeout so several processes share one file, migrations on open.
+/// The store: every query and transaction of ds, written once against `SQLConnection`, over
+/// one backend (SQLite through GRDB, the embedded default). Migrations run on open.
 public final class Store: Sendable {
+    /// Where the database is, as messages name it (the SQLite file's path).
     public let path: String
     /// The random id this database was given when it was made; masters advertise it.
     public let databaseID: String
-    let pool: DatabasePool
+    let backend: any StoreBackend
     private let counts = Counters()
 
     /// Write transactions committed through this store, for the benchmark's per-task figures.
@@ -50,18 +55,24 @@ public final class Store: Sendable {
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         try Self.restrictModes(path)
-        var config = GRDB.Configuration()
-        config.busyMode = .timeout(30)
-        config.label = "ds"
         do {
-            pool = try Self.withFileLock(path + ".open-lock") {
-                let pool = try DatabasePool(path: path, configuration: config)
-                try Migrations.migrator.migrate(pool)
-                return pool
+            (backend, databaseID) = try Self.withFileLock(path + ".open-lock") {
+                let backend = try SQLiteBackend(path: path)
+                return (backend, try Self.migrate(backend, location: path))
             }
-            databaseID = try pool.read { try String.fetchOne($0, sql: "SELECT id FROM database_identity") } ?? ""
+        } catch let error as StoreError {
+            if case .newerSchema = error { throw error }
+            throw StoreError.open(path: path, reason: "\(error)")
         } catch {
             throw StoreError.open(path: path, reason: "\(error)")
+        }
+    }
+
+    /// Migrates the database; its random id, made by its first migration.
+    private static func migrate(_ backend: any StoreBackend, location: String) throws -> String {
+        try backend.writeBlocking { db in
+            try Migrations.migrate(db, location: location)
+            return try String.fetchOne(db, sql: "SELECT id FROM database_identity") ?? ""
         }
     }
 
@@ -76,22 +87,25 @@ public final class Store: Sendable {
         return try body()
     }
 
-    /// Runs `body` in one IMMEDIATE transaction, so that read-then-write never races another process.
-    func transaction<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    /// Runs `body` in one write transaction that no other writer interleaves with (SQLite:
+    /// IMMEDIATE), so that read-then-write never races another process.
+    func transaction<T: Sendable>(_ what: String, _ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
         if FaultInjector.database?.fault(kind: "transaction", path: what) != nil {
             throw StoreError.busy("\(what): injected fault (DS_FAULT_DB)")
         }
         do {
-            return try await pool.writeWithoutTransaction { db in try self.immediate(db, body) }
+            let result = try await backend.write(body)
+            counts.count("transactions")
+            return result
         } catch {
-            throw Self.storeError(error, what)
+            throw storeError(error, what)
         }
     }
 
     /// `transaction`, carried out even if the calling task is cancelled (GRDB's async access gives
     /// up on a cancelled task): for the record of something already done, such as an alert command
     /// that ran, which a stopping daemon must store rather than leave to be done again.
-    func transactionDespiteCancellation<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func transactionDespiteCancellation<T: Sendable>(_ what: String, _ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
         if FaultInjector.database?.fault(kind: "transaction", path: what) != nil {
             throw StoreError.busy("\(what): injected fault (DS_FAULT_DB)")
         }
@@ -99,33 +113,21 @@ public final class Store: Sendable {
             DispatchQueue.global().async {
                 continuation.resume(with: Result {
                     do {
-                        return try self.pool.writeWithoutTransaction { db in try self.immediate(db, body) }
+                        let result = try self.backend.writeBlocking(body)
+                        self.counts.count("transactions")
+                        return result
                     } catch {
-                        throw Self.storeError(error, what)
+                        throw self.storeError(error, what)
                     }
                 })
             }
         }
     }
 
-    private func immediate<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
-        var result: T?
-        try db.inTransaction(.immediate) {
-            result = try body(db)
-            return .commit
-        }
-        counts.count("transactions")
-        return result!
-    }
-
     /// The one reading of a database error, for reads and writes alike: a busy or locked
     /// database is temporary (exit 75, retry), anything else a failure, naming what was done.
-    static func storeError(_ error: Error, _ what: String) -> Error {
-        guard let error = error as? DatabaseError else { return error }
-        if error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
-            return StoreError.busy("\(what): \(error.message ?? "locked")")
-        }
-        return StoreError.failed("\(what): \(error)")
+    func storeError(_ error: Error, _ what: String) -> Error {
+        backend.storeError(error, what) ?? error
     }
 
     /// A trivial read: whether the database answers (for `/healthz`).
@@ -133,11 +135,11 @@ public final class Store: Sendable {
         _ = try await read("checking the database") { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }
 
-    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
         do {
-            return try await pool.read(body)
+            return try await backend.read(body)
         } catch {
-            throw Self.storeError(error, what)
+            throw storeError(error, what)
         }
     }
 }
