@@ -30,14 +30,11 @@ enum Migrations {
     /// The newest version this build knows.
     static var latest: Int { steps.last?.version ?? 0 }
 
-    /// Brings the database to `latest`, inside the caller's write transaction. Refuses a database
+    /// Brings the database to `latest`, inside the caller's write transaction (one process at a
+    /// time: `StoreBackend.open`). Refuses a database
     /// whose version is newer than this build knows (written by a newer ds): exit 78.
     static func migrate(_ db: SQLConnection, location: String) throws {
         let ddl = DDL(dialect: db.dialect)
-        if db.dialect == .postgres {
-            // Masters starting together on a new database: one migrates, the others wait here.
-            _ = try db.rows(sql: "SELECT pg_advisory_xact_lock(2023052300)")
-        }
         var version: Int
         if try tableExists("schema_version", db) {
             version = try Int.fetchOne(db, sql: "SELECT version FROM schema_version") ?? 0

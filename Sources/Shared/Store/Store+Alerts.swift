@@ -65,6 +65,8 @@ extension Store {
         // A read first: masters look several times a second, and most looks find nothing to take
         // a write lock for.
         guard try await read("looking for alerts", { db in try db.row(sql: dueSQL, arguments: [now, now]) != nil }) else { return nil }
+        // Isolation: the due alert is read, then leased: SERIALIZABLE on PostgreSQL (two masters
+        // leasing the same alert: one aborts with 40001 and looks again), IMMEDIATE on SQLite.
         return try await transaction("leasing an alert") { db in
             guard var alert = try AlertRecord.fetchOne(db, sql: dueSQL, arguments: [now, now]) else { return nil }
             alert.state = "SENDING"
@@ -82,6 +84,7 @@ extension Store {
     public func finishAlert(_ id: Int64, owner: String, sent: Bool, error: String?, retryAt: Double?, now: Double) async throws -> Bool {
         // Stored also when the master is stopping: the command has run, and an alert left SENDING
         // would be delivered again once its lease is over.
+        // Isolation: the lease is checked, then the alert written: SERIALIZABLE (PostgreSQL).
         try await transactionDespiteCancellation("recording the delivery of alert \(id)") { db in
             guard var alert = try AlertRecord.fetchOne(db, key: id), alert.state == "SENDING", alert.owner == owner else { return false }
             alert.state = sent ? "SENT" : (retryAt == nil ? "FAILED" : "PENDING")

@@ -73,6 +73,8 @@ extension Store {
     /// Resume, recover, rerun and start-from start the next run: the successes it keeps are
     /// settled here, from what is stored, so every master that may claim it sees the same.
     public func control(_ instanceID: Int64, _ verb: ControlVerb, now: Double) async throws -> ControlOutcome {
+        // Isolation: the instance's state is read, then changed with its command: SERIALIZABLE
+        // on PostgreSQL (a master ending the instance meanwhile aborts one of the two), IMMEDIATE on SQLite.
         try await transaction("\(verb.name) of instance \(instanceID)") { db in try Self.control(instanceID, verb, now: now, path: self.path, db) }
     }
 

@@ -115,9 +115,13 @@ extension Store {
     /// command's kind was settled when it was written (the run and the kept successes): every
     /// one starts the instance's current run.
     public func claimCommand(host: String, session: Int64, now: Double) async throws -> ClaimedInstance? {
+        // Isolation: the head of the queue is read, then deleted and its instance taken. SQLite's
+        // IMMEDIATE transaction serialises claimers; on PostgreSQL SERIALIZABLE aborts all but one
+        // of two claims that read the same head (40001), and the loser runs again on what is left.
         try await transaction("claiming a command") { db -> ClaimedInstance? in
             while let command = try CommandRecord.fetchOne(db, sql: Self.claimableCommandSQL) {
-                try command.delete(db)
+                // Taken only by the claim that deletes it (a conditional write checked by its row count).
+                guard try command.delete(db) else { continue }
                 guard var instance = try WorkflowInstanceRecord.fetchOne(db, key: command.workflowInstanceId),
                       instance.host == nil, instance.state == .submitted || instance.state == .waitingThread,
                       let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { continue }
@@ -219,6 +223,9 @@ extension Store {
     /// Writes one round of scheduling, but only for instances `session` still owns: a master that
     /// was failed over while hung can never write for an instance another master now runs.
     public func apply(_ batch: SchedulingBatch, session: Int64) async throws -> AppliedBatch {
+        // Isolation: the fence (which instances `session` owns) and the event counter are read,
+        // then written on: SERIALIZABLE on PostgreSQL, so a takeover that commits in between aborts
+        // this round (40001) and its retry finds the instance lost; IMMEDIATE on SQLite.
         try await transaction("recording \(batch.outcomes.count) results and \(batch.newAttempts.count) dispatches") { db in
             let ids = Array(batch.instanceIDs)
             var owned: Set<Int64> = []
@@ -322,6 +329,7 @@ extension Store {
 
     /// Backlog attempts now in ZooKeeper: SUBMITTED → DISPATCHED, for instances `session` owns.
     public func markDispatched(_ ids: [Int64], session: Int64) async throws {
+        // Isolation: one conditional UPDATE per chunk, the owner checked in the same statement.
         try await transaction("recording \(ids.count) dispatches") { db in
             for chunk in ids.chunked(500) {
                 try db.execute(sql: """
@@ -367,6 +375,7 @@ extension Store {
     /// whole reload): an owned instance is never taken for one it does not own. One whose stored
     /// definition no longer reads can never run, and is failed with the reason.
     public func ownedInstances(_ ids: Set<Int64>, session: Int64, now: Double) async throws -> [ClaimedInstance] {
+        // Isolation: owned instances read, those that cannot run failed: SERIALIZABLE (PostgreSQL).
         try await transaction("reading \(ids.count) instances again") { db in
             var claimed: [ClaimedInstance] = []
             for chunk in Array(ids).sorted().chunked(500) {
@@ -450,6 +459,7 @@ extension Store {
 
     /// Notes a result that came after its attempt was superseded or ended; the state stays.
     public func recordLateResult(attempt id: Int64, note: String) async throws {
+        // Isolation: a single UPDATE.
         try await transaction("recording a late result for attempt \(id)") { db in
             try db.execute(sql: "UPDATE task_instance SET message = COALESCE(message || '; ', '') || ? WHERE id = ?",
                            arguments: [note, id])

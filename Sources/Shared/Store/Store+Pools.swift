@@ -89,6 +89,9 @@ extension Store {
     /// Returns those that got one.
     public func takePoolSlots(_ pool: String, ids: [Int64], session: Int64) async throws -> [Int64] {
         guard !ids.isEmpty else { return [] }
+        // Isolation: the holders are counted, then slots given: a write skew that READ COMMITTED
+        // would let two masters make (each counting the same free slot). SERIALIZABLE on
+        // PostgreSQL aborts one of them (40001), whose retry counts again; IMMEDIATE on SQLite.
         return try await transaction("taking slots of pool '\(pool)'") { db in
             let u = try Self.usage(pool, db)
             var free = max(0, (u.slots ?? 0) - u.inUse)

@@ -94,6 +94,7 @@ extension Store {
     /// command). Refused (exit 1, nothing written) for an attempt a worker already runs or that
     /// ended; unknown ids exit 65. Returns the attempt's instance.
     public func requestRemove(attempt id: Int64, now: Double) async throws -> Int64 {
+        // Isolation: the attempt's state is read, then a command written: SERIALIZABLE (PostgreSQL).
         try await transaction("removal of task \(id)") { db in
             guard let attempt = try TaskInstanceRecord.fetchOne(db, key: id) else {
                 throw ControlRefusal(description: "task \(id) does not exist in \(self.path); see ds-queue list", exitStatus: .dataError)

@@ -47,6 +47,7 @@ extension Store {
     /// Puts a schedule online (its next fire time counted from now: what fell due while it was
     /// offline is not caught up) or offline. Nil if there is no such schedule.
     public func setSchedule(_ id: Int64, online: Bool, now: Double) async throws -> ScheduleRecord? {
+        // Isolation: read, then written whole: SERIALIZABLE (PostgreSQL), IMMEDIATE (SQLite).
         try await transaction("switching schedule \(id) \(online ? "online" : "offline")") { db in
             guard var s = try ScheduleRecord.fetchOne(db, key: id) else { return nil }
             let state = online ? ScheduleRecord.online : ScheduleRecord.offline
@@ -107,6 +108,9 @@ extension Store {
     /// Fires several due schedules in one transaction (each as `fire(schedule:)` does): masters
     /// that wake together for many schedules due at one second write once, not once per schedule.
     public func fire(schedules ids: [Int64], now: Double, seenAt: Double? = nil, misfireThreshold: Double) async throws -> FiringRound {
+        // Isolation: each schedule's next fire time moves by compare-and-set (a conditional UPDATE
+        // checked by its row count) and the unique (schedule, fire time) index refuses a second
+        // instance; SERIALIZABLE (PostgreSQL) besides.
         try await transaction("firing \(ids.count) schedules") { db in
             var round = FiringRound()
             for id in ids {

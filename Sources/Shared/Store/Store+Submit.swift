@@ -17,6 +17,8 @@ extension Store {
                        now: Double, start: Bool = true) async throws -> SubmittedInstance {
         let json = definition.canonicalJSON()
         let paramsJSON = String(decoding: try JSONEncoder.sorted.encode(params), as: UTF8.self)
+        // Isolation: the latest version is read, then the next inserted: SERIALIZABLE on
+        // PostgreSQL, and the unique (name, version) key refuses a second version n in any case.
         return try await transaction("submit of workflow '\(definition.name)'") { db in
             let latest = try Self.latestDefinition(named: definition.name, db)
             var stored: WorkflowDefinitionRecord

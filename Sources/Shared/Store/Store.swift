@@ -4,6 +4,8 @@ import Foundation
 public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
     case open(path: String, reason: String)
     case busy(String)
+    /// The database server cannot be reached (PostgreSQL down, restarting, or cut off).
+    case unreachable(String)
     case failed(String)
     case notFound(String)
     case missing(path: String)
@@ -16,6 +18,7 @@ public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
             return "database \(p) does not exist: no master has opened it. Point --db / DS_DB at the database the masters use, or start ds-master with this one (a master creates it)"
         case .open(let p, let r): return "database \(p): cannot open: \(r); check --db / DS_DB and the folder's permissions"
         case .busy(let what): return "database busy during \(what); retry"
+        case .unreachable(let what): return "database unreachable during \(what); retry when the database server is back"
         case .failed(let what): return "database error: \(what)"
         case .notFound(let what): return "\(what) not found in the database"
         case .newerSchema(let location, let found, let known, let detail):
@@ -26,7 +29,7 @@ public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
     public var exitStatus: ExitStatus {
         switch self {
         case .open, .missing, .newerSchema: return .config
-        case .busy: return .tempFail
+        case .busy, .unreachable: return .tempFail
         case .failed: return .software
         case .notFound: return .dataError
         }
@@ -46,31 +49,52 @@ public final class Store: Sendable {
     /// Write transactions committed through this store, for the benchmark's per-task figures.
     public var transactionCount: Int { counts.value("transactions") }
 
-    /// Opens (and migrates) the database at `path`. Only a master makes a new one (`create`): for
-    /// any other tool a missing file is a mistyped DS_DB, and a new empty database would hide it.
-    public init(path: String, create: Bool = true) throws {
-        if let why = Self.databaseProblem(path) { throw InputError.usage("--db / DS_DB \(Limits.quoted(path)) \(why)") }
-        self.path = path
-        if !create && !FileManager.default.fileExists(atPath: path) { throw StoreError.missing(path: path) }
-        let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-        try Self.restrictModes(path)
-        do {
-            (backend, databaseID) = try Self.withFileLock(path + ".open-lock") {
-                let backend = try SQLiteBackend(path: path)
-                return (backend, try Self.migrate(backend, location: path))
+    /// Opens (and migrates) the SQLite database at `path`. Only a master makes a new one (`create`):
+    /// for any other tool a missing file is a mistyped DS_DB, and a new empty database would hide it.
+    public convenience init(path: String, create: Bool = true) throws {
+        try self.init(location: .sqlite(path: path), create: create)
+    }
+
+    /// Opens (and migrates) the database at `location`: the one entry point for both stores.
+    public init(location: DatabaseLocation, create: Bool = true) throws {
+        switch location {
+        case .sqlite(let path):
+            if let why = Self.databaseProblem(path) { throw InputError.usage("--db / DS_DB \(Limits.quoted(path)) \(why)") }
+            self.path = path
+            if !create && !FileManager.default.fileExists(atPath: path) { throw StoreError.missing(path: path) }
+            let folder = (path as NSString).deletingLastPathComponent
+            if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+            try Self.restrictModes(path)
+            do {
+                (backend, databaseID) = try Self.withFileLock(path + ".open-lock") {
+                    let backend = try SQLiteBackend(path: path)
+                    return (backend, try Self.migrate(backend, location: path, create: true))
+                }
+            } catch let error as StoreError {
+                if case .newerSchema = error { throw error }
+                throw StoreError.open(path: path, reason: "\(error)")
+            } catch {
+                throw StoreError.open(path: path, reason: "\(error)")
             }
-        } catch let error as StoreError {
-            if case .newerSchema = error { throw error }
-            throw StoreError.open(path: path, reason: "\(error)")
-        } catch {
-            throw StoreError.open(path: path, reason: "\(error)")
+        case .postgres(let settings):
+            path = settings.display
+            let backend = try PostgresBackend(settings)
+            self.backend = backend
+            do {
+                databaseID = try Self.migrate(backend, location: settings.display, create: create)
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                throw backend.storeError(error, "opening \(settings.display)") ?? StoreError.open(path: settings.display, reason: "\(error)")
+            }
         }
     }
 
-    /// Migrates the database; its random id, made by its first migration.
-    private static func migrate(_ backend: any StoreBackend, location: String) throws -> String {
-        try backend.writeBlocking { db in
+    /// Migrates the database; its random id, made by its first migration. Without `create`, a
+    /// server database no master has migrated is refused, as a missing file is.
+    private static func migrate(_ backend: any StoreBackend, location: String, create: Bool) throws -> String {
+        try backend.open { db in
+            if !create, try !Migrations.tableExists("schema_version", db) { throw StoreError.missing(path: location) }
             try Migrations.migrate(db, location: location)
             return try String.fetchOne(db, sql: "SELECT id FROM database_identity") ?? ""
         }

@@ -11,6 +11,9 @@ protocol StoreBackend: Sendable {
     func write<T: Sendable>(_ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T
     /// `write`, on the calling thread, whatever happens to the calling task.
     func writeBlocking<T>(_ body: (SQLConnection) throws -> T) throws -> T
+    /// `writeBlocking`, for the first transaction of a process (migrations): one process at a
+    /// time, so that two opening a new database at once do not both make its tables.
+    func open<T>(_ body: (SQLConnection) throws -> T) throws -> T
     func read<T: Sendable>(_ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T
     /// A database error as a `StoreError` naming `what` was being done; nil for other errors.
     func storeError(_ error: Error, _ what: String) -> StoreError?
@@ -40,6 +43,9 @@ final class SQLiteBackend: StoreBackend {
     func read<T: Sendable>(_ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
         try await pool.read { db in try body(SQLiteConnection(db: db)) }
     }
+
+    /// The caller holds the file lock beside the database (`Store.withFileLock`).
+    func open<T>(_ body: (SQLConnection) throws -> T) throws -> T { try writeBlocking(body) }
 
     private static func immediate<T>(_ db: Database, _ body: (SQLConnection) throws -> T) throws -> T {
         var result: T?
