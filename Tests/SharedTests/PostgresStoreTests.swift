@@ -42,6 +42,63 @@ final class PostgresStoreTests: StoreTests {
         }
     }
 
+    /// Item 2: masters on several hosts give out a pool's slots at once. Each counts the holders,
+    /// then dispatches: READ COMMITTED would let two count the same free slot. In each of 20
+    /// rounds, six takers on two stores race for a fresh pool of 2 slots: never more are given
+    /// out, nor one attempt twice.
+    func testMastersTakingPoolSlotsAtOnceNeverOverfillThePool() async throws {
+        let path = try location("pool-race")
+        let store = try Store(location: path)
+        let w = WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "a", command: "true")])
+        let instance = try await store.submit(w, params: [:], now: 1).instanceId
+        _ = try await store.claimCommand(host: "m:1", session: 7, now: 2)
+        let rounds = 20
+        var batch = SchedulingBatch()
+        for round in 0..<rounds {
+            try await store.setPool("p\(round)", slots: 2, now: 1)
+            batch.newAttempts += (0..<6).map {
+                TaskInstanceRecord(workflowInstanceId: instance, taskName: "a\(round)-\($0)", attempt: 1, state: .submitted,
+                                   priority: .medium, workerGroup: "default", submitTime: 3, pool: "p\(round)")
+            }
+        }
+        let inserted = try await store.apply(batch, session: 7).inserted
+        let stores = [store, try Store(location: path)]
+        for round in 0..<rounds {
+            let ids = inserted.filter { $0.pool == "p\(round)" }.compactMap(\.id)
+            let taken = try await withThrowingTaskGroup(of: [Int64].self) { group in
+                for k in 0..<6 {
+                    group.addTask { try await stores[k % 2].takePoolSlots("p\(round)", ids: ids.shuffled(), session: 7) }
+                }
+                var all: [Int64] = []
+                for try await mine in group { all += mine }
+                return all
+            }
+            XCTAssertEqual(taken.count, 2, "round \(round): slots given: \(taken)")
+            XCTAssertEqual(Set(taken).count, taken.count, "round \(round): an attempt given two slots: \(taken)")
+            let usage = try await store.pool("p\(round)")
+            XCTAssertEqual(usage.inUse, 2, "round \(round)")
+        }
+    }
+
+    /// Item 2: masters leasing alerts at once: each alert is leased by one master at a time.
+    func testMastersLeasingOneAlertAtOnceLeaseItOnce() async throws {
+        let path = try location("alert-race")
+        let stores = [try Store(location: path), try Store(location: path)]
+        for round in 0..<5 {
+            let content = AlertContent(kind: .workflowTimeout, title: "late \(round)", time: 1)
+            try await stores[0].recordAlerts([AlertRecord(content, dedupKey: "k\(round)")])
+            let leases = try await withThrowingTaskGroup(of: AlertRecord?.self) { group in
+                for k in 0..<6 { group.addTask { try await stores[k % 2].leaseAlert(owner: "m\(k)", now: 10, lease: 60) } }
+                var leases: [AlertRecord] = []
+                for try await lease in group { if let lease { leases.append(lease) } }
+                return leases
+            }
+            XCTAssertEqual(leases.map(\.dedupKey), ["k\(round)"], "round \(round): \(leases.map { "\($0.owner ?? "?") \($0.dedupKey)" })")
+            XCTAssertEqual(leases.first?.attempts, 1)
+            _ = try await stores[0].finishAlert(leases[0].id!, owner: leases[0].owner!, sent: true, error: nil, retryAt: nil, now: 11)
+        }
+    }
+
     /// A server that cannot be reached is a temporary failure (exit 75) that says so.
     func testAnUnreachableServerIsATemporaryFailureThatSaysSo() throws {
         _ = try ScratchPostgres.server()

@@ -49,7 +49,13 @@ final class PostgresBackend: StoreBackend {
     let settings: PostgresSettings
     private let client: PostgresClient
     private let running: Task<Void, Never>
-    private let logger = Logger(label: "ds.postgres")
+    /// postgres-nio's own background messages: warnings and worse (a store that closes while
+    /// its pool still connects logs each connection given up at info level).
+    private let logger: Logger = {
+        var logger = Logger(label: "ds.postgres")
+        logger.logLevel = .warning
+        return logger
+    }()
     var dialect: SQLDialect { .postgres }
 
     /// Tries of one transaction before its serialization failures are reported as busy (exit 75).
