@@ -80,6 +80,38 @@ final class PostgresStoreTests: StoreTests {
         }
     }
 
+    /// Item 2: masters taking over a dead master's instances at once. Six adopters on two stores
+    /// race for the 40 instances of a dead session: each is adopted by exactly one, and the
+    /// database names that one as owner.
+    func testMastersAdoptingADeadMastersInstancesAtOnceAdoptEachOnce() async throws {
+        let path = try location("adopt-race")
+        let submitted = try await Self.submitInstances(40, path: path)
+        let store = try Store(location: path)
+        while try await store.claimCommand(host: "dead:1", session: 1, now: 2) != nil {}
+        let stores = [store, try Store(location: path)]
+        let adopted = try await withThrowingTaskGroup(of: (Int64, [Int64]).self) { group in
+            for k in 0..<6 {
+                group.addTask {
+                    let session = Int64(100 + k)
+                    let taken = try await stores[k % 2].adoptOrphans(host: "m\(k):1", session: session, deadSessions: [1])
+                    XCTAssertTrue(taken.adopted.isEmpty || taken.previousOwners.map(\.session) == [1], "\(taken.previousOwners)")
+                    return (session, taken.adopted.compactMap(\.instance.id))
+                }
+            }
+            var all: [(Int64, [Int64])] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        let ids = adopted.flatMap(\.1)
+        XCTAssertEqual(ids.sorted(), submitted.map(\.instanceId).sorted(), "each instance adopted exactly once")
+        for (session, mine) in adopted {
+            for id in mine {
+                let owner = try await store.instance(id)?.masterSession
+                XCTAssertEqual(owner, session, "instance \(id)")
+            }
+        }
+    }
+
     /// Item 2: masters leasing alerts at once: each alert is leased by one master at a time.
     func testMastersLeasingOneAlertAtOnceLeaseItOnce() async throws {
         let path = try location("alert-race")
