@@ -4,6 +4,13 @@ import Foundation
 /// read by column name. Every query and transaction of `Store` is written once against it; a
 /// backend per database (SQLite through GRDB, PostgreSQL through postgres-nio) carries it out.
 /// A connection is only valid inside the transaction or read that handed it out.
+///
+/// Why a thin executor of our own rather than a SQL layer that speaks both (sql-kit, Fluent):
+/// the store's transactions stay synchronous closures, as they were written (a body never
+/// suspends half-way through a transaction), GRDB stays for SQLite, PostgreSQL costs one
+/// dependency (postgres-nio), and the SQL stays plain text a reader can run in `sqlite3` or
+/// `psql`. It is written portably (`?` placeholders, `RETURNING id`, `ON CONFLICT`); the few
+/// statements that must differ (DDL, catalogue reads) live in `Migrations`.
 public protocol SQLConnection {
     /// Which SQL the backend speaks, for the few statements that must differ (DDL, catalogue reads).
     var dialect: SQLDialect { get }
