@@ -79,12 +79,22 @@ final class PostgresBackend: StoreBackend {
     deinit { running.cancel() }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
+        try await pooled(Self.serializableBegin, body)
+    }
+
+    /// A transaction on a leased connection, its body on a thread of its own; run again on a
+    /// serialization failure.
+    private func pooled<T: Sendable>(_ begin: String, _ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
         try await retrying {
             try await self.client.withConnection { connection in
-                try await Self.onOwnThread { try Self.serializable(connection, body) }
+                try await Self.onOwnThread { try Self.transaction(connection, begin, body) }
             }
         }
     }
+
+    static let serializableBegin = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+    /// Reads see one snapshot, as on SQLite, and never fail to serialize (they write nothing).
+    static let readBegin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
     /// On a connection of its own (not the pool's, which needs the cooperative pool to lease):
     /// for opening, when the caller may be anywhere, and for what must be stored despite cancellation.
@@ -97,7 +107,7 @@ final class PostgresBackend: StoreBackend {
     private static func serializableRetrying<T>(_ connection: PostgresConnection, _ body: (SQLConnection) throws -> T) throws -> T {
         var tries = 0
         while true {
-            do { return try Self.serializable(connection, body) } catch where Self.isRetryable(error) && tries + 1 < Self.maxTries {
+            do { return try Self.transaction(connection, serializableBegin, body) } catch where Self.isRetryable(error) && tries + 1 < Self.maxTries {
                 tries += 1
                 Thread.sleep(forTimeInterval: Self.backoff(tries))
             }
@@ -119,8 +129,7 @@ final class PostgresBackend: StoreBackend {
     static let openLock: Int64 = 2_023_052_300
 
     func read<T: Sendable>(_ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
-        // A read is a transaction too: its statements see one snapshot, as on SQLite.
-        try await write(body)
+        try await pooled(Self.readBegin, body)
     }
 
     private func retrying<T>(_ attempt: () async throws -> T) async throws -> T {
@@ -145,9 +154,9 @@ final class PostgresBackend: StoreBackend {
         }
     }
 
-    private static func serializable<T>(_ connection: PostgresConnection, _ body: (SQLConnection) throws -> T) throws -> T {
+    private static func transaction<T>(_ connection: PostgresConnection, _ begin: String, _ body: (SQLConnection) throws -> T) throws -> T {
         let db = PostgresSQLConnection(connection: connection)
-        try db.execute(sql: "BEGIN ISOLATION LEVEL SERIALIZABLE")
+        try db.execute(sql: begin)
         do {
             let result = try body(db)
             try db.execute(sql: "COMMIT")
