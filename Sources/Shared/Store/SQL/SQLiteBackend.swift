@@ -19,8 +19,8 @@ protocol StoreBackend: Sendable {
     func storeError(_ error: Error, _ what: String) -> StoreError?
 }
 
-/// SQLite through GRDB: WAL, a busy timeout so several processes share one file. The only
-/// file besides the migration runner's SQLite branch that speaks GRDB.
+/// SQLite through GRDB: WAL, a busy timeout so several processes share one file. The one file
+/// of the store that speaks GRDB.
 final class SQLiteBackend: StoreBackend {
     let pool: DatabasePool
     var dialect: SQLDialect { .sqlite }
