@@ -86,10 +86,23 @@ final class PostgresBackend: StoreBackend {
     /// serialization failure.
     private func pooled<T: Sendable>(_ begin: String, _ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
         try await retrying {
-            try await self.client.withConnection { connection in
-                try await Self.onOwnThread { try Self.transaction(connection, begin, body) }
+            let leased = LeaseMark()
+            do {
+                return try await self.client.withConnection { connection in
+                    leased.done = true
+                    return try await Self.onOwnThread { try Self.transaction(connection, begin, body) }
+                }
+            } catch where !leased.done && !(error is CancellationError) {
+                // The pool gave no connection: it could not make one for its connect timeout
+                // (its circuit breaker), or it was shut down.
+                throw StoreError.unreachable("\(self.settings.display): no connection: \(error)")
             }
         }
+    }
+
+    /// Whether a lease was given (then any error came from the transaction, not the pool).
+    private final class LeaseMark: @unchecked Sendable {
+        var done = false
     }
 
     static let serializableBegin = "BEGIN ISOLATION LEVEL SERIALIZABLE"
