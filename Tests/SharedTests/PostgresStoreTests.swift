@@ -131,6 +131,36 @@ final class PostgresStoreTests: StoreTests {
         }
     }
 
+    /// Item 4 at the store: a PostgreSQL restart under an open store. While the server is down
+    /// a write fails as a temporary failure (exit 75, "database unreachable"), and writes nothing;
+    /// once it is back the same store writes again, and nothing written before is lost.
+    func testAStoreOutlivesAServerRestart() async throws {
+        let server = try ScratchPostgres.privateServer()
+        defer { server.stop() }
+        let store = try Store(location: .postgres(try server.makeDatabase(poolSize: 2)))
+        let w = WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "a", command: "true")])
+        let before = try await store.submit(w, params: [:], now: 1).instanceId
+        server.halt()
+        do {
+            _ = try await store.submit(w, params: [:], now: 2)
+            XCTFail("a write succeeded with the server down")
+        } catch {
+            XCTAssertEqual(ExitStatus.of(error), .tempFail, "\(error)")
+            XCTAssertTrue("\(error)".contains("database unreachable"), "\(error)")
+        }
+        try server.restart()
+        let deadline = Date().addingTimeInterval(120)
+        var after: Int64?
+        while after == nil {
+            do { after = try await store.submit(w, params: [:], now: 3).instanceId } catch {
+                guard Date() < deadline, ExitStatus.of(error) == .tempFail else { throw error }
+                try await Task.sleep(nanoseconds: 200_000_000)
+            }
+        }
+        let instances = try await store.instances(InstanceQuery())
+        XCTAssertEqual(instances.map(\.id), [after, before], "the write before the restart is kept, none made while it was down")
+    }
+
     /// A server that cannot be reached is a temporary failure (exit 75) that says so.
     func testAnUnreachableServerIsATemporaryFailureThatSaysSo() throws {
         _ = try ScratchPostgres.server()

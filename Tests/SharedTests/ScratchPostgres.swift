@@ -10,12 +10,17 @@ final class ScratchPostgres: @unchecked Sendable {
 
     let directory: URL
     let port: Int
-    let pid: pid_t
+    private(set) var pid: pid_t
     private let lock = NSLock()
     private var databases = 0
+    private var data: String { directory.appendingPathComponent("data").path }
 
     /// The server, or why there is none (then PostgreSQL tests skip with the reason).
-    static let shared: Result<ScratchPostgres, Error> = Result { try ScratchPostgres() }
+    static let shared: Result<ScratchPostgres, Error> = Result {
+        let server = try ScratchPostgres()
+        atexit { if case .success(let server) = ScratchPostgres.shared { server.stop() } }
+        return server
+    }
 
     /// The running server, or an `XCTSkip` saying why there is none.
     static func server() throws -> ScratchPostgres {
@@ -25,6 +30,12 @@ final class ScratchPostgres: @unchecked Sendable {
         }
     }
 
+    /// A server of the caller's own (to stop and start again), which the caller stops.
+    static func privateServer() throws -> ScratchPostgres {
+        _ = try server()  // skips, saying why, where no server can run
+        return try ScratchPostgres()
+    }
+
     private init() throws {
         guard FileManager.default.isExecutableFile(atPath: "\(Self.binaries)/pg_ctl") else {
             throw Problem("PostgreSQL 15 is not installed (\(Self.binaries)/pg_ctl missing); run scripts/install-deps.sh")
@@ -32,34 +43,42 @@ final class ScratchPostgres: @unchecked Sendable {
         guard geteuid() == 0 else { throw Problem("starting a server as the postgres user needs root (runuser)") }
         directory = URL(fileURLWithPath: "/tmp/ds-pg-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let data = directory.appendingPathComponent("data").path
         try Self.run(["/bin/chown", "postgres:postgres", directory.path])
-        try Self.run(["/sbin/runuser", "-u", "postgres", "--", "\(Self.binaries)/initdb", "-D", data, "--auth=trust", "-U", "postgres",
-                      "--locale=C", "-E", "UTF8", "--no-sync"])
+        try Self.run(["/sbin/runuser", "-u", "postgres", "--", "\(Self.binaries)/initdb", "-D", directory.appendingPathComponent("data").path,
+                      "--auth=trust", "-U", "postgres", "--locale=C", "-E", "UTF8", "--no-sync"])
         var started: (port: Int, pid: pid_t)?
         var lastError: Error?
         for _ in 0..<5 where started == nil {
             let port = try Self.freePort()
-            do {
-                try Self.run(["/sbin/runuser", "-u", "postgres", "--", "\(Self.binaries)/pg_ctl", "-D", data, "-w", "-t", "120",
-                              "-l", directory.appendingPathComponent("server.log").path,
-                              "-o", "-p \(port) -k \(directory.path) -h 127.0.0.1 -c fsync=off -c max_connections=300", "start"])
-                let pidText = try String(contentsOfFile: "\(data)/postmaster.pid", encoding: .utf8)
-                guard let pid = pid_t(pidText.split(separator: "\n").first ?? "") else { throw Problem("no pid in postmaster.pid") }
-                started = (port, pid)
-            } catch {
-                lastError = error
-            }
+            do { started = (port, try Self.start(directory, port: port)) } catch { lastError = error }
         }
         guard let started else { throw lastError ?? Problem("the server did not start") }
         (port, pid) = (started.port, started.pid)
-        atexit { if case .success(let server) = ScratchPostgres.shared { server.stop() } }
     }
 
-    /// Stops the server this process started, by its pid (a fast shutdown), and removes its folder.
-    func stop() {
+    /// Starts the server in `directory` on `port`; its pid.
+    private static func start(_ directory: URL, port: Int) throws -> pid_t {
+        let data = directory.appendingPathComponent("data").path
+        try run(["/sbin/runuser", "-u", "postgres", "--", "\(binaries)/pg_ctl", "-D", data, "-w", "-t", "120",
+                 "-l", directory.appendingPathComponent("server.log").path,
+                 "-o", "-p \(port) -k \(directory.path) -h 127.0.0.1 -c fsync=off -c max_connections=300", "start"])
+        let pidText = try String(contentsOfFile: "\(data)/postmaster.pid", encoding: .utf8)
+        guard let pid = pid_t(pidText.split(separator: "\n").first ?? "") else { throw Problem("no pid in postmaster.pid") }
+        return pid
+    }
+
+    /// Stops the server by its pid (a fast shutdown) and waits until it is gone; its data stay.
+    func halt() {
         kill(pid, SIGINT)
-        for _ in 0..<200 where kill(pid, 0) == 0 { usleep(50_000) }
+        for _ in 0..<1200 where kill(pid, 0) == 0 { usleep(50_000) }
+    }
+
+    /// Starts a halted server again, on the same port.
+    func restart() throws { pid = try Self.start(directory, port: port) }
+
+    /// Stops the server this process started and removes its folder.
+    func stop() {
+        halt()
         try? FileManager.default.removeItem(at: directory)
     }
 
