@@ -113,6 +113,7 @@ public final class Store: Sendable {
 
     /// Runs `body` in one write transaction that no other writer interleaves with (SQLite:
     /// IMMEDIATE), so that read-then-write never races another process.
+    @discardableResult
     func transaction<T: Sendable>(_ what: String, _ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
         if FaultInjector.database?.fault(kind: "transaction", path: what) != nil {
             throw StoreError.busy("\(what): injected fault (DS_FAULT_DB)")
@@ -129,6 +130,7 @@ public final class Store: Sendable {
     /// `transaction`, carried out even if the calling task is cancelled (GRDB's async access gives
     /// up on a cancelled task): for the record of something already done, such as an alert command
     /// that ran, which a stopping daemon must store rather than leave to be done again.
+    @discardableResult
     func transactionDespiteCancellation<T: Sendable>(_ what: String, _ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
         if FaultInjector.database?.fault(kind: "transaction", path: what) != nil {
             throw StoreError.busy("\(what): injected fault (DS_FAULT_DB)")
