@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 @testable import Shared
 import XCTest
 
@@ -20,8 +19,8 @@ final class DependentLookupTests: XCTestCase {
     func testTheWindowLookupSearchesTheNameAndTimeIndex() async throws {
         let store = try Store(path: directory.appendingPathComponent("ds.db").path)
         let plan = try await store.read("explaining") { db in
-            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + Store.latestInWindowSQL, arguments: ["w", 0, 1, 0])
-                .map { $0["detail"] as String? ?? "" }
+            try db.rows(sql: "EXPLAIN QUERY PLAN " + Store.latestInWindowSQL, arguments: ["w", 0, 1, 0])
+                .map { row -> String in let detail: String? = try row["detail"]; return detail ?? "" }
         }
         let text = plan.joined(separator: "\n")
         XCTAssertTrue(text.contains("USING INDEX workflow_instance_by_name_and_time (name=? AND <expr>>? AND <expr><?)"), text)

@@ -6,9 +6,11 @@ import XCTest
 /// A database made by every shipped version opens with today's code, ends with the schema a new
 /// database has, and works. The fixtures in ShippedSchemas are `sqlite3 .dump`s of databases made
 /// by the migrations as each commit that changed Migrations.swift shipped them (that commit's
-/// file, run through GRDB's migrator): 01-4d575db (v1) to 16-3b66d46 (v13). Three texts were
-/// edited after they shipped (v10 at a1b7191, v12 at 941c49d, v13 at 3b66d46), which is why both
-/// the shipped and the edited forms are here. Add a fixture when a migration ships; never edit one.
+/// file, run through GRDB's migrator): 01-4d575db (v1) to 18-9084a10 (v15, the last GRDB one).
+/// Three texts were edited after they shipped (v10 at a1b7191, v12 at 941c49d, v13 at 3b66d46),
+/// which is why both the shipped and the edited forms are here. Since then migrations are our
+/// own numbered steps (`Migrations`), and a GRDB database goes on from the steps it records.
+/// Add a fixture when a migration ships; never edit one.
 final class MigrationHistoryTests: XCTestCase {
     var directory: URL!
 
@@ -22,7 +24,7 @@ final class MigrationHistoryTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("ShippedSchemas")
 
     /// Tables with their columns, and indexes with their definitions, order aside; and the
-    /// migrations applied.
+    /// schema version reached.
     func schema(_ path: String) throws -> [String: Set<String>] {
         let queue = try DatabaseQueue(path: path)
         defer { try? queue.close() }
@@ -36,7 +38,7 @@ final class MigrationHistoryTests: XCTestCase {
             result["indexes"] = Set(try String.fetchAll(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").map {
                 $0.replacingOccurrences(of: "\"", with: "").split(whereSeparator: \.isWhitespace).joined(separator: " ")
             })
-            result["migrations"] = Set(try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations"))
+            result["schema version"] = Set(try String.fetchAll(db, sql: "SELECT CAST(version AS TEXT) FROM schema_version"))
             return result
         }
     }
@@ -49,7 +51,7 @@ final class MigrationHistoryTests: XCTestCase {
 
     func testADatabaseOfEveryShippedLevelUpgradesToTodaysSchemaAndWorks() async throws {
         let fixtures = try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.path).filter { $0.hasSuffix(".sql") }.sorted()
-        XCTAssertEqual(fixtures.count, 16, "one fixture per shipped Migrations.swift")
+        XCTAssertEqual(fixtures.count, 18, "one fixture per shipped Migrations.swift")
         let fresh = directory.appendingPathComponent("fresh.db").path
         _ = try Store(path: fresh)
         let expected = try schema(fresh)
@@ -93,5 +95,33 @@ final class MigrationHistoryTests: XCTestCase {
         XCTAssertEqual(ids.count, 2)
         let state = try await store.dependencyState(DependencyItem(workflow: "w", window: .today), runTime: 7200, timeZone: TimeZone(identifier: "UTC")!, besides: 0)
         XCTAssertNotEqual(state, .pending("no instance of 'w' today yet"))
+    }
+
+    /// A database a newer ds migrated (a schema version past this build's, or a GRDB-era
+    /// migration this build never had) is refused with exit 78, saying so, and left as it was.
+    func testASchemaNewerThanThisBuildKnowsIsRefusedWithExit78() throws {
+        let path = directory.appendingPathComponent("newer.db").path
+        _ = try Store(path: path)
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in try db.execute(sql: "UPDATE schema_version SET version = ?", arguments: [Migrations.latest + 1]) }
+        try queue.close()
+        XCTAssertThrowsError(try Store(path: path, create: false)) { error in
+            XCTAssertEqual(ExitStatus.of(error), .config, "\(error)")
+            XCTAssertTrue("\(error)".contains("schema version \(Migrations.latest + 1)") && "\(error)".contains("newer than this ds knows"), "\(error)")
+        }
+        let after = try schema(path)
+        XCTAssertEqual(after["schema version"], ["\(Migrations.latest + 1)"], "nothing written on refusal")
+
+        let grdb = directory.appendingPathComponent("grdb-newer.db").path
+        let dump = try String(contentsOf: Self.fixtures.appendingPathComponent("16-3b66d46.sql"), encoding: .utf8)
+        try load(dump + "\nINSERT INTO grdb_migrations VALUES('v99-from-the-future');", into: grdb)
+        XCTAssertThrowsError(try Store(path: grdb)) { error in
+            XCTAssertEqual(ExitStatus.of(error), .config, "\(error)")
+            XCTAssertTrue("\(error)".contains("v99-from-the-future") && "\(error)".contains("newer than this ds knows"), "\(error)")
+        }
+        let queue2 = try DatabaseQueue(path: grdb)
+        defer { try? queue2.close() }
+        let untouched = try queue2.read { db in try Bool.fetchOne(db, sql: "SELECT COUNT(*) = 0 FROM sqlite_master WHERE name = 'schema_version'") }
+        XCTAssertEqual(untouched, true, "the refused database is left as it was")
     }
 }

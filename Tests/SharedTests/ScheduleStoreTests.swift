@@ -4,7 +4,7 @@ import XCTest
 
 /// Schedule firing, catch-up and backfill dates on a real SQLite file, with the clock given: the
 /// exact fire times each policy starts, and that a racing second firing starts nothing.
-final class ScheduleStoreTests: XCTestCase {
+class ScheduleStoreTests: XCTestCase {
     var directory: URL!
     var store: Store!
     let utc = TimeZone(identifier: "UTC")!
@@ -14,12 +14,15 @@ final class ScheduleStoreTests: XCTestCase {
     override func setUp() async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-schedule-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        store = try Store(path: directory.appendingPathComponent("ds.db").path)
+        store = try Store(location: try makeLocation())
         _ = try await store.submit(WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "a", command: "true")]), params: [:], now: t0,
                                    start: false)
     }
 
     override func tearDown() { try? FileManager.default.removeItem(at: directory) }
+
+    /// This test's database: a SQLite file here, a PostgreSQL database in `PostgresScheduleStoreTests`.
+    func makeLocation() throws -> DatabaseLocation { .sqlite(path: directory.appendingPathComponent("ds.db").path) }
 
     func add(_ cron: String, catchup: CatchUp = .none, end: Double? = nil, now: Double) async throws -> Int64 {
         try await store.addSchedule(ScheduleRecord(workflow: "w", cron: cron, timeZone: "UTC", endTime: end, catchup: catchup, createdAt: now),

@@ -1,10 +1,16 @@
 import Foundation
-import Shared
+@testable import Shared
 import XCTest
 
-/// The store on a real SQLite file (no mocks).
-final class StoreTests: XCTestCase {
+/// The store on a real SQLite file (no mocks); `PostgresStoreTests` runs every test again on a
+/// real PostgreSQL server.
+class StoreTests: XCTestCase {
     var directory: URL!
+
+    /// The database named `name` of this test (made on first use).
+    func location(_ name: String) throws -> DatabaseLocation {
+        .sqlite(path: directory.appendingPathComponent("\(name).db").path)
+    }
 
     override func setUpWithError() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-store-\(UUID().uuidString)")
@@ -15,18 +21,18 @@ final class StoreTests: XCTestCase {
 
     func testConcurrentFirstOpensOfANewFileAllMigrate() throws {
         for round in 0..<10 {
-            let path = directory.appendingPathComponent("race-\(round).db").path
+            let location = try location("race-\(round)")
             let errors = NSLock()
             var failures: [String] = []
             DispatchQueue.concurrentPerform(iterations: 4) { _ in
-                do { _ = try Store(path: path) } catch { errors.withLock { failures.append("\(error)") } }
+                do { _ = try Store(location: location) } catch { errors.withLock { failures.append("\(error)") } }
             }
             XCTAssertEqual(failures, [], "round \(round)")
         }
     }
 
     func testDefinitionIsVersionedOnlyWhenItChangesAndAClaimStartsTheInstance() async throws {
-        let store = try Store(path: directory.appendingPathComponent("ds.db").path)
+        let store = try Store(location: try location("ds"))
         var w = WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "a", command: "true")])
         let first = try await store.submit(w, params: [:], now: 1)
         let same = try await store.submit(w, params: ["k": "v"], now: 2)
@@ -57,7 +63,7 @@ final class StoreTests: XCTestCase {
     /// the moment the instance ended; left in the table it would wait there for ever, and after a
     /// rerun it would stop the new run of whichever master claims it.
     func testAStopTheOwnerNeverReadBeforeTheInstanceEndedDoesNotOutliveIt() async throws {
-        let store = try Store(path: directory.appendingPathComponent("ds.db").path)
+        let store = try Store(location: try location("ds"))
         let w = WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "a", command: "true")])
         let id = try await store.submit(w, params: [:], now: 1).instanceId
         _ = try await store.claimCommand(host: "m1:1", session: 1, now: 2)
@@ -89,10 +95,10 @@ final class StoreTests: XCTestCase {
     /// the one that got it; a claim that reads before it locks (a DEFERRED transaction) fails
     /// with "database is locked".
     func testFourStoresOnOneFileClaimEachCommandExactlyOnce() async throws {
-        let path = directory.appendingPathComponent("race.db").path
+        let path = try location("race")
         let submitted = try await Self.submitInstances(200, path: path)
         let claimers = (1...4).map { Claimer(host: "m\($0):\(5000 + $0)", session: Int64(100 + $0), now: Double(10 + $0)) }
-        let stores = try claimers.map { _ in try Store(path: path) }
+        let stores = try claimers.map { _ in try Store(location: path) }
         let results = try await withThrowingTaskGroup(of: (Int, [Int64]).self) { group in
             for (k, claimer) in claimers.enumerated() {
                 group.addTask { (k, try await Self.claimUntilEmpty(stores[k], claimer)) }
@@ -128,7 +134,7 @@ final class StoreTests: XCTestCase {
     /// One race; each claimer's number of claims, or nil after a failure.
     func processRace(_ round: Int) async throws -> [Int]? {
         let path = directory.appendingPathComponent("processes-\(round).db").path
-        let submitted = try await Self.submitInstances(200, path: path)
+        let submitted = try await Self.submitInstances(200, path: .sqlite(path: path))
         let go = directory.appendingPathComponent("go-\(round)").path
         let claimers = (1...4).map { Claimer(host: "m\($0):\(6000 + $0)", session: Int64(200 + $0), now: Double(20 + $0)) }
         let local = try claimers[0..<2].map { _ in try Store(path: path) }
@@ -175,7 +181,7 @@ final class StoreTests: XCTestCase {
             }
             results.append((c.config.claimer, try JSONDecoder().decode([Int64].self, from: data)))
         }
-        try await verifyEachClaimedOnce(results, submitted: submitted, path: path)
+        try await verifyEachClaimedOnce(results, submitted: submitted, path: .sqlite(path: path))
         return results.map(\.1.count)
     }
     #endif
@@ -187,8 +193,8 @@ final class StoreTests: XCTestCase {
     }
 
     /// `count` instances of five workflows, one per priority, submitted in turn.
-    static func submitInstances(_ count: Int, path: String) async throws -> [SubmittedInstance] {
-        let store = try Store(path: path)
+    static func submitInstances(_ count: Int, path: DatabaseLocation) async throws -> [SubmittedInstance] {
+        let store = try Store(location: path)
         var submitted: [SubmittedInstance] = []
         for i in 0..<count {
             var w = WorkflowDefinition(name: "w\(i % 5)", tasks: [TaskDefinition(name: "a", command: "echo \(i % 5)")])
@@ -216,8 +222,8 @@ final class StoreTests: XCTestCase {
     }
 
     /// Every submitted instance was claimed by exactly one claimer, and the store says that claimer owns it.
-    func verifyEachClaimedOnce(_ results: [(Claimer, [Int64])], submitted: [SubmittedInstance], path: String) async throws {
-        let store = try Store(path: path)
+    func verifyEachClaimedOnce(_ results: [(Claimer, [Int64])], submitted: [SubmittedInstance], path: DatabaseLocation) async throws {
+        let store = try Store(location: path)
         var problems: [String] = []
         var owner: [Int64: String] = [:]
         for (claimer, ids) in results {

@@ -1,24 +1,22 @@
 import Foundation
-import GRDB
 
 // One record type per table. Times are Unix seconds (Double): millisecond hops stay measurable.
 
 /// A stored, versioned workflow definition: one row per (name, version).
-public struct WorkflowDefinitionRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
-    public static let databaseTableName = "workflow_definition"
+public struct WorkflowDefinitionRecord: Codable, Sendable, StoredRecord {
+    public static let tableName = "workflow_definition"
     public var id: Int64?
     public var name: String
     public var version: Int
     public var json: String
     public var createdAt: Double
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey { case id, name, version, json, createdAt = "created_at" }
 }
 
 /// One run of a workflow definition.
-public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
-    public static let databaseTableName = "workflow_instance"
+public struct WorkflowInstanceRecord: Codable, Sendable, StoredRecord {
+    public static let tableName = "workflow_instance"
     public var id: Int64?
     public var definitionId: Int64
     public var name: String
@@ -59,7 +57,6 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
     /// A missed fire time its schedule's catch-up policy ran late (nil otherwise).
     public var caughtUp: Bool?
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, definitionId = "definition_id", name, version, state, priority, paramsJson = "params_json", host,
              masterSession = "master_session", submitTime = "submit_time", startTime = "start_time", endTime = "end_time",
@@ -77,8 +74,8 @@ public struct WorkflowInstanceRecord: Codable, Sendable, FetchableRecord, Mutabl
 }
 
 /// One attempt of one task: retries and failovers add rows.
-public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
-    public static let databaseTableName = "task_instance"
+public struct TaskInstanceRecord: Codable, Sendable, StoredRecord {
+    public static let tableName = "task_instance"
     public var id: Int64?
     public var workflowInstanceId: Int64
     public var taskName: String
@@ -123,7 +120,6 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
                       finishSeq: finishSeq ?? (state.isTerminal ? id! : nil), branch: branch)
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, workflowInstanceId = "workflow_instance_id", taskName = "task_name", attempt, state, priority, run, branchJson = "branch_json", pool, childInstanceId = "child_instance_id", runsOnMaster = "on_master",
              workerGroup = "worker_group", host, pid, logPath = "log_path", exitCode = "exit_code",
@@ -134,8 +130,8 @@ public struct TaskInstanceRecord: Codable, Sendable, FetchableRecord, MutablePer
 
 /// A request for a master: (re)start an instance (claimed exactly once, by any master with a free
 /// slot), or pause or stop one (applied once, by the master that owns it or takes it over).
-public struct CommandRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
-    public static let databaseTableName = "command"
+public struct CommandRecord: Codable, Sendable, StoredRecord {
+    public static let tableName = "command"
     public var id: Int64?
     public var type: String
     public var workflowInstanceId: Int64
@@ -147,7 +143,6 @@ public struct CommandRecord: Codable, Sendable, FetchableRecord, MutablePersista
     /// The attempt a REMOVE command takes out of the queue.
     public var taskInstanceId: Int64?
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, type, workflowInstanceId = "workflow_instance_id", priorityRank = "priority_rank", submitTime = "submit_time",
              taskName = "task_name", taskInstanceId = "task_instance_id"
@@ -159,10 +154,6 @@ public struct CommandRecord: Codable, Sendable, FetchableRecord, MutablePersista
     public static let controlTypes = ["PAUSE", "STOP", "REMOVE"]
     static let controlTypesSQL = "('PAUSE', 'STOP', 'REMOVE')"
 }
-
-extension WorkflowState: DatabaseValueConvertible {}
-extension TaskState: DatabaseValueConvertible {}
-extension Priority: DatabaseValueConvertible {}
 
 /// The child instance a SUB_PROCESS attempt starts: a stored workflow (latest version, or
 /// `version`) with the node's parameters resolved by the parent.
@@ -181,8 +172,8 @@ public struct ChildRequest: Sendable, Equatable {
 }
 
 /// A cron schedule of a stored workflow (by name: each fire runs its latest version).
-public struct ScheduleRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
-    public static let databaseTableName = "schedule"
+public struct ScheduleRecord: Codable, Sendable, StoredRecord {
+    public static let tableName = "schedule"
     public var id: Int64?
     public var workflow: String
     public var cron: String
@@ -211,7 +202,6 @@ public struct ScheduleRecord: Codable, Sendable, FetchableRecord, MutablePersist
         (self.nextFireTime, self.lastFireTime, self.createdAt) = (nextFireTime, lastFireTime, createdAt)
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, workflow, cron, timeZone = "time_zone", startTime = "start_time", endTime = "end_time", priority,
              paramsJson = "params_json", catchup, state, nextFireTime = "next_fire_time", lastFireTime = "last_fire_time",
@@ -219,11 +209,9 @@ public struct ScheduleRecord: Codable, Sendable, FetchableRecord, MutablePersist
     }
 }
 
-extension CatchUp: DatabaseValueConvertible {}
-
 /// A backfill: one instance of `workflow` per business date from `fromDate` to `toDate`.
-public struct BackfillRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
-    public static let databaseTableName = "backfill"
+public struct BackfillRecord: Codable, Sendable, StoredRecord {
+    public static let tableName = "backfill"
     public var id: Int64?
     public var workflow: String
     public var fromDate: String
@@ -237,7 +225,6 @@ public struct BackfillRecord: Codable, Sendable, FetchableRecord, MutablePersist
         (self.parallel, self.timeZone, self.createdAt) = (parallel, timeZone, createdAt)
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, workflow, fromDate = "from_date", toDate = "to_date", parallel, timeZone = "time_zone", createdAt = "created_at"
     }

@@ -1,9 +1,8 @@
 import Foundation
-import GRDB
 
 /// Something operators are told about: one row per event (`dedupKey`), delivered later.
-public struct AlertRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
-    public static let databaseTableName = "alert"
+public struct AlertRecord: Codable, Sendable, StoredRecord {
+    public static let tableName = "alert"
     public var id: Int64?
     public var kind: AlertKind
     /// One row per event: `TASK_TIMEOUT:<task-instance-id>`, `WORKFLOW_TIMEOUT:<instance>:<run>`.
@@ -36,7 +35,6 @@ public struct AlertRecord: Codable, Sendable, FetchableRecord, MutablePersistabl
 
     public var content: AlertContent? { try? WireJSON.decode(AlertContent.self, Data(contentJson.utf8)) }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
     enum CodingKeys: String, CodingKey {
         case id, kind, dedupKey = "dedup_key", workflowInstanceId = "workflow_instance_id", taskInstanceId = "task_instance_id",
              contentJson = "content_json", createTime = "create_time", state, attempts, lastError = "last_error", sentTime = "sent_time",
@@ -50,7 +48,7 @@ extension Store {
     public func recordAlerts(_ alerts: [AlertRecord]) async throws {
         guard !alerts.isEmpty else { return }
         try await transaction("recording \(alerts.count) alerts") { db in
-            for var alert in alerts { try alert.insert(db, onConflict: .ignore) }
+            for var alert in alerts { try alert.insertUnlessPresent(db) }
         }
     }
 
@@ -66,7 +64,9 @@ extension Store {
             """
         // A read first: masters look several times a second, and most looks find nothing to take
         // a write lock for.
-        guard try await read("looking for alerts", { db in try Row.fetchOne(db, sql: dueSQL, arguments: [now, now]) != nil }) else { return nil }
+        guard try await read("looking for alerts", { db in try db.row(sql: dueSQL, arguments: [now, now]) != nil }) else { return nil }
+        // Isolation: the due alert is read, then leased: SERIALIZABLE on PostgreSQL (two masters
+        // leasing the same alert: one aborts with 40001 and looks again), IMMEDIATE on SQLite.
         return try await transaction("leasing an alert") { db in
             guard var alert = try AlertRecord.fetchOne(db, sql: dueSQL, arguments: [now, now]) else { return nil }
             alert.state = "SENDING"
@@ -84,6 +84,7 @@ extension Store {
     public func finishAlert(_ id: Int64, owner: String, sent: Bool, error: String?, retryAt: Double?, now: Double) async throws -> Bool {
         // Stored also when the master is stopping: the command has run, and an alert left SENDING
         // would be delivered again once its lease is over.
+        // Isolation: the lease is checked, then the alert written: SERIALIZABLE (PostgreSQL).
         try await transactionDespiteCancellation("recording the delivery of alert \(id)") { db in
             guard var alert = try AlertRecord.fetchOne(db, key: id), alert.state == "SENDING", alert.owner == owner else { return false }
             alert.state = sent ? "SENT" : (retryAt == nil ? "FAILED" : "PENDING")

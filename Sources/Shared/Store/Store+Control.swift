@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// What an operator asks of an instance (`ds-instance`).
 public enum ControlVerb: Sendable, Equatable {
@@ -74,11 +73,13 @@ extension Store {
     /// Resume, recover, rerun and start-from start the next run: the successes it keeps are
     /// settled here, from what is stored, so every master that may claim it sees the same.
     public func control(_ instanceID: Int64, _ verb: ControlVerb, now: Double) async throws -> ControlOutcome {
+        // Isolation: the instance's state is read, then changed with its command: SERIALIZABLE
+        // on PostgreSQL (a master ending the instance meanwhile aborts one of the two), IMMEDIATE on SQLite.
         try await transaction("\(verb.name) of instance \(instanceID)") { db in try Self.control(instanceID, verb, now: now, path: self.path, db) }
     }
 
     /// `control` inside a transaction of the caller's (a SUB_PROCESS node resuming its child).
-    static func control(_ instanceID: Int64, _ verb: ControlVerb, now: Double, path: String, _ db: Database) throws -> ControlOutcome {
+    static func control(_ instanceID: Int64, _ verb: ControlVerb, now: Double, path: String, _ db: SQLConnection) throws -> ControlOutcome {
             guard var instance = try WorkflowInstanceRecord.fetchOne(db, key: instanceID) else {
                 throw ControlRefusal(description: "instance \(instanceID) does not exist in \(path); see ds-instance list", exitStatus: .dataError)
             }
@@ -170,10 +171,9 @@ extension Store {
 
     /// The tasks whose latest outcome, in the instance's current run or handed on to it, is a
     /// success: task name -> the attempt that succeeded.
-    static func successes(of instance: WorkflowInstanceRecord, _ db: Database) throws -> [String: Int64] {
+    static func successes(of instance: WorkflowInstanceRecord, _ db: SQLConnection) throws -> [String: Int64] {
         var latest: [String: TaskInstanceRecord] = [:]
-        for a in try TaskInstanceRecord.filter(Column("workflow_instance_id") == instance.id! && Column("run") == instance.run)
-            .order(Column("id")).fetchAll(db) where a.state != .needFaultTolerance {
+        for a in try attempts(of: instance, db) where a.state != .needFaultTolerance {
             latest[a.taskName] = a
         }
         var kept = instance.kept.filter { latest[$0.key] == nil }
@@ -216,11 +216,15 @@ extension Store {
     /// Instances, newest first.
     public func instances(_ query: InstanceQuery) async throws -> [WorkflowInstanceRecord] {
         try await read("listing instances") { db in
-            var request = WorkflowInstanceRecord.all()
-            if let state = query.state { request = request.filter(Column("state") == state.rawValue) }
-            if let workflow = query.workflow { request = request.filter(Column("name") == workflow) }
-            if let since = query.since { request = request.filter(Column("submit_time") >= since) }
-            return try request.order(Column("id").desc).limit(query.limit).fetchAll(db)
+            var conditions = ["1 = 1"]
+            var arguments: SQLArguments = []
+            if let state = query.state { conditions.append("state = ?"); arguments += [state] }
+            if let workflow = query.workflow { conditions.append("name = ?"); arguments += [workflow] }
+            if let since = query.since { conditions.append("submit_time >= ?"); arguments += [since] }
+            arguments += [query.limit]
+            return try WorkflowInstanceRecord.fetchAll(db, sql: """
+                SELECT * FROM workflow_instance WHERE \(conditions.joined(separator: " AND ")) ORDER BY id DESC LIMIT ?
+                """, arguments: arguments)
         }
     }
 
@@ -242,17 +246,17 @@ extension Store {
                   (SELECT COUNT(*) FROM workflow_instance w WHERE w.definition_id = d.id) AS instances
                 FROM workflow_definition d
                 """
-            var arguments: StatementArguments = []
+            var arguments: SQLArguments = []
             if let name {
                 sql += " WHERE d.name = ?"
                 arguments = [name]
             }
             sql += " ORDER BY d.name, d.version"
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                let json: String = row["json"]
+            return try db.rows(sql: sql, arguments: arguments).map { row in
+                let json: String = try row["json"]
                 let tasks = (try? WorkflowDefinition.fromStored(json).tasks.count) ?? 0
-                return DefinitionSummary(name: row["name"], version: row["version"], createdAt: row["created_at"], tasks: tasks,
-                                         instances: row["instances"])
+                return DefinitionSummary(name: try row["name"], version: try row["version"], createdAt: try row["created_at"], tasks: tasks,
+                                         instances: try row["instances"])
             }
         }
     }
@@ -260,9 +264,19 @@ extension Store {
     /// One stored version of a definition (the latest without `version`), or nil.
     public func storedDefinition(named name: String, version: Int?) async throws -> WorkflowDefinitionRecord? {
         try await read("reading definition \(name)") { db in
-            var request = WorkflowDefinitionRecord.filter(Column("name") == name)
-            if let version { request = request.filter(Column("version") == version) }
-            return try request.order(Column("version").desc).fetchOne(db)
+            try Self.latestDefinition(named: name, version: version, db)
         }
+    }
+}
+
+extension Store {
+    /// The stored definition `name` at `version`, or its latest version without one; nil if none.
+    static func latestDefinition(named name: String, version: Int? = nil, _ db: SQLConnection) throws -> WorkflowDefinitionRecord? {
+        if let version {
+            return try WorkflowDefinitionRecord.fetchOne(db, sql: "SELECT * FROM workflow_definition WHERE name = ? AND version = ?",
+                                                         arguments: [name, version])
+        }
+        return try WorkflowDefinitionRecord.fetchOne(db, sql: "SELECT * FROM workflow_definition WHERE name = ? ORDER BY version DESC LIMIT 1",
+                                                     arguments: [name])
     }
 }

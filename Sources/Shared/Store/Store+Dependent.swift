@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// Where one dependency of a DEPENDENT node stands.
 public enum DependencyState: Sendable, Equatable {
@@ -39,9 +38,9 @@ extension Store {
                 default: return .pending("instance \(id) of \(what) is \(instance.state.rawValue)")
                 }
             }
-            let attempt = try TaskInstanceRecord
-                .filter(Column("workflow_instance_id") == id && Column("task_name") == taskName && Column("run") == instance.run)
-                .order(Column("id").desc).fetchOne(db)
+            let attempt = try TaskInstanceRecord.fetchOne(db, sql: """
+                SELECT * FROM task_instance WHERE workflow_instance_id = ? AND task_name = ? AND run = ? ORDER BY id DESC LIMIT 1
+                """, arguments: [id, taskName, instance.run])
             switch attempt?.state {
             case .success?, .forcedSuccess?: return .satisfied("task \(Limits.quoted(taskName)) of instance \(id) succeeded")
             case .failure?, .kill?:

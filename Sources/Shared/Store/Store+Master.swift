@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// An instance a master has just claimed or taken over, with what it needs to run it.
 public struct ClaimedInstance: Sendable {
@@ -116,9 +115,13 @@ extension Store {
     /// command's kind was settled when it was written (the run and the kept successes): every
     /// one starts the instance's current run.
     public func claimCommand(host: String, session: Int64, now: Double) async throws -> ClaimedInstance? {
+        // Isolation: the head of the queue is read, then deleted and its instance taken. SQLite's
+        // IMMEDIATE transaction serialises claimers; on PostgreSQL SERIALIZABLE aborts all but one
+        // of two claims that read the same head (40001), and the loser runs again on what is left.
         try await transaction("claiming a command") { db -> ClaimedInstance? in
             while let command = try CommandRecord.fetchOne(db, sql: Self.claimableCommandSQL) {
-                try command.delete(db)
+                // Taken only by the claim that deletes it (a conditional write checked by its row count).
+                guard try command.delete(db) else { continue }
                 guard var instance = try WorkflowInstanceRecord.fetchOne(db, key: command.workflowInstanceId),
                       instance.host == nil, instance.state == .submitted || instance.state == .waitingThread,
                       let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { continue }
@@ -178,7 +181,7 @@ extension Store {
     }()
 
     /// Another instance of the workflow `name` that runs (or pauses or stops), if any.
-    static func runningInstance(named name: String, besides id: Int64, _ db: Database) throws -> Int64? {
+    static func runningInstance(named name: String, besides id: Int64, _ db: SQLConnection) throws -> Int64? {
         try Int64.fetchOne(db, sql: """
             SELECT id FROM workflow_instance WHERE name = ? AND id <> ? AND state IN \(WorkflowState.activeSQL) ORDER BY id LIMIT 1
             """, arguments: [name, id])
@@ -206,13 +209,12 @@ extension Store {
     /// Pause, stop and remove commands for instances `session` owns, oldest first.
     public func pendingControls(session: Int64) async throws -> [ControlRequest] {
         try await read("reading pause, stop and remove commands") { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT c.id, c.workflow_instance_id, c.type, c.task_instance_id FROM command c JOIN workflow_instance w ON w.id = c.workflow_instance_id
+            try CommandRecord.fetchAll(db, sql: """
+                SELECT c.* FROM command c JOIN workflow_instance w ON w.id = c.workflow_instance_id
                 WHERE c.type IN \(CommandRecord.controlTypesSQL) AND w.master_session = ? ORDER BY c.id
-                """, arguments: [session])
-            return rows.map {
-                var request = ControlRequest(commandID: $0[0], instance: $0[1], stop: ($0[2] as String) == "STOP", applied: false)
-                if ($0[2] as String) == "REMOVE" { request.removeAttempt = $0[3] as Int64? ?? -1 }
+                """, arguments: [session]).map {
+                var request = ControlRequest(commandID: $0.id, instance: $0.workflowInstanceId, stop: $0.type == "STOP", applied: false)
+                if $0.type == "REMOVE" { request.removeAttempt = $0.taskInstanceId ?? -1 }
                 return request
             }
         }
@@ -221,12 +223,16 @@ extension Store {
     /// Writes one round of scheduling, but only for instances `session` still owns: a master that
     /// was failed over while hung can never write for an instance another master now runs.
     public func apply(_ batch: SchedulingBatch, session: Int64) async throws -> AppliedBatch {
+        // Isolation: the fence (which instances `session` owns) and the event counter are read,
+        // then written on: SERIALIZABLE on PostgreSQL, so a takeover that commits in between aborts
+        // this round (40001) and its retry finds the instance lost; IMMEDIATE on SQLite.
         try await transaction("recording \(batch.outcomes.count) results and \(batch.newAttempts.count) dispatches") { db in
             let ids = Array(batch.instanceIDs)
             var owned: Set<Int64> = []
             for chunk in ids.chunked(500) {
-                owned.formUnion(try Int64.fetchAll(db, WorkflowInstanceRecord.select(Column("id"))
-                    .filter(chunk.contains(Column("id")) && Column("master_session") == session)))
+                owned.formUnion(try Int64.fetchAll(db, sql: """
+                    SELECT id FROM workflow_instance WHERE id IN (\(WorkflowInstanceRecord.marks(chunk.count))) AND master_session = ?
+                    """, arguments: SQLArguments(chunk + [session])))
             }
             let lost = Set(ids).subtracting(owned)
             let batch = lost.isEmpty ? batch : batch.dropping(lost)
@@ -282,7 +288,7 @@ extension Store {
                                arguments: [n.message, n.id])
             }
             try insertDecisions(upTo: batch.outcomes.count)
-            for var alert in batch.alerts { try alert.insert(db, onConflict: .ignore) }
+            for var alert in batch.alerts { try alert.insertUnlessPresent(db) }
             var childProblems: [Int64: String] = [:]
             for var attempt in batch.newAttempts {
                 seq += 1
@@ -311,11 +317,11 @@ extension Store {
     /// Owner sessions of active instances, and whether any has no owner session at all.
     public func ownerSessions() async throws -> (sessions: Set<Int64>, unowned: Bool) {
         try await read("reading instance owners") { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT DISTINCT master_session FROM workflow_instance WHERE state IN \(WorkflowState.activeSQL)")
+            let owners = try Int64?.fetchAll(db, sql: "SELECT DISTINCT master_session FROM workflow_instance WHERE state IN \(WorkflowState.activeSQL)")
             var sessions: Set<Int64> = []
             var unowned = false
-            for row in rows {
-                if let s: Int64 = row[0] { sessions.insert(s) } else { unowned = true }
+            for owner in owners {
+                if let s = owner { sessions.insert(s) } else { unowned = true }
             }
             return (sessions, unowned)
         }
@@ -323,13 +329,13 @@ extension Store {
 
     /// Backlog attempts now in ZooKeeper: SUBMITTED → DISPATCHED, for instances `session` owns.
     public func markDispatched(_ ids: [Int64], session: Int64) async throws {
+        // Isolation: one conditional UPDATE per chunk, the owner checked in the same statement.
         try await transaction("recording \(ids.count) dispatches") { db in
             for chunk in ids.chunked(500) {
-                let marks = chunk.map { _ in "?" }.joined(separator: ",")
                 try db.execute(sql: """
-                    UPDATE task_instance SET state = 'DISPATCHED' WHERE state = 'SUBMITTED' AND id IN (\(marks))
+                    UPDATE task_instance SET state = 'DISPATCHED' WHERE state = 'SUBMITTED' AND id IN (\(TaskInstanceRecord.marks(chunk.count)))
                       AND workflow_instance_id IN (SELECT id FROM workflow_instance WHERE master_session = ?)
-                    """, arguments: StatementArguments(chunk + [session]))
+                    """, arguments: SQLArguments(chunk + [session]))
             }
         }
     }
@@ -341,19 +347,23 @@ extension Store {
     public func adoptOrphans(host: String, session: Int64,
                              deadSessions: Set<Int64>) async throws -> (adopted: [ClaimedInstance], previousOwners: [DeadServer]) {
         try await transaction("taking over instances of dead masters") { db in
-            let orphans = try WorkflowInstanceRecord
-                .filter(WorkflowState.active.map(\.rawValue).contains(Column("state")))
-                .filter(Array(deadSessions).contains(Column("master_session")) || Column("master_session") == nil)
-                .fetchAll(db)
+            // Read-then-write: the active instances of dead (or no) sessions, each moved only if
+            // it still has the owner read (conditional UPDATE checked by its row count), so two
+            // masters adopting at once take each instance once.
+            let orphans = try WorkflowInstanceRecord.fetchAll(db, sql: "SELECT * FROM workflow_instance WHERE state IN \(WorkflowState.activeSQL) ORDER BY id")
+                .filter { $0.masterSession.map(deadSessions.contains) ?? true }
             var adopted: [ClaimedInstance] = []
             var owners: Set<DeadServer> = []
             for var instance in orphans where instance.masterSession != session {
                 owners.insert(DeadServer(type: "master", identity: instance.host ?? "unknown", session: instance.masterSession ?? 0))
+                let moved = try db.execute(sql: """
+                    UPDATE workflow_instance SET host = ?, master_session = ? WHERE id = ? AND master_session IS NOT DISTINCT FROM ?
+                    """, arguments: [host, session, instance.id, instance.masterSession])
+                guard moved == 1 else { continue }
                 instance.host = host
                 instance.masterSession = session
                 if let claimed = try Self.historyOrFailure(&instance, now: ProcessStats.now(), db) {
                     adopted.append(claimed)
-                    try instance.update(db)
                 }
             }
             return (adopted, owners.sorted { $0.name < $1.name })
@@ -365,12 +375,12 @@ extension Store {
     /// whole reload): an owned instance is never taken for one it does not own. One whose stored
     /// definition no longer reads can never run, and is failed with the reason.
     public func ownedInstances(_ ids: Set<Int64>, session: Int64, now: Double) async throws -> [ClaimedInstance] {
+        // Isolation: owned instances read, those that cannot run failed: SERIALIZABLE (PostgreSQL).
         try await transaction("reading \(ids.count) instances again") { db in
             var claimed: [ClaimedInstance] = []
             for chunk in Array(ids).sorted().chunked(500) {
-                let instances = try WorkflowInstanceRecord.filter(chunk.contains(Column("id")))
-                    .filter(Column("master_session") == session && WorkflowState.active.map(\.rawValue).contains(Column("state")))
-                    .order(Column("id")).fetchAll(db)
+                let instances = try WorkflowInstanceRecord.fetchAll(db, ids: chunk, where: "master_session = ? AND state IN \(WorkflowState.activeSQL)",
+                                                                    arguments: [session])
                 for var instance in instances {
                     if let c = try Self.historyOrFailure(&instance, now: now, db) { claimed.append(c) }
                 }
@@ -381,7 +391,7 @@ extension Store {
 
     /// An owned instance with its history, or nil when it cannot run (its definition is missing
     /// or no longer reads): then it is failed here, with the reason. Any other error throws.
-    private static func historyOrFailure(_ instance: inout WorkflowInstanceRecord, now: Double, _ db: Database) throws -> ClaimedInstance? {
+    private static func historyOrFailure(_ instance: inout WorkflowInstanceRecord, now: Double, _ db: SQLConnection) throws -> ClaimedInstance? {
         do {
             if let claimed = try withHistory(instance, db) { return claimed }
             try fail(&instance, "its definition \(instance.definitionId) is missing from the database", now: now, db)
@@ -392,7 +402,7 @@ extension Store {
     }
 
     /// Ends an instance that cannot run, with the reason; its attempts in flight end with it.
-    private static func fail(_ instance: inout WorkflowInstanceRecord, _ message: String, now: Double, _ db: Database) throws {
+    private static func fail(_ instance: inout WorkflowInstanceRecord, _ message: String, now: Double, _ db: SQLConnection) throws {
         instance.state = .failure
         instance.message = message
         instance.startTime = instance.startTime ?? now
@@ -408,32 +418,34 @@ extension Store {
     /// Deletes the pause and stop commands of an instance that just ended, in the transaction that
     /// ends it. One written while the owner was finishing it is moot; left behind, it would outlive
     /// an owner that dies before its next round, and stop or pause the instance's next run.
-    static func deleteMootControls(of instanceID: Int64, _ db: Database) throws {
+    static func deleteMootControls(of instanceID: Int64, _ db: SQLConnection) throws {
         try db.execute(sql: "DELETE FROM command WHERE workflow_instance_id = ? AND type IN \(CommandRecord.controlTypesSQL)", arguments: [instanceID])
     }
 
     /// An instance with its definition and every attempt of its current run, in creation order.
-    private static func withHistory(_ instance: WorkflowInstanceRecord, _ db: Database) throws -> ClaimedInstance? {
+    private static func withHistory(_ instance: WorkflowInstanceRecord, _ db: SQLConnection) throws -> ClaimedInstance? {
         try FaultInjectors.checkRead("reading the history of instance \(instance.id ?? 0)")
         guard let record = try WorkflowDefinitionRecord.fetchOne(db, key: instance.definitionId) else { return nil }
-        let attempts = try TaskInstanceRecord.filter(Column("workflow_instance_id") == instance.id! && Column("run") == instance.run)
-            .order(Column("id")).fetchAll(db)
+        let attempts = try Self.attempts(of: instance, db)
         var removals: [Int64: Int64] = [:]
-        for row in try Row.fetchAll(db, sql: """
+        for row in try db.rows(sql: """
             SELECT id, task_instance_id FROM command WHERE workflow_instance_id = ? AND type = 'REMOVE' AND task_instance_id IS NOT NULL
             """, arguments: [instance.id]) {
-            removals[row[1]] = row[0]
+            removals[try row["task_instance_id"]] = try row["id"]
         }
         return ClaimedInstance(instance: instance, definition: try WorkflowDefinition.fromStored(record.json), attempts: attempts,
                                keptAttempts: try keptAttempts(instance, db), removals: removals)
     }
 
+    /// Every attempt of the instance's current run, in creation order.
+    static func attempts(of instance: WorkflowInstanceRecord, _ db: SQLConnection) throws -> [TaskInstanceRecord] {
+        try TaskInstanceRecord.fetchAll(db, sql: "SELECT * FROM task_instance WHERE workflow_instance_id = ? AND run = ? ORDER BY id",
+                                        arguments: [instance.id, instance.run])
+    }
+
     /// The attempts an earlier run's successes are kept from.
-    static func keptAttempts(_ instance: WorkflowInstanceRecord, _ db: Database) throws -> [TaskInstanceRecord] {
-        let ids = Array(instance.kept.values)
-        var all: [TaskInstanceRecord] = []
-        for chunk in ids.chunked(500) { all += try TaskInstanceRecord.filter(chunk.contains(Column("id"))).fetchAll(db) }
-        return all
+    static func keptAttempts(_ instance: WorkflowInstanceRecord, _ db: SQLConnection) throws -> [TaskInstanceRecord] {
+        try TaskInstanceRecord.fetchAll(db, ids: Array(instance.kept.values))
     }
 
     /// The owner of an attempt's instance; nil for an unknown attempt.
@@ -447,6 +459,7 @@ extension Store {
 
     /// Notes a result that came after its attempt was superseded or ended; the state stays.
     public func recordLateResult(attempt id: Int64, note: String) async throws {
+        // Isolation: a single UPDATE.
         try await transaction("recording a late result for attempt \(id)") { db in
             try db.execute(sql: "UPDATE task_instance SET message = COALESCE(message || '; ', '') || ? WHERE id = ?",
                            arguments: [note, id])
@@ -458,7 +471,7 @@ extension Store {
     /// Active instances, for `ds-failover` to compare their owners with the registry.
     public func runningInstances() async throws -> [WorkflowInstanceRecord] {
         try await read("reading running instances") { db in
-            try WorkflowInstanceRecord.filter(WorkflowState.active.map(\.rawValue).contains(Column("state"))).order(Column("id")).fetchAll(db)
+            try WorkflowInstanceRecord.fetchAll(db, sql: "SELECT * FROM workflow_instance WHERE state IN \(WorkflowState.activeSQL) ORDER BY id")
         }
     }
 
@@ -476,9 +489,7 @@ extension Store {
     public func instanceStates(_ ids: [Int64]) async throws -> [Int64: WorkflowState] {
         try await read("reading instance states") { db in
             var result: [Int64: WorkflowState] = [:]
-            for chunk in ids.chunked(500) {
-                for r in try WorkflowInstanceRecord.filter(chunk.contains(Column("id"))).fetchAll(db) { result[r.id!] = r.state }
-            }
+            for r in try WorkflowInstanceRecord.fetchAll(db, ids: ids) { result[r.id!] = r.state }
             return result
         }
     }

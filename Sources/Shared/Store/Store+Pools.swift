@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// A task pool and how it is used.
 public struct PoolUsage: Sendable, Codable, Equatable {
@@ -25,7 +24,7 @@ extension Store {
 
     static let holdingStates = "('DISPATCHED', 'RUNNING')"
 
-    static func usage(_ name: String, _ db: Database) throws -> PoolUsage {
+    static func usage(_ name: String, _ db: SQLConnection) throws -> PoolUsage {
         let slots = try Int.fetchOne(db, sql: "SELECT slots FROM task_pool WHERE name = ?", arguments: [name])
         let inUse = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM task_instance WHERE pool = ? AND state IN \(holdingStates)",
                                      arguments: [name]) ?? 0
@@ -64,8 +63,7 @@ extension Store {
     /// Removes a pool; false if there was none. Tasks naming it then wait until it is made again.
     public func removePool(_ name: String) async throws -> Bool {
         try await transaction("removing pool '\(name)'") { db in
-            try db.execute(sql: "DELETE FROM task_pool WHERE name = ?", arguments: [name])
-            return db.changesCount > 0
+            try db.execute(sql: "DELETE FROM task_pool WHERE name = ?", arguments: [name]) > 0
         }
     }
 
@@ -91,17 +89,20 @@ extension Store {
     /// Returns those that got one.
     public func takePoolSlots(_ pool: String, ids: [Int64], session: Int64) async throws -> [Int64] {
         guard !ids.isEmpty else { return [] }
+        // Isolation: the holders are counted, then slots given: a write skew that READ COMMITTED
+        // would let two masters make (each counting the same free slot). SERIALIZABLE on
+        // PostgreSQL aborts one of them (40001), whose retry counts again; IMMEDIATE on SQLite.
         return try await transaction("taking slots of pool '\(pool)'") { db in
             let u = try Self.usage(pool, db)
             var free = max(0, (u.slots ?? 0) - u.inUse)
             var taken: [Int64] = []
             for id in ids where free > 0 {
                 // By primary keys only: no scan of the instance table, whatever its size.
-                try db.execute(sql: """
+                let changed = try db.execute(sql: """
                     UPDATE task_instance SET state = 'DISPATCHED' WHERE id = ? AND state = 'SUBMITTED' AND pool = ?
                       AND EXISTS (SELECT 1 FROM workflow_instance w WHERE w.id = task_instance.workflow_instance_id AND w.master_session = ?)
                     """, arguments: [id, pool, session])
-                if db.changesCount > 0 {
+                if changed > 0 {
                     taken.append(id)
                     free -= 1
                 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// A ready attempt as `ds-queue` shows it: its key and whose it is.
 public struct QueueEntry: Sendable, Codable {
@@ -46,24 +45,24 @@ extension Store {
     /// order: pages of a backlog of millions, read one at a time.
     public func backlogPage(group: String, after: TaskQueueKey?, limit: Int) async throws -> [QueueEntry] {
         try await read("reading the backlog of group \(group)") { db in
-            var arguments: StatementArguments = [group]
+            var arguments: SQLArguments = [group]
             var after_ = ""
             if let after {
                 after_ = "AND (\(Self.rankSQL("w.priority")), t.workflow_instance_id, \(Self.rankSQL("t.priority")), t.id) > (?, ?, ?, ?)"
                 arguments += [after.workflowPriority.rank, after.workflowInstanceId, after.taskPriority.rank, after.taskInstanceId]
             }
             arguments += [limit]
-            return try Row.fetchAll(db, sql: """
+            return try db.rows(sql: """
                 SELECT t.id, t.workflow_instance_id, t.task_name, t.priority AS tp, t.submit_time, w.priority AS wp, w.name
                 FROM task_instance t JOIN workflow_instance w ON w.id = t.workflow_instance_id
                 WHERE t.state = 'SUBMITTED' AND t.worker_group = ? AND w.state IN \(WorkflowState.activeSQL) \(after_)
                 ORDER BY \(Self.rankSQL("w.priority")), t.workflow_instance_id, \(Self.rankSQL("t.priority")), t.id
                 LIMIT ?
                 """, arguments: arguments).map { row in
-                let wp = Priority(rawValue: row["wp"]) ?? .lowest, tp = Priority(rawValue: row["tp"]) ?? .lowest
-                return QueueEntry(key: TaskQueueKey(workflowPriority: wp, workflowInstanceId: row["workflow_instance_id"],
-                                                    taskPriority: tp, taskInstanceId: row["id"]),
-                                  group: group, task: row["task_name"], workflow: row["name"], readySince: row["submit_time"])
+                let wp = Priority(rawValue: try row["wp"]) ?? .lowest, tp = Priority(rawValue: try row["tp"]) ?? .lowest
+                return QueueEntry(key: TaskQueueKey(workflowPriority: wp, workflowInstanceId: try row["workflow_instance_id"],
+                                                    taskPriority: tp, taskInstanceId: try row["id"]),
+                                  group: group, task: try row["task_name"], workflow: try row["name"], readySince: try row["submit_time"])
             }
         }
     }
@@ -78,12 +77,11 @@ extension Store {
         try await read("reading \(ids.count) attempts") { db in
             var result: [Int64: (task: String, workflow: String, since: Double)] = [:]
             for chunk in ids.chunked(500) {
-                let marks = chunk.map { _ in "?" }.joined(separator: ",")
-                for row in try Row.fetchAll(db, sql: """
+                for row in try db.rows(sql: """
                     SELECT t.id, t.task_name, t.submit_time, w.name FROM task_instance t JOIN workflow_instance w ON w.id = t.workflow_instance_id
-                    WHERE t.id IN (\(marks))
-                    """, arguments: StatementArguments(chunk)) {
-                    result[row["id"]] = (row["task_name"], row["name"], row["submit_time"])
+                    WHERE t.id IN (\(TaskInstanceRecord.marks(chunk.count)))
+                    """, arguments: SQLArguments(chunk)) {
+                    result[try row["id"]] = (try row["task_name"], try row["name"], try row["submit_time"])
                 }
             }
             return result
@@ -96,6 +94,7 @@ extension Store {
     /// command). Refused (exit 1, nothing written) for an attempt a worker already runs or that
     /// ended; unknown ids exit 65. Returns the attempt's instance.
     public func requestRemove(attempt id: Int64, now: Double) async throws -> Int64 {
+        // Isolation: the attempt's state is read, then a command written: SERIALIZABLE (PostgreSQL).
         try await transaction("removal of task \(id)") { db in
             guard let attempt = try TaskInstanceRecord.fetchOne(db, key: id) else {
                 throw ControlRefusal(description: "task \(id) does not exist in \(self.path); see ds-queue list", exitStatus: .dataError)

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// What one firing of a due schedule did.
 public struct ScheduleFiring: Sendable, Equatable {
@@ -26,7 +25,7 @@ extension Store {
     /// Stores a schedule of a stored workflow, ONLINE or OFFLINE, its first fire time computed.
     public func addSchedule(_ schedule: ScheduleRecord, now: Double) async throws -> ScheduleRecord {
         try await transaction("adding a schedule of '\(schedule.workflow)'") { db in
-            guard try WorkflowDefinitionRecord.filter(Column("name") == schedule.workflow).fetchCount(db) > 0 else {
+            guard try Self.latestDefinition(named: schedule.workflow, db) != nil else {
                 throw ControlRefusal(description: "no stored workflow named \(Limits.quoted(schedule.workflow)); store it first: ds-submit --no-start FILE",
                                       exitStatus: .dataError)
             }
@@ -38,7 +37,7 @@ extension Store {
     }
 
     public func schedules() async throws -> [ScheduleRecord] {
-        try await read("reading schedules") { db in try ScheduleRecord.order(Column("id")).fetchAll(db) }
+        try await read("reading schedules") { db in try ScheduleRecord.fetchAll(db, sql: "SELECT * FROM schedule ORDER BY id") }
     }
 
     public func schedule(_ id: Int64) async throws -> ScheduleRecord? {
@@ -48,6 +47,7 @@ extension Store {
     /// Puts a schedule online (its next fire time counted from now: what fell due while it was
     /// offline is not caught up) or offline. Nil if there is no such schedule.
     public func setSchedule(_ id: Int64, online: Bool, now: Double) async throws -> ScheduleRecord? {
+        // Isolation: read, then written whole: SERIALIZABLE (PostgreSQL), IMMEDIATE (SQLite).
         try await transaction("switching schedule \(id) \(online ? "online" : "offline")") { db in
             guard var s = try ScheduleRecord.fetchOne(db, key: id) else { return nil }
             let state = online ? ScheduleRecord.online : ScheduleRecord.offline
@@ -108,6 +108,9 @@ extension Store {
     /// Fires several due schedules in one transaction (each as `fire(schedule:)` does): masters
     /// that wake together for many schedules due at one second write once, not once per schedule.
     public func fire(schedules ids: [Int64], now: Double, seenAt: Double? = nil, misfireThreshold: Double) async throws -> FiringRound {
+        // Isolation: each schedule's next fire time moves by compare-and-set (a conditional UPDATE
+        // checked by its row count) and the unique (schedule, fire time) index refuses a second
+        // instance; SERIALIZABLE (PostgreSQL) besides.
         try await transaction("firing \(ids.count) schedules") { db in
             var round = FiringRound()
             for id in ids {
@@ -122,7 +125,7 @@ extension Store {
         }
     }
 
-    static func fireOne(_ id: Int64, now: Double, seenAt: Double?, misfireThreshold: Double, _ db: Database) throws -> ScheduleFiring {
+    static func fireOne(_ id: Int64, now: Double, seenAt: Double?, misfireThreshold: Double, _ db: SQLConnection) throws -> ScheduleFiring {
         var result = ScheduleFiring(scheduleID: id)
         guard var s = try ScheduleRecord.fetchOne(db, key: id), s.state == ScheduleRecord.online,
               let first = s.nextFireTime, first <= now else { return result }
@@ -155,15 +158,13 @@ extension Store {
             cursor = next(t)
         }
         result.moreDue = cursor.map { $0 <= now } ?? false
-        guard let definition = try WorkflowDefinitionRecord.filter(Column("name") == s.workflow)
-            .order(Column("version").desc).fetchOne(db) else {
+        guard let definition = try Self.latestDefinition(named: s.workflow, db) else {
             throw ControlRefusal(description: "schedule \(id): no stored workflow named \(Limits.quoted(s.workflow))", exitStatus: .dataError)
         }
         let parsedDefinition = try? WorkflowDefinition.fromStored(definition.json)
         for (time, late) in times {
-            let taken = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM workflow_instance WHERE schedule_id = ? AND schedule_time = ?)",
-                                          arguments: [id, time]) ?? false
-            guard !taken else { continue }
+            let taken = try db.row(sql: "SELECT 1 FROM workflow_instance WHERE schedule_id = ? AND schedule_time = ?", arguments: [id, time])
+            guard taken == nil else { continue }
             var instance = Self.newInstance(definition, parsedDefinition, priority: s.priority, paramsJson: s.paramsJson, now: now)
             (instance.scheduleId, instance.scheduleTime, instance.timeZone) = (id, time, s.timeZone)
             instance.caughtUp = late ? true : nil
@@ -172,9 +173,9 @@ extension Store {
         }
         // The compare-and-set: from the value read in this transaction, or not at all.
         s.lastFireTime = times.last?.0 ?? s.lastFireTime
-        try db.execute(sql: "UPDATE schedule SET next_fire_time = ?, last_fire_time = ? WHERE id = ? AND next_fire_time = ?",
-                       arguments: [cursor, s.lastFireTime, id, first])
-        guard db.changesCount == 1 else { throw StoreError.busy("firing schedule \(id): its next fire time moved") }
+        let moved = try db.execute(sql: "UPDATE schedule SET next_fire_time = ?, last_fire_time = ? WHERE id = ? AND next_fire_time = ?",
+                                   arguments: [cursor, s.lastFireTime, id, first])
+        guard moved == 1 else { throw StoreError.busy("firing schedule \(id): its next fire time moved") }
         return result
     }
 
@@ -189,7 +190,7 @@ extension Store {
     }
 
     /// Inserts an instance and its START command.
-    static func insertStart(_ instance: inout WorkflowInstanceRecord, _ db: Database) throws {
+    static func insertStart(_ instance: inout WorkflowInstanceRecord, _ db: SQLConnection) throws {
         try instance.insert(db)
         var command = CommandRecord(id: nil, type: "START", workflowInstanceId: instance.id!,
                                     priorityRank: instance.priority.rank, submitTime: instance.submitTime)
@@ -203,8 +204,7 @@ extension Store {
                          now: Double) async throws -> (BackfillRecord, [Int64]) {
         let paramsJSON = String(decoding: try JSONEncoder.sorted.encode(params), as: UTF8.self)
         return try await transaction("storing a backfill of '\(record.workflow)'") { db in
-            guard let definition = try WorkflowDefinitionRecord.filter(Column("name") == record.workflow)
-                .order(Column("version").desc).fetchOne(db) else {
+            guard let definition = try Self.latestDefinition(named: record.workflow, db) else {
                 throw ControlRefusal(description: "no stored workflow named \(Limits.quoted(record.workflow)); store it first: ds-submit --no-start FILE",
                                       exitStatus: .dataError)
             }
@@ -225,11 +225,17 @@ extension Store {
     /// Instances of a schedule or of a backfill, oldest fire time first; only the `latest` ones if given.
     public func instances(schedule: Int64? = nil, backfill: Int64? = nil, latest: Int? = nil) async throws -> [WorkflowInstanceRecord] {
         try await read("reading scheduled instances") { db in
-            var request = WorkflowInstanceRecord.order(Column("schedule_time").desc, Column("id").desc)
-            if let schedule { request = request.filter(Column("schedule_id") == schedule) }
-            if let backfill { request = request.filter(Column("backfill_id") == backfill) }
-            if let latest { request = request.limit(latest) }
-            return try request.fetchAll(db).reversed()
+            var conditions = ["1 = 1"]
+            var arguments: SQLArguments = []
+            if let schedule { conditions.append("schedule_id = ?"); arguments += [schedule] }
+            if let backfill { conditions.append("backfill_id = ?"); arguments += [backfill] }
+            var limit = ""
+            if let latest { limit = " LIMIT ?"; arguments += [latest] }
+            // NULLs last, as SQLite orders them in a descending order (PostgreSQL puts them first).
+            return try WorkflowInstanceRecord.fetchAll(db, sql: """
+                SELECT * FROM workflow_instance WHERE \(conditions.joined(separator: " AND "))
+                ORDER BY schedule_time IS NULL, schedule_time DESC, id DESC\(limit)
+                """, arguments: arguments).reversed()
         }
     }
 }

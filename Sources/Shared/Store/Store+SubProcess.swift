@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// Why a SUB_PROCESS attempt could not start its child.
 struct ChildProblem: Error, CustomStringConvertible {
@@ -13,7 +12,7 @@ extension Store {
     public static let maxSubProcessDepth = 32
 
     /// Stores a child instance and its START command for a SUB_PROCESS attempt; its id.
-    static func startChild(_ request: ChildRequest, of attempt: TaskInstanceRecord, now: Double, _ db: Database) throws -> Int64 {
+    static func startChild(_ request: ChildRequest, of attempt: TaskInstanceRecord, now: Double, _ db: SQLConnection) throws -> Int64 {
         if let problem = request.problem { throw ChildProblem(description: problem) }
         // The node runs again (its parent resumed or recovered, or a retry): the child it started
         // before goes on where it stopped (resume, or recover of what failed), rather than doing
@@ -41,9 +40,7 @@ extension Store {
             try db.execute(sql: "UPDATE workflow_instance SET parent_task_instance_id = ? WHERE id = ?", arguments: [attempt.id, previous])
             return previous
         }
-        var definitionRequest = WorkflowDefinitionRecord.filter(Column("name") == request.workflow)
-        if let version = request.version { definitionRequest = definitionRequest.filter(Column("version") == version) }
-        guard let stored = try definitionRequest.order(Column("version").desc).fetchOne(db) else {
+        guard let stored = try Self.latestDefinition(named: request.workflow, version: request.version, db) else {
             throw ChildProblem(description: "no stored workflow \(Limits.quoted(request.workflow))\(request.version.map { " version \($0)" } ?? ""); submit it once (ds-submit --dry-run does not store)")
         }
         let definition: WorkflowDefinition
@@ -54,9 +51,9 @@ extension Store {
         var chain: [String] = []
         var next: Int64? = attempt.workflowInstanceId
         while let id = next, chain.count <= maxSubProcessDepth {
-            guard let row = try Row.fetchOne(db, sql: "SELECT name, parent_instance_id FROM workflow_instance WHERE id = ?", arguments: [id]) else { break }
-            chain.append(row[0])
-            next = row[1]
+            guard let row = try db.row(sql: "SELECT name, parent_instance_id FROM workflow_instance WHERE id = ?", arguments: [id]) else { break }
+            chain.append(try row["name"])
+            next = try row["parent_instance_id"]
         }
         if let at = chain.firstIndex(of: request.workflow) {
             throw ChildProblem(description: "sub-process cycle: \((chain[...at].reversed() + [request.workflow]).joined(separator: " -> "))")
@@ -70,10 +67,11 @@ extension Store {
         child.parentTaskInstanceId = attempt.id
         // The child's built-ins (system.biz.date) are its parent's: the same business date,
         // however much later the child starts.
-        if let parent = try Row.fetchOne(db, sql: "SELECT schedule_time, start_time, time_zone FROM workflow_instance WHERE id = ?",
-                                         arguments: [attempt.workflowInstanceId]) {
-            child.scheduleTime = parent[0] ?? parent[1]
-            child.timeZone = parent[2]
+        if let parent = try db.row(sql: "SELECT schedule_time, start_time, time_zone FROM workflow_instance WHERE id = ?",
+                                   arguments: [attempt.workflowInstanceId]) {
+            let scheduleTime: Double? = try parent["schedule_time"], startTime: Double? = try parent["start_time"]
+            child.scheduleTime = scheduleTime ?? startTime
+            child.timeZone = try parent["time_zone"]
         }
         try Self.insertStart(&child, db)
         return child.id!
@@ -84,10 +82,8 @@ extension Store {
         guard !ids.isEmpty else { return [] }
         return try await read("reading child instances") { db in
             var ended: [(Int64, WorkflowState, String?, Double?)] = []
-            for chunk in ids.chunked(500) {
-                for i in try WorkflowInstanceRecord.filter(chunk.contains(Column("id"))).fetchAll(db) where i.state.isTerminal {
-                    ended.append((i.id!, i.state, i.message, i.endTime))
-                }
+            for i in try WorkflowInstanceRecord.fetchAll(db, ids: ids) where i.state.isTerminal {
+                ended.append((i.id!, i.state, i.message, i.endTime))
             }
             return ended
         }

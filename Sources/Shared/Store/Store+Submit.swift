@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// What `ds-submit` stored.
 public struct SubmittedInstance: Sendable, Codable {
@@ -18,11 +17,10 @@ extension Store {
                        now: Double, start: Bool = true) async throws -> SubmittedInstance {
         let json = definition.canonicalJSON()
         let paramsJSON = String(decoding: try JSONEncoder.sorted.encode(params), as: UTF8.self)
+        // Isolation: the latest version is read, then the next inserted: SERIALIZABLE on
+        // PostgreSQL, and the unique (name, version) key refuses a second version n in any case.
         return try await transaction("submit of workflow '\(definition.name)'") { db in
-            let latest = try WorkflowDefinitionRecord
-                .filter(Column("name") == definition.name)
-                .order(Column("version").desc)
-                .fetchOne(db)
+            let latest = try Self.latestDefinition(named: definition.name, db)
             var stored: WorkflowDefinitionRecord
             if let latest, latest.json == json {
                 stored = latest
@@ -49,16 +47,17 @@ extension Store {
     /// Every attempt of every task of an instance, in creation order.
     public func taskAttempts(of instanceID: Int64) async throws -> [TaskInstanceRecord] {
         try await read("reading tasks of instance \(instanceID)") { db in
-            try TaskInstanceRecord.filter(Column("workflow_instance_id") == instanceID).order(Column("id")).fetchAll(db)
+            try TaskInstanceRecord.fetchAll(db, sql: "SELECT * FROM task_instance WHERE workflow_instance_id = ? ORDER BY id", arguments: [instanceID])
         }
     }
 
     /// Alerts, oldest first; of one instance if `instanceID` is given.
     public func alerts(of instanceID: Int64? = nil) async throws -> [AlertRecord] {
         try await read("reading alerts") { db in
-            var request = AlertRecord.order(Column("id"))
-            if let instanceID { request = request.filter(Column("workflow_instance_id") == instanceID) }
-            return try request.fetchAll(db)
+            if let instanceID {
+                return try AlertRecord.fetchAll(db, sql: "SELECT * FROM alert WHERE workflow_instance_id = ? ORDER BY id", arguments: [instanceID])
+            }
+            return try AlertRecord.fetchAll(db, sql: "SELECT * FROM alert ORDER BY id")
         }
     }
 }
@@ -84,7 +83,7 @@ extension Store {
 extension Store {
     public func countInstances(in state: WorkflowState) async throws -> Int {
         try await read("counting instances") { db in
-            try WorkflowInstanceRecord.filter(Column("state") == state.rawValue).fetchCount(db)
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM workflow_instance WHERE state = ?", arguments: [state]) ?? 0
         }
     }
 }

@@ -1,13 +1,16 @@
 import Foundation
-import GRDB
 
 /// Database failures, naming what failed and what to do.
 public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
     case open(path: String, reason: String)
     case busy(String)
+    /// The database server cannot be reached (PostgreSQL down, restarting, or cut off).
+    case unreachable(String)
     case failed(String)
     case notFound(String)
     case missing(path: String)
+    /// The database's schema is newer than this build knows (a newer ds migrated it).
+    case newerSchema(location: String, found: Int?, known: Int, detail: String? = nil)
 
     public var description: String {
         switch self {
@@ -15,53 +18,85 @@ public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
             return "database \(p) does not exist: no master has opened it. Point --db / DS_DB at the database the masters use, or start ds-master with this one (a master creates it)"
         case .open(let p, let r): return "database \(p): cannot open: \(r); check --db / DS_DB and the folder's permissions"
         case .busy(let what): return "database busy during \(what); retry"
+        case .unreachable(let what): return "database unreachable during \(what); retry when the database server is back"
         case .failed(let what): return "database error: \(what)"
         case .notFound(let what): return "\(what) not found in the database"
+        case .newerSchema(let location, let found, let known, let detail):
+            return "database \(location) has schema version \(found.map(String.init) ?? "unknown")\(detail.map { " (\($0))" } ?? ""), newer than this ds knows (\(known)): a newer ds migrated it. Run the ds version the masters run (upgrade this one); nothing was written"
         }
     }
 
     public var exitStatus: ExitStatus {
         switch self {
-        case .open, .missing: return .config
-        case .busy: return .tempFail
+        case .open, .missing, .newerSchema: return .config
+        case .busy, .unreachable: return .tempFail
         case .failed: return .software
         case .notFound: return .dataError
         }
     }
 }
 
-/// The SQLite store: WAL, a busy timeout so several processes share one file, migrations on open.
+/// The store: every query and transaction of ds, written once against `SQLConnection`, over
+/// one backend (SQLite through GRDB, the embedded default). Migrations run on open.
 public final class Store: Sendable {
+    /// Where the database is, as messages name it (the SQLite file's path).
     public let path: String
     /// The random id this database was given when it was made; masters advertise it.
     public let databaseID: String
-    let pool: DatabasePool
+    let backend: any StoreBackend
     private let counts = Counters()
 
     /// Write transactions committed through this store, for the benchmark's per-task figures.
     public var transactionCount: Int { counts.value("transactions") }
 
-    /// Opens (and migrates) the database at `path`. Only a master makes a new one (`create`): for
-    /// any other tool a missing file is a mistyped DS_DB, and a new empty database would hide it.
-    public init(path: String, create: Bool = true) throws {
-        if let why = Self.databaseProblem(path) { throw InputError.usage("--db / DS_DB \(Limits.quoted(path)) \(why)") }
-        self.path = path
-        if !create && !FileManager.default.fileExists(atPath: path) { throw StoreError.missing(path: path) }
-        let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-        try Self.restrictModes(path)
-        var config = GRDB.Configuration()
-        config.busyMode = .timeout(30)
-        config.label = "ds"
-        do {
-            pool = try Self.withFileLock(path + ".open-lock") {
-                let pool = try DatabasePool(path: path, configuration: config)
-                try Migrations.migrator.migrate(pool)
-                return pool
+    /// Opens (and migrates) the SQLite database at `path`. Only a master makes a new one (`create`):
+    /// for any other tool a missing file is a mistyped DS_DB, and a new empty database would hide it.
+    public convenience init(path: String, create: Bool = true) throws {
+        try self.init(location: .sqlite(path: path), create: create)
+    }
+
+    /// Opens (and migrates) the database at `location`: the one entry point for both stores.
+    public init(location: DatabaseLocation, create: Bool = true) throws {
+        switch location {
+        case .sqlite(let path):
+            if let why = Self.databaseProblem(path) { throw InputError.usage("--db / DS_DB \(Limits.quoted(path)) \(why)") }
+            self.path = path
+            if !create && !FileManager.default.fileExists(atPath: path) { throw StoreError.missing(path: path) }
+            let folder = (path as NSString).deletingLastPathComponent
+            if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+            try Self.restrictModes(path)
+            do {
+                (backend, databaseID) = try Self.withFileLock(path + ".open-lock") {
+                    let backend = try SQLiteBackend(path: path)
+                    return (backend, try Self.migrate(backend, location: path, create: true))
+                }
+            } catch let error as StoreError {
+                if case .newerSchema = error { throw error }
+                throw StoreError.open(path: path, reason: "\(error)")
+            } catch {
+                throw StoreError.open(path: path, reason: "\(error)")
             }
-            databaseID = try pool.read { try String.fetchOne($0, sql: "SELECT id FROM database_identity") } ?? ""
-        } catch {
-            throw StoreError.open(path: path, reason: "\(error)")
+        case .postgres(let settings):
+            path = settings.display
+            let backend = try PostgresBackend(settings)
+            self.backend = backend
+            do {
+                databaseID = try Self.migrate(backend, location: settings.display, create: create)
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                throw backend.storeError(error, "opening \(settings.display)") ?? StoreError.open(path: settings.display, reason: "\(error)")
+            }
+        }
+    }
+
+    /// Migrates the database; its random id, made by its first migration. Without `create`, a
+    /// server database no master has migrated is refused, as a missing file is.
+    private static func migrate(_ backend: any StoreBackend, location: String, create: Bool) throws -> String {
+        try backend.open { db in
+            if !create, try !Migrations.tableExists("schema_version", db) { throw StoreError.missing(path: location) }
+            try Migrations.migrate(db, location: location)
+            return try String.fetchOne(db, sql: "SELECT id FROM database_identity") ?? ""
         }
     }
 
@@ -76,22 +111,27 @@ public final class Store: Sendable {
         return try body()
     }
 
-    /// Runs `body` in one IMMEDIATE transaction, so that read-then-write never races another process.
-    func transaction<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    /// Runs `body` in one write transaction that no other writer interleaves with (SQLite:
+    /// IMMEDIATE), so that read-then-write never races another process.
+    @discardableResult
+    func transaction<T: Sendable>(_ what: String, _ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
         if FaultInjector.database?.fault(kind: "transaction", path: what) != nil {
             throw StoreError.busy("\(what): injected fault (DS_FAULT_DB)")
         }
         do {
-            return try await pool.writeWithoutTransaction { db in try self.immediate(db, body) }
+            let result = try await backend.write(body)
+            counts.count("transactions")
+            return result
         } catch {
-            throw Self.storeError(error, what)
+            throw storeError(error, what)
         }
     }
 
     /// `transaction`, carried out even if the calling task is cancelled (GRDB's async access gives
     /// up on a cancelled task): for the record of something already done, such as an alert command
     /// that ran, which a stopping daemon must store rather than leave to be done again.
-    func transactionDespiteCancellation<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    @discardableResult
+    func transactionDespiteCancellation<T: Sendable>(_ what: String, _ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
         if FaultInjector.database?.fault(kind: "transaction", path: what) != nil {
             throw StoreError.busy("\(what): injected fault (DS_FAULT_DB)")
         }
@@ -99,33 +139,21 @@ public final class Store: Sendable {
             DispatchQueue.global().async {
                 continuation.resume(with: Result {
                     do {
-                        return try self.pool.writeWithoutTransaction { db in try self.immediate(db, body) }
+                        let result = try self.backend.writeBlocking(body)
+                        self.counts.count("transactions")
+                        return result
                     } catch {
-                        throw Self.storeError(error, what)
+                        throw self.storeError(error, what)
                     }
                 })
             }
         }
     }
 
-    private func immediate<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
-        var result: T?
-        try db.inTransaction(.immediate) {
-            result = try body(db)
-            return .commit
-        }
-        counts.count("transactions")
-        return result!
-    }
-
     /// The one reading of a database error, for reads and writes alike: a busy or locked
     /// database is temporary (exit 75, retry), anything else a failure, naming what was done.
-    static func storeError(_ error: Error, _ what: String) -> Error {
-        guard let error = error as? DatabaseError else { return error }
-        if error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
-            return StoreError.busy("\(what): \(error.message ?? "locked")")
-        }
-        return StoreError.failed("\(what): \(error)")
+    func storeError(_ error: Error, _ what: String) -> Error {
+        backend.storeError(error, what) ?? error
     }
 
     /// A trivial read: whether the database answers (for `/healthz`).
@@ -133,11 +161,11 @@ public final class Store: Sendable {
         _ = try await read("checking the database") { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }
 
-    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
         do {
-            return try await pool.read(body)
+            return try await backend.read(body)
         } catch {
-            throw Self.storeError(error, what)
+            throw storeError(error, what)
         }
     }
 }

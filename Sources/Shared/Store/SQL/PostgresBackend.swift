@@ -1,0 +1,317 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresNIO
+
+/// Where the database is: the SQLite file (the embedded default) or a PostgreSQL server.
+public enum DatabaseLocation: Sendable, Equatable {
+    case sqlite(path: String)
+    case postgres(PostgresSettings)
+}
+
+/// How to reach a PostgreSQL database.
+public struct PostgresSettings: Sendable, Equatable {
+    public enum TLSMode: String, Sendable, Equatable {
+        /// `sslmode=disable`: plain TCP.
+        case disable
+        /// `sslmode=require`: encrypted, the server's certificate not checked.
+        case require
+        /// `sslmode=verify-full`: encrypted, the certificate checked against the system's roots and the host name.
+        case verifyFull = "verify-full"
+    }
+
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var database: String
+    public var password: String?
+    public var tls: TLSMode
+    /// The most connections this process holds (PostgresClient's pool).
+    public var poolSize: Int
+
+    public init(host: String, port: Int = 5432, user: String, database: String, password: String? = nil, tls: TLSMode = .disable,
+                poolSize: Int = 8) {
+        (self.host, self.port, self.user, self.database, self.password, self.tls, self.poolSize) = (host, port, user, database, password, tls, poolSize)
+    }
+
+    /// The location as messages name it: never the password.
+    public var display: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+}
+
+/// PostgreSQL through postgres-nio's `PostgresClient` (its pool bounded by `poolSize`). A
+/// transaction is `BEGIN ISOLATION LEVEL SERIALIZABLE … COMMIT`, its synchronous body run on a
+/// thread of its own that blocks on the connection's futures (never an event loop or the
+/// cooperative pool); a serialization failure (40001) or deadlock (40P01) runs the whole body
+/// again, a bounded number of times, after a short jittered pause.
+final class PostgresBackend: StoreBackend {
+    let settings: PostgresSettings
+    private let client: PostgresClient
+    private let running: Task<Void, Never>
+    /// postgres-nio's own background messages: warnings and worse (a store that closes while
+    /// its pool still connects logs each connection given up at info level).
+    private let logger: Logger = {
+        var logger = Logger(label: "ds.postgres")
+        logger.logLevel = .warning
+        return logger
+    }()
+    var dialect: SQLDialect { .postgres }
+
+    /// Tries of one transaction before its serialization failures are reported as busy (exit 75).
+    static let maxTries = 20
+    /// Transaction bodies run here: threads that may block, outside Swift's cooperative pool.
+    private static let bodies = DispatchQueue(label: "ds.postgres.transactions", attributes: .concurrent)
+
+    init(_ settings: PostgresSettings) throws {
+        self.settings = settings
+        var config = PostgresClient.Configuration(host: settings.host, port: settings.port, username: settings.user,
+                                                  password: settings.password, database: settings.database,
+                                                  tls: try Self.clientTLS(settings.tls))
+        config.options.maximumConnections = max(1, settings.poolSize)
+        config.options.connectTimeout = .seconds(10)
+        let client = PostgresClient(configuration: config, backgroundLogger: logger)
+        self.client = client
+        // The client leases connections only while `run()` runs; it ends with this backend.
+        running = Task.detached { await client.run() }
+    }
+
+    deinit { running.cancel() }
+
+    func write<T: Sendable>(_ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
+        try await pooled(Self.serializableBegin, body)
+    }
+
+    /// A transaction on a leased connection, its body on a thread of its own; run again on a
+    /// serialization failure.
+    private func pooled<T: Sendable>(_ begin: String, _ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
+        try await retrying {
+            let leased = LeaseMark()
+            do {
+                return try await self.client.withConnection { connection in
+                    leased.done = true
+                    return try await Self.onOwnThread { try Self.transaction(connection, begin, body) }
+                }
+            } catch where !leased.done && !(error is CancellationError) {
+                // The pool gave no connection: it could not make one for its connect timeout
+                // (its circuit breaker), or it was shut down.
+                throw StoreError.unreachable("\(self.settings.display): no connection: \(error)")
+            }
+        }
+    }
+
+    /// Whether a lease was given (then any error came from the transaction, not the pool).
+    private final class LeaseMark: @unchecked Sendable {
+        var done = false
+    }
+
+    static let serializableBegin = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+    /// Reads see one snapshot, as on SQLite, and never fail to serialize (they write nothing).
+    static let readBegin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+    /// On a connection of its own (not the pool's, which needs the cooperative pool to lease):
+    /// for opening, when the caller may be anywhere, and for what must be stored despite cancellation.
+    func writeBlocking<T>(_ body: (SQLConnection) throws -> T) throws -> T {
+        let connection = try connectDirectly()
+        defer { _ = try? connection.close().wait() }
+        return try Self.serializableRetrying(connection, body)
+    }
+
+    private static func serializableRetrying<T>(_ connection: PostgresConnection, _ body: (SQLConnection) throws -> T) throws -> T {
+        var tries = 0
+        while true {
+            do { return try Self.transaction(connection, serializableBegin, body) } catch where Self.isRetryable(error) && tries + 1 < Self.maxTries {
+                tries += 1
+                Thread.sleep(forTimeInterval: Self.backoff(tries))
+            }
+        }
+    }
+
+    /// Under a session advisory lock taken before the transaction begins (taken inside it, a
+    /// SERIALIZABLE snapshot would predate the tables the process it waited for made).
+    func open<T>(_ body: (SQLConnection) throws -> T) throws -> T {
+        let connection = try connectDirectly()
+        defer { _ = try? connection.close().wait() }
+        let db = PostgresSQLConnection(connection: connection)
+        _ = try db.rows(sql: "SELECT pg_advisory_lock(\(Self.openLock))")
+        defer { _ = try? db.rows(sql: "SELECT pg_advisory_unlock(\(Self.openLock))") }
+        return try Self.serializableRetrying(connection, body)
+    }
+
+    /// The advisory lock key processes opening one database take in turn.
+    static let openLock: Int64 = 2_023_052_300
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
+        try await pooled(Self.readBegin, body)
+    }
+
+    private func retrying<T>(_ attempt: () async throws -> T) async throws -> T {
+        var tries = 0
+        while true {
+            do { return try await attempt() } catch where Self.isRetryable(error) && tries + 1 < Self.maxTries {
+                tries += 1
+                try await Task.sleep(nanoseconds: UInt64(Self.backoff(tries) * 1e9))
+            }
+        }
+    }
+
+    /// 5 ms doubling to 320 ms, each time somewhere between half and all of it.
+    private static func backoff(_ tries: Int) -> Double {
+        let ceiling = 0.005 * Double(1 << min(tries, 6))
+        return Double.random(in: ceiling / 2...ceiling)
+    }
+
+    private static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            bodies.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    private static func transaction<T>(_ connection: PostgresConnection, _ begin: String, _ body: (SQLConnection) throws -> T) throws -> T {
+        let db = PostgresSQLConnection(connection: connection)
+        try db.execute(sql: begin)
+        do {
+            let result = try body(db)
+            try db.execute(sql: "COMMIT")
+            return result
+        } catch {
+            _ = try? db.execute(sql: "ROLLBACK")
+            throw error
+        }
+    }
+
+    private func connectDirectly() throws -> PostgresConnection {
+        var config = PostgresConnection.Configuration(host: settings.host, port: settings.port, username: settings.user,
+                                                      password: settings.password, database: settings.database,
+                                                      tls: try Self.connectionTLS(settings.tls))
+        config.options.connectTimeout = .seconds(10)
+        return try PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(), configuration: config, id: 0,
+                                              logger: logger).wait()
+    }
+
+    private static func isRetryable(_ error: Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40001" || state == "40P01"
+    }
+
+    /// Serialization failures that outlived their retries are busy (exit 75); a server that cannot
+    /// be reached is unreachable (exit 75); any other server error names its SQLSTATE.
+    func storeError(_ error: Error, _ what: String) -> StoreError? {
+        guard let error = error as? PSQLError else {
+            if error is NIOConnectionError || error is IOError || error is ChannelError {
+                return .unreachable("\(what): \(settings.display): \(error)")
+            }
+            return nil
+        }
+        if let info = error.serverInfo {
+            let state = info[.sqlState] ?? "?"
+            if state == "40001" || state == "40P01" { return .busy("\(what): \(info[.message] ?? state) (retried \(Self.maxTries) times)") }
+            // 57P01-03: the server is shutting down or starting; 08xxx: the connection failed.
+            if state.hasPrefix("08") || state.hasPrefix("57P") { return .unreachable("\(what): \(settings.display): \(info[.message] ?? state)") }
+            return .failed("\(what): \(info[.message] ?? "") (SQLSTATE \(state))\(info[.detail].map { "; \($0)" } ?? "")")
+        }
+        switch error.code {
+        case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown, .sslUnsupported,
+             .failedToAddSSLHandler:
+            return .unreachable("\(what): \(settings.display): \(error.underlying.map { "\($0)" } ?? error.code.description)")
+        default:
+            return .failed("\(what): \(error.code)\(error.underlying.map { ": \($0)" } ?? "")")
+        }
+    }
+
+    private static func tlsConfiguration(_ mode: PostgresSettings.TLSMode) -> TLSConfiguration? {
+        switch mode {
+        case .disable: return nil
+        case .require:
+            var c = TLSConfiguration.makeClientConfiguration()
+            c.certificateVerification = .none
+            return c
+        case .verifyFull: return TLSConfiguration.makeClientConfiguration()
+        }
+    }
+
+    private static func clientTLS(_ mode: PostgresSettings.TLSMode) throws -> PostgresClient.Configuration.TLS {
+        tlsConfiguration(mode).map { .require($0) } ?? .disable
+    }
+
+    private static func connectionTLS(_ mode: PostgresSettings.TLSMode) throws -> PostgresConnection.Configuration.TLS {
+        try tlsConfiguration(mode).map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable
+    }
+}
+
+/// One leased connection, inside a transaction: each statement blocks on its future.
+struct PostgresSQLConnection: SQLConnection {
+    let connection: PostgresConnection
+    var dialect: SQLDialect { .postgres }
+    private static let logger = Logger(label: "ds.postgres.query")
+
+    func execute(sql: String, arguments: SQLArguments) throws -> Int {
+        try run(sql, arguments).metadata.rows ?? 0
+    }
+
+    func rows(sql: String, arguments: SQLArguments) throws -> [SQLRow] {
+        try run(sql, arguments).rows.map { row in
+            var columns: [String] = [], values: [SQLValue] = []
+            for cell in row {
+                columns.append(cell.columnName)
+                values.append(try Self.value(cell))
+            }
+            return SQLRow(columns: columns, values: values)
+        }
+    }
+
+    private func run(_ sql: String, _ arguments: SQLArguments) throws -> PostgresQueryResult {
+        var binds = PostgresBindings(capacity: arguments.values.count)
+        for v in arguments.values {
+            switch v {
+            case .null: binds.appendNull()
+            case .int(let i): binds.append(i)
+            case .double(let d): binds.append(d)
+            case .text(let s): binds.append(s)
+            case .bool(let b): binds.append(b)
+            }
+        }
+        let query = PostgresQuery(unsafeSQL: Self.numberedPlaceholders(sql), binds: binds)
+        return try connection.query(query, logger: Self.logger).wait()
+    }
+
+    private static func value(_ cell: PostgresCell) throws -> SQLValue {
+        guard cell.bytes != nil else { return .null }
+        switch cell.dataType {
+        case .int2: return .int(Int64(try cell.decode(Int16.self)))
+        case .int4: return .int(Int64(try cell.decode(Int32.self)))
+        case .int8: return .int(try cell.decode(Int64.self))
+        case .float4: return .double(Double(try cell.decode(Float.self)))
+        case .float8: return .double(try cell.decode(Double.self))
+        case .bool: return .bool(try cell.decode(Bool.self))
+        case .numeric:
+            guard let d = Double(try cell.decode(String.self)) else { return .null }
+            return .double(d)
+        default: return (try? cell.decode(String.self)).map { .text($0) } ?? .null
+        }
+    }
+
+    /// `?` → `$1`, `$2` …, outside quoted strings and identifiers: the store's SQL is written
+    /// with `?` for both databases.
+    static func numberedPlaceholders(_ sql: String) -> String {
+        var out = ""
+        out.reserveCapacity(sql.utf8.count + 16)
+        var n = 0
+        var quote: Character? = nil
+        for c in sql {
+            if let q = quote {
+                if c == q { quote = nil }
+                out.append(c)
+            } else if c == "'" || c == "\"" {
+                quote = c
+                out.append(c)
+            } else if c == "?" {
+                n += 1
+                out += "$\(n)"
+            } else {
+                out.append(c)
+            }
+        }
+        return out
+    }
+}
