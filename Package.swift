@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // PostgreSQL for masters on several hosts (issue 23); GRDB stays for SQLite.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "CZooKeeper", path: "Sources/CZooKeeper"),
@@ -44,6 +46,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
         .executableTarget(name: "ds-master", dependencies: ["Shared"]),
@@ -59,9 +62,10 @@ let package = Package(
         .executableTarget(name: "ds-logs", dependencies: ["Shared"]),
         .executableTarget(name: "ds-pool", dependencies: ["Shared"]),
         .executableTarget(name: "ds-schedule", dependencies: ["Shared"]),
-        .testTarget(name: "SharedTests", dependencies: ["Shared"], exclude: ["ShippedSchemas"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "SharedTests", dependencies: ["Shared", .product(name: "PostgresNIO", package: "postgres-nio")], exclude: ["ShippedSchemas"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Runs the built ds-* binaries as separate processes against a real ZooKeeper and SQLite.
-        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "ds-schedule", "task-supervisor"],
+        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "ds-schedule", "task-supervisor",
+                                                          .product(name: "PostgresNIO", package: "postgres-nio")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -151,7 +151,7 @@ extension Store {
            !scheme.isEmpty, scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }) {
             let lower = scheme.lowercased()
             if lower == "postgres" || lower == "postgresql" {
-                return "is a PostgreSQL URL, and this version stores in SQLite only; give the SQLite file's path (shared by every master, so masters run on its host)"
+                return "is a PostgreSQL URL, read correctly, but this build cannot open PostgreSQL yet (its store is not built in); give the SQLite file's path (shared by every master, so masters run on its host)"
             }
             return "is a \(scheme):// URL; give the SQLite file's path"
         }
