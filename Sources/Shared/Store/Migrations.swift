@@ -254,6 +254,16 @@ enum Migrations {
             // exactly so (Store.latestInWindowSQL), or SQLite cannot use it.
             try db.execute(sql: "CREATE INDEX workflow_instance_by_name_and_time ON workflow_instance(name, COALESCE(schedule_time, start_time))")
         }
+        m.registerMigration("v16-prune") { db in
+            // ds-instance prune and --prune-older-than select the oldest finished top-level
+            // instances (parent_instance_id IS NULL) by end time: partial, so that the running ones
+            // cost nothing, and spelled exactly as the query (Store.prunableSQL), or SQLite cannot
+            // use it. The parent comes first: by end_time alone, SQLite preferred
+            // workflow_instance_by_parent, which reads every top-level instance and sorts them.
+            try db.execute(sql: "CREATE INDEX workflow_instance_prunable ON workflow_instance(parent_instance_id, end_time) WHERE state IN ('SUCCESS', 'FAILURE', 'STOP')")
+            // A pruned instance's alerts go with it; without this, every batch read every alert.
+            try db.execute(sql: "CREATE INDEX alert_by_instance ON alert(workflow_instance_id)")
+        }
         return m
     }
 }

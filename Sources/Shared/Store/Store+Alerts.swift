@@ -54,16 +54,19 @@ extension Store {
         }
     }
 
+    /// The oldest alert due for delivery (arguments: now, now); named, so that a test can read its plan.
+    static let dueAlertSQL = """
+        SELECT * FROM alert
+        WHERE (state = 'PENDING' AND (next_attempt_time IS NULL OR next_attempt_time <= ?))
+           OR (state = 'SENDING' AND lease_until < ?)
+        ORDER BY id LIMIT 1
+        """
+
     /// Leases the oldest alert due for delivery to `owner` until `now + lease`: one PENDING whose
     /// retry time has come, or one whose last deliverer's lease ran out (it died while its
     /// command ran). Counts the attempt. Nil if none is due.
     public func leaseAlert(owner: String, now: Double, lease: Double) async throws -> AlertRecord? {
-        let dueSQL = """
-            SELECT * FROM alert
-            WHERE (state = 'PENDING' AND (next_attempt_time IS NULL OR next_attempt_time <= ?))
-               OR (state = 'SENDING' AND lease_until < ?)
-            ORDER BY id LIMIT 1
-            """
+        let dueSQL = Self.dueAlertSQL
         // A read first: masters look several times a second, and most looks find nothing to take
         // a write lock for.
         guard try await read("looking for alerts", { db in try Row.fetchOne(db, sql: dueSQL, arguments: [now, now]) != nil }) else { return nil }
