@@ -53,6 +53,29 @@ final class PostgresServerTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: server.directory.path))
     }
 
+    /// The server a test process shares starts once, and each test takes a database of its own
+    /// that the ds user owns and reaches with the password file's password.
+    func testTheSharedServerGivesEachTestAFreshDatabase() async throws {
+        let server = try PostgresServer.shared()
+        XCTAssertTrue(try PostgresServer.shared() === server, "one server per test process")
+        let database = try server.createDatabase()
+        XCTAssertEqual(database.environment["DS_DB"], "postgres://ds@127.0.0.1:\(server.port)/\(database.name)")
+        let password = try String(contentsOfFile: try XCTUnwrap(database.environment["DS_DB_PASSWORD_FILE"]), encoding: .utf8)
+        XCTAssertEqual(password.trimmingCharacters(in: .newlines), database.password)
+        let logger = Logger(label: "postgres-shared")
+        let connection = try await PostgresConnection.connect(
+            configuration: .init(host: "127.0.0.1", port: server.port, username: "ds", password: database.password, database: database.name, tls: .disable),
+            id: 3, logger: logger)
+        var tables: [Int] = []
+        for try await count in try await connection.query("SELECT COUNT(*)::int FROM pg_tables WHERE schemaname = 'public'", logger: logger).decode(Int.self) {
+            tables.append(count)
+        }
+        XCTAssertEqual(tables, [0], "a fresh database holds no table")
+        try await connection.query("CREATE TABLE t (id bigint)", logger: logger)
+        try await connection.close()
+        XCTAssertNotEqual(try server.createDatabase().name, database.name)
+    }
+
     /// The processes whose parent is `pid`.
     static func children(of pid: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
