@@ -57,6 +57,25 @@ final class IndexUseTests: ScratchFolderTestCase {
         }
     }
 
+    /// The claim's serial checks, through their (name, state) indexes, still hold: a SERIAL_WAIT
+    /// instance starts only when the one before it has ended, in submission order.
+    func testSerialClaimsStillWaitTheirTurn() async throws {
+        let store = try Store(path: directory.appendingPathComponent("serial.db").path)
+        var workflow = WorkflowDefinition(name: "s", tasks: [TaskDefinition(name: "a", command: "true")])
+        workflow.execution = .serialWait
+        var ids: [Int64] = []
+        for n in 0..<3 { ids.append(try await store.submit(workflow, params: [:], now: Double(n)).instanceId) }
+        for expected in ids {
+            let claimed = try await store.claimCommand(host: "m:1", session: 1, now: 10)
+            XCTAssertEqual(claimed?.instance.id, expected)
+            let next = try await store.claimCommand(host: "m:1", session: 1, now: 10)
+            XCTAssertNil(next, "another instance of the name runs")
+            try await store.transaction("ending \(expected)") { db in
+                try db.execute(sql: "UPDATE workflow_instance SET state = 'SUCCESS', end_time = 11 WHERE id = ?", arguments: [expected])
+            }
+        }
+    }
+
     func checkPlans(_ store: Store) async throws {
         let claim = try await plan(store, Store.claimableCommandSQL, [])
         assertIndexed(claim, "the command claim")
