@@ -8,7 +8,8 @@
 #           DS_DB_PASSWORD_FILE=DIR/password
 #       (`set -a; eval "$(scripts/postgres.sh start /tmp/pg)"; set +a` exports both.)
 #   scripts/postgres.sh stop DIR
-#       stops the server started in DIR, by the pid in DIR/data/postmaster.pid; DIR is kept.
+#       stops the server started in DIR, by the pid in DIR/data/postmaster.pid; DIR is kept, and
+#       `start DIR` starts it again on the same port with its data (a restart).
 # PostgreSQL refuses to run as root: as root, the server runs as the `postgres` user (DIR/data and
 # DIR/socket are its; DIR and the password file stay root's). A scratch server: fsync is off, which
 # loses data on a machine's crash, never on a server's. Needs Debian's postgresql (scripts/install-deps.sh).
@@ -71,11 +72,22 @@ start() {
   if [ -n "$(pid_of "$dir")" ] && kill -0 "$(pid_of "$dir")" 2>/dev/null; then
     echo "postgres.sh: a server already runs in $dir (pid $(pid_of "$dir")); stop it first" >&2; exit 64
   fi
-  if [ -e "$dir/data" ]; then
-    echo "postgres.sh: $dir/data exists; give a new folder (or remove it)" >&2; exit 64
-  fi
   if [ "$(id -u)" -eq 0 ]; then
     id postgres >/dev/null 2>&1 || { echo "postgres.sh: no 'postgres' user to run the server as; run scripts/install-deps.sh" >&2; exit 69; }
+  fi
+  if [ -e "$dir/data/PG_VERSION" ] && [ -e "$dir/port" ] && [ -e "$dir/password" ]; then
+    # A server this script made and stopped: started again on its port, its data as they were
+    # (a restart, for an outage test or after a reboot).
+    dir=$(cd "$dir" && pwd)
+    port=${port:-$(cat "$dir/port")}
+    [ -f "$dir/host" ] && [ "$host" = 127.0.0.1 ] && host=$(cat "$dir/host")
+    launch "$port" "$host" || { echo "postgres.sh: the server did not start again; see $dir/data/postgres.log" >&2; tail -5 "$dir/data/postgres.log" >&2 2>/dev/null || true; exit 69; }
+    echo "$port" > "$dir/port"
+    announce "$port" "$host"
+    return 0
+  fi
+  if [ -e "$dir/data" ]; then
+    echo "postgres.sh: $dir/data exists but holds no cluster this script made; give a new folder (or remove it)" >&2; exit 64
   fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
@@ -90,12 +102,11 @@ start() {
     || { echo "postgres.sh: initdb failed; see $dir/initdb.log" >&2; tail -5 "$dir/initdb.log" >&2; exit 70; }
   # Other hosts (network namespaces on a bridge) connect with the password too.
   printf '%s\n' "host all all 0.0.0.0/0 scram-sha-256" "host all all ::/0 scram-sha-256" | as_server tee -a "$dir/data/pg_hba.conf" >/dev/null
+  echo "$host" > "$dir/host"
   local tries=0
   while :; do
     local p=${port:-$(free_port)}
-    if as_server "$bindir/pg_ctl" -D "$dir/data" -l "$dir/data/postgres.log" -w -t 180 \
-        -o "-p $p -k $dir/socket -h $host -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-        start > "$dir/pg_ctl.log" 2>&1; then
+    if launch "$p" "$host"; then
       port=$p
       break
     fi
@@ -116,10 +127,22 @@ start() {
 CREATE ROLE ds LOGIN CREATEDB PASSWORD '$password';
 CREATE DATABASE ds OWNER ds;
 SQL
-  local shown=$host
-  [[ $host == *:* ]] && shown="[$host]"
-  echo "postgres.sh: PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') serves $shown:$port (pid $(pid_of "$dir")); stop it with: scripts/postgres.sh stop $dir" >&2
-  echo "DS_DB=postgres://ds@$shown:$port/ds"
+  announce "$port" "$host"
+}
+
+# launch PORT HOST: starts the cluster in DIR/data and waits until it serves.
+launch() {
+  as_server "$bindir/pg_ctl" -D "$dir/data" -l "$dir/data/postgres.log" -w -t 180 \
+    -o "-p $1 -k $dir/socket -h $2 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start > "$dir/pg_ctl.log" 2>&1
+}
+
+# announce PORT HOST: what to use, on stdout; where it runs, on stderr.
+announce() {
+  local shown=$2
+  [[ $2 == *:* ]] && shown="[$2]"
+  echo "postgres.sh: PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') serves $shown:$1 (pid $(pid_of "$dir")); stop it with: scripts/postgres.sh stop $dir" >&2
+  echo "DS_DB=postgres://ds@$shown:$1/ds"
   echo "DS_DB_PASSWORD_FILE=$dir/password"
 }
 

@@ -76,6 +76,35 @@ final class PostgresServerTests: XCTestCase {
         XCTAssertNotEqual(try server.createDatabase().name, database.name)
     }
 
+    /// stop() is an outage and start() its end: the same port, the same data, a new postmaster.
+    func testAStoppedServerStartsAgainWithItsData() async throws {
+        let server = try PostgresServer.start()
+        defer { server.remove() }
+        let database = try server.createDatabase()
+        let logger = Logger(label: "postgres-restart")
+        let configuration = PostgresConnection.Configuration(host: "127.0.0.1", port: server.port, username: "ds", password: database.password,
+                                                             database: database.name, tls: .disable)
+        let first = try await PostgresConnection.connect(configuration: configuration, id: 4, logger: logger)
+        try await first.query("CREATE TABLE kept (v bigint)", logger: logger)
+        try await first.query("INSERT INTO kept VALUES (42)", logger: logger)
+        try await first.close()
+        let before = server.pid
+        try server.stop()
+        XCTAssertNotEqual(kill(before, 0), 0, "the postmaster is gone")
+        do {
+            let c = try await PostgresConnection.connect(configuration: configuration, id: 5, logger: logger)
+            try? await c.close()
+            XCTFail("a stopped server answered")
+        } catch {}
+        try server.start()
+        XCTAssertNotEqual(server.pid, before)
+        let again = try await PostgresConnection.connect(configuration: configuration, id: 6, logger: logger)
+        var values: [Int64] = []
+        for try await v in try await again.query("SELECT v FROM kept", logger: logger).decode(Int64.self) { values.append(v) }
+        try await again.close()
+        XCTAssertEqual(values, [42])
+    }
+
     /// The processes whose parent is `pid`.
     static func children(of pid: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []

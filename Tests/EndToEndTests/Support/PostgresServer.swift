@@ -30,8 +30,8 @@ final class PostgresServer: @unchecked Sendable {
     let port: Int
     let password: String
     let passwordFile: String
-    /// The postmaster's pid, from its pid file.
-    let pid: pid_t
+    /// The postmaster's pid, from its pid file (a new one after `start()`).
+    private(set) var pid: pid_t
     private let lock = NSLock()
     private var databases = 0
     private var stopped = false
@@ -93,8 +93,7 @@ final class PostgresServer: @unchecked Sendable {
         guard let url = values["DS_DB"], let file = values["DS_DB_PASSWORD_FILE"],
               let portText = try? String(contentsOf: directory.appendingPathComponent("port"), encoding: .utf8),
               let port = Int(portText.trimmingCharacters(in: .whitespacesAndNewlines)),
-              let pidText = try? String(contentsOf: directory.appendingPathComponent("data/postmaster.pid"), encoding: .utf8),
-              let pid = pidText.split(separator: "\n").first.flatMap({ pid_t($0) }) else {
+              let pid = Self.postmasterPID(in: directory) else {
             _ = try? Self.runScript(["stop", directory.path])
             throw XCTSkip("scripts/postgres.sh start printed no DS_DB, port or pid: \(output) \(errors)")
         }
@@ -103,6 +102,26 @@ final class PostgresServer: @unchecked Sendable {
         self.pid = pid
         passwordFile = file
         password = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .newlines)
+    }
+
+    static func postmasterPID(in directory: URL) -> pid_t? {
+        guard let text = try? String(contentsOf: directory.appendingPathComponent("data/postmaster.pid"), encoding: .utf8) else { return nil }
+        return text.split(separator: "\n").first.flatMap { pid_t($0) }
+    }
+
+    /// Stops the server by its pid and keeps its data: an outage, until `start()`.
+    func stop() throws {
+        let (status, _, errors) = try Self.runScript(["stop", directory.path])
+        guard status == 0 else { throw XCTSkip("scripts/postgres.sh stop failed (\(status)): \(errors)") }
+    }
+
+    /// Starts the stopped server again, on its port, with its data and its users.
+    func start() throws {
+        let (status, _, errors) = try Self.runScript(["start", directory.path])
+        guard status == 0, let pid = Self.postmasterPID(in: directory) else {
+            throw NSError(domain: "postgres", code: Int(status), userInfo: [NSLocalizedDescriptionKey: "scripts/postgres.sh start again failed: \(errors)"])
+        }
+        lock.withLock { self.pid = pid }
     }
 
     /// A new, empty database owned by the user `ds`.
