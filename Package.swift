@@ -65,9 +65,10 @@ let package = Package(
         .executableTarget(name: "ds-logs", dependencies: ["Shared"]),
         .executableTarget(name: "ds-pool", dependencies: ["Shared"]),
         .executableTarget(name: "ds-schedule", dependencies: ["Shared"]),
-        .testTarget(name: "SharedTests", dependencies: ["Shared"], exclude: ["ShippedSchemas"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "SharedTests", dependencies: ["Shared", .product(name: "PostgresNIO", package: "postgres-nio")], exclude: ["ShippedSchemas"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Runs the built ds-* binaries as separate processes against a real ZooKeeper and SQLite.
-        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "ds-schedule", "task-supervisor"],
+        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "ds-schedule", "task-supervisor",
+                                                          .product(name: "PostgresNIO", package: "postgres-nio")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -42,7 +42,7 @@ struct FailoverCommand: AsyncParsableCommand {
             let configuration = try global.resolve()
             let zk = try await configuration.connectZooKeeper()
             defer { zk.close() }
-            let store = try Store(path: configuration.databasePath, create: false)
+            let store = try configuration.openStore()
             if list {
                 let report = try await Failover.list(zk: zk, store: store, paths: configuration.paths)
                 print(json ? WireJSON.string(report) : FailoverPrinter.human(report), terminator: json ? "\n" : "")

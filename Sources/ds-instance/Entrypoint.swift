@@ -17,7 +17,7 @@ struct InstanceCommand: AsyncParsableCommand {
             """ + exitStatusHelp,
         version: dsVersion,
         subcommands: [List.self, Show.self, Wait.self, Stop.self, Pause.self, Resume.self, Recover.self, Rerun.self, StartFrom.self,
-                      Definitions.self, Definition.self])
+                      Prune.self, Definitions.self, Definition.self])
 }
 
 /// Runs a subcommand's work with the shared exit handling.
@@ -144,6 +144,35 @@ extension InstanceCommand {
         @OptionGroup var control: ControlOptions
         @Argument(help: "The task to start from.") var task: String
         func run() async { await control.perform(.startFrom(task)) }
+    }
+
+    struct Prune: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove finished instances that ended long ago, with their attempts, commands and alerts.",
+            discussion: """
+                Only instances that ended for good (SUCCESS, FAILURE, STOP; never a running, waiting or PAUSE one) \
+                whose end time is older than --older-than go, in batches of 500 top-level instances per transaction. \
+                A sub-workflow instance goes with its top-level instance, and only when its whole tree has ended. \
+                Prints each removed instance id on standard output, one per line, and a count on standard error.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("older-than"), help: "Instances that ended at least this long ago, such as 30d, 12h or 90m (1s to 100 years).")
+        var olderThan: String
+        @Option(help: "Only instances in this state: SUCCESS, FAILURE or STOP (repeatable).")
+        var state: [String] = []
+        @Flag(name: .customLong("dry-run"), help: "Print what would go; change nothing.")
+        var dryRun = false
+
+        func validate() throws {
+            do { _ = try PrunePolicy.parse(olderThan: olderThan, states: state) } catch { throw ValidationError("\(error)") }
+        }
+
+        func run() async {
+            await runReporting {
+                try await InstanceTool.prune(try PrunePolicy.parse(olderThan: olderThan, states: state), dryRun: dryRun,
+                                             configuration: try global.resolve())
+            }
+        }
     }
 
     struct Definitions: AsyncParsableCommand {

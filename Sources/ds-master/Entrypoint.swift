@@ -44,6 +44,15 @@ struct MasterCommand: AsyncParsableCommand {
     @Option(name: .customLong("misfire-threshold"),
             help: "A fire time this late when a master comes to it was missed (no master ran): its schedule's --catchup applies.")
     var misfireThreshold: String = "5s"
+    @Option(name: .customLong("prune-older-than"), help: ArgumentHelp("""
+        Remove finished instances (SUCCESS, FAILURE, STOP) that ended this long ago, with their attempts, commands \
+        and alerts, as ds-instance prune does: soon after the start, then every --prune-every (default: none).
+        """, valueName: "duration"))
+    var pruneOlderThan: String?
+    @Option(name: .customLong("prune-state"), help: "With --prune-older-than: only instances in this state (SUCCESS, FAILURE or STOP; repeatable).")
+    var pruneState: [String] = []
+    @Option(name: .customLong("prune-every"), help: "With --prune-older-than: how often to prune (jittered by a tenth), from 1s to 7d.")
+    var pruneEvery: String = "1h"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -65,11 +74,28 @@ struct MasterCommand: AsyncParsableCommand {
         guard let m = DurationText.parse(misfireThreshold), m >= 1, m <= 86_400 else {
             throw ValidationError("--misfire-threshold must be a duration from 1s to 1d, such as 5s or 1m")
         }
+        if pruneOlderThan == nil && (!pruneState.isEmpty || pruneEvery != "1h") {
+            throw ValidationError("--prune-state and --prune-every go with --prune-older-than DURATION, which says what to prune")
+        }
+        _ = try prunePolicy()
+        guard let every = DurationText.parse(pruneEvery), every >= 1, every <= 7 * 86_400 else {
+            throw ValidationError("--prune-every must be a duration from 1s to 7d, such as 1h or 30m")
+        }
         if let alertTenant, let problem = Limits.tenantProblem(alertTenant) {
             throw ValidationError("--alert-tenant \(Limits.quoted(alertTenant)) \(problem)")
         }
         if let command = resolvedAlertCommand, command.trimmingCharacters(in: .whitespaces).isEmpty || command.contains("\0") {
             throw ValidationError("--alert-command is empty (or holds a NUL byte): give a command, or leave it out to deliver no alerts")
+        }
+    }
+
+    /// What --prune-older-than and --prune-state select, if given.
+    func prunePolicy() throws -> PrunePolicy? {
+        guard let pruneOlderThan else { return nil }
+        do {
+            return try PrunePolicy.parse(olderThan: pruneOlderThan, states: pruneState, flag: "--prune-older-than", stateFlag: "--prune-state")
+        } catch {
+            throw ValidationError("\(error)")
         }
     }
 
@@ -85,6 +111,8 @@ struct MasterCommand: AsyncParsableCommand {
             options.alertRetries = alertRetries
             options.alertTimeoutSeconds = DurationText.parse(alertTimeout) ?? 30
             options.misfireThresholdSeconds = DurationText.parse(misfireThreshold) ?? 5
+            options.prune = try prunePolicy()
+            options.pruneEverySeconds = DurationText.parse(pruneEvery) ?? 3600
             if let alertTenant {
                 guard let user = try TenantUser.lookUp(alertTenant) else {
                     throw InputError.configuration("--alert-tenant \(Limits.quoted(alertTenant)) does not exist on this host; create the user (useradd) or name another")

@@ -44,10 +44,10 @@ extension PoolCommand {
 
         func run() async {
             await Tool.run("ds-pool") {
-                let path = try global.resolve().databasePath
-                let isNew = !FileManager.default.fileExists(atPath: path)
-                let store = try Store(path: path)
-                if isNew { Tool.warn("ds-pool", "created a new database \(path); only masters started with this --db / DS_DB use its pools") }
+                let configuration = try global.resolve()
+                let isNew = !configuration.databaseMayExist
+                let store = try configuration.openStore(create: true)
+                if isNew { Tool.warn("ds-pool", "created a new database \(configuration.databasePath); only masters started with this --db / DS_DB use its pools") }
                 try await store.setPool(pool.name, slots: slots, now: ProcessStats.now())
                 return .success
             }
@@ -63,7 +63,7 @@ extension PoolCommand {
 
         func run() async {
             await Tool.run("ds-pool") {
-                let store = try Store(path: try global.resolve().databasePath, create: false)
+                let store = try global.resolve().openStore()
                 let pools = try await store.pools()
                 if json {
                     for p in pools { print(WireJSON.string(p)) }
@@ -85,7 +85,7 @@ extension PoolCommand {
 
         func run() async {
             await Tool.run("ds-pool") {
-                let store = try Store(path: try global.resolve().databasePath, create: false)
+                let store = try global.resolve().openStore()
                 guard try await store.removePool(pool.name) else {
                     throw ControlRefusal(description: "no pool named \(Limits.quoted(pool.name)); see ds-pool list", exitStatus: .dataError)
                 }

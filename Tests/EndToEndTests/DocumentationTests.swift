@@ -83,6 +83,13 @@ final class DocumentationTests: XCTestCase {
             for entry in [".Op Fl -zk-auth", "Fl -zk-auth", ".It Ev DS_ZK_AUTH\n", ".It Ev DS_ZK_AUTH_FILE\n"] {
                 XCTAssertTrue(text.contains(entry), "\(tool) man page lacks \(entry)")
             }
+            // Issue 23: every tool that opens the database says how to name a PostgreSQL one and its password.
+            XCTAssertTrue(text.contains("Fl -db-pool"), "\(tool) man page lacks --db-pool")
+            if tool != "ds-worker" {
+                for entry in [".It Ev DS_DB\n", ".Li postgres:// Ns", ".It Ev DS_DB_PASSWORD_FILE\n", ".It Ev PGPASSWORD\n", ".It Ev DS_DB_POOL\n"] {
+                    XCTAssertTrue(text.contains(entry), "\(tool) man page lacks \(entry)")
+                }
+            }
         }
     }
 }

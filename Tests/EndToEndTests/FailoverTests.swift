@@ -25,26 +25,7 @@ final class FailoverTests: ClusterTestCase {
     }
 
     func testKilledWorkerTaskCompletesOnTheOtherWorkerAndNeverRunsOnBeside() async throws {
-        try cluster.startMaster()
-        let doomed = try cluster.startWorker(slots: 1)
-        let id = try cluster.submit(#"""
-            {"name":"survive","tasks":[{"name":"long","command":"echo start-$DS_TASK_INSTANCE_ID >> \#(marker); sleep 3; echo end-$DS_TASK_INSTANCE_ID >> \#(marker)"},
-             {"name":"after","deps":["long"],"command":"echo after >> \#(marker)"}]}
-            """#)
-        try await eventually("the task started on the doomed worker") { cluster.lines(marker).count == 1 }
-        try cluster.startWorker(slots: 1)
-        cluster.kill9(doomed)
-        let state = try await cluster.waitForEnd(id)
-        XCTAssertEqual(state, .success)
-        let long = try await attempts(id).filter { $0.taskName == "long" }
-        XCTAssertEqual(long.map(\.state), [.needFaultTolerance, .success])
-        XCTAssertEqual(long.map(\.attempt), [1, 1], "a failover is not a retry")
-        // Give the first attempt's shell time to have finished, had the supervisor not killed it.
-        try await Task.sleep(for: .seconds(4))
-        let lines = cluster.lines(marker)
-        XCTAssertFalse(lines.contains("end-\(long[0].id!)"), "the killed worker's task ran on: \(lines)")
-        XCTAssertTrue(lines.contains("end-\(long[1].id!)"), "\(lines)")
-        XCTAssertEqual(lines.filter { $0 == "after" }.count, 1)
+        try await killedWorkerTaskCompletesOnTheOtherWorker()
     }
 
     /// The worker's one task-supervisor is the parent of all its tasks. Killed, it leaves them
@@ -388,5 +369,33 @@ final class FailoverTests: ClusterTestCase {
         let newKey = "SERVER_DOWN:worker_127.0.0.1:\(port)_\(newSession)"
         try await eventually("the new session is recorded down", timeout: 60) { try await downKeys().contains(newKey) }
         XCTAssertTrue(master.isRunning)
+    }
+}
+
+extension ClusterTestCase {
+    /// A worker killed (-9) mid-task: the task fails over to the other worker, is not a retry,
+    /// never runs on beside its new attempt, and every task runs once (also on PostgreSQL).
+    func killedWorkerTaskCompletesOnTheOtherWorker() async throws {
+        let marker = cluster.marker
+        try cluster.startMaster()
+        let doomed = try cluster.startWorker(slots: 1)
+        let id = try cluster.submit(#"""
+            {"name":"survive","tasks":[{"name":"long","command":"echo start-$DS_TASK_INSTANCE_ID >> \#(marker); sleep 3; echo end-$DS_TASK_INSTANCE_ID >> \#(marker)"},
+             {"name":"after","deps":["long"],"command":"echo after >> \#(marker)"}]}
+            """#)
+        try await eventually("the task started on the doomed worker") { cluster.lines(marker).count == 1 }
+        try cluster.startWorker(slots: 1)
+        cluster.kill9(doomed)
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        let long = try await cluster.store().taskAttempts(of: id).filter { $0.taskName == "long" }
+        XCTAssertEqual(long.map(\.state), [.needFaultTolerance, .success])
+        XCTAssertEqual(long.map(\.attempt), [1, 1], "a failover is not a retry")
+        // Give the first attempt's shell time to have finished, had the supervisor not killed it.
+        try await Task.sleep(for: .seconds(4))
+        let lines = cluster.lines(marker)
+        XCTAssertFalse(lines.contains("end-\(long[0].id!)"), "the killed worker's task ran on: \(lines)")
+        XCTAssertTrue(lines.contains("end-\(long[1].id!)"), "\(lines)")
+        XCTAssertEqual(lines.filter { $0 == "after" }.count, 1)
     }
 }

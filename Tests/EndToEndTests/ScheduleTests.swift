@@ -25,45 +25,7 @@ final class ScheduleTests: ClusterTestCase {
     }
 
     func testEverySecondWithThreeMastersOneInstancePerFireTimeAlsoWhenOneIsKilled() async throws {
-        let masters = try (0..<3).map { _ in try cluster.startMaster(["--misfire-threshold", "60s"]) }
-        try cluster.startWorker(slots: 8)
-        // Each run writes its instance id and the system.datetime it sees: the fire time, in the
-        // schedule's zone (Kathmandu, +05:45: no machine's local zone hides a mistake there).
-        try store(#"{"name":"tick","tasks":[{"name":"t","command":"echo $DS_WORKFLOW_INSTANCE_ID ${system.datetime} >> \#(marker)"}]}"#)
-        let start = (ProcessStats.now() + 3).rounded(.up)
-        let end = start + 9
-        let id = try add(["tick", "--cron", "* * * * * ?", "--tz", "Asia/Kathmandu", "--start", String(Int(start)), "--end", String(Int(end))])
-        let expected = (0...9).map { start + Double($0) }
-        // Midway, one master dies.
-        try await eventually("the first five fire times have fired") {
-            try await self.cluster.store().instances(schedule: id).count >= 5
-        }
-        cluster.kill9(masters[1])
-        try await eventually("every fire time has fired", timeout: 180) {
-            try await self.cluster.store().instances(schedule: id).count >= expected.count
-        }
-        try await Task.sleep(for: .seconds(3))
-        let instances = try await cluster.store().instances(schedule: id)
-        XCTAssertEqual(instances.compactMap(\.scheduleTime), expected, "one instance per fire time, none lost, none twice")
-        let zone = TimeZone(identifier: "Asia/Kathmandu")!
-        var seen: [String: String] = [:]
-        for instance in instances {
-            let state = try await cluster.waitForEnd(instance.id!)
-            XCTAssertEqual(state, .success, "instance \(instance.id!)")
-            let datetime = ParameterResolver(runTime: Date(timeIntervalSince1970: instance.scheduleTime!), timeZone: zone).builtIns["system.datetime"]!
-            seen[String(instance.id!)] = datetime
-        }
-        let lines = cluster.lines(marker)
-        XCTAssertEqual(lines.count, expected.count, "each instance's task ran once: \(lines)")
-        for line in lines {
-            let parts = line.split(separator: " ").map(String.init)
-            XCTAssertEqual(parts.count, 2, line)
-            XCTAssertEqual(seen[parts[0]], parts.last, "system.datetime is the fire time in the schedule's zone: \(line)")
-        }
-        let shown = try schedule(["show", String(id), "--json"])
-        XCTAssertEqual(shown.status, 0, shown.stderr)
-        let view = try JSONSerialization.jsonObject(with: Data(shown.stdout.split(separator: "\n")[0].utf8)) as? [String: Any]
-        XCTAssertNil(view?["next_fire_time"], "past its end, the schedule has no fire time left: \(shown.stdout)")
+        try await scheduleFiresOncePerFireTime(masters: 3)
     }
 
     /// Three schedules, one per catch-up policy, fire every second; every master is killed for
@@ -260,4 +222,56 @@ func XCTAssertEqualAsync<T: Equatable>(_ value: @autoclosure () async throws -> 
                                        file: StaticString = #filePath, line: UInt = #line) async throws {
     let v = try await value()
     XCTAssertEqual(v, expected, message, file: file, line: line)
+}
+
+extension ClusterTestCase {
+    /// A schedule firing every second for ten seconds with `masters` masters, one of them killed
+    /// (-9) midway: one instance per fire time, none lost, none twice, each run once with the fire
+    /// time as its system.datetime (also on PostgreSQL, with two masters).
+    func scheduleFiresOncePerFireTime(masters count: Int) async throws {
+        let marker = cluster.marker
+        func schedule(_ arguments: [String]) throws -> ToolRun { try cluster.run("ds-schedule", arguments) }
+        let masters = try (0..<count).map { _ in try cluster.startMaster(["--misfire-threshold", "60s"]) }
+        try cluster.startWorker(slots: 8)
+        // Each run writes its instance id and the system.datetime it sees: the fire time, in the
+        // schedule's zone (Kathmandu, +05:45: no machine's local zone hides a mistake there).
+        let stored = try cluster.run("ds-submit", ["--no-start", try cluster.workflowFile(#"{"name":"tick","tasks":[{"name":"t","command":"echo $DS_WORKFLOW_INSTANCE_ID ${system.datetime} >> \#(marker)"}]}"#)])
+        XCTAssertEqual(stored.status, 0, stored.stderr)
+        let start = (ProcessStats.now() + 3).rounded(.up)
+        let end = start + 9
+        let added = try schedule(["add", "tick", "--cron", "* * * * * ?", "--tz", "Asia/Kathmandu", "--start", String(Int(start)), "--end", String(Int(end))])
+        XCTAssertEqual(added.status, 0, added.stderr)
+        let id = Int64(added.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        let expected = (0...9).map { start + Double($0) }
+        // Midway, one master dies.
+        try await eventually("the first five fire times have fired") {
+            try await self.cluster.store().instances(schedule: id).count >= 5
+        }
+        cluster.kill9(masters[1])
+        try await eventually("every fire time has fired", timeout: 180) {
+            try await self.cluster.store().instances(schedule: id).count >= expected.count
+        }
+        try await Task.sleep(for: .seconds(3))
+        let instances = try await cluster.store().instances(schedule: id)
+        XCTAssertEqual(instances.compactMap(\.scheduleTime), expected, "one instance per fire time, none lost, none twice")
+        let zone = TimeZone(identifier: "Asia/Kathmandu")!
+        var seen: [String: String] = [:]
+        for instance in instances {
+            let state = try await cluster.waitForEnd(instance.id!)
+            XCTAssertEqual(state, .success, "instance \(instance.id!)")
+            let datetime = ParameterResolver(runTime: Date(timeIntervalSince1970: instance.scheduleTime!), timeZone: zone).builtIns["system.datetime"]!
+            seen[String(instance.id!)] = datetime
+        }
+        let lines = cluster.lines(marker)
+        XCTAssertEqual(lines.count, expected.count, "each instance's task ran once: \(lines)")
+        for line in lines {
+            let parts = line.split(separator: " ").map(String.init)
+            XCTAssertEqual(parts.count, 2, line)
+            XCTAssertEqual(seen[parts[0]], parts.last, "system.datetime is the fire time in the schedule's zone: \(line)")
+        }
+        let shown = try schedule(["show", String(id), "--json"])
+        XCTAssertEqual(shown.status, 0, shown.stderr)
+        let view = try JSONSerialization.jsonObject(with: Data(shown.stdout.split(separator: "\n")[0].utf8)) as? [String: Any]
+        XCTAssertNil(view?["next_fire_time"], "past its end, the schedule has no fire time left: \(shown.stdout)")
+    }
 }

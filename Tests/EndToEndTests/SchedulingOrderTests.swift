@@ -93,39 +93,56 @@ final class SchedulingOrderTests: ClusterTestCase {
     }
 
     func testThreeMastersRunThreeHundredWorkflowsEachOnce() async throws {
-        for _ in 0..<3 { try cluster.startMaster() }
+        try await mastersShareWorkflows(masters: 3, workflows: 300)
+    }
+}
+
+extension ClusterTestCase {
+    /// `masters` masters and two workers share `workflows` workflows, submitted from four
+    /// processes at once; with `killingOne`, one master is killed (-9) once a tenth have ended.
+    /// Every workflow succeeds with one attempt, every task runs exactly once, every command is
+    /// claimed (also on PostgreSQL, two masters, one killed).
+    func mastersShareWorkflows(masters count: Int, workflows: Int, killingOne: Bool = false) async throws {
+        let marker = cluster.marker
+        let masters = try (0..<count).map { _ in try cluster.startMaster() }
         try cluster.startWorker(slots: 4)
         try cluster.startWorker(slots: 4)
         let path = try cluster.workflowFile(
             #"{"name":"many","tasks":[{"name":"only","command":"echo $DS_WORKFLOW_INSTANCE_ID >> \#(marker)"}]}"#)
+        let store = try cluster.store()
         // Submit from several processes at once, as cron jobs would.
         let ids = try await withThrowingTaskGroup(of: [Int64].self) { group in
             for _ in 0..<4 {
                 group.addTask {
-                    try (0..<75).map { _ in
+                    try (0..<workflows / 4).map { _ in
                         let run = try self.cluster.run("ds-submit", [path])
                         XCTAssertEqual(run.status, 0, run.stderr)
                         return Int64(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
                     }
                 }
             }
+            if killingOne {
+                try await eventually("a tenth of the workflows ended", timeout: 300) {
+                    try await store.countInstances(in: .success) >= workflows / 10
+                }
+                cluster.kill9(masters[0])
+            }
             var all: [Int64] = []
             for try await chunk in group { all += chunk }
             return all
         }
-        XCTAssertEqual(Set(ids).count, 300)
-        let store = try cluster.store()
-        try await eventually("300 workflows ended", timeout: 300) {
-            try await store.countInstances(in: .success) + store.countInstances(in: .failure) == 300
+        XCTAssertEqual(Set(ids).count, workflows)
+        try await eventually("\(workflows) workflows ended", timeout: 300) {
+            try await store.countInstances(in: .success) + store.countInstances(in: .failure) == workflows
         }
         let succeeded = try await store.countInstances(in: .success)
         let attempts = try await store.countRows(of: "task_instance")
         let commands = try await store.countRows(of: "command")
-        XCTAssertEqual(succeeded, 300)
-        XCTAssertEqual(attempts, 300, "one attempt per workflow")
+        XCTAssertEqual(succeeded, workflows)
+        XCTAssertEqual(attempts, workflows, "one attempt per workflow")
         XCTAssertEqual(commands, 0, "every command claimed")
-        let ran = lines()
-        XCTAssertEqual(ran.count, 300, "every workflow's task ran exactly once")
+        let ran = cluster.lines(marker)
+        XCTAssertEqual(ran.count, workflows, "every workflow's task ran exactly once")
         XCTAssertEqual(Set(ran), Set(ids.map(String.init)))
     }
 }

@@ -11,35 +11,11 @@ final class WorkflowRunTests: ClusterTestCase {
     }
 
     func submitAndWait(_ json: String, _ extra: [String] = []) throws -> (ToolRun, InstanceSummary) {
-        let path = try cluster.workflowFile(json)
-        let run = try cluster.run("ds-submit", [path, "--wait", "--json"] + extra)
-        let summary = try JSONDecoder().decode(InstanceSummary.self, from: Data(run.stdout.utf8))
-        return (run, summary)
+        try cluster.submitAndWait(json, extra)
     }
 
     func testDiamondSucceedsInDependencyOrder() throws {
-        try cluster.startMaster()
-        try cluster.startWorker(slots: 2)
-        let (run, summary) = try submitAndWait("""
-            {"name":"diamond","tasks":[
-              {"name":"a","command":"echo a >> \(marker)"},
-              {"name":"b","deps":["a"],"command":"sleep 0.2; echo b >> \(marker)"},
-              {"name":"c","deps":["a"],"command":"echo c >> \(marker)"},
-              {"name":"d","deps":["b","c"],"command":"echo d >> \(marker)"}]}
-            """)
-        XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertEqual(summary.instance.state, "SUCCESS")
-        XCTAssertEqual(summary.tasks.map(\.state), ["SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS"])
-        let order = lines(marker)
-        XCTAssertEqual(order.count, 4)
-        XCTAssertEqual(order.first, "a")
-        XCTAssertEqual(order.last, "d")
-        // The human summary, for a pipe: one table and a closing line.
-        let human = try cluster.run("ds-submit", [try cluster.workflowFile(#"{"name":"one","tasks":[{"name":"x","command":"true"}]}"#), "--wait"])
-        XCTAssertEqual(human.status, 0, human.stderr)
-        XCTAssertTrue(human.stdout.contains("TASK"), human.stdout)
-        XCTAssertTrue(human.stdout.contains("x     SUCCESS  1"), human.stdout)
-        XCTAssertTrue(human.stdout.contains("one SUCCESS"), human.stdout)
+        try diamondSucceedsInDependencyOrder()
     }
 
     func testFailingTaskEndsWorkflowAndItsDownstreamNeverRuns() throws {
@@ -167,4 +143,34 @@ struct InstanceSummary: Decodable {
     }
     var instance: Instance
     var tasks: [Task]
+}
+
+extension ClusterTestCase {
+    /// A diamond through a master, a worker and ds-submit --wait: SUCCESS, in dependency order
+    /// (also run on PostgreSQL: PostgresEndToEndTests).
+    func diamondSucceedsInDependencyOrder() throws {
+        let marker = cluster.marker
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 2)
+        let (run, summary) = try cluster.submitAndWait("""
+            {"name":"diamond","tasks":[
+              {"name":"a","command":"echo a >> \(marker)"},
+              {"name":"b","deps":["a"],"command":"sleep 0.2; echo b >> \(marker)"},
+              {"name":"c","deps":["a"],"command":"echo c >> \(marker)"},
+              {"name":"d","deps":["b","c"],"command":"echo d >> \(marker)"}]}
+            """)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(summary.instance.state, "SUCCESS")
+        XCTAssertEqual(summary.tasks.map(\.state), ["SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS"])
+        let order = cluster.lines(marker)
+        XCTAssertEqual(order.count, 4)
+        XCTAssertEqual(order.first, "a")
+        XCTAssertEqual(order.last, "d")
+        // The human summary, for a pipe: one table and a closing line.
+        let human = try cluster.run("ds-submit", [try cluster.workflowFile(#"{"name":"one","tasks":[{"name":"x","command":"true"}]}"#), "--wait"])
+        XCTAssertEqual(human.status, 0, human.stderr)
+        XCTAssertTrue(human.stdout.contains("TASK"), human.stdout)
+        XCTAssertTrue(human.stdout.contains("x     SUCCESS  1"), human.stdout)
+        XCTAssertTrue(human.stdout.contains("one SUCCESS"), human.stdout)
+    }
 }

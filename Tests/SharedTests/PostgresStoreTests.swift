@@ -9,7 +9,7 @@ final class PostgresStoreTests: StoreTests {
 
     override func location(_ name: String) throws -> DatabaseLocation {
         if let settings = databases[name] { return .postgres(settings) }
-        let settings = try ScratchPostgres.server().makeDatabase()
+        let settings = try PostgresServer.shared().createDatabase().settings()
         databases[name] = settings
         return .postgres(settings)
     }
@@ -135,12 +135,12 @@ final class PostgresStoreTests: StoreTests {
     /// a write fails as a temporary failure (exit 75, "database unreachable"), and writes nothing;
     /// once it is back the same store writes again, and nothing written before is lost.
     func testAStoreOutlivesAServerRestart() async throws {
-        let server = try ScratchPostgres.privateServer()
-        defer { server.stop() }
-        let store = try Store(location: .postgres(try server.makeDatabase(poolSize: 2)))
+        let server = try PostgresServer.start()
+        defer { server.remove() }
+        let store = try Store(location: .postgres(try server.createDatabase().settings(poolSize: 2)))
         let w = WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "a", command: "true")])
         let before = try await store.submit(w, params: [:], now: 1).instanceId
-        server.halt()
+        try server.stop()
         do {
             _ = try await store.submit(w, params: [:], now: 2)
             XCTFail("a write succeeded with the server down")
@@ -148,7 +148,7 @@ final class PostgresStoreTests: StoreTests {
             XCTAssertEqual(ExitStatus.of(error), .tempFail, "\(error)")
             XCTAssertTrue("\(error)".contains("database unreachable"), "\(error)")
         }
-        try server.restart()
+        try server.start()
         let deadline = Date().addingTimeInterval(120)
         var after: Int64?
         while after == nil {
@@ -163,12 +163,12 @@ final class PostgresStoreTests: StoreTests {
 
     /// A server that cannot be reached is a temporary failure (exit 75) that says so.
     func testAnUnreachableServerIsATemporaryFailureThatSaysSo() throws {
-        _ = try ScratchPostgres.server()
-        let port = try ScratchPostgres.freePort()  // nothing listens there
+        _ = try PostgresServer.shared()
+        let port = try freePort()  // nothing listens there
         let settings = PostgresSettings(host: "127.0.0.1", port: port, user: "postgres", database: "none")
         XCTAssertThrowsError(try Store(location: .postgres(settings), create: false)) { error in
             XCTAssertEqual(ExitStatus.of(error), .tempFail, "\(error)")
-            XCTAssertTrue("\(error)".contains("database unreachable") && "\(error)".contains(settings.display), "\(error)")
+            XCTAssertTrue("\(error)".contains("database unreachable") && "\(error)".contains(settings.description), "\(error)")
         }
     }
 
@@ -177,7 +177,7 @@ final class PostgresStoreTests: StoreTests {
         guard case .postgres(let settings) = try location("empty") else { return XCTFail("not PostgreSQL") }
         XCTAssertThrowsError(try Store(location: .postgres(settings), create: false)) { error in
             XCTAssertEqual(ExitStatus.of(error), .config, "\(error)")
-            XCTAssertTrue("\(error)".contains(settings.display), "\(error)")
+            XCTAssertTrue("\(error)".contains(settings.description), "\(error)")
         }
         _ = try Store(location: .postgres(settings))
         _ = try Store(location: .postgres(settings), create: false)
@@ -208,7 +208,7 @@ final class PostgresScheduleStoreTests: ScheduleStoreTests {
     private var database: PostgresSettings?
 
     override func makeLocation() throws -> DatabaseLocation {
-        let settings = try database ?? ScratchPostgres.server().makeDatabase()
+        let settings = try database ?? PostgresServer.shared().createDatabase().settings()
         database = settings
         return .postgres(settings)
     }

@@ -4,24 +4,7 @@ import XCTest
 
 /// `--zk-auth`, `DS_ZK_AUTH` and `DS_ZK_AUTH_FILE`: parsing, precedence, the file's forms, and
 /// the digest identity ZooKeeper derives from them.
-final class ZooKeeperCredentialsTests: XCTestCase {
-    var directory: URL!
-
-    override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-auth-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    func file(_ contents: String, mode: mode_t = 0o600) throws -> String {
-        let url = directory.appendingPathComponent(UUID().uuidString)
-        try contents.write(to: url, atomically: true, encoding: .utf8)
-        chmod(url.path, mode)
-        return url.path
-    }
+final class ZooKeeperCredentialsTests: ScratchFolderTestCase {
 
     /// A credentials file others can read (or write) is refused, naming the fix, whatever its content.
     func testAuthFileReadableByOthersIsRefused() throws {

@@ -15,15 +15,23 @@ public struct GlobalOptions: ParsableArguments, Sendable {
                 reach is refused (env DS_ZK_AUTH; or DS_ZK_AUTH_FILE, a file holding them, kept out of ps).
                 """, valueName: "user:password"))
     public var zkAuth: String?
-    @Option(name: .customLong("db"), help: "SQLite database file (env DS_DB, default $DS_HOME/ds.db).")
+    @Option(name: .customLong("db"), help: ArgumentHelp("""
+        The database: a SQLite file, or postgres://USER@HOST[:PORT]/DB[?sslmode=disable|require|verify-full] \
+        with its password in the file DS_DB_PASSWORD_FILE names, or PGPASSWORD (env DS_DB, default $DS_HOME/ds.db).
+        """, valueName: "path-or-url"))
     public var db: String?
+    @Option(name: .customLong("db-pool"), help: ArgumentHelp("""
+        The most database connections this process holds open, from 1 to 200 (PostgreSQL; env DS_DB_POOL, default 10).
+        """, valueName: "n"))
+    public var dbPool: Int?
     @Option(name: .customLong("home"), help: "State folder (env DS_HOME, default $XDG_STATE_HOME/ds or ~/.local/state/ds).")
     public var home: String?
 
     public init() {}
 
     /// Flags over environment over defaults.
-    public func resolve(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
+    public func resolve(_ environment: [String: String] = ProcessInfo.processInfo.environment,
+                        warn: (String) -> Void = GlobalOptions.warnOnStandardError) throws -> Configuration {
         let home = self.home ?? environment["DS_HOME"] ?? {
             if let xdg = environment["XDG_STATE_HOME"], !xdg.isEmpty { return xdg + "/ds" }
             return (environment["HOME"] ?? NSHomeDirectory()) + "/.local/state/ds"
@@ -44,16 +52,36 @@ public struct GlobalOptions: ParsableArguments, Sendable {
             throw InputError.configuration("--zk / DS_ZK \(Limits.quoted(connect)) \(why)")
         }
         let database = db ?? environment["DS_DB"] ?? home + "/ds.db"
-        // Before anything connects: a URL is a mistake found at once, not after a ZooKeeper wait.
-        if let why = Store.databaseProblem(database) { throw InputError.usage("--db / DS_DB \(Limits.quoted(database)) \(why)") }
-        return Configuration(
+        // Before anything connects: a bad location is a mistake found at once, not after a ZooKeeper wait.
+        let poolSize = try DatabasePoolSize.size(flag: dbPool, environment: environment)
+        let location = try DatabaseLocation.parse(database, poolSize: poolSize, environment: environment, warn: warn)
+        var configuration = Configuration(
             zkConnect: connect,
             zkRoot: root,
-            databasePath: database,
+            databasePath: DatabaseLocation.redacted(database),
             home: home,
             sessionTimeoutMillis: Int(timeout * 1000),
             zkCredentials: try ZooKeeperCredentials.resolve(flag: zkAuth, environment: environment))
+        configuration.database = location
+        configuration.databasePoolSize = poolSize
+        return configuration
     }
+
+    /// Where `resolve` says what works but is unwise (a password in --db): stderr, once per process.
+    public static let warnOnStandardError: @Sendable (String) -> Void = { message in
+        guard warned.insert(message) else { return }
+        let tool = (CommandLine.arguments.first as NSString?)?.lastPathComponent ?? "ds"
+        Tool.warn(tool, message)
+    }
+    private static let warned = WarnedOnce()
+}
+
+/// The warnings already given by this process.
+private final class WarnedOnce: @unchecked Sendable {
+    private let lock = NSLock()
+    private var given: Set<String> = []
+    /// True the first time `message` is given.
+    func insert(_ message: String) -> Bool { lock.withLock { given.insert(message).inserted } }
 }
 
 extension GlobalOptions {
@@ -104,7 +132,12 @@ extension GlobalOptions {
 public struct Configuration: Sendable {
     public var zkConnect: String
     public var zkRoot: String
+    /// The SQLite file's path; for a PostgreSQL URL, the URL with its password hidden (for messages).
     public var databasePath: String
+    /// What --db / DS_DB names, parsed (the password of a PostgreSQL URL resolved).
+    public var database: DatabaseLocation
+    /// The most database connections this process holds open (--db-pool / DS_DB_POOL).
+    public var databasePoolSize: Int = DatabasePoolSize.defaultSize
     public var home: String
     public var sessionTimeoutMillis: Int
     /// Digest credentials for ZooKeeper; nil means unauthenticated, every node open to the world.
@@ -117,8 +150,25 @@ public struct Configuration: Sendable {
         self.zkConnect = zkConnect
         self.zkRoot = zkRoot
         self.databasePath = databasePath
+        self.database = .sqlite(path: databasePath)
         self.home = home
         self.sessionTimeoutMillis = sessionTimeoutMillis
         self.zkCredentials = zkCredentials
+    }
+}
+
+extension Configuration {
+    /// Opens (and migrates) the database --db / DS_DB names, a SQLite file or a PostgreSQL server
+    /// with --db-pool connections: the one way every daemon and tool opens its store. Only a
+    /// master (and ds-submit, ds-pool set, which warn) makes a new one (`create`).
+    public func openStore(create: Bool = false) throws -> Store {
+        try Store(location: database, create: create)
+    }
+
+    /// Whether the database may be there without asking it: the SQLite file exists; a PostgreSQL
+    /// server is always asked.
+    public var databaseMayExist: Bool {
+        guard case .sqlite(let path) = database else { return true }
+        return FileManager.default.fileExists(atPath: path)
     }
 }

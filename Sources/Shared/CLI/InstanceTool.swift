@@ -33,7 +33,7 @@ public enum InstanceTool {
     // MARK: Reading
 
     public static func list(_ query: InstanceQuery, json: Bool, configuration: Configuration) async throws -> ExitStatus {
-        let store = try Store(path: configuration.databasePath, create: false)
+        let store = try configuration.openStore()
         let instances = try await store.instances(query)
         if json {
             for i in instances { print(WireJSON.string(i)) }
@@ -62,7 +62,7 @@ public enum InstanceTool {
     }
 
     public static func show(_ id: Int64, json: Bool, dot: Bool, configuration: Configuration) async throws -> ExitStatus {
-        let store = try Store(path: configuration.databasePath, create: false)
+        let store = try configuration.openStore()
         guard let instance = try await store.instance(id) else {
             throw ControlRefusal(description: "instance \(id) does not exist in \(store.path); see ds-instance list", exitStatus: .dataError)
         }
@@ -257,7 +257,7 @@ public enum InstanceTool {
     }
 
     public static func definitions(_ name: String?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
-        let store = try Store(path: configuration.databasePath, create: false)
+        let store = try configuration.openStore()
         let all = try await store.definitions(named: name)
         if let name, all.isEmpty {
             throw ControlRefusal(description: "no workflow named \(Limits.quoted(name)) is stored; see ds-instance definitions", exitStatus: .dataError)
@@ -274,7 +274,7 @@ public enum InstanceTool {
 
     /// Prints a stored version as workflow JSON that `ds-submit` accepts again.
     public static func definition(_ name: String, version: Int?, dot: Bool, configuration: Configuration) async throws -> ExitStatus {
-        let store = try Store(path: configuration.databasePath, create: false)
+        let store = try configuration.openStore()
         guard let record = try await store.storedDefinition(named: name, version: version) else {
             throw ControlRefusal(description: "no stored definition \(Limits.quoted(name))\(version.map { " version \($0)" } ?? ""); see ds-instance definitions", exitStatus: .dataError)
         }
@@ -291,7 +291,7 @@ public enum InstanceTool {
 
     /// Follows an instance until it ends (as `ds-submit --wait`): 0 when it ends in `goal`, else 1.
     public static func wait(_ id: Int64, goal: WorkflowState = .success, json: Bool, configuration: Configuration) async throws -> ExitStatus {
-        let store = try Store(path: configuration.databasePath, create: false)
+        let store = try configuration.openStore()
         guard let instance = try await store.instance(id) else {
             throw ControlRefusal(description: "instance \(id) does not exist in \(store.path); see ds-instance list", exitStatus: .dataError)
         }
@@ -324,7 +324,7 @@ public enum InstanceTool {
         // ZooKeeper first, as ds-submit: nothing is written for a cluster that cannot be told.
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
-        let store = try Store(path: configuration.databasePath, create: false)
+        let store = try configuration.openStore()
         let outcome = try await store.control(id, verb, now: ProcessStats.now())
         if outcome.commandWritten { try await Submitter.notifyMasters(zk, configuration.paths, commandID: id) }
         if json && !wait { print(WireJSON.string(outcome)) }

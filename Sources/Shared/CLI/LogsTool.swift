@@ -136,7 +136,7 @@ public enum LogsTool {
     static func label(_ task: String, attempt: Int) -> String { attempt > 1 ? "\(task)#\(attempt)" : task }
 
     static func open(_ configuration: Configuration, logRoot: String?) async throws -> Context {
-        let store = try Store(path: configuration.databasePath, create: false)
+        let store = try configuration.openStore()
         // ZooKeeper names the worker that runs an attempt and where it listens; without it, only
         // logs on this machine can be read.
         var zk: ZooKeeperClient?

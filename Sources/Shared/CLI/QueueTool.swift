@@ -50,8 +50,8 @@ public enum QueueTool {
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
         let paths = configuration.paths
-        let store = FileManager.default.fileExists(atPath: configuration.databasePath)
-            ? try Store(path: configuration.databasePath, create: false) : nil
+        let store = configuration.databaseMayExist
+            ? try configuration.openStore() : nil
         if store == nil { Tool.warn(tool, "no database at \(configuration.databasePath): listing the window in ZooKeeper only, without the backlog or names") }
         var groups = Set(try await zk.childrenIfPresent(paths.queue))
         if let store { groups.formUnion(try await store.backlogGroups()) }
@@ -90,8 +90,8 @@ public enum QueueTool {
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
         let paths = configuration.paths
-        let store = FileManager.default.fileExists(atPath: configuration.databasePath)
-            ? try Store(path: configuration.databasePath, create: false) : nil
+        let store = configuration.databaseMayExist
+            ? try configuration.openStore() : nil
         var groups = try await zk.childrenIfPresent(paths.queue)
         if let group { groups = groups.filter { $0 == group } }
         if !json { print(header) }
@@ -114,7 +114,7 @@ public enum QueueTool {
         }
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
-        let store = try Store(path: configuration.databasePath, create: false)
+        let store = try configuration.openStore()
         let instance = try await store.requestRemove(attempt: id, now: ProcessStats.now())
         try await Submitter.notifyMasters(zk, configuration.paths, commandID: instance)
         struct Removal: Encodable { var taskInstanceId: Int64; var instanceId: Int64; var state: TaskState? }
@@ -279,8 +279,8 @@ public enum QueueTool {
                                                                               worker: nil, time: ProcessStats.now()), json: json) }
                 for name in before.subtracting(now).sorted() {
                     let key = TaskQueueKey(name)!
-                    if store == nil, FileManager.default.fileExists(atPath: configuration.databasePath) {
-                        store = try Store(path: configuration.databasePath, create: false)
+                    if store == nil, configuration.databaseMayExist {
+                        store = try configuration.openStore()
                     }
                     let (event, worker) = try await whatBecameOf(key.taskInstanceId, zk: zk, paths: paths, store: store)
                     emit(QueueEvent(event: event, group: g, key: key, taskInstanceId: key.taskInstanceId, worker: worker,
@@ -378,7 +378,7 @@ public enum QueueTool {
         let (status, submitted) = try await Submitter.submit(definition, request, tool: tool, configuration: configuration, printID: false)
         guard !wait, let submitted else { return status }
         // The task's own id comes once a master has dispatched it; a moment is enough when one runs.
-        let store = try Store(path: configuration.databasePath, create: false)
+        let store = try configuration.openStore()
         var taskID: Int64?
         let deadline = ProcessStats.now() + 5
         while taskID == nil && ProcessStats.now() < deadline {

@@ -57,7 +57,7 @@ public struct ScheduleIDArgument: ParsableArguments, Sendable {
 extension ScheduleTool {
     /// Opens the database the masters use; a missing one is a mistyped --db / DS_DB.
     static func store(_ global: GlobalOptions) throws -> Store {
-        try Store(path: try global.resolve().databasePath, create: false)
+        try global.resolve().openStore()
     }
 
     static func notFound(_ id: Int64) -> ControlRefusal {

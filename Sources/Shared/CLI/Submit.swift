@@ -131,8 +131,8 @@ public enum Submitter {
         // The root must take a write before the database does: an instance stored for a tree that
         // refuses writes would be run by some other cluster sharing the database, and run again on retry.
         try await zk.ensurePath(configuration.paths.root + "/signal")
-        let isNew = !FileManager.default.fileExists(atPath: configuration.databasePath)
-        let store = try Store(path: configuration.databasePath)
+        let isNew = !configuration.databaseMayExist
+        let store = try configuration.openStore(create: true)
         if isNew { Tool.warn(tool, "created a new database \(configuration.databasePath); only masters started with this --db / DS_DB run its instances") }
         // A pool that does not exist would hold its tasks for ever: refused, with what to do.
         let missing = Set(try await store.missingPools(Set(definition.tasks.compactMap(\.pool))))

@@ -19,7 +19,7 @@ extension MasterScheduler {
         let sessions = SessionRenewal(configuration: configuration, logger: logger)
         let firstSession = try await sessions.first()
         defer { sessions.current?.close() }
-        let store = try Store(path: configuration.databasePath)
+        let store = try configuration.openStore(create: true)
         logger.info("database \(configuration.databasePath), \(configuration.zooKeeperSummary)")
         let current = NIOLockedValueBox<MasterScheduler?>(nil)
         Gauge(label: "ds_master_slots").record(options.maxWorkflows)

@@ -68,6 +68,10 @@ public struct MasterOptions: Sendable {
     /// A fire time later than this when a master comes to it was missed (no master ran): the
     /// schedule's catch-up policy applies to it.
     public var misfireThresholdSeconds: Double = 5
+    /// Finished instances this master prunes (`--prune-older-than`, `--prune-state`); nil: none.
+    public var prune: PrunePolicy?
+    /// How often it prunes, jittered (`--prune-every`); also once soon after it starts.
+    public var pruneEverySeconds: Double = 3600
 
     public init(host: String, port: Int, maxWorkflows: Int) {
         self.host = host
@@ -204,6 +208,7 @@ public actor MasterScheduler {
             if let command = options.alertCommand {
                 group.addTask { [session] in try await self.alertLoop(command, owner: "\(self.options.identity)#\(session)") }
             }
+            if let policy = options.prune { group.addTask { try await self.pruneLoop(policy) } }
             group.addTask { try await self.eventLoop() }
         }
     }

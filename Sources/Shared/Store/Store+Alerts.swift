@@ -52,16 +52,22 @@ extension Store {
         }
     }
 
+    /// The oldest alert due for delivery (arguments: now, now); named, so that a test can read its plan.
+    /// Each state's first due alert by its own (state, id) index, then that row by its key: written
+    /// as one OR of the two states, an analysed SQLite read the whole table in id order (every
+    /// delivered alert before the first due one).
+    static let dueAlertSQL = """
+        SELECT * FROM alert
+        WHERE id = (SELECT MIN(id) FROM alert WHERE state = 'PENDING' AND (next_attempt_time IS NULL OR next_attempt_time <= ?))
+           OR id = (SELECT MIN(id) FROM alert WHERE state = 'SENDING' AND lease_until < ?)
+        ORDER BY id LIMIT 1
+        """
+
     /// Leases the oldest alert due for delivery to `owner` until `now + lease`: one PENDING whose
     /// retry time has come, or one whose last deliverer's lease ran out (it died while its
     /// command ran). Counts the attempt. Nil if none is due.
     public func leaseAlert(owner: String, now: Double, lease: Double) async throws -> AlertRecord? {
-        let dueSQL = """
-            SELECT * FROM alert
-            WHERE (state = 'PENDING' AND (next_attempt_time IS NULL OR next_attempt_time <= ?))
-               OR (state = 'SENDING' AND lease_until < ?)
-            ORDER BY id LIMIT 1
-            """
+        let dueSQL = Self.dueAlertSQL
         // A read first: masters look several times a second, and most looks find nothing to take
         // a write lock for.
         guard try await read("looking for alerts", { db in try db.row(sql: dueSQL, arguments: [now, now]) != nil }) else { return nil }

@@ -69,14 +69,16 @@ extension Store {
         try s.calendar().first(atOrAfter: from)
     }
 
+    /// Named, so that a test can read their plans (each by the index `schedule_due`).
+    static let dueSchedulesSQL = "SELECT id FROM schedule WHERE state = 'ONLINE' AND next_fire_time <= ? ORDER BY next_fire_time, id"
+    static let soonestScheduleSQL = "SELECT MIN(next_fire_time) FROM schedule WHERE state = 'ONLINE' AND next_fire_time > ?"
+
     /// ONLINE schedules whose next fire time has come, and the soonest fire time of the others
     /// (so that a master sleeps until then).
     public func dueSchedules(now: Double) async throws -> (due: [Int64], soonest: Double?) {
         try await read("reading due schedules") { db in
-            let due = try Int64.fetchAll(db, sql: "SELECT id FROM schedule WHERE state = 'ONLINE' AND next_fire_time <= ? ORDER BY next_fire_time, id",
-                                         arguments: [now])
-            let soonest = try Double.fetchOne(db, sql: "SELECT MIN(next_fire_time) FROM schedule WHERE state = 'ONLINE' AND next_fire_time > ?",
-                                              arguments: [now])
+            let due = try Int64.fetchAll(db, sql: Self.dueSchedulesSQL, arguments: [now])
+            let soonest = try Double.fetchOne(db, sql: Self.soonestScheduleSQL, arguments: [now])
             return (due, soonest)
         }
     }

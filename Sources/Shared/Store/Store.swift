@@ -77,15 +77,15 @@ public final class Store: Sendable {
                 throw StoreError.open(path: path, reason: "\(error)")
             }
         case .postgres(let settings):
-            path = settings.display
+            path = settings.description
             let backend = try PostgresBackend(settings)
             self.backend = backend
             do {
-                databaseID = try Self.migrate(backend, location: settings.display, create: create)
+                databaseID = try Self.migrate(backend, location: settings.description, create: create)
             } catch let error as StoreError {
                 throw error
             } catch {
-                throw backend.storeError(error, "opening \(settings.display)") ?? StoreError.open(path: settings.display, reason: "\(error)")
+                throw backend.storeError(error, "opening \(settings.description)") ?? StoreError.open(path: settings.description, reason: "\(error)")
             }
         }
     }
@@ -173,13 +173,13 @@ public final class Store: Sendable {
 extension Store {
     /// Why `database` cannot be the SQLite file: a URL (`postgres://…` would otherwise become a
     /// file at the relative path `postgres:/…`, a database of its own on every host), or empty.
+    /// `DatabaseLocation.parse` reads PostgreSQL URLs before this is asked.
     static func databaseProblem(_ database: String) -> String? {
         if database.isEmpty { return "is empty; give the SQLite file's path" }
-        if let scheme = database.range(of: "://").map({ database[..<$0.lowerBound] }),
-           !scheme.isEmpty, scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }) {
+        if let scheme = DatabaseLocation.urlScheme(database) {
             let lower = scheme.lowercased()
             if lower == "postgres" || lower == "postgresql" {
-                return "is a PostgreSQL URL, and this version stores in SQLite only; give the SQLite file's path (shared by every master, so masters run on its host)"
+                return "is a PostgreSQL URL where a SQLite file's path is wanted; open it through DatabaseLocation.parse"
             }
             return "is a \(scheme):// URL; give the SQLite file's path"
         }

@@ -54,36 +54,7 @@ extension ZooKeeperCredentials {
 
     /// The credentials in `path`: one line `user:password`, its line break trimmed.
     static func read(file path: String) throws -> ZooKeeperCredentials {
-        guard !path.isEmpty else {
-            throw InputError.configuration("DS_ZK_AUTH_FILE is set but empty; name a file holding user:password, or unset it")
-        }
-        let source = "DS_ZK_AUTH_FILE \(path)"
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else {
-            throw InputError.configuration("\(source): cannot open: \(String(cString: strerror(errno))); "
-                + "write user:password into it (readable by the ds user only), or unset DS_ZK_AUTH_FILE")
-        }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        var info = stat()
-        if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
-            throw InputError.configuration("\(source) is a folder; name a file holding user:password")
-        }
-        // A secret others can read is no secret (a task running as another user, say): as ssh does.
-        if info.st_mode & 0o077 != 0 {
-            throw InputError.configuration("\(source) can be read or written by others (mode \(String(info.st_mode & 0o777, radix: 8))); "
-                + "make it readable by the ds user only: chmod 600 \(path)")
-        }
-        let data: Data
-        do {
-            data = try handle.read(upToCount: maxLength + 3) ?? Data()
-        } catch {
-            throw InputError.configuration("\(source): cannot read: \(error.localizedDescription); it must be a file holding user:password")
-        }
-        guard var text = String(data: data, encoding: .utf8) else {
-            throw InputError.configuration("\(source) is not UTF-8 text; it must hold ZooKeeper digest credentials user:password")
-        }
-        // Editors end a file with a line break; `echo` writes one too. ("\r\n" is one Character.)
-        if text.hasSuffix("\n") || text.hasSuffix("\r\n") { text.removeLast() }
-        return try ZooKeeperCredentials(parsing: text, source: source)
+        let text = try SecretFile.read(path, variable: "DS_ZK_AUTH_FILE", holding: "user:password", maxLength: maxLength)
+        return try ZooKeeperCredentials(parsing: text, source: "DS_ZK_AUTH_FILE \(path)")
     }
 }

@@ -31,25 +31,35 @@ final class Cluster {
     let sessionTimeout: String
     let root: String
     let directory: URL
+    /// The PostgreSQL database the daemons and tools get as `--db` (DS_DB and DS_DB_PASSWORD_FILE);
+    /// nil: the SQLite file `databasePath`.
+    let postgres: PostgresServer.Database?
     private(set) var daemons: [(name: String, process: Process)] = []
     private var nextPort = 7000
+    /// The test's own store of the PostgreSQL database, opened once (each opening is a pool).
+    private let openedStore = NSLock()
+    private var postgresStore: Store?
 
-    init(zk: any ZooKeeperService, sessionTimeout: String = "4s") throws {
+    init(zk: any ZooKeeperService, sessionTimeout: String = "4s", postgres: PostgresServer.Database? = nil) throws {
         self.zk = zk
         self.sessionTimeout = sessionTimeout
+        self.postgres = postgres
         root = "/t\(UUID().uuidString.prefix(8).lowercased())"
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ds-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
+    /// The SQLite file (when the cluster runs on SQLite).
     var databasePath: String { directory.appendingPathComponent("ds.db").path }
+    /// What the daemons and tools open: the SQLite file or the PostgreSQL database.
+    var databaseLocation: DatabaseLocation { postgres?.location ?? .sqlite(path: databasePath) }
     var logDirectory: String { directory.appendingPathComponent("logs").path }
 
     var environment: [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["DS_ZK"] = zk.connectString
         env["DS_ZK_ROOT"] = root
-        env["DS_DB"] = databasePath
+        if let postgres { env.merge(postgres.environment) { $1 } } else { env["DS_DB"] = databasePath }
         env["DS_HOME"] = directory.path
         env["DS_ZK_SESSION_TIMEOUT"] = sessionTimeout
         return env
@@ -185,7 +195,15 @@ final class Cluster {
         return url.path
     }
 
-    func store() throws -> Store { try Store(path: databasePath) }
+    func store() throws -> Store {
+        guard postgres != nil else { return try Store(path: databasePath) }
+        return try openedStore.withLock {
+            if let postgresStore { return postgresStore }
+            let store = try Store(location: databaseLocation)
+            postgresStore = store
+            return store
+        }
+    }
 
     /// Submits without waiting; the instance id.
     func submit(_ json: String, _ arguments: [String] = []) throws -> Int64 {
@@ -193,6 +211,15 @@ final class Cluster {
         XCTAssertEqual(run.status, 0, run.stderr)
         return Int64(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
+
+    /// Submits with `--wait --json`: the run and the instance's summary.
+    func submitAndWait(_ json: String, _ extra: [String] = []) throws -> (ToolRun, InstanceSummary) {
+        let run = try self.run("ds-submit", [try workflowFile(json), "--wait", "--json"] + extra)
+        return (run, try JSONDecoder().decode(InstanceSummary.self, from: Data(run.stdout.utf8)))
+    }
+
+    /// The marker file the scenarios' tasks append to.
+    var marker: String { directory.appendingPathComponent("markers").path }
 
     /// Waits until the instance ends; its state.
     func waitForEnd(_ instance: Int64, timeout: TimeInterval = 180) async throws -> WorkflowState? {
@@ -239,11 +266,14 @@ func eventually(_ what: String, timeout: TimeInterval = 120, _ condition: () asy
     XCTFail("timed out after \(timeout)s waiting for: \(what)")
 }
 
-/// A suite that shares one ZooKeeper server among its tests; each test gets its own cluster.
+/// A suite that shares one ZooKeeper server among its tests; each test gets its own cluster, on
+/// SQLite, or with `onPostgreSQL` on a fresh database of the test process's scratch PostgreSQL
+/// (skipped, saying why, where none can run).
 class ClusterTestCase: XCTestCase {
     static var server: ZooKeeperServer?
     static var serverError: Error?
     var cluster: Cluster!
+    class var onPostgreSQL: Bool { false }
 
     override class func setUp() {
         super.setUp()
@@ -261,7 +291,7 @@ class ClusterTestCase: XCTestCase {
             throw Self.serverError ?? NSError(domain: "ClusterTestCase", code: 1,
                                               userInfo: [NSLocalizedDescriptionKey: "ZooKeeper did not start"])
         }
-        cluster = try Cluster(zk: server)
+        cluster = try Cluster(zk: server, postgres: Self.onPostgreSQL ? try PostgresServer.shared().createDatabase() : nil)
     }
 
     override func tearDown() {

@@ -5,41 +5,6 @@ import NIOPosix
 import NIOSSL
 import PostgresNIO
 
-/// Where the database is: the SQLite file (the embedded default) or a PostgreSQL server.
-public enum DatabaseLocation: Sendable, Equatable {
-    case sqlite(path: String)
-    case postgres(PostgresSettings)
-}
-
-/// How to reach a PostgreSQL database.
-public struct PostgresSettings: Sendable, Equatable {
-    public enum TLSMode: String, Sendable, Equatable {
-        /// `sslmode=disable`: plain TCP.
-        case disable
-        /// `sslmode=require`: encrypted, the server's certificate not checked.
-        case require
-        /// `sslmode=verify-full`: encrypted, the certificate checked against the system's roots and the host name.
-        case verifyFull = "verify-full"
-    }
-
-    public var host: String
-    public var port: Int
-    public var user: String
-    public var database: String
-    public var password: String?
-    public var tls: TLSMode
-    /// The most connections this process holds (PostgresClient's pool).
-    public var poolSize: Int
-
-    public init(host: String, port: Int = 5432, user: String, database: String, password: String? = nil, tls: TLSMode = .disable,
-                poolSize: Int = 8) {
-        (self.host, self.port, self.user, self.database, self.password, self.tls, self.poolSize) = (host, port, user, database, password, tls, poolSize)
-    }
-
-    /// The location as messages name it: never the password.
-    public var display: String { "postgres://\(user)@\(host):\(port)/\(database)" }
-}
-
 /// PostgreSQL through postgres-nio's `PostgresClient` (its pool bounded by `poolSize`). A
 /// transaction is `BEGIN ISOLATION LEVEL SERIALIZABLE … COMMIT`, its synchronous body run on a
 /// thread of its own that blocks on the connection's futures (never an event loop or the
@@ -95,7 +60,7 @@ final class PostgresBackend: StoreBackend {
             } catch where !leased.done && !(error is CancellationError) {
                 // The pool gave no connection: it could not make one for its connect timeout
                 // (its circuit breaker), or it was shut down.
-                throw StoreError.unreachable("\(self.settings.display): no connection: \(error)")
+                throw StoreError.unreachable("\(self.settings.description): no connection: \(error)")
             }
         }
     }
@@ -199,7 +164,7 @@ final class PostgresBackend: StoreBackend {
     func storeError(_ error: Error, _ what: String) -> StoreError? {
         guard let error = error as? PSQLError else {
             if error is NIOConnectionError || error is IOError || error is ChannelError {
-                return .unreachable("\(what): \(settings.display): \(error)")
+                return .unreachable("\(what): \(settings.description): \(error)")
             }
             return nil
         }
@@ -207,19 +172,19 @@ final class PostgresBackend: StoreBackend {
             let state = info[.sqlState] ?? "?"
             if state == "40001" || state == "40P01" { return .busy("\(what): \(info[.message] ?? state) (retried \(Self.maxTries) times)") }
             // 57P01-03: the server is shutting down or starting; 08xxx: the connection failed.
-            if state.hasPrefix("08") || state.hasPrefix("57P") { return .unreachable("\(what): \(settings.display): \(info[.message] ?? state)") }
+            if state.hasPrefix("08") || state.hasPrefix("57P") { return .unreachable("\(what): \(settings.description): \(info[.message] ?? state)") }
             return .failed("\(what): \(info[.message] ?? "") (SQLSTATE \(state))\(info[.detail].map { "; \($0)" } ?? "")")
         }
         switch error.code {
         case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown, .sslUnsupported,
              .failedToAddSSLHandler:
-            return .unreachable("\(what): \(settings.display): \(error.underlying.map { "\($0)" } ?? error.code.description)")
+            return .unreachable("\(what): \(settings.description): \(error.underlying.map { "\($0)" } ?? error.code.description)")
         default:
             return .failed("\(what): \(error.code)\(error.underlying.map { ": \($0)" } ?? "")")
         }
     }
 
-    private static func tlsConfiguration(_ mode: PostgresSettings.TLSMode) -> TLSConfiguration? {
+    private static func tlsConfiguration(_ mode: PostgresSettings.TLS) -> TLSConfiguration? {
         switch mode {
         case .disable: return nil
         case .require:
@@ -230,11 +195,11 @@ final class PostgresBackend: StoreBackend {
         }
     }
 
-    private static func clientTLS(_ mode: PostgresSettings.TLSMode) throws -> PostgresClient.Configuration.TLS {
+    private static func clientTLS(_ mode: PostgresSettings.TLS) throws -> PostgresClient.Configuration.TLS {
         tlsConfiguration(mode).map { .require($0) } ?? .disable
     }
 
-    private static func connectionTLS(_ mode: PostgresSettings.TLSMode) throws -> PostgresConnection.Configuration.TLS {
+    private static func connectionTLS(_ mode: PostgresSettings.TLS) throws -> PostgresConnection.Configuration.TLS {
         try tlsConfiguration(mode).map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable
     }
 }
