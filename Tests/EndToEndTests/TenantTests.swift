@@ -199,7 +199,8 @@ final class AlertTenantTests: ClusterTestCase {
         try cluster.startWorker()
         let id = try cluster.submit(#"{"name":"told","warning":"SUCCESS","tasks":[{"name":"t","command":"true"}]}"#)
         _ = try await cluster.waitForEnd(id)
-        try await eventually("the alert is settled") { try await self.cluster.store().alerts().first.map { $0.state != "PENDING" } ?? false }
+        // Settled: SENT or FAILED (SENDING is the lease while the command runs; a retry is PENDING again).
+        try await eventually("the alert is settled") { try await self.cluster.store().alerts().first.map { ["SENT", "FAILED"].contains($0.state) } ?? false }
         let alert = try await cluster.store().alerts().first
         XCTAssertEqual(alert?.state, "SENT", alert?.lastError ?? "")
         let text = (try? String(contentsOfFile: seen, encoding: .utf8)) ?? ""
