@@ -18,6 +18,8 @@ struct InstanceCommand: AsyncParsableCommand {
         version: dsVersion,
         subcommands: [List.self, Show.self, Wait.self, Stop.self, Pause.self, Resume.self, Recover.self, Rerun.self, StartFrom.self,
                       Definitions.self, Definition.self])
+
+    func run() async { Tool.missingSubcommand("ds-instance", help: Self.helpMessage()) }
 }
 
 /// Runs a subcommand's work with the shared exit handling.

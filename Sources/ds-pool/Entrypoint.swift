@@ -16,6 +16,8 @@ struct PoolCommand: AsyncParsableCommand {
             """ + exitStatusHelp,
         version: dsVersion,
         subcommands: [Set.self, List.self, Remove.self])
+
+    func run() async { Tool.missingSubcommand("ds-pool", help: Self.helpMessage()) }
 }
 
 /// A pool name: the rules of a worker group's (1 to 64 letters, digits, '.', '_' and '-').

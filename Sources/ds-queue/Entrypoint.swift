@@ -14,6 +14,8 @@ struct QueueCommand: AsyncParsableCommand {
             """ + exitStatusHelp,
         version: dsVersion,
         subcommands: [List.self, Stats.self, Peek.self, Watch.self, Push.self, Remove.self])
+
+    func run() async { Tool.missingSubcommand("ds-queue", help: Self.helpMessage()) }
 }
 
 /// Runs a subcommand's work with the shared exit handling.
@@ -123,6 +125,7 @@ extension QueueCommand {
 
         func run() async {
             await runReporting {
+                try QueueTool.checkArgumentsAreUTF8()
                 var text = command
                 if text == nil { text = try QueueTool.readCommandFromStandardInput() }
                 let variables = Dictionary(uniqueKeysWithValues: env.map { Submitter.parseParam($0)! })

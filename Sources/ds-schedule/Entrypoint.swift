@@ -18,6 +18,8 @@ struct ScheduleCommand: AsyncParsableCommand {
             """ + exitStatusHelp,
         version: dsVersion,
         subcommands: [Add.self, List.self, Show.self, Online.self, Offline.self, Remove.self, Next.self, Check.self, Backfill.self])
+
+    func run() async { Tool.missingSubcommand("ds-schedule", help: Self.helpMessage()) }
 }
 
 extension ScheduleCommand {

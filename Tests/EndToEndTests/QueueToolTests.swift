@@ -261,4 +261,38 @@ final class QueueToolTests: ClusterTestCase {
             return g.window == 1000 && g.window + g.backlog == 100_001
         }
     }
+
+    /// A command that is not UTF-8, on standard input or in --command, is refused with exit 65 as
+    /// ds-submit refuses a workflow file's (it was repaired to U+FFFD and run), nothing is pushed,
+    /// and the refusal names the tool once ("ds-queue: ds-queue push:" before).
+    func testPushRefusesACommandThatIsNotUTF8AndNamesTheToolOnce() async throws {
+        let queue = Binaries.url("ds-queue").path
+        let script = """
+            import subprocess, sys
+            r = subprocess.run([sys.argv[1], "push"], input=b"echo \\xff", capture_output=True)
+            sys.stderr.write(r.stderr.decode("utf-8", "replace")); print(r.returncode)
+            r = subprocess.run([sys.argv[1], "push", "--command", b"echo \\xff"], capture_output=True)
+            sys.stderr.write(r.stderr.decode("utf-8", "replace")); print(r.returncode)
+            """
+        let run = try cluster.run("/usr/bin/python3", ["-c", script, queue])
+        XCTAssertEqual(run.stdout.split(separator: "\n"), ["65", "65"], run.stderr)
+        XCTAssertTrue(run.stderr.contains("not valid UTF-8"), run.stderr)
+        let empty = try cluster.run("ds-queue", ["push"], stdin: " ")
+        XCTAssertEqual(empty.status, 65)
+        XCTAssertTrue(empty.stderr.hasPrefix("ds-queue: push: "), empty.stderr)
+        XCTAssertFalse(empty.stderr.contains("ds-queue push:"), empty.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.databasePath), "a refused push wrote the database")
+    }
+
+    /// Every tool of subcommands run without one prints its help on stderr and exits 64 (ds-instance
+    /// printed its help on stdout and exited 0).
+    func testAToolOfSubcommandsWithoutOneExits64WithHelpOnStderr() throws {
+        for tool in ["ds-instance", "ds-queue", "ds-schedule", "ds-pool"] {
+            let run = try cluster.run(tool, [])
+            XCTAssertEqual(run.status, 64, "\(tool): \(run.stderr)")
+            XCTAssertEqual(run.stdout, "", tool)
+            XCTAssertTrue(run.stderr.contains("SUBCOMMANDS"), "\(tool): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("\(tool): a subcommand is required"), "\(tool): \(run.stderr)")
+        }
+    }
 }

@@ -345,14 +345,34 @@ public enum QueueTool {
         s < 60 ? String(format: "%.1fs", s) : s < 3600 ? String(format: "%.1fm", s / 60) : String(format: "%.1fh", s / 3600)
     }
 
-    /// The command of `push` from standard input, at most `Limits.maxCommandBytes`.
+    /// How `push`'s refusals name what they refuse, after the tool's own "ds-queue: " prefix.
+    static let pushSource = "push"
+
+    /// The command of `push` from standard input, at most `Limits.maxCommandBytes`, refused
+    /// (exit 65) unless it is UTF-8, as ds-submit refuses a workflow file's: never repaired to U+FFFD.
     public static func readCommandFromStandardInput() throws -> String {
         let data = try Submitter.readInput("-")
         guard data.count <= Limits.maxCommandBytes else {
-            throw WorkflowValidationError(source: "ds-queue push", problems: [ValidationProblem(
+            throw WorkflowValidationError(source: pushSource, problems: [ValidationProblem(
                 field: "command", message: "standard input holds more than \(Limits.maxCommandBytes) bytes, the limit of a command")])
         }
-        return String(decoding: data, as: UTF8.self)
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw WorkflowValidationError(source: pushSource, problems: [ValidationProblem(
+                field: "command", message: "standard input is not valid UTF-8; nothing was pushed")])
+        }
+        return text
+    }
+
+    /// Refuses (exit 65) a command line argument that is not UTF-8: Swift would hand the option
+    /// its value with U+FFFD in place of the bad bytes, and `push` would run something else.
+    public static func checkArgumentsAreUTF8() throws {
+        for i in 1..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[i] else { continue }
+            guard String(validatingCString: raw) != nil else {
+                throw WorkflowValidationError(source: pushSource, problems: [ValidationProblem(
+                    field: "arguments", message: "argument \(i) is not valid UTF-8; nothing was pushed")])
+            }
+        }
     }
 
     /// `ds-queue push`: an ad-hoc SHELL task, run as a one-task instance of a workflow of its own
@@ -364,14 +384,14 @@ public enum QueueTool {
         }
         struct Workflow: Encodable { var name: String, priority: Priority, tasks: [Task] }
         guard !command.allSatisfy(\.isWhitespace) else {
-            throw WorkflowValidationError(source: "ds-queue push", problems: [
+            throw WorkflowValidationError(source: pushSource, problems: [
                 ValidationProblem(field: "command", message: "is empty: give --command, or the command on standard input")])
         }
         let text = try JSONEncoder.sorted.encode(Workflow(name: name, priority: priority, tasks: [
             Task(name: name, command: command, priority: priority, worker_group: group, env: env)]))
         // Through the same parser and checks as a workflow file: every bound and rule applies.
-        let definition = try WorkflowParser.parse(text, source: "ds-queue push")
-        try Submitter.checkResolution(definition, overrides: [:], source: "ds-queue push")
+        let definition = try WorkflowParser.parse(text, source: pushSource)
+        try Submitter.checkResolution(definition, overrides: [:], source: pushSource)
         var request = SubmitRequest(input: "-")
         request.wait = wait
         request.json = json
