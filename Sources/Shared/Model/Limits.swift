@@ -21,6 +21,10 @@ public enum Limits {
     public static let maxDefinitionBytes = 4 << 20
     /// The most tasks in one workflow.
     public static let maxTasks = 10_000
+    /// The most tasks one worker runs at once (`--slots`): each holds a supervised process, its
+    /// output pipe and log file, and a claim in ZooKeeper, and a worker claims up to its free slots
+    /// in one pass; more than this on one host is a typo (100000000 was accepted), not a machine.
+    public static let maxWorkerSlots = 4096
     /// The longest command of one task, in UTF-8 bytes, as written and once resolved: it is one
     /// argument of `/bin/sh -c`, and Linux refuses an argument of 128 KiB with its NUL
     /// (MAX_ARG_STRLEN: "Argument list too long").
