@@ -45,7 +45,7 @@ extension InstanceCommand {
         var workflow: String?
         @Option(help: "Only instances submitted since: a Unix time, an ISO 8601 date or time, or an age such as 2h or 7d.")
         var since: String?
-        @Option(help: "At most this many (1 to 1000000).")
+        @Option(parsing: .unconditional, help: "At most this many (1 to 1000000).")
         var limit: Int = 100
         @Flag(help: "One JSON object per line (snake_case).")
         var json = false
@@ -54,7 +54,7 @@ extension InstanceCommand {
             if let state, WorkflowState(rawValue: state.uppercased()) == nil {
                 throw ValidationError("--state '\(state)' is not one of \(WorkflowState.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            guard (1...1_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000000") }
+            guard (1...1_000_000).contains(limit) else { throw ValidationError("--limit \(limit) is out of range: give 1 to 1000000") }
             if let since, TimeText.parse(since, now: Date().timeIntervalSince1970) == nil {
                 throw ValidationError("--since '\(since)' is not a Unix time, an ISO 8601 date (2026-11-23, 2026-11-23T10:00:00Z) or an age (90m, 2h, 7d)")
             }

@@ -33,12 +33,12 @@ extension QueueCommand {
             abstract: "List the queue in dispatch order: per group, the order in which its workers will claim the items.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only this worker group.") var group: String?
-        @Option(help: "At most this many items (default: all).") var limit: Int?
+        @Option(parsing: .unconditional, help: "At most this many items (default: all).") var limit: Int?
         @Flag(help: "One JSON object per line (snake_case).") var json = false
 
         func validate() throws {
             try checkGroup(group)
-            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+            if let limit, limit < 1 { throw ValidationError("--limit \(limit) is out of range: give 1 or more, or leave it out for all") }
         }
 
         func run() async {

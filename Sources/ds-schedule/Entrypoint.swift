@@ -80,13 +80,13 @@ extension ScheduleCommand {
             abstract: "Show a schedule and the instances it started (newest last; --limit of them).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var schedule: ScheduleIDArgument
-        @Option(help: "Most instances to list (the latest fire times).")
+        @Option(parsing: .unconditional, help: "Most instances to list (the latest fire times).")
         var limit: Int = 20
         @Flag(help: "JSON: the schedule, then one line per instance.")
         var json = false
 
         func validate() throws {
-            guard limit >= 0 else { throw ValidationError("--limit must be 0 or more") }
+            guard limit >= 0 else { throw ValidationError("--limit \(limit) is out of range: give 0 or more") }
         }
 
         func run() async {

@@ -295,4 +295,15 @@ final class QueueToolTests: ClusterTestCase {
             XCTAssertTrue(run.stderr.contains("\(tool): a subcommand is required"), "\(tool): \(run.stderr)")
         }
     }
+
+    /// A negative --limit is read as the value it is and refused naming it, exit 64, in every tool
+    /// that lists (it was taken for a flag: "Missing value for '--limit <limit>'").
+    func testANegativeLimitIsRefusedNamingTheValue() throws {
+        for (tool, args) in [("ds-queue", ["list"]), ("ds-instance", ["list"]), ("ds-schedule", ["show", "1"])] {
+            let run = try cluster.run(tool, args + ["--limit", "-1"])
+            XCTAssertEqual(run.status, 64, "\(tool): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("--limit -1 is out of range"), "\(tool): \(run.stderr)")
+            XCTAssertEqual(run.stdout, "", tool)
+        }
+    }
 }
