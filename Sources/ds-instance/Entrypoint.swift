@@ -51,8 +51,8 @@ extension InstanceCommand {
         var json = false
 
         func validate() throws {
-            if let state, WorkflowState(rawValue: state.uppercased()) == nil {
-                throw ValidationError("--state '\(state)' is not one of \(WorkflowState.allCases.map(\.rawValue).joined(separator: ", "))")
+            if let state, WorkflowState(rawValue: state) == nil {
+                throw ValidationError("--state '\(state)' is not one of \(WorkflowState.allCases.map(\.rawValue).joined(separator: ", ")) (upper case, as every table prints them)")
             }
             guard (1...1_000_000).contains(limit) else { throw ValidationError("--limit \(limit) is out of range: give 1 to 1000000") }
             if let since, TimeText.parse(since, now: Date().timeIntervalSince1970) == nil {
@@ -63,7 +63,7 @@ extension InstanceCommand {
         func run() async {
             await runReporting {
                 var query = InstanceQuery()
-                query.state = state.flatMap { WorkflowState(rawValue: $0.uppercased()) }
+                query.state = state.flatMap { WorkflowState(rawValue: $0) }
                 query.workflow = workflow
                 query.since = since.flatMap { TimeText.parse($0, now: Date().timeIntervalSince1970) }
                 query.limit = limit

@@ -113,9 +113,7 @@ extension QueueCommand {
 
         func validate() throws {
             try checkGroup(group)
-            guard Priority(rawValue: priority.uppercased()) != nil else {
-                throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")
-            }
+            try Priority.checkFlag(priority)
             var seen: Set<String> = []
             for e in env {
                 guard let (k, _) = Submitter.parseParam(e) else { throw ValidationError("--env '\(e)' is not of the form NAME=value") }
@@ -129,7 +127,7 @@ extension QueueCommand {
                 var text = command
                 if text == nil { text = try QueueTool.readCommandFromStandardInput() }
                 let variables = Dictionary(uniqueKeysWithValues: env.map { Submitter.parseParam($0)! })
-                return try await QueueTool.push(command: text!, name: name, priority: Priority(rawValue: priority.uppercased())!, group: group,
+                return try await QueueTool.push(command: text!, name: name, priority: Priority(rawValue: priority)!, group: group,
                                                 env: variables, wait: wait, json: json, configuration: try global.resolve())
             }
         }

@@ -95,7 +95,7 @@ final class QueueToolTests: ClusterTestCase {
                                  stdin: "echo \"$GREETING from push\" >> \(marker)")
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertEqual(cluster.lines(marker), ["hi from push"])
-        let failing = try cluster.run("ds-queue", ["push", "--command", "exit 3", "--priority", "high", "--json"])
+        let failing = try cluster.run("ds-queue", ["push", "--command", "exit 3", "--priority", "HIGH", "--json"])
         XCTAssertEqual(failing.status, 0, failing.stderr)
         struct Pushed: Decodable { var instance_id: Int64; var task_instance_id: Int64?; var workflow: String }
         let pushed = try JSONDecoder().decode(Pushed.self, from: Data(failing.stdout.utf8))
@@ -304,6 +304,18 @@ final class QueueToolTests: ClusterTestCase {
             XCTAssertEqual(run.status, 64, "\(tool): \(run.stderr)")
             XCTAssertTrue(run.stderr.contains("--limit -1 is out of range"), "\(tool): \(run.stderr)")
             XCTAssertEqual(run.stdout, "", tool)
+        }
+    }
+
+    /// One rule for the case of names on the command line: upper only, as workflow files and every
+    /// table write them (ds-queue push took 'low' and ds-instance list 'success'; ds-submit did not).
+    func testPriorityAndStateNamesAreUpperCaseInEveryTool() throws {
+        for (tool, args) in [("ds-queue", ["push", "--command", "true", "--priority", "low"]),
+                             ("ds-submit", ["--dry-run", "--priority", "low", "-"]),
+                             ("ds-instance", ["list", "--state", "success"])] {
+            let run = try cluster.run(tool, args, stdin: "{}")
+            XCTAssertEqual(run.status, 64, "\(tool): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("upper case"), "\(tool): \(run.stderr)")
         }
     }
 }

@@ -13,9 +13,7 @@ public struct ScheduleRunOptions: ParsableArguments, Sendable {
     public init() {}
 
     public func validate() throws {
-        if let priority, Priority(rawValue: priority) == nil {
-            throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")
-        }
+        try Priority.checkFlag(priority)
         var seen: Set<String> = []
         for p in params {
             guard let (name, value) = Submitter.parseParam(p) else { throw ValidationError("--param '\(p)' is not of the form name=value") }
@@ -193,4 +191,13 @@ public struct CheckView: Encodable, Sendable {
     public var timeZone: String
     public var nextFireTime: Double?
     public var nextFire: String?
+}
+
+extension Priority {
+    /// A `--priority` flag's value, refused unless it is a name as written in workflow files: upper
+    /// case only, in every tool (one rule for the case of names on the command line).
+    public static func checkFlag(_ text: String?) throws {
+        guard let text, Priority(rawValue: text) == nil else { return }
+        throw ValidationError("--priority '\(text)' is not one of \(names) (upper case, as in workflow files)")
+    }
 }
