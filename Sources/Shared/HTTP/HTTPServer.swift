@@ -184,8 +184,8 @@ public final class HTTPServer: Sendable {
     }
 
     /// Binds now (so that a taken port fails the daemon's start); `serve` answers requests.
+    /// The daemon raised its descriptor limit first (`DaemonListener.start`).
     public static func bind(_ address: ListenAddress) async throws -> HTTPServer {
-        raiseDescriptorLimit()
         let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
         do {
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -206,10 +206,6 @@ public final class HTTPServer: Sendable {
     }
 
     struct Closed: Error {}
-
-    /// Raises RLIMIT_NOFILE's soft limit to the hard limit (see `DescriptorLimit`).
-    @discardableResult
-    public static func raiseDescriptorLimit() -> UInt64 { DescriptorLimit.raise() }
 
     /// Answers requests until cancelled, or until `close()` and the answers under way have ended
     /// (at most `closeGrace` later).

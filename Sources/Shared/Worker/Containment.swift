@@ -63,11 +63,10 @@ public struct Containment: Sendable {
             guard f.count == 3 else { continue }
             for controller in f[1].split(separator: ",") { own[String(controller)] = String(f[2]) }
         }
-        let name = worker
         var killDir: String?
         var v2Controllers: Set<Substring> = []
         if let base = root ?? v2.map({ $0 + "/ds" }) {
-            let dir = base + "/" + String(name)
+            let dir = base + "/" + worker
             if (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil,
                access(dir + "/cgroup.kill", F_OK) == 0 {
                 killDir = dir
@@ -95,7 +94,7 @@ public struct Containment: Sendable {
             // cgroup.kill replaces the freezer where there is one.
             if controller == "freezer" && killDir != nil { continue }
             let parent = own[controller].map { $0 == "/" ? "" : $0 } ?? ""
-            let dir = mount + parent + "/ds/" + String(name)
+            let dir = mount + parent + "/ds/" + worker
             guard (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil else { continue }
             v1Roots.append(dir)
             used.append(controller)
