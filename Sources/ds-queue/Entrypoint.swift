@@ -33,16 +33,19 @@ extension QueueCommand {
             abstract: "List the queue in dispatch order: per group, the order in which its workers will claim the items.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only this worker group.") var group: String?
-        @Option(parsing: .unconditional, help: "At most this many items (default: all).") var limit: Int?
+        @Option(parsing: .unconditional, help: "At most this many items (default 0: all); a list cut here says so on stderr.") var limit = 0
         @Flag(help: "One JSON object per line (snake_case).") var json = false
+        @OptionGroup var output: ListOutput
 
         func validate() throws {
             try checkGroup(group)
-            if let limit, limit < 1 { throw ValidationError("--limit \(limit) is out of range: give 1 or more, or leave it out for all") }
+            try ListOutput.check(quiet: output.quiet, json: json, limit: limit)
         }
 
         func run() async {
-            await runReporting { try await QueueTool.list(group: group, limit: limit, json: json, configuration: try global.resolve()) }
+            await runReporting {
+                try await QueueTool.list(group: group, limit: limit, json: json, quiet: output.quiet, configuration: try global.resolve())
+            }
         }
     }
 
@@ -51,11 +54,15 @@ extension QueueCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only this worker group.") var group: String?
         @Flag(help: "One JSON object per line (snake_case).") var json = false
+        @OptionGroup var output: ListOutput
 
-        func validate() throws { try checkGroup(group) }
+        func validate() throws {
+            try checkGroup(group)
+            try ListOutput.check(quiet: output.quiet, json: json, limit: nil)
+        }
 
         func run() async {
-            await runReporting { try await QueueTool.peek(group: group, json: json, configuration: try global.resolve()) }
+            await runReporting { try await QueueTool.peek(group: group, json: json, quiet: output.quiet, configuration: try global.resolve()) }
         }
     }
 

@@ -32,11 +32,14 @@ public enum InstanceTool {
 
     // MARK: Reading
 
-    public static func list(_ query: InstanceQuery, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+    /// The newest `limit` instances of `query` (0: all); `quiet` prints their ids only.
+    public static func list(_ query: InstanceQuery, limit: Int, json: Bool, quiet: Bool = false, configuration: Configuration) async throws -> ExitStatus {
         let store = try Store(path: configuration.databasePath, create: false)
-        let instances = try await store.instances(query)
-        if json {
-            for i in instances { print(WireJSON.string(i)) }
+        var query = query
+        query.limit = ListOutput.fetchCount(limit) ?? Int.max
+        let instances = ListOutput.cut(try await store.instances(query), limit: limit, tool: tool, noun: "instances")
+        if json || quiet {
+            for i in instances { print(quiet ? String(i.id!) : WireJSON.string(i)) }
             return .success
         }
         var printer = TablePrinter(columns: ["ID", "WORKFLOW", "VERSION", "STATE", "RUN", "SUBMITTED", "DURATION", "MASTER", "NOTE"])
@@ -131,12 +134,12 @@ public enum InstanceTool {
         print("submitted \(time(instance.submitTime))" + (instance.startTime.map { "  started \(time($0))" } ?? "")
               + (instance.endTime.map { "  ended \(time($0))" } ?? "")
               + (instance.startTime.map { "  duration \(InstanceReport.duration($0, instance.endTime ?? ProcessStats.now()))" } ?? ""))
-        if !view.params.isEmpty { print("parameters " + view.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) }
+        if !view.params.isEmpty { print("parameters " + TablePrinter.pairs(view.params)) }
         if let fire = ScheduledInstanceView(instance).scheduleFire {
             let origin = instance.scheduleId.map { "schedule \($0)" } ?? instance.backfillId.map { "backfill \($0)" } ?? "parent's"
             print("scheduled  \(origin), fire time \(fire) (\(instance.timeZone ?? InstanceClock.unzonedName)), system.biz.date \(ScheduledInstanceView(instance).bizDate ?? "")")
         }
-        if let note = view.note { print("note       \(note)") }
+        if let note = view.note { print("note       \(Limits.escaped(note))") }
         print("")
         var printer = TablePrinter(columns: ["TASK", "ID", "RUN", "ATTEMPT", "STATE", "WORKER", "START", "END", "DURATION", "EXIT", "LOG", "MESSAGE"])
         for t in view.tasks {
@@ -147,7 +150,7 @@ public enum InstanceTool {
             printer.add([t.task, a.id.map(String.init) ?? "", String(a.run), String(a.attempt), a.state.rawValue, a.host ?? "", a.startTime.map(time) ?? "",
                          a.endTime.map(time) ?? "", a.state.isTerminal ? InstanceReport.duration(a.startTime, a.endTime) : "",
                          a.exitCode.map(String.init) ?? "", a.logPath ?? "",
-                         [a.message, t.note].compactMap { $0 }.joined(separator: "; ").replacingOccurrences(of: "\n", with: " ")])
+                         [a.message, t.note].compactMap { $0 }.joined(separator: "; ")])
         }
         print(printer.render(), terminator: "")
         let hints = InstanceReport.logHints(attempts, run: instance.run)
@@ -256,11 +259,17 @@ public enum InstanceTool {
         return InstanceView(instance: instance, note: note(for: instance), params: params, tasks: rows)
     }
 
-    public static func definitions(_ name: String?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+    /// Stored definitions; `quiet` prints each workflow name once, or with `name` its version numbers.
+    public static func definitions(_ name: String?, json: Bool, quiet: Bool = false, configuration: Configuration) async throws -> ExitStatus {
         let store = try Store(path: configuration.databasePath, create: false)
         let all = try await store.definitions(named: name)
         if let name, all.isEmpty {
             throw ControlRefusal(description: "no workflow named \(Limits.quoted(name)) is stored; see ds-instance definitions", exitStatus: .dataError)
+        }
+        if quiet {
+            var seen: Set<String> = []
+            for d in all where name != nil || seen.insert(d.name).inserted { print(name == nil ? d.name : String(d.version)) }
+            return .success
         }
         if json {
             for d in all { print(WireJSON.string(d)) }

@@ -46,7 +46,8 @@ public enum QueueTool {
     /// The window is bounded (`--queue-window`), the backlog is read from a cursor: memory stays
     /// bounded however long the backlog. Without the database (a host that reaches only
     /// ZooKeeper) the window alone is listed, and stderr says so.
-    public static func list(group: String?, limit: Int?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+    /// `limit` 0 lists all; a list cut at it says so on stderr. `quiet` prints task instance ids only.
+    public static func list(group: String?, limit: Int, json: Bool, quiet: Bool = false, configuration: Configuration) async throws -> ExitStatus {
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
         let paths = configuration.paths
@@ -58,9 +59,8 @@ public enum QueueTool {
         if let group { groups = groups.contains(group) ? [group] : [] }
         var printed = 0
         let now = ProcessStats.now()
-        if !json { print(header) }
+        if !json && !quiet { print(table.header()) }
         groupLoop: for g in groups.sorted() {
-            if let limit, printed >= limit { break }
             let names = Limits.groupNameProblem(g) == nil ? try await zk.childrenIfPresent(paths.queue(g)) : []
             let keys = names.compactMap(TaskQueueKey.init).sorted()
             let known = try await store?.attemptNames(keys.map(\.taskInstanceId)) ?? [:]
@@ -75,9 +75,12 @@ public enum QueueTool {
             var backlog = BacklogPages(store: store, group: g, skipping: inWindow)
             if window.isEmpty, let first = try await backlog.next() { window.push(Pending(entry: first, location: "backlog")) }
             while let next = window.pop() {
-                if let limit, printed >= limit { break groupLoop }
+                if limit > 0, printed >= limit {
+                    ListOutput.warnCut(tool: tool, limit: limit, noun: "items")
+                    break groupLoop
+                }
                 let row = QueueRow(next.entry, location: next.location, now: now)
-                print(json ? WireJSON.string(row) : line(row))
+                print(quiet ? String(row.taskInstanceId) : json ? WireJSON.string(row) : line(row))
                 printed += 1
                 if let fed = try await backlog.next() { window.push(Pending(entry: fed, location: "backlog")) }
             }
@@ -86,7 +89,7 @@ public enum QueueTool {
     }
 
     /// The next item of each group: what a worker of the group claims next.
-    public static func peek(group: String?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+    public static func peek(group: String?, json: Bool, quiet: Bool = false, configuration: Configuration) async throws -> ExitStatus {
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
         let paths = configuration.paths
@@ -94,14 +97,14 @@ public enum QueueTool {
             ? try Store(path: configuration.databasePath, create: false) : nil
         var groups = try await zk.childrenIfPresent(paths.queue)
         if let group { groups = groups.filter { $0 == group } }
-        if !json { print(header) }
+        if !json && !quiet { print(table.header()) }
         let now = ProcessStats.now()
         for g in groups.sorted() where Limits.groupNameProblem(g) == nil {
             guard let first = try await zk.childrenIfPresent(paths.queue(g)).compactMap(TaskQueueKey.init).min() else { continue }
             let n = try await store?.attemptNames([first.taskInstanceId])[first.taskInstanceId]
             let row = QueueRow(QueueEntry(key: first, group: g, task: n?.task, workflow: n?.workflow, readySince: n?.since),
                                location: "window", now: now)
-            print(json ? WireJSON.string(row) : line(row))
+            print(quiet ? String(row.taskInstanceId) : json ? WireJSON.string(row) : line(row))
         }
         return .success
     }
@@ -326,19 +329,13 @@ public enum QueueTool {
         fflush(nil)  // a pipe gets each line as it happens (nil: every output stream)
     }
 
-    static let header = pad(["WHERE", "GROUP", "KEY", "WORKFLOW", "INSTANCE", "TASK", "TASK_ID", "AGE"])
-
-    /// Fixed columns: a list streams, so widths cannot come from the rows.
-    static func pad(_ cells: [String]) -> String {
-        let widths = [8, 12, 30, 20, 9, 20, 9]
-        return cells.enumerated().map { i, c in
-            i < widths.count ? c.padding(toLength: max(widths[i], c.count), withPad: " ", startingAt: 0) : c
-        }.joined(separator: " ")
-    }
+    /// Fixed least widths: a list streams, so widths cannot come from the rows.
+    static let table = TablePrinter(columns: ["WHERE", "GROUP", "KEY", "WORKFLOW", "INSTANCE", "TASK", "TASK_ID", "AGE"],
+                                    widths: [7, 12, 29, 20, 8, 20, 7])
 
     static func line(_ r: QueueRow) -> String {
-        pad([r.location, r.group, r.key.description, r.workflow ?? "?", String(r.workflowInstanceId), r.task ?? "?",
-             String(r.taskInstanceId), r.ageSeconds.map(age) ?? "?"])
+        table.line([r.location, r.group, r.key.description, r.workflow ?? "?", String(r.workflowInstanceId), r.task ?? "?",
+                    String(r.taskInstanceId), r.ageSeconds.map(age) ?? "?"])
     }
 
     static func age(_ s: Double) -> String {

@@ -106,13 +106,17 @@ extension ScheduleTool {
         for v in views { if let problem = v.problem { Tool.warn("ds-schedule", problem) } }
     }
 
-    /// A schedule as shown and the instances it started (the `latest` fire times).
+    /// A schedule as shown and the instances it started (the `latest` fire times, oldest first;
+    /// 0: all). When more exist, stderr says so.
     public static func show(_ global: GlobalOptions, _ id: Int64, latest: Int) async throws -> (ScheduleView, [ScheduledInstanceView]) {
         let store = try store(global)
         guard let s = try await store.schedule(id) else { throw notFound(id) }
         let view = ScheduleView(s)
         warnUnfirable([view])
-        return (view, try await store.instances(schedule: id, latest: latest).map(ScheduledInstanceView.init))
+        // Newest last: a cut drops the oldest.
+        let read = try await store.instances(schedule: id, latest: ListOutput.fetchCount(latest))
+        let kept = ListOutput.cut(read.reversed(), limit: latest, tool: "ds-schedule", noun: "instances (the latest fire times)")
+        return (view, kept.reversed().map(ScheduledInstanceView.init))
     }
 
     /// Puts a schedule online or offline; warns of an online one with no fire time left.
