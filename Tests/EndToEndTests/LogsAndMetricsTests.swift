@@ -144,6 +144,19 @@ final class LogsAndMetricsTests: ClusterTestCase {
         XCTAssertEqual(all.stdout, "a     | a1\na     | a2\nbravo | b1\nbravo | b2\nafter | done\n")
     }
 
+    /// A `${setValue(...)}` whose value spans lines is ignored with a `[ds]` line in the task's
+    /// log (it was ignored without a word), and the task still succeeds.
+    func testAMultiLineSetValueIsToldInTheLog() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker()
+        let id = try cluster.submit(#"{"name":"multi","params":{"k":"0"},"tasks":[{"name":"t","command":"printf '${setValue(k=one\\ntwo)}\\n'"}]}"#)
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        let log = try cluster.run("ds-logs", ["--instance", String(id)])
+        XCTAssertEqual(log.status, 0, log.stderr)
+        XCTAssertTrue(log.stdout.contains("[ds] ignored 1 ${setValue(...)} not closed on its line (the first: 'k=one')"), log.stdout)
+    }
+
     /// An ad-hoc task pushed to the queue has a log `ds-logs` prints. A failed task's log command
     /// is printed by `ds-submit --wait` and `ds-instance show`. With its worker stopped, the log is
     /// read from the file on this machine; with the file gone too, exit 69 names the worker.
