@@ -472,8 +472,9 @@ final class LogsAndMetricsTests: ClusterTestCase {
         XCTAssertEqual(followLost.stdout, "d-start\n")
         XCTAssertTrue(followLost.stderr.contains("NEED_FAULT_TOLERANCE"), followLost.stderr)
         XCTAssertEqual(cluster.exitStatus(of: followAll.process), 1, "the instance failed (b): " + followAll.stderr)
-        let dLines = followAll.stdout.split(separator: "\n").filter { $0.hasPrefix("d ") }
-        XCTAssertEqual(dLines, ["d | d-start", "d | d-start", "d | d-end"], followAll.stdout)
+        // Each attempt labelled apart: the failover's new attempt is d#2, not d again.
+        let dLines = followAll.stdout.split(separator: "\n").filter { $0.hasPrefix("d ") || $0.hasPrefix("d#") }
+        XCTAssertEqual(dLines, ["d | d-start", "d#2 | d-start", "d#2 | d-end"], followAll.stdout)
         XCTAssertFalse(followAll.stderr.contains("unreachable") || followAll.stderr.contains("lost the connection"), followAll.stderr)
         let after = try await scrape(master)
         XCTAssertEqual(after["ds_master_tasks_dispatched_total"], 5, "a, b, c, d and d again")
