@@ -107,7 +107,7 @@ final class QueueToolTests: ClusterTestCase {
         XCTAssertTrue(show.stdout.contains(#""exit_code":3"#), show.stdout)
         for (args, stdin, status) in [(["push", "--group", "../x"], "true", Int32(64)), (["push", "--env", "PATH=/x"], "true", 65),
                                       (["push"], "", 65), (["push", "--priority", "URGENT"], "true", 64),
-                                      (["list", "--limit", "0"], "", 64)] {
+                                      (["list", "--limit", "-1"], "", 64), (["list", "-q", "--json"], "", 64)] {
             let run = try cluster.run("ds-queue", args, stdin: stdin)
             XCTAssertEqual(run.status, status, "\(args): \(run.stderr)")
         }

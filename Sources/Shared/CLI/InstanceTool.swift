@@ -44,16 +44,46 @@ public enum InstanceTool {
         }
         var printer = TablePrinter(columns: ["ID", "WORKFLOW", "VERSION", "STATE", "RUN", "SUBMITTED", "DURATION", "MASTER", "NOTE"])
         let now = ProcessStats.now()
+        let waits = try await waitReasons(instances, store: store)
         for i in instances {
             let duration = i.startTime.map { InstanceReport.duration($0, i.endTime ?? now) } ?? ""
             printer.add([String(i.id!), i.name, String(i.version),
-                         i.state.rawValue, String(i.run), Self.time(i.submitTime), duration, i.host ?? "", note(for: i) ?? ""])
+                         i.state.rawValue, String(i.run), Self.time(i.submitTime), duration, i.host ?? "", waits[i.id!] ?? note(for: i) ?? ""])
         }
         print(printer.render(), terminator: "")
         return .success
     }
 
-    /// Why an instance waits, for `list` and `show`.
+    /// What holds back each waiting instance that a master would otherwise start, for `list` and
+    /// `show` alike: a running instance of its serial workflow, or its backfill's earlier dates.
+    /// One read per workflow name and per backfill, however many instances wait on them.
+    static func waitReasons(_ instances: [WorkflowInstanceRecord], store: Store) async throws -> [Int64: String] {
+        var reasons: [Int64: String] = [:]
+        var blockers: [String: Int64?] = [:]
+        var backfillRunning: [Int64: [Int64]] = [:]
+        for i in instances where [.submitted, .waitingThread].contains(i.state) {
+            if let e = i.execution, e != .parallel {
+                if blockers[i.name] == nil { blockers[i.name] = .some(try await store.serialBlocker(of: i)) }
+                if let blocker = blockers[i.name] ?? nil {
+                    reasons[i.id!] = "waits for instance \(blocker) of \(Limits.quoted(i.name)) to end (execution \(e.rawValue))"
+                    continue
+                }
+            }
+            if let backfill = i.backfillId {
+                if backfillRunning[backfill] == nil {
+                    backfillRunning[backfill] = try await store.instances(backfill: backfill).filter(\.state.isActive).compactMap(\.id)
+                }
+                let running = backfillRunning[backfill] ?? []
+                if !running.isEmpty {
+                    reasons[i.id!] = "waits for its turn in backfill \(backfill): dates start in order, --parallel at a time; running: "
+                        + running.prefix(5).map(String.init).joined(separator: ", ") + (running.count > 5 ? ", …" : "")
+                }
+            }
+        }
+        return reasons
+    }
+
+    /// Why an instance waits, for `list` and `show`, when nothing of `waitReasons` holds it back.
     static func note(for i: WorkflowInstanceRecord) -> String? {
         switch i.state {
         case .waitingThread: return "waits for a free master slot (every master is at --max-workflows)"
@@ -102,9 +132,7 @@ public enum InstanceTool {
         var pools: [String: PoolUsage] = [:]
         for name in Set(live.filter { $0.state == .submitted }.compactMap(\.pool)) { pools[name] = try await store.pool(name) }
         var view = Self.view(instance, definition, shown, emptyGroups: emptyGroups, pools: pools)
-        if let blocker = try await store.serialBlocker(of: instance) {
-            view.note = "waits for instance \(blocker) of \(Limits.quoted(instance.name)) to end (execution \(instance.execution?.rawValue ?? ""))"
-        }
+        if let reason = try await waitReasons([instance], store: store)[id] { view.note = reason }
         if dot {
             // Each task as it stands in the current run: its latest attempt there, else the success
             // handed on to it, else what it waits for.
