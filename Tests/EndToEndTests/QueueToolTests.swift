@@ -185,9 +185,10 @@ final class QueueToolTests: ClusterTestCase {
         XCTAssertEqual(cluster.lines(marker), [], "b never ran")
     }
 
-    func testWatchPrintsAdditionsClaimsAndRemovalsAsTheyHappen() async throws {
-        try cluster.startMaster()
-        let out = cluster.directory.appendingPathComponent("watch.out"), err = cluster.directory.appendingPathComponent("watch.err")
+    /// `ds-queue watch --json` in the background, its output in files; once it says it watches.
+    func startWatch() async throws -> (process: Process, out: URL) {
+        let name = UUID().uuidString
+        let out = cluster.directory.appendingPathComponent("watch-\(name).out"), err = cluster.directory.appendingPathComponent("watch-\(name).err")
         FileManager.default.createFile(atPath: out.path, contents: nil)
         FileManager.default.createFile(atPath: err.path, contents: nil)
         let watch = Process()
@@ -198,8 +199,14 @@ final class QueueToolTests: ClusterTestCase {
         watch.standardError = try FileHandle(forWritingTo: err)
         watch.standardInput = FileHandle.nullDevice
         try watch.run()
-        addTeardownBlock { if watch.isRunning { kill(watch.processIdentifier, SIGKILL); watch.waitUntilExit() } }
+        addTeardownBlock { if watch.isRunning { kill(watch.processIdentifier, SIGCONT); kill(watch.processIdentifier, SIGKILL); watch.waitUntilExit() } }
         try await eventually("the watch has started") { ((try? String(contentsOf: err, encoding: .utf8)) ?? "").contains("watching") }
+        return (watch, out)
+    }
+
+    func testWatchPrintsAdditionsClaimsAndRemovalsAsTheyHappen() async throws {
+        try cluster.startMaster()
+        let (watch, out) = try await startWatch()
         struct Event: Decodable { var event: String; var task_instance_id: Int64; var worker: String? }
         func events() -> [Event] {
             ((try? String(contentsOf: out, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
@@ -217,6 +224,37 @@ final class QueueToolTests: ClusterTestCase {
         try await eventually("a's claim") { events().contains { $0.event == "claimed" && $0.task_instance_id == a } }
         XCTAssertEqual(events().map(\.event), ["added", "added", "removed", "claimed"])
         XCTAssertTrue(watch.isRunning, "watch goes on until interrupted")
+    }
+
+    /// Items added and claimed between two listings of the window (ZooKeeper watches fire once)
+    /// were never printed: here the watch is stopped (SIGSTOP) while two items are added and
+    /// claimed, and once it goes on it prints both claims, marked unseen, with their keys.
+    func testWatchPrintsClaimsOfItemsItNeverSawQueued() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 2)
+        let gate = cluster.directory.appendingPathComponent("gate").path
+        let (watch, out) = try await startWatch()
+        try await Task.sleep(for: .seconds(1))  // its first listing
+        kill(watch.processIdentifier, SIGSTOP)
+        let wait = "while [ ! -e \(gate) ]; do sleep 0.1; done"
+        let id = try cluster.submit(#"{"name":"fast","tasks":[{"name":"a","command":"\#(wait)"},{"name":"b","command":"\#(wait)"}]}"#)
+        let store = try cluster.store()
+        try await eventually("both run") { try await store.taskAttempts(of: id).filter { $0.state == .running }.count == 2 }
+        kill(watch.processIdentifier, SIGCONT)
+        struct Event: Decodable { var event: String; var task_instance_id: Int64; var key: String; var group: String; var unseen: Bool? }
+        let ids = Set(try await store.taskAttempts(of: id).compactMap(\.id))
+        var events: [Event] = []
+        try await eventually("both claims are printed") {
+            events = ((try? String(contentsOf: out, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                try? JSONDecoder().decode(Event.self, from: Data($0.utf8))
+            }
+            return Set(events.filter { $0.event == "claimed" }.map(\.task_instance_id)) == ids
+        }
+        XCTAssertTrue(events.allSatisfy { $0.unseen == true && $0.group == "default" && TaskQueueKey($0.key)?.taskInstanceId == $0.task_instance_id },
+                      "\(events)")
+        FileManager.default.createFile(atPath: gate, contents: nil)
+        let end = try await cluster.waitForEnd(id)
+        XCTAssertEqual(end, .success)
     }
 
     /// Peak resident memory of one run of a tool, in KiB, read by a Python parent that has no
