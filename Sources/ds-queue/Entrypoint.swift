@@ -94,14 +94,29 @@ extension QueueCommand {
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Take a queued task out of the queue: it ends KILL and its workflow follows its failure strategy.",
-            discussion: "The owning master removes it, so nothing puts it back. A task a worker already runs is refused: stop its instance with ds-instance stop.")
+            discussion: """
+                The owning master removes it, so nothing puts it back. A task a worker already runs is refused: stop its \
+                instance with ds-instance stop. With --raw, TARGET is the name of a malformed node (WHERE malformed in \
+                ds-queue list), which no master dispatches: it is deleted from ZooKeeper directly.
+                """)
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "A queue key (as ds-queue list prints it) or a task instance id.") var target: String
+        @Argument(help: "A queue key (as ds-queue list prints it) or a task instance id; with --raw, a node's name.") var target: String
         @Flag(help: "Wait until it is removed: exit 1 if a worker claimed it first.") var wait = false
+        @Flag(help: "TARGET is the raw name of a malformed queue node, as ds-queue list shows it: delete that node.") var raw = false
+        @Option(help: "With --raw: the group whose queue holds the node (needed when several do).") var group: String?
         @Flag(help: "Machine-readable output.") var json = false
 
+        func validate() throws {
+            try checkGroup(group)
+            if group != nil && !raw { throw ValidationError("--group goes with --raw; a key or task id names its item alone") }
+            if raw && wait { throw ValidationError("--wait goes without --raw: a malformed node is deleted at once") }
+        }
+
         func run() async {
-            await runReporting { try await QueueTool.remove(target, wait: wait, json: json, configuration: try global.resolve()) }
+            await runReporting {
+                if raw { return try await QueueTool.removeRaw(target, group: group, json: json, configuration: try global.resolve()) }
+                return try await QueueTool.remove(target, wait: wait, json: json, configuration: try global.resolve())
+            }
         }
     }
 

@@ -28,6 +28,16 @@ public struct QueueRow: Sendable, Codable {
     }
 }
 
+/// A node in a group's queue that no master dispatches: a name that is no queue key, or a key of
+/// no task attempt in the database. `ds-queue list` shows it as it is; `remove --raw` deletes it.
+public struct MalformedQueueRow: Sendable, Codable {
+    public var location = "malformed"
+    public var group: String
+    /// The node's name as it is in ZooKeeper.
+    public var rawName: String
+    public var problem: String
+}
+
 /// `ds-queue`: the priority queue, the window in ZooKeeper and the backlog behind it.
 public enum QueueTool {
     static let tool = "ds-queue"
@@ -58,14 +68,32 @@ public enum QueueTool {
         if let store { groups.formUnion(try await store.backlogGroups()) }
         if let group { groups = groups.contains(group) ? [group] : [] }
         var printed = 0
+        var malformed = 0
         let now = ProcessStats.now()
         if !json && !quiet { print(table.header()) }
+        func printMalformed(_ row: MalformedQueueRow) {
+            malformed += 1
+            printed += 1
+            print(quiet ? row.rawName : json ? WireJSON.string(row) : table.line([row.location, row.group, row.rawName, "?", "?", "?", "?", "?"]))
+        }
         groupLoop: for g in groups.sorted() {
             let names = Limits.groupNameProblem(g) == nil ? try await zk.childrenIfPresent(paths.queue(g)) : []
             let keys = names.compactMap(TaskQueueKey.init).sorted()
             let known = try await store?.attemptNames(keys.map(\.taskInstanceId)) ?? [:]
+            // What no master dispatches, first: a name that is no key, a key of no attempt.
+            for name in names.sorted() where TaskQueueKey(name) == nil {
+                if limit > 0, printed >= limit { ListOutput.warnCut(tool: tool, limit: limit, noun: "items"); break groupLoop }
+                printMalformed(MalformedQueueRow(group: g, rawName: name, problem: "not a queue key (such as 2-000000000042-2-000000000107)"))
+            }
             var window = MinHeap<Pending>()
             for k in keys {
+                let problem = try await queuedProblem(k, named: known[k.taskInstanceId] != nil, group: g, zk: zk, paths: paths, store: store)
+                if problem == .some(nil) { continue }  // claimed while this looked
+                if let problem = problem ?? nil {
+                    if limit > 0, printed >= limit { ListOutput.warnCut(tool: tool, limit: limit, noun: "items"); break groupLoop }
+                    printMalformed(MalformedQueueRow(group: g, rawName: k.description, problem: problem))
+                    continue
+                }
                 let n = known[k.taskInstanceId]
                 window.push(Pending(entry: QueueEntry(key: k, group: g, task: n?.task, workflow: n?.workflow, readySince: n?.since),
                                     location: "window"))
@@ -85,7 +113,29 @@ public enum QueueTool {
                 if let fed = try await backlog.next() { window.push(Pending(entry: fed, location: "backlog")) }
             }
         }
+        if malformed > 0 {
+            Tool.warn(tool, "\(malformed) malformed queue node\(malformed == 1 ? "" : "s") (WHERE malformed): no master dispatches them; "
+                      + "delete each with ds-queue remove --raw NAME")
+        }
         return .success
+    }
+
+    /// Why a well-formed key in the window is no real queue item: nil when it is one (or when
+    /// there is no database to tell), `.some(nil)` when it left the window while this looked.
+    /// A real item's attempt is SUBMITTED or DISPATCHED; any other state is looked at twice, as
+    /// a worker may have claimed it (and started it) between the listing and the read.
+    static func queuedProblem(_ k: TaskQueueKey, named: Bool, group: String, zk: ZooKeeperClient, paths: ZooKeeperPaths,
+                              store: Store?) async throws -> String?? {
+        guard let store else { return nil }
+        let problem: String
+        if !named {
+            problem = "no task attempt \(k.taskInstanceId) in the database"
+        } else if let state = try await store.attemptRecord(k.taskInstanceId)?.state, state != .submitted && state != .dispatched {
+            problem = "task attempt \(k.taskInstanceId) is \(state.rawValue), not queued"
+        } else {
+            return nil
+        }
+        return try await zk.exists(paths.queueItem(group, k)) == nil ? .some(nil) : .some(problem)
     }
 
     /// The next item of each group: what a worker of the group claims next.
@@ -137,6 +187,40 @@ public enum QueueTool {
             }
             try await _Concurrency.Task.sleep(for: .milliseconds(100))
         }
+    }
+
+    /// `ds-queue remove --raw NAME`: deletes a malformed node (as `list` shows it) straight from
+    /// ZooKeeper, in `group` or in the one group that has it. No master dispatches such a node, so
+    /// none has to take it out; the queue item of a real attempt is refused (its master must).
+    public static func removeRaw(_ name: String, group: String?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), name.utf8.count <= 1024 else {
+            throw ControlRefusal(description: "--raw \(Limits.quoted(name)) is no node name (one path component, at most 1024 bytes)", exitStatus: .usage)
+        }
+        let zk = try await configuration.connectZooKeeper()
+        defer { zk.close() }
+        let paths = configuration.paths
+        if let key = TaskQueueKey(name), FileManager.default.fileExists(atPath: configuration.databasePath),
+           let state = try await Store(path: configuration.databasePath, create: false).attemptRecord(key.taskInstanceId)?.state,
+           state == .submitted || state == .dispatched {
+            throw ControlRefusal(description: "\(Limits.quoted(name)) is the queue item of task \(key.taskInstanceId): remove it with ds-queue remove \(key.taskInstanceId), through its master",
+                                 exitStatus: .usage)
+        }
+        var holders: [String] = []
+        for g in try await zk.childrenIfPresent(paths.queue).sorted() where group == nil || g == group {
+            guard Limits.groupNameProblem(g) == nil else { continue }
+            if try await zk.exists(paths.queue(g) + "/" + name) != nil { holders.append(g) }
+        }
+        guard !holders.isEmpty else {
+            throw ControlRefusal(description: "no queue node \(Limits.quoted(name))\(group.map { " in group \($0)" } ?? ""); see ds-queue list", exitStatus: .dataError)
+        }
+        guard holders.count == 1 else {
+            throw ControlRefusal(description: "\(Limits.quoted(name)) is in groups \(holders.joined(separator: ", ")): say which with --group", exitStatus: .usage)
+        }
+        let path = paths.queue(holders[0]) + "/" + name
+        try await zk.delete(path)
+        struct Removed: Encodable { var group: String; var rawName: String }
+        print(json ? WireJSON.string(Removed(group: holders[0], rawName: name)) : "removed queue node \(Limits.escaped(path))")
+        return .success
     }
 
     /// One group in `ds-queue stats`.
