@@ -62,7 +62,7 @@ extension PoolCommand {
         @OptionGroup var global: GlobalOptions
         @Flag(help: "One JSON object per line (snake_case).")
         var json = false
-        @OptionGroup(title: "-q prints the pool names only") var output: ListOutput
+        @OptionGroup var output: ListOutput
 
         func validate() throws { try ListOutput.check(quiet: output.quiet, json: json, limit: nil) }
 

@@ -87,7 +87,7 @@ extension ScheduleCommand {
         var limit: Int = 20
         @Flag(help: "JSON: the schedule, then one line per instance.")
         var json = false
-        @OptionGroup(title: "-q prints the instance ids only") var output: ListOutput
+        @OptionGroup var output: ListOutput
 
         func validate() throws { try ListOutput.check(quiet: output.quiet, json: json, limit: limit) }
 

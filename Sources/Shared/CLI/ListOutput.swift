@@ -4,7 +4,7 @@ import Foundation
 /// What every list shares: `-q` for ids only, `--limit` where 0 means all, and one notice on
 /// standard error when a list was cut at its limit (standard output stays the rows alone).
 public struct ListOutput: ParsableArguments, Sendable {
-    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Only the ids, one per line (for xargs); exclusive with --json.")
+    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Only the ids (pool and workflow names, queue task ids), one per line, for xargs; not with --json.")
     public var quiet = false
 
     public init() {}
