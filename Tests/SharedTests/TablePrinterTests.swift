@@ -29,6 +29,15 @@ final class TablePrinterTests: XCTestCase {
         XCTAssertEqual(Set(offsets).count, 1, lines.joined(separator: "\n"))
     }
 
+    /// Wide characters (CJK, emoji) take two columns: the next column still starts in one place.
+    func testWideCharactersKeepColumnsAligned() {
+        var t = TablePrinter(columns: ["NAME", "STATE"])
+        t.add(["日次集計", "RUNNING"])
+        t.add(["abc", "SUCCESS"])
+        t.add(["🚀x", "FAILURE"])
+        XCTAssertEqual(t.render(), "NAME      STATE\n日次集計  RUNNING\nabc       SUCCESS\n🚀x       FAILURE\n")
+    }
+
     /// A table that streams (ds-queue list) pads to its least widths and escapes as `render` does.
     func testAStreamingLineIsEscapedAndPadded() {
         let t = TablePrinter(columns: ["A", "B"], widths: [4])
