@@ -18,6 +18,8 @@ struct InstanceCommand: AsyncParsableCommand {
         version: dsVersion,
         subcommands: [List.self, Show.self, Wait.self, Stop.self, Pause.self, Resume.self, Recover.self, Rerun.self, StartFrom.self,
                       Prune.self, Definitions.self, Definition.self])
+
+    func run() async { Tool.missingSubcommand("ds-instance", help: Self.helpMessage()) }
 }
 
 /// Runs a subcommand's work with the shared exit handling.
@@ -43,16 +45,17 @@ extension InstanceCommand {
         var workflow: String?
         @Option(help: "Only instances submitted since: a Unix time, an ISO 8601 date or time, or an age such as 2h or 7d.")
         var since: String?
-        @Option(help: "At most this many (1 to 1000000).")
+        @Option(parsing: .unconditional, help: "At most this many, the newest (0: all); a list cut here says so on stderr.")
         var limit: Int = 100
         @Flag(help: "One JSON object per line (snake_case).")
         var json = false
+        @OptionGroup var output: ListOutput
 
         func validate() throws {
-            if let state, WorkflowState(rawValue: state.uppercased()) == nil {
-                throw ValidationError("--state '\(state)' is not one of \(WorkflowState.allCases.map(\.rawValue).joined(separator: ", "))")
+            if let state, WorkflowState(rawValue: state) == nil {
+                throw ValidationError("--state '\(state)' is not one of \(WorkflowState.allCases.map(\.rawValue).joined(separator: ", ")) (upper case, as every table prints them)")
             }
-            guard (1...1_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000000") }
+            try ListOutput.check(quiet: output.quiet, json: json, limit: limit)
             if let since, TimeText.parse(since, now: Date().timeIntervalSince1970) == nil {
                 throw ValidationError("--since '\(since)' is not a Unix time, an ISO 8601 date (2026-11-23, 2026-11-23T10:00:00Z) or an age (90m, 2h, 7d)")
             }
@@ -61,11 +64,10 @@ extension InstanceCommand {
         func run() async {
             await runReporting {
                 var query = InstanceQuery()
-                query.state = state.flatMap { WorkflowState(rawValue: $0.uppercased()) }
+                query.state = state.flatMap { WorkflowState(rawValue: $0) }
                 query.workflow = workflow
                 query.since = since.flatMap { TimeText.parse($0, now: Date().timeIntervalSince1970) }
-                query.limit = limit
-                return try await InstanceTool.list(query, json: json, configuration: try global.resolve())
+                return try await InstanceTool.list(query, limit: limit, json: json, quiet: output.quiet, configuration: try global.resolve())
             }
         }
     }
@@ -176,12 +178,14 @@ extension InstanceCommand {
     }
 
     struct Definitions: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List stored workflow definitions: names and versions.")
+        static let configuration = CommandConfiguration(abstract: "List stored workflow definitions: names and versions (-q: each name once, or NAME's version numbers).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Only the versions of this workflow.") var name: String?
         @Flag(help: "One JSON object per line.") var json = false
+        @OptionGroup var output: ListOutput
+        func validate() throws { try ListOutput.check(quiet: output.quiet, json: json, limit: nil) }
         func run() async {
-            await runReporting { try await InstanceTool.definitions(name, json: json, configuration: try global.resolve()) }
+            await runReporting { try await InstanceTool.definitions(name, json: json, quiet: output.quiet, configuration: try global.resolve()) }
         }
     }
 

@@ -16,6 +16,8 @@ struct PoolCommand: AsyncParsableCommand {
             """ + exitStatusHelp,
         version: dsVersion,
         subcommands: [Set.self, List.self, Remove.self])
+
+    func run() async { Tool.missingSubcommand("ds-pool", help: Self.helpMessage()) }
 }
 
 /// A pool name: the rules of a worker group's (1 to 64 letters, digits, '.', '_' and '-').
@@ -60,13 +62,16 @@ extension PoolCommand {
         @OptionGroup var global: GlobalOptions
         @Flag(help: "One JSON object per line (snake_case).")
         var json = false
+        @OptionGroup var output: ListOutput
+
+        func validate() throws { try ListOutput.check(quiet: output.quiet, json: json, limit: nil) }
 
         func run() async {
             await Tool.run("ds-pool") {
                 let store = try global.resolve().openStore()
                 let pools = try await store.pools()
-                if json {
-                    for p in pools { print(WireJSON.string(p)) }
+                if json || output.quiet {
+                    for p in pools { print(output.quiet ? p.name : WireJSON.string(p)) }
                     return .success
                 }
                 var printer = TablePrinter(columns: ["POOL", "SLOTS", "IN_USE", "WAITING"])

@@ -14,6 +14,8 @@ struct QueueCommand: AsyncParsableCommand {
             """ + exitStatusHelp,
         version: dsVersion,
         subcommands: [List.self, Stats.self, Peek.self, Watch.self, Push.self, Remove.self])
+
+    func run() async { Tool.missingSubcommand("ds-queue", help: Self.helpMessage()) }
 }
 
 /// Runs a subcommand's work with the shared exit handling.
@@ -31,16 +33,19 @@ extension QueueCommand {
             abstract: "List the queue in dispatch order: per group, the order in which its workers will claim the items.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only this worker group.") var group: String?
-        @Option(help: "At most this many items (default: all).") var limit: Int?
+        @Option(parsing: .unconditional, help: "At most this many items (default 0: all); a list cut here says so on stderr.") var limit = 0
         @Flag(help: "One JSON object per line (snake_case).") var json = false
+        @OptionGroup var output: ListOutput
 
         func validate() throws {
             try checkGroup(group)
-            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+            try ListOutput.check(quiet: output.quiet, json: json, limit: limit)
         }
 
         func run() async {
-            await runReporting { try await QueueTool.list(group: group, limit: limit, json: json, configuration: try global.resolve()) }
+            await runReporting {
+                try await QueueTool.list(group: group, limit: limit, json: json, quiet: output.quiet, configuration: try global.resolve())
+            }
         }
     }
 
@@ -49,11 +54,15 @@ extension QueueCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only this worker group.") var group: String?
         @Flag(help: "One JSON object per line (snake_case).") var json = false
+        @OptionGroup var output: ListOutput
 
-        func validate() throws { try checkGroup(group) }
+        func validate() throws {
+            try checkGroup(group)
+            try ListOutput.check(quiet: output.quiet, json: json, limit: nil)
+        }
 
         func run() async {
-            await runReporting { try await QueueTool.peek(group: group, json: json, configuration: try global.resolve()) }
+            await runReporting { try await QueueTool.peek(group: group, json: json, quiet: output.quiet, configuration: try global.resolve()) }
         }
     }
 
@@ -85,14 +94,29 @@ extension QueueCommand {
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Take a queued task out of the queue: it ends KILL and its workflow follows its failure strategy.",
-            discussion: "The owning master removes it, so nothing puts it back. A task a worker already runs is refused: stop its instance with ds-instance stop.")
+            discussion: """
+                The owning master removes it, so nothing puts it back. A task a worker already runs is refused: stop its \
+                instance with ds-instance stop. With --raw, TARGET is the name of a malformed node (WHERE malformed in \
+                ds-queue list), which no master dispatches: it is deleted from ZooKeeper directly.
+                """)
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "A queue key (as ds-queue list prints it) or a task instance id.") var target: String
+        @Argument(help: "A queue key (as ds-queue list prints it) or a task instance id; with --raw, a node's name.") var target: String
         @Flag(help: "Wait until it is removed: exit 1 if a worker claimed it first.") var wait = false
+        @Flag(help: "TARGET is the raw name of a malformed queue node, as ds-queue list shows it: delete that node.") var raw = false
+        @Option(help: "With --raw: the group whose queue holds the node (needed when several do).") var group: String?
         @Flag(help: "Machine-readable output.") var json = false
 
+        func validate() throws {
+            try checkGroup(group)
+            if group != nil && !raw { throw ValidationError("--group goes with --raw; a key or task id names its item alone") }
+            if raw && wait { throw ValidationError("--wait goes without --raw: a malformed node is deleted at once") }
+        }
+
         func run() async {
-            await runReporting { try await QueueTool.remove(target, wait: wait, json: json, configuration: try global.resolve()) }
+            await runReporting {
+                if raw { return try await QueueTool.removeRaw(target, group: group, json: json, configuration: try global.resolve()) }
+                return try await QueueTool.remove(target, wait: wait, json: json, configuration: try global.resolve())
+            }
         }
     }
 
@@ -111,9 +135,7 @@ extension QueueCommand {
 
         func validate() throws {
             try checkGroup(group)
-            guard Priority(rawValue: priority.uppercased()) != nil else {
-                throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")
-            }
+            try Priority.checkFlag(priority)
             var seen: Set<String> = []
             for e in env {
                 guard let (k, _) = Submitter.parseParam(e) else { throw ValidationError("--env '\(e)' is not of the form NAME=value") }
@@ -123,10 +145,11 @@ extension QueueCommand {
 
         func run() async {
             await runReporting {
+                try QueueTool.checkArgumentsAreUTF8()
                 var text = command
                 if text == nil { text = try QueueTool.readCommandFromStandardInput() }
                 let variables = Dictionary(uniqueKeysWithValues: env.map { Submitter.parseParam($0)! })
-                return try await QueueTool.push(command: text!, name: name, priority: Priority(rawValue: priority.uppercased())!, group: group,
+                return try await QueueTool.push(command: text!, name: name, priority: Priority(rawValue: priority)!, group: group,
                                                 env: variables, wait: wait, json: json, configuration: try global.resolve())
             }
         }

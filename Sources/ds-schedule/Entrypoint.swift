@@ -18,6 +18,8 @@ struct ScheduleCommand: AsyncParsableCommand {
             """ + exitStatusHelp,
         version: dsVersion,
         subcommands: [Add.self, List.self, Show.self, Online.self, Offline.self, Remove.self, Next.self, Check.self, Backfill.self])
+
+    func run() async { Tool.missingSubcommand("ds-schedule", help: Self.helpMessage()) }
 }
 
 extension ScheduleCommand {
@@ -59,12 +61,15 @@ extension ScheduleCommand {
         @OptionGroup var global: GlobalOptions
         @Flag(help: "One JSON object per line (snake_case).")
         var json = false
+        @OptionGroup var output: ListOutput
+
+        func validate() throws { try ListOutput.check(quiet: output.quiet, json: json, limit: nil) }
 
         func run() async {
             await Tool.run("ds-schedule") {
                 let schedules = try await ScheduleTool.schedules(global)
-                if json {
-                    for v in schedules { print(WireJSON.string(v)) }
+                if json || output.quiet {
+                    for v in schedules { print(output.quiet ? String(v.id) : WireJSON.string(v)) }
                 } else {
                     print(ScheduleTool.table(schedules), terminator: "")
                 }
@@ -78,25 +83,28 @@ extension ScheduleCommand {
             abstract: "Show a schedule and the instances it started (newest last; --limit of them).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var schedule: ScheduleIDArgument
-        @Option(help: "Most instances to list (the latest fire times).")
+        @Option(parsing: .unconditional, help: "Most instances to list, the latest fire times (0: all); a list cut here says so on stderr.")
         var limit: Int = 20
         @Flag(help: "JSON: the schedule, then one line per instance.")
         var json = false
+        @OptionGroup var output: ListOutput
 
-        func validate() throws {
-            guard limit >= 0 else { throw ValidationError("--limit must be 0 or more") }
-        }
+        func validate() throws { try ListOutput.check(quiet: output.quiet, json: json, limit: limit) }
 
         func run() async {
             await Tool.run("ds-schedule") {
                 let (v, instances) = try await ScheduleTool.show(global, schedule.id, latest: limit)
+                if output.quiet {
+                    for i in instances { print(i.instanceId) }
+                    return .success
+                }
                 if json {
                     print(WireJSON.string(v))
                     for i in instances { print(WireJSON.string(i)) }
                     return .success
                 }
                 print(ScheduleTool.table([v]), terminator: "")
-                print("params: \(v.params.isEmpty ? "-" : v.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+                print("params: \(v.params.isEmpty ? "-" : TablePrinter.pairs(v.params))")
                 print("priority: \(v.priority?.rawValue ?? "the workflow's"); start: \(v.start ?? "-"); end: \(v.end ?? "-")")
                 var printer = TablePrinter(columns: ["INSTANCE", "FIRE_TIME", "BIZ_DATE", "STATE", "LATE"])
                 for i in instances {

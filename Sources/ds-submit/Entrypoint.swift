@@ -59,9 +59,7 @@ struct SubmitCommand: AsyncParsableCommand {
         if noStart && !params.isEmpty {
             throw ValidationError("--no-start starts no instance for --param to apply to; give a schedule its parameters: ds-schedule add --param")
         }
-        if let priority, Priority(rawValue: priority) == nil {
-            throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")
-        }
+        try Priority.checkFlag(priority)
     }
 
     func run() async throws {

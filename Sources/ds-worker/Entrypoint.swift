@@ -21,7 +21,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var port: Int = 1234
     @Option(name: .customLong("group"), help: "Worker group to serve; repeat for several (default: default).")
     var groups: [String] = []
-    @Option(help: "Tasks run at once (default: the number of cores).")
+    @Option(help: "Tasks run at once, 1 to \(Limits.maxWorkerSlots) (each is a process, its pipe and log, and a ZooKeeper claim; default: the number of cores).")
     var slots: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(name: .customLong("log-dir"),
             help: "Folder of task logs; each worker keeps its own in a subfolder named host:port (default: $DS_HOME/logs).")
@@ -81,7 +81,9 @@ struct WorkerCommand: AsyncParsableCommand {
         if let host, let problem = ServerIdentity.problem(host: host, port: port) {
             throw ValidationError("--host \(Limits.quoted(host)) / --port \(port): \(problem)")
         }
-        guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
+        guard (1...Limits.maxWorkerSlots).contains(slots) else {
+            throw ValidationError("--slots \(slots) is out of range: give 1 to \(Limits.maxWorkerSlots) tasks at once (each is a process, its output pipe and log file, and a ZooKeeper claim)")
+        }
         guard let seconds = DurationText.parse(grace), seconds <= Limits.maxDurationSeconds else {
             throw ValidationError("--grace '\(grace)' is not a duration from 0s to 30d, such as 60s")
         }

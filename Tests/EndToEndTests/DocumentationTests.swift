@@ -92,4 +92,18 @@ final class DocumentationTests: XCTestCase {
             }
         }
     }
+
+    /// The rendered pages read as written: no quotes nested by `Ql x Ns - Ns Ql y` ("‘JAN-‘DEC’’") and
+    /// no dash glued to words after `Fl` in `Pq` ("(--limit, -default -20)"), in any page.
+    func testManPagesRenderWithoutNestedQuotesOrStrayDashes() throws {
+        for (tool, section) in Self.tools {
+            let page = Self.manDirectory.appendingPathComponent("\(tool).\(section)").path
+            let (status, output) = try run("/usr/bin/mandoc", ["-Tutf8", page])
+            XCTAssertEqual(status, 0, tool)
+            let plain = output.replacingOccurrences(of: #".\u{8}"#, with: "", options: .regularExpression)
+            for bad in ["’’", "-‘", "-default", "‘‘"] {
+                XCTAssertFalse(plain.contains(bad), "\(tool) renders '\(bad)'")
+            }
+        }
+    }
 }

@@ -134,7 +134,13 @@ final class EnsembleTests: EnsembleClusterTestCase {
         var kills = 0, stops = 0
         var stopStatuses: [String] = []
         var zkFailovers = 0
-        while Date().timeIntervalSince(started) < 60 {
+        // The chaos lasts until enough has happened, not for a fixed time: on a loaded machine a
+        // leader's restart or a graceful stop can take many seconds, and a 60 s run then held only
+        // 8 daemon deaths (seen in a full CI run). Deaths come every 5 s or so, leader kills at
+        // 20 s and 40 s, as on a quick machine; only a rig far slower than any seen gives up.
+        let wanted = (deaths: 10, zkFailovers: 2), giveUpAfter: TimeInterval = 900
+        while kills + stops < wanted.deaths || zkFailovers < wanted.zkFailovers {
+            guard Date().timeIntervalSince(started) < giveUpAfter else { break }
             try checkAlive()
             for _ in 0..<3 { ids.append(try cluster.submit(workflow)) }
             try await Task.sleep(for: .seconds(1.5))
@@ -201,8 +207,8 @@ final class EnsembleTests: EnsembleClusterTestCase {
               + "\(zkFailovers) ZooKeeper leader failovers, \(failovers) task failovers, \(dead) dead-server records, "
               + "\(finishedButUnrecorded) attempts finished but unrecorded when their worker died, "
               + "\(Int(Date().timeIntervalSince(started))) s elapsed")
-        XCTAssertGreaterThan(kills + stops, 8, "the rig: enough daemons died")
-        XCTAssertEqual(zkFailovers, 2, "the rig: the ZooKeeper leader was killed twice")
+        XCTAssertGreaterThanOrEqual(kills + stops, wanted.deaths, "the rig: enough daemons died within \(Int(giveUpAfter)) s")
+        XCTAssertEqual(zkFailovers, wanted.zkFailovers, "the rig: the ZooKeeper leader was killed twice within \(Int(giveUpAfter)) s")
     }
 
     // MARK: Helpers

@@ -38,7 +38,8 @@ final class HostileInputEndToEndTests: ClusterTestCase {
             ("group ..", task(#""worker_group":"..""#), [], ["task 't', field 'worker_group'", "'..'"]),
             ("group .", task(#""worker_group":".""#), [], ["field 'worker_group'"]),
             ("group control", task(#""worker_group":"a\u0001b""#), [], ["field 'worker_group'"]),
-            ("timeout 1e308s", task(#""timeout":"1e308s""#), [], ["field 'timeout'", "longer than the limit of 30d"]),
+            ("timeout 1e308s", task(#""timeout":"1e308s""#), [], ["field 'timeout'", "not a duration"]),
+            ("timeout 99999999999s", task(#""timeout":"99999999999s""#), [], ["field 'timeout'", "longer than the limit of 30d"]),
             ("retry 1e308d", task(#""retries":2,"retry_interval":"1e308d""#), [], ["field 'retry_interval'"]),
             ("retry 1e308d dry run", task(#""retry_interval":"1e308d""#), ["--dry-run"], ["field 'retry_interval'"]),
             ("retry 1e308s", task(#""retries":2,"retry_interval":"1e308s""#), [], ["field 'retry_interval'"]),
@@ -285,6 +286,28 @@ final class HostileInputEndToEndTests: ClusterTestCase {
             XCTAssertEqual(log.components(separatedBy: "queue item \(queue)/\(item) is not a task").count - 1, 1, "said once, not in a loop:\n\(log.suffix(3000))")
         }
         XCTAssertEqual(log.components(separatedBy: "\(queue)/not-a-key is not named as a task").count - 1, 1, String(log.suffix(3000)))
+
+        // ds-queue list shows each as malformed with its raw name (not as a real task, nor not at
+        // all), and ds-queue remove --raw deletes them.
+        struct Malformed: Decodable { var location: String; var group: String; var raw_name: String; var problem: String }
+        let list = try cluster.run("ds-queue", ["list", "--json"])
+        XCTAssertEqual(list.status, 0, list.stderr)
+        let rows = list.stdout.split(separator: "\n").compactMap { try? JSONDecoder().decode(Malformed.self, from: Data($0.utf8)) }
+        XCTAssertEqual(rows.map(\.raw_name), ["not-a-key", "0-000000000000-0-000000000001", "0-000000000000-0-000000000002"], list.stdout)
+        XCTAssertTrue(rows.allSatisfy { $0.location == "malformed" && $0.group == "default" }, list.stdout)
+        XCTAssertTrue(list.stderr.contains("3 malformed queue nodes"), list.stderr)
+        let human = try cluster.run("ds-queue", ["list"])
+        XCTAssertTrue(human.stdout.split(separator: "\n").contains { $0.hasPrefix("malformed") && $0.contains("not-a-key") }, human.stdout)
+        XCTAssertEqual(try cluster.run("ds-queue", ["list", "-q"]).stdout, rows.map { $0.raw_name + "\n" }.joined())
+        for name in left {
+            let removed = try cluster.run("ds-queue", ["remove", "--raw", name])
+            XCTAssertEqual(removed.status, 0, removed.stderr)
+        }
+        let after = try await zk.children(queue)
+        XCTAssertEqual(after, [])
+        let gone = try cluster.run("ds-queue", ["remove", "--raw", "not-a-key"])
+        XCTAssertEqual(gone.status, 65, gone.stderr)
+        XCTAssertEqual(try cluster.run("ds-queue", ["remove", "--raw", "../x"]).status, 64)
     }
 
     /// Found by review: a result node for an id no attempt has yet (a refused hand-made item) was

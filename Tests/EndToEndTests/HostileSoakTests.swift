@@ -29,7 +29,7 @@ final class HostileSoakTests: ClusterTestCase {
                 var fields = [#""name":"t\#(i)""#, #""outputs":["out\#(i)"]"#, #""command":"\#(command.replacingOccurrences(of: "\"", with: "\\\""))""#, #""deps":[\#(deps.joined(separator: ","))]"#]
                 if chance(30) { fields.append(#""retries":\#(pick([0, 1]))"#) }
                 if chance(30) { fields.append(#""timeout":\#(pick(["100", "\"60s\"", "600"]))"#) }
-                if chance(20) { fields.append(#""env":{"K":1,"L":"x"}"#) }
+                if chance(20) { fields.append(#""env":{"K":"1","L":"x"}"#) }
                 if chance(20) { fields.append(#""priority":"\#(pick(Priority.allCases).rawValue)""#) }
                 tasks.append("{" + fields.joined(separator: ",") + "}")
             }

@@ -208,7 +208,7 @@ final class InstanceControlTests: ClusterTestCase {
         let missing = try instanceTool(["stop", "999999"])
         XCTAssertEqual(missing.status, 65, missing.stderr)
         XCTAssertTrue(missing.stderr.contains("does not exist"), missing.stderr)
-        for bad in [["stop", "0"], ["stop", "-3"], ["stop", "x"], ["show"], ["list", "--limit", "0"], ["list", "--state", "NOPE"],
+        for bad in [["stop", "0"], ["stop", "-3"], ["stop", "x"], ["show"], ["list", "--limit", "-1"], ["list", "-q", "--json"], ["list", "--state", "NOPE"],
                     ["list", "--since", "yesterday-ish"]] {
             let run = try instanceTool(bad)
             XCTAssertEqual(run.status, 64, "\(bad): \(run.stderr)")

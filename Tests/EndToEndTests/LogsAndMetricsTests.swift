@@ -144,6 +144,19 @@ final class LogsAndMetricsTests: ClusterTestCase {
         XCTAssertEqual(all.stdout, "a     | a1\na     | a2\nbravo | b1\nbravo | b2\nafter | done\n")
     }
 
+    /// A `${setValue(...)}` whose value spans lines is ignored with a `[ds]` line in the task's
+    /// log (it was ignored without a word), and the task still succeeds.
+    func testAMultiLineSetValueIsToldInTheLog() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker()
+        let id = try cluster.submit(#"{"name":"multi","params":{"k":"0"},"tasks":[{"name":"t","command":"printf '${setValue(k=one\\ntwo)}\\n'"}]}"#)
+        let state = try await cluster.waitForEnd(id)
+        XCTAssertEqual(state, .success)
+        let log = try cluster.run("ds-logs", ["--instance", String(id)])
+        XCTAssertEqual(log.status, 0, log.stderr)
+        XCTAssertTrue(log.stdout.contains("[ds] ignored 1 ${setValue(...)} not closed on its line (the first: 'k=one')"), log.stdout)
+    }
+
     /// An ad-hoc task pushed to the queue has a log `ds-logs` prints. A failed task's log command
     /// is printed by `ds-submit --wait` and `ds-instance show`. With its worker stopped, the log is
     /// read from the file on this machine; with the file gone too, exit 69 names the worker.
@@ -459,8 +472,9 @@ final class LogsAndMetricsTests: ClusterTestCase {
         XCTAssertEqual(followLost.stdout, "d-start\n")
         XCTAssertTrue(followLost.stderr.contains("NEED_FAULT_TOLERANCE"), followLost.stderr)
         XCTAssertEqual(cluster.exitStatus(of: followAll.process), 1, "the instance failed (b): " + followAll.stderr)
-        let dLines = followAll.stdout.split(separator: "\n").filter { $0.hasPrefix("d ") }
-        XCTAssertEqual(dLines, ["d | d-start", "d | d-start", "d | d-end"], followAll.stdout)
+        // Each attempt labelled apart: the failover's new attempt is d#2, not d again.
+        let dLines = followAll.stdout.split(separator: "\n").filter { $0.hasPrefix("d ") || $0.hasPrefix("d#") }
+        XCTAssertEqual(dLines, ["d | d-start", "d#2 | d-start", "d#2 | d-end"], followAll.stdout)
         XCTAssertFalse(followAll.stderr.contains("unreachable") || followAll.stderr.contains("lost the connection"), followAll.stderr)
         let after = try await scrape(master)
         XCTAssertEqual(after["ds_master_tasks_dispatched_total"], 5, "a, b, c, d and d again")

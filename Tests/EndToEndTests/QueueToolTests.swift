@@ -95,7 +95,7 @@ final class QueueToolTests: ClusterTestCase {
                                  stdin: "echo \"$GREETING from push\" >> \(marker)")
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertEqual(cluster.lines(marker), ["hi from push"])
-        let failing = try cluster.run("ds-queue", ["push", "--command", "exit 3", "--priority", "high", "--json"])
+        let failing = try cluster.run("ds-queue", ["push", "--command", "exit 3", "--priority", "HIGH", "--json"])
         XCTAssertEqual(failing.status, 0, failing.stderr)
         struct Pushed: Decodable { var instance_id: Int64; var task_instance_id: Int64?; var workflow: String }
         let pushed = try JSONDecoder().decode(Pushed.self, from: Data(failing.stdout.utf8))
@@ -107,7 +107,7 @@ final class QueueToolTests: ClusterTestCase {
         XCTAssertTrue(show.stdout.contains(#""exit_code":3"#), show.stdout)
         for (args, stdin, status) in [(["push", "--group", "../x"], "true", Int32(64)), (["push", "--env", "PATH=/x"], "true", 65),
                                       (["push"], "", 65), (["push", "--priority", "URGENT"], "true", 64),
-                                      (["list", "--limit", "0"], "", 64)] {
+                                      (["list", "--limit", "-1"], "", 64), (["list", "-q", "--json"], "", 64)] {
             let run = try cluster.run("ds-queue", args, stdin: stdin)
             XCTAssertEqual(run.status, status, "\(args): \(run.stderr)")
         }
@@ -185,9 +185,10 @@ final class QueueToolTests: ClusterTestCase {
         XCTAssertEqual(cluster.lines(marker), [], "b never ran")
     }
 
-    func testWatchPrintsAdditionsClaimsAndRemovalsAsTheyHappen() async throws {
-        try cluster.startMaster()
-        let out = cluster.directory.appendingPathComponent("watch.out"), err = cluster.directory.appendingPathComponent("watch.err")
+    /// `ds-queue watch --json` in the background, its output in files; once it says it watches.
+    func startWatch() async throws -> (process: Process, out: URL) {
+        let name = UUID().uuidString
+        let out = cluster.directory.appendingPathComponent("watch-\(name).out"), err = cluster.directory.appendingPathComponent("watch-\(name).err")
         FileManager.default.createFile(atPath: out.path, contents: nil)
         FileManager.default.createFile(atPath: err.path, contents: nil)
         let watch = Process()
@@ -198,8 +199,14 @@ final class QueueToolTests: ClusterTestCase {
         watch.standardError = try FileHandle(forWritingTo: err)
         watch.standardInput = FileHandle.nullDevice
         try watch.run()
-        addTeardownBlock { if watch.isRunning { kill(watch.processIdentifier, SIGKILL); watch.waitUntilExit() } }
+        addTeardownBlock { if watch.isRunning { kill(watch.processIdentifier, SIGCONT); kill(watch.processIdentifier, SIGKILL); watch.waitUntilExit() } }
         try await eventually("the watch has started") { ((try? String(contentsOf: err, encoding: .utf8)) ?? "").contains("watching") }
+        return (watch, out)
+    }
+
+    func testWatchPrintsAdditionsClaimsAndRemovalsAsTheyHappen() async throws {
+        try cluster.startMaster()
+        let (watch, out) = try await startWatch()
         struct Event: Decodable { var event: String; var task_instance_id: Int64; var worker: String? }
         func events() -> [Event] {
             ((try? String(contentsOf: out, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
@@ -217,6 +224,37 @@ final class QueueToolTests: ClusterTestCase {
         try await eventually("a's claim") { events().contains { $0.event == "claimed" && $0.task_instance_id == a } }
         XCTAssertEqual(events().map(\.event), ["added", "added", "removed", "claimed"])
         XCTAssertTrue(watch.isRunning, "watch goes on until interrupted")
+    }
+
+    /// Items added and claimed between two listings of the window (ZooKeeper watches fire once)
+    /// were never printed: here the watch is stopped (SIGSTOP) while two items are added and
+    /// claimed, and once it goes on it prints both claims, marked unseen, with their keys.
+    func testWatchPrintsClaimsOfItemsItNeverSawQueued() async throws {
+        try cluster.startMaster()
+        try cluster.startWorker(slots: 2)
+        let gate = cluster.directory.appendingPathComponent("gate").path
+        let (watch, out) = try await startWatch()
+        try await Task.sleep(for: .seconds(1))  // its first listing
+        kill(watch.processIdentifier, SIGSTOP)
+        let wait = "while [ ! -e \(gate) ]; do sleep 0.1; done"
+        let id = try cluster.submit(#"{"name":"fast","tasks":[{"name":"a","command":"\#(wait)"},{"name":"b","command":"\#(wait)"}]}"#)
+        let store = try cluster.store()
+        try await eventually("both run") { try await store.taskAttempts(of: id).filter { $0.state == .running }.count == 2 }
+        kill(watch.processIdentifier, SIGCONT)
+        struct Event: Decodable { var event: String; var task_instance_id: Int64; var key: String; var group: String; var unseen: Bool? }
+        let ids = Set(try await store.taskAttempts(of: id).compactMap(\.id))
+        var events: [Event] = []
+        try await eventually("both claims are printed") {
+            events = ((try? String(contentsOf: out, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                try? JSONDecoder().decode(Event.self, from: Data($0.utf8))
+            }
+            return Set(events.filter { $0.event == "claimed" }.map(\.task_instance_id)) == ids
+        }
+        XCTAssertTrue(events.allSatisfy { $0.unseen == true && $0.group == "default" && TaskQueueKey($0.key)?.taskInstanceId == $0.task_instance_id },
+                      "\(events)")
+        FileManager.default.createFile(atPath: gate, contents: nil)
+        let end = try await cluster.waitForEnd(id)
+        XCTAssertEqual(end, .success)
     }
 
     /// Peak resident memory of one run of a tool, in KiB, read by a Python parent that has no
@@ -259,6 +297,63 @@ final class QueueToolTests: ClusterTestCase {
             let run = try self.cluster.run("ds-queue", ["stats", "--json"], environment: ["DS_DB": "/nonexistent/none.db"])
             guard let stats = try? JSONDecoder().decode(Stats.self, from: Data(run.stdout.utf8)), let g = stats.groups.first else { return false }
             return g.window == 1000 && g.window + g.backlog == 100_001
+        }
+    }
+
+    /// A command that is not UTF-8, on standard input or in --command, is refused with exit 65 as
+    /// ds-submit refuses a workflow file's (it was repaired to U+FFFD and run), nothing is pushed,
+    /// and the refusal names the tool once ("ds-queue: ds-queue push:" before).
+    func testPushRefusesACommandThatIsNotUTF8AndNamesTheToolOnce() async throws {
+        let queue = Binaries.url("ds-queue").path
+        let script = """
+            import subprocess, sys
+            r = subprocess.run([sys.argv[1], "push"], input=b"echo \\xff", capture_output=True)
+            sys.stderr.write(r.stderr.decode("utf-8", "replace")); print(r.returncode)
+            r = subprocess.run([sys.argv[1], "push", "--command", b"echo \\xff"], capture_output=True)
+            sys.stderr.write(r.stderr.decode("utf-8", "replace")); print(r.returncode)
+            """
+        let run = try cluster.run("/usr/bin/python3", ["-c", script, queue])
+        XCTAssertEqual(run.stdout.split(separator: "\n"), ["65", "65"], run.stderr)
+        XCTAssertTrue(run.stderr.contains("not valid UTF-8"), run.stderr)
+        let empty = try cluster.run("ds-queue", ["push"], stdin: " ")
+        XCTAssertEqual(empty.status, 65)
+        XCTAssertTrue(empty.stderr.hasPrefix("ds-queue: push: "), empty.stderr)
+        XCTAssertFalse(empty.stderr.contains("ds-queue push:"), empty.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.databasePath), "a refused push wrote the database")
+    }
+
+    /// Every tool of subcommands run without one prints its help on stderr and exits 64 (ds-instance
+    /// printed its help on stdout and exited 0).
+    func testAToolOfSubcommandsWithoutOneExits64WithHelpOnStderr() throws {
+        for tool in ["ds-instance", "ds-queue", "ds-schedule", "ds-pool"] {
+            let run = try cluster.run(tool, [])
+            XCTAssertEqual(run.status, 64, "\(tool): \(run.stderr)")
+            XCTAssertEqual(run.stdout, "", tool)
+            XCTAssertTrue(run.stderr.contains("SUBCOMMANDS"), "\(tool): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("\(tool): a subcommand is required"), "\(tool): \(run.stderr)")
+        }
+    }
+
+    /// A negative --limit is read as the value it is and refused naming it, exit 64, in every tool
+    /// that lists (it was taken for a flag: "Missing value for '--limit <limit>'").
+    func testANegativeLimitIsRefusedNamingTheValue() throws {
+        for (tool, args) in [("ds-queue", ["list"]), ("ds-instance", ["list"]), ("ds-schedule", ["show", "1"])] {
+            let run = try cluster.run(tool, args + ["--limit", "-1"])
+            XCTAssertEqual(run.status, 64, "\(tool): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("--limit -1 is out of range"), "\(tool): \(run.stderr)")
+            XCTAssertEqual(run.stdout, "", tool)
+        }
+    }
+
+    /// One rule for the case of names on the command line: upper only, as workflow files and every
+    /// table write them (ds-queue push took 'low' and ds-instance list 'success'; ds-submit did not).
+    func testPriorityAndStateNamesAreUpperCaseInEveryTool() throws {
+        for (tool, args) in [("ds-queue", ["push", "--command", "true", "--priority", "low"]),
+                             ("ds-submit", ["--dry-run", "--priority", "low", "-"]),
+                             ("ds-instance", ["list", "--state", "success"])] {
+            let run = try cluster.run(tool, args, stdin: "{}")
+            XCTAssertEqual(run.status, 64, "\(tool): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("upper case"), "\(tool): \(run.stderr)")
         }
     }
 }

@@ -111,6 +111,14 @@ final class ScheduleTests: ClusterTestCase {
         try await Task.sleep(for: .seconds(3))
         // The three oldest dates (their tasks run at once, so in any order), and no fourth.
         XCTAssertEqual(cluster.lines(marker).sorted(), ["20251230", "20251231", "20260101"], "at most three at once, oldest first")
+        // The two later dates say they wait for their turn in the backfill, in list as in show.
+        let list = try cluster.run("ds-instance", ["list", "--workflow", "wide"])
+        for id in ids.suffix(2) {
+            let row = list.stdout.split(separator: "\n").first { $0.hasPrefix("\(id) ") }
+            XCTAssertTrue(row?.contains("waits for its turn in backfill") == true, list.stdout)
+            let show = try cluster.run("ds-instance", ["show", String(id)])
+            XCTAssertTrue(show.stdout.contains("note       waits for its turn in backfill"), show.stdout)
+        }
         FileManager.default.createFile(atPath: gate, contents: nil)
         for id in ids {
             let state = try await cluster.waitForEnd(id)

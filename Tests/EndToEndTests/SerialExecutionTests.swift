@@ -46,6 +46,10 @@ final class SerialExecutionTests: ClusterTestCase {
         XCTAssertEqual(cluster.lines(marker), ["start-\(ids[0])"])
         let show = try cluster.run("ds-instance", ["show", String(ids[2])])
         XCTAssertTrue(show.stdout.contains("waits for instance \(ids[0]) of 'serial-SERIAL_WAIT' to end (execution SERIAL_WAIT)"), show.stdout)
+        // list gives the reason show gives (it said "waits for a master to claim it").
+        let list = try cluster.run("ds-instance", ["list", "--workflow", "serial-SERIAL_WAIT"])
+        let row = list.stdout.split(separator: "\n").first { $0.hasPrefix("\(ids[2]) ") }
+        XCTAssertTrue(row?.hasSuffix("waits for instance \(ids[0]) of 'serial-SERIAL_WAIT' to end (execution SERIAL_WAIT)") == true, list.stdout)
         FileManager.default.createFile(atPath: gate, contents: nil)
         for id in ids { let s = try await cluster.waitForEnd(id); XCTAssertEqual(s, .success) }
         assertRanOneAfterAnother(ids)

@@ -77,4 +77,15 @@ final class ValidationEndToEndTests: ClusterTestCase {
         XCTAssertEqual(task["priority"] as? String, "MEDIUM")
         XCTAssertFalse(FileManager.default.fileExists(atPath: cluster.databasePath), "dry run created the database")
     }
+
+    /// `ds-worker --slots` is bounded (100000000 was accepted): out of 1 to Limits.maxWorkerSlots it
+    /// exits 64 naming the flag and the bound, before it registers anything.
+    func testWorkerSlotsOutOfBoundsAreRefused() throws {
+        for slots in ["100000000", String(Limits.maxWorkerSlots + 1), "0"] {
+            let run = try cluster.run("ds-worker", ["--slots", slots, "--port", "7999"], timeout: 30)
+            XCTAssertEqual(run.status, 64, "\(slots): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("--slots"), run.stderr)
+            XCTAssertTrue(run.stderr.contains("1 to \(Limits.maxWorkerSlots)"), run.stderr)
+        }
+    }
 }

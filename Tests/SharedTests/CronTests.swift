@@ -116,6 +116,9 @@ final class CronTests: XCTestCase {
             ("0 0 0 1/32 * ?", "day-of-month", "31"), ("0 0 0 1 1/13 ?", "month", "12"), ("0 0 0 ? * 1/8", "day-of-week", "7"),
             ("0 0 0 1 1 ? 2030-2026", "year", "wrap"),
             ("0 0 0 L,L-2 * ?", "day-of-month", "one"),
+            // Quartz allows one # item per field: a list of them is refused for that, not for its k.
+            ("0 0 12 ? * 1#1,2#1", "day-of-week", "one # item per field"), ("0 0 12 ? * 2-3#1", "day-of-week", "stands alone"),
+            ("0 0 * * * ? " + String(repeating: "2030,", count: 30_000) + "2030", "expression", "at most 1024"),
         ]
         for (expression, field, words) in table {
             XCTAssertThrowsError(try CronExpression(expression), expression) { error in

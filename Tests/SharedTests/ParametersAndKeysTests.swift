@@ -63,7 +63,21 @@ final class ParametersAndKeysTests: XCTestCase {
         XCTAssertNil(DurationText.parse("-1s"))
         XCTAssertNil(DurationText.parse("soon"))
         XCTAssertNil(DurationText.parse("1e308h"), "infinite once in seconds (found by the workflow fuzzer)")
-        XCTAssertNotNil(DurationText.parse("1e300h"))
+        XCTAssertNil(DurationText.parse("1e300h"), "no exponent: one grammar, digits and a unit")
+    }
+
+    /// One duration grammar everywhere: digits and a unit, compound largest first (`1h30m`),
+    /// nothing trimmed, no exponent (" 5s" and "1e1s" were accepted, "1h30m" was not).
+    func testOneDurationGrammar() {
+        let accepted: [(String, Double)] = [("1h30m", 5400), ("1d12h", 129_600), ("2m30.5s", 150.5), ("1s500ms", 1.5),
+                                            ("90", 90), ("1.5", 1.5), ("0s", 0), ("1d", 86400), ("500ms", 0.5)]
+        for (text, seconds) in accepted { XCTAssertEqual(DurationText.parse(text), seconds, text) }
+        for text in [" 5s", "5s ", "1e1s", "1e1", "+5s", "-5", "30m1h", "1h1h", "1h30", "h", ".5s", "5.s", "1ms1s", "5 s", "",
+                     String(repeating: "1", count: 65)] {
+            XCTAssertNil(DurationText.parse(text), text)
+        }
+        // The workflow JSON and the flags read durations through it.
+        XCTAssertEqual(TimeText.parse("1h30m", now: 10_000), 10_000 - 5400)
     }
 
     func testConfigurationPrecedenceFlagOverEnvironmentOverDefault() throws {

@@ -27,6 +27,23 @@ final class SwitchExpressionTests: XCTestCase {
         }
     }
 
+    /// Numbers compare as decimal strings of any length, as ds-submit(1) says: a 400-digit literal
+    /// or parameter is no longer refused (a 64-bit float made it infinite), and decimals with a
+    /// fraction compare exactly too.
+    func testNumbersOfAnyLengthCompareExactly() throws {
+        let long = String(repeating: "9", count: 400)
+        let longer = "1" + String(repeating: "0", count: 400)
+        let v = ["id": long, "half": "0." + String(repeating: "0", count: 300) + "5"]
+        let table: [(String, Bool)] = [
+            ("${id} == \(long)", true), ("${id} < \(longer)", true), ("\(longer) > ${id}", true), ("-\(longer) < -\(long)", true),
+            ("${id} > 1e300", true), ("${id} != \(long).0", false), ("${half} > 0", true), ("${half} < 0.1", true),
+            ("0.30 == .3", true), ("2.05 < 2.5", true), ("-0.5 < -0.25", true), ("10.01 > 10.001", true),
+        ]
+        for (text, expected) in table {
+            XCTAssertEqual(try value(text, v), expected, text)
+        }
+    }
+
     func testErrorsAreErrorsNeverFalse() {
         XCTAssertThrowsError(try value("${nope} == 1")) { XCTAssertEqual("\($0)", "parameter 'nope' is not defined") }
         XCTAssertThrowsError(try value("${x} > 1", ["x": "abc"])) { XCTAssertEqual("\($0)", "> orders numbers, and 'abc' is not a number") }

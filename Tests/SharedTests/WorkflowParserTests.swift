@@ -14,6 +14,15 @@ final class WorkflowParserTests: XCTestCase {
         }
     }
 
+    /// An env value is text: a number (`{"A": 5}`, silently made "5" before) is refused naming the
+    /// task and key; params keep numbers as written.
+    func testANumberInEnvIsRefusedNamingTheTaskAndKey() {
+        let found = problems(#"{"name":"w","params":{"n":3},"tasks":[{"name":"a","command":"true","env":{"A":5,"B":"ok"}}]}"#)
+        XCTAssertEqual(found.count, 1, "\(found)")
+        XCTAssertTrue(found.first?.contains("'a'") == true && found.first?.contains("'A'") == true
+                      && found.first?.contains("env") == true && found.first?.contains("\"5\"") == true, "\(found)")
+    }
+
     func testValidWorkflowIsNormalised() throws {
         let w = try WorkflowParser.parse(Data(#"""
             {"name":"etl","priority":"HIGH","params":{"n":3},"tasks":[

@@ -18,8 +18,9 @@ public enum FailoverPrinter {
 
     public static func human(_ f: ForcedFailover) -> String {
         let verb = f.dryRun ? "would fail over" : "failed over"
-        let what = f.type == "master" ? "instances: \(f.instances.map(String.init).joined(separator: " "))"
-            : "task attempts: \(f.tasks.map(String.init).joined(separator: " "))"
+        // An empty list is said in words, not as a heading with nothing after it.
+        let (noun, ids) = f.type == "master" ? ("instances", f.instances) : ("task attempts", f.tasks)
+        let what = ids.isEmpty ? "no \(noun)" : "\(noun): \(ids.map(String.init).joined(separator: " "))"
         return "\(verb) \(f.type) \(f.server) (session \(f.session)); \(what)\n"
     }
 }

@@ -32,25 +32,58 @@ public enum InstanceTool {
 
     // MARK: Reading
 
-    public static func list(_ query: InstanceQuery, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+    /// The newest `limit` instances of `query` (0: all); `quiet` prints their ids only.
+    public static func list(_ query: InstanceQuery, limit: Int, json: Bool, quiet: Bool = false, configuration: Configuration) async throws -> ExitStatus {
         let store = try configuration.openStore()
-        let instances = try await store.instances(query)
-        if json {
-            for i in instances { print(WireJSON.string(i)) }
+        var query = query
+        query.limit = ListOutput.fetchCount(limit) ?? Int.max
+        let instances = ListOutput.cut(try await store.instances(query), limit: limit, tool: tool, noun: "instances")
+        if json || quiet {
+            for i in instances { print(quiet ? String(i.id!) : WireJSON.string(i)) }
             return .success
         }
         var printer = TablePrinter(columns: ["ID", "WORKFLOW", "VERSION", "STATE", "RUN", "SUBMITTED", "DURATION", "MASTER", "NOTE"])
         let now = ProcessStats.now()
+        let waits = try await waitReasons(instances, store: store)
         for i in instances {
             let duration = i.startTime.map { InstanceReport.duration($0, i.endTime ?? now) } ?? ""
             printer.add([String(i.id!), i.name, String(i.version),
-                         i.state.rawValue, String(i.run), Self.time(i.submitTime), duration, i.host ?? "", note(for: i) ?? ""])
+                         i.state.rawValue, String(i.run), Self.time(i.submitTime), duration, i.host ?? "", waits[i.id!] ?? note(for: i) ?? ""])
         }
         print(printer.render(), terminator: "")
         return .success
     }
 
-    /// Why an instance waits, for `list` and `show`.
+    /// What holds back each waiting instance that a master would otherwise start, for `list` and
+    /// `show` alike: a running instance of its serial workflow, or its backfill's earlier dates.
+    /// One read per workflow name and per backfill, however many instances wait on them.
+    static func waitReasons(_ instances: [WorkflowInstanceRecord], store: Store) async throws -> [Int64: String] {
+        var reasons: [Int64: String] = [:]
+        var blockers: [String: Int64?] = [:]
+        var backfillRunning: [Int64: [Int64]] = [:]
+        for i in instances where [.submitted, .waitingThread].contains(i.state) {
+            if let e = i.execution, e != .parallel {
+                if blockers[i.name] == nil { blockers[i.name] = .some(try await store.serialBlocker(of: i)) }
+                if let blocker = blockers[i.name] ?? nil {
+                    reasons[i.id!] = "waits for instance \(blocker) of \(Limits.quoted(i.name)) to end (execution \(e.rawValue))"
+                    continue
+                }
+            }
+            if let backfill = i.backfillId {
+                if backfillRunning[backfill] == nil {
+                    backfillRunning[backfill] = try await store.instances(backfill: backfill).filter(\.state.isActive).compactMap(\.id)
+                }
+                let running = backfillRunning[backfill] ?? []
+                if !running.isEmpty {
+                    reasons[i.id!] = "waits for its turn in backfill \(backfill): dates start in order, --parallel at a time; running: "
+                        + running.prefix(5).map(String.init).joined(separator: ", ") + (running.count > 5 ? ", …" : "")
+                }
+            }
+        }
+        return reasons
+    }
+
+    /// Why an instance waits, for `list` and `show`, when nothing of `waitReasons` holds it back.
     static func note(for i: WorkflowInstanceRecord) -> String? {
         switch i.state {
         case .waitingThread: return "waits for a free master slot (every master is at --max-workflows)"
@@ -99,9 +132,7 @@ public enum InstanceTool {
         var pools: [String: PoolUsage] = [:]
         for name in Set(live.filter { $0.state == .submitted }.compactMap(\.pool)) { pools[name] = try await store.pool(name) }
         var view = Self.view(instance, definition, shown, emptyGroups: emptyGroups, pools: pools)
-        if let blocker = try await store.serialBlocker(of: instance) {
-            view.note = "waits for instance \(blocker) of \(Limits.quoted(instance.name)) to end (execution \(instance.execution?.rawValue ?? ""))"
-        }
+        if let reason = try await waitReasons([instance], store: store)[id] { view.note = reason }
         if dot {
             // Each task as it stands in the current run: its latest attempt there, else the success
             // handed on to it, else what it waits for.
@@ -131,12 +162,12 @@ public enum InstanceTool {
         print("submitted \(time(instance.submitTime))" + (instance.startTime.map { "  started \(time($0))" } ?? "")
               + (instance.endTime.map { "  ended \(time($0))" } ?? "")
               + (instance.startTime.map { "  duration \(InstanceReport.duration($0, instance.endTime ?? ProcessStats.now()))" } ?? ""))
-        if !view.params.isEmpty { print("parameters " + view.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) }
+        if !view.params.isEmpty { print("parameters " + TablePrinter.pairs(view.params)) }
         if let fire = ScheduledInstanceView(instance).scheduleFire {
             let origin = instance.scheduleId.map { "schedule \($0)" } ?? instance.backfillId.map { "backfill \($0)" } ?? "parent's"
             print("scheduled  \(origin), fire time \(fire) (\(instance.timeZone ?? InstanceClock.unzonedName)), system.biz.date \(ScheduledInstanceView(instance).bizDate ?? "")")
         }
-        if let note = view.note { print("note       \(note)") }
+        if let note = view.note { print("note       \(Limits.escaped(note))") }
         print("")
         var printer = TablePrinter(columns: ["TASK", "ID", "RUN", "ATTEMPT", "STATE", "WORKER", "START", "END", "DURATION", "EXIT", "LOG", "MESSAGE"])
         for t in view.tasks {
@@ -147,7 +178,7 @@ public enum InstanceTool {
             printer.add([t.task, a.id.map(String.init) ?? "", String(a.run), String(a.attempt), a.state.rawValue, a.host ?? "", a.startTime.map(time) ?? "",
                          a.endTime.map(time) ?? "", a.state.isTerminal ? InstanceReport.duration(a.startTime, a.endTime) : "",
                          a.exitCode.map(String.init) ?? "", a.logPath ?? "",
-                         [a.message, t.note].compactMap { $0 }.joined(separator: "; ").replacingOccurrences(of: "\n", with: " ")])
+                         [a.message, t.note].compactMap { $0 }.joined(separator: "; ")])
         }
         print(printer.render(), terminator: "")
         let hints = InstanceReport.logHints(attempts, run: instance.run)
@@ -256,11 +287,17 @@ public enum InstanceTool {
         return InstanceView(instance: instance, note: note(for: instance), params: params, tasks: rows)
     }
 
-    public static func definitions(_ name: String?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+    /// Stored definitions; `quiet` prints each workflow name once, or with `name` its version numbers.
+    public static func definitions(_ name: String?, json: Bool, quiet: Bool = false, configuration: Configuration) async throws -> ExitStatus {
         let store = try configuration.openStore()
         let all = try await store.definitions(named: name)
         if let name, all.isEmpty {
             throw ControlRefusal(description: "no workflow named \(Limits.quoted(name)) is stored; see ds-instance definitions", exitStatus: .dataError)
+        }
+        if quiet {
+            var seen: Set<String> = []
+            for d in all where name != nil || seen.insert(d.name).inserted { print(name == nil ? d.name : String(d.version)) }
+            return .success
         }
         if json {
             for d in all { print(WireJSON.string(d)) }

@@ -73,15 +73,16 @@ public enum LogsTool {
             throw ControlRefusal(description: "instance \(id) does not exist in \(context.store.path); see ds-instance list", exitStatus: .dataError)
         }
         let definition = try await context.store.definition(of: instance)
-        let width = definition.tasks.map { label($0.name, attempt: 1).count }.max() ?? 1
-        func output(for a: TaskInstanceRecord) -> Output {
-            let name = label(a.taskName, attempt: a.attempt)
+        let width = definition.tasks.map(\.name.count).max() ?? 1
+        func output(for a: TaskInstanceRecord, in attempts: [TaskInstanceRecord]) -> Output {
+            let name = labels(attempts)[a.id!] ?? a.taskName
             return Output(prefix: name.padding(toLength: max(width, name.count), withPad: " ", startingAt: 0) + " | ")
         }
         var unreachable: [String] = []
         if !options.follow {
-            for a in try await context.store.taskAttempts(of: id) {
-                switch try await show(a, options: options, context: context, out: output(for: a)) {
+            let attempts = try await context.store.taskAttempts(of: id)
+            for a in attempts {
+                switch try await show(a, options: options, context: context, out: output(for: a, in: attempts)) {
                 case .unreachable(let why):
                     Tool.warn(tool, why)
                     unreachable.append(why)
@@ -100,12 +101,14 @@ public enum LogsTool {
             var followed: Set<Int64> = []
             while true {
                 let current = try await context.store.instance(id)
-                for a in try await context.store.taskAttempts(of: id) where !followed.contains(a.id!) {
+                let attempts = try await context.store.taskAttempts(of: id)
+                for a in attempts where !followed.contains(a.id!) {
                     // Not yet started: looked at again on the next pass.
                     if !a.state.isTerminal, try await source(of: a, context: context) == .notStarted { continue }
                     followed.insert(a.id!)
+                    let out = output(for: a, in: attempts)
                     group.addTask {
-                        if case .unreachable(let why) = try await show(a, options: options, context: context, out: output(for: a)) {
+                        if case .unreachable(let why) = try await show(a, options: options, context: context, out: out) {
                             Tool.warn(tool, why)
                             failures.withLockedValue { $0.append(why) }
                         }
@@ -133,7 +136,20 @@ public enum LogsTool {
             : "task instance \(id) ('\(now.taskName)') has not started (\(now.state.rawValue)); follow it with ds-logs -f \(id)")
     }
 
-    static func label(_ task: String, attempt: Int) -> String { attempt > 1 ? "\(task)#\(attempt)" : task }
+    /// Each attempt's label in `--instance` output: its task's name for the task's first attempt in
+    /// the instance, `NAME#N` for its Nth (a retry, a failover's new attempt or a later run), in the
+    /// order they were made; so no two attempts print alike (a failover's attempt printed as the
+    /// first did, by its attempt number).
+    static func labels(_ attempts: [TaskInstanceRecord]) -> [Int64: String] {
+        var seen: [String: Int] = [:]
+        var labels: [Int64: String] = [:]
+        for a in attempts.sorted(by: { ($0.id ?? 0) < ($1.id ?? 0) }) {
+            let n = seen[a.taskName, default: 0] + 1
+            seen[a.taskName] = n
+            if let id = a.id { labels[id] = n > 1 ? "\(a.taskName)#\(n)" : a.taskName }
+        }
+        return labels
+    }
 
     static func open(_ configuration: Configuration, logRoot: String?) async throws -> Context {
         let store = try configuration.openStore()

@@ -28,6 +28,16 @@ public struct QueueRow: Sendable, Codable {
     }
 }
 
+/// A node in a group's queue that no master dispatches: a name that is no queue key, or a key of
+/// no task attempt in the database. `ds-queue list` shows it as it is; `remove --raw` deletes it.
+public struct MalformedQueueRow: Sendable, Codable {
+    public var location = "malformed"
+    public var group: String
+    /// The node's name as it is in ZooKeeper.
+    public var rawName: String
+    public var problem: String
+}
+
 /// `ds-queue`: the priority queue, the window in ZooKeeper and the backlog behind it.
 public enum QueueTool {
     static let tool = "ds-queue"
@@ -46,7 +56,8 @@ public enum QueueTool {
     /// The window is bounded (`--queue-window`), the backlog is read from a cursor: memory stays
     /// bounded however long the backlog. Without the database (a host that reaches only
     /// ZooKeeper) the window alone is listed, and stderr says so.
-    public static func list(group: String?, limit: Int?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+    /// `limit` 0 lists all; a list cut at it says so on stderr. `quiet` prints task instance ids only.
+    public static func list(group: String?, limit: Int, json: Bool, quiet: Bool = false, configuration: Configuration) async throws -> ExitStatus {
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
         let paths = configuration.paths
@@ -57,15 +68,32 @@ public enum QueueTool {
         if let store { groups.formUnion(try await store.backlogGroups()) }
         if let group { groups = groups.contains(group) ? [group] : [] }
         var printed = 0
+        var malformed = 0
         let now = ProcessStats.now()
-        if !json { print(header) }
+        if !json && !quiet { print(table.header()) }
+        func printMalformed(_ row: MalformedQueueRow) {
+            malformed += 1
+            printed += 1
+            print(quiet ? row.rawName : json ? WireJSON.string(row) : table.line([row.location, row.group, row.rawName, "?", "?", "?", "?", "?"]))
+        }
         groupLoop: for g in groups.sorted() {
-            if let limit, printed >= limit { break }
             let names = Limits.groupNameProblem(g) == nil ? try await zk.childrenIfPresent(paths.queue(g)) : []
             let keys = names.compactMap(TaskQueueKey.init).sorted()
             let known = try await store?.attemptNames(keys.map(\.taskInstanceId)) ?? [:]
+            // What no master dispatches, first: a name that is no key, a key of no attempt.
+            for name in names.sorted() where TaskQueueKey(name) == nil {
+                if limit > 0, printed >= limit { ListOutput.warnCut(tool: tool, limit: limit, noun: "items"); break groupLoop }
+                printMalformed(MalformedQueueRow(group: g, rawName: name, problem: "not a queue key (such as 2-000000000042-2-000000000107)"))
+            }
             var window = MinHeap<Pending>()
             for k in keys {
+                let problem = try await queuedProblem(k, named: known[k.taskInstanceId] != nil, group: g, zk: zk, paths: paths, store: store)
+                if problem == .some(nil) { continue }  // claimed while this looked
+                if let problem = problem ?? nil {
+                    if limit > 0, printed >= limit { ListOutput.warnCut(tool: tool, limit: limit, noun: "items"); break groupLoop }
+                    printMalformed(MalformedQueueRow(group: g, rawName: k.description, problem: problem))
+                    continue
+                }
                 let n = known[k.taskInstanceId]
                 window.push(Pending(entry: QueueEntry(key: k, group: g, task: n?.task, workflow: n?.workflow, readySince: n?.since),
                                     location: "window"))
@@ -75,18 +103,43 @@ public enum QueueTool {
             var backlog = BacklogPages(store: store, group: g, skipping: inWindow)
             if window.isEmpty, let first = try await backlog.next() { window.push(Pending(entry: first, location: "backlog")) }
             while let next = window.pop() {
-                if let limit, printed >= limit { break groupLoop }
+                if limit > 0, printed >= limit {
+                    ListOutput.warnCut(tool: tool, limit: limit, noun: "items")
+                    break groupLoop
+                }
                 let row = QueueRow(next.entry, location: next.location, now: now)
-                print(json ? WireJSON.string(row) : line(row))
+                print(quiet ? String(row.taskInstanceId) : json ? WireJSON.string(row) : line(row))
                 printed += 1
                 if let fed = try await backlog.next() { window.push(Pending(entry: fed, location: "backlog")) }
             }
         }
+        if malformed > 0 {
+            Tool.warn(tool, "\(malformed) malformed queue node\(malformed == 1 ? "" : "s") (WHERE malformed): no master dispatches them; "
+                      + "delete each with ds-queue remove --raw NAME")
+        }
         return .success
     }
 
+    /// Why a well-formed key in the window is no real queue item: nil when it is one (or when
+    /// there is no database to tell), `.some(nil)` when it left the window while this looked.
+    /// A real item's attempt is SUBMITTED or DISPATCHED; any other state is looked at twice, as
+    /// a worker may have claimed it (and started it) between the listing and the read.
+    static func queuedProblem(_ k: TaskQueueKey, named: Bool, group: String, zk: ZooKeeperClient, paths: ZooKeeperPaths,
+                              store: Store?) async throws -> String?? {
+        guard let store else { return nil }
+        let problem: String
+        if !named {
+            problem = "no task attempt \(k.taskInstanceId) in the database"
+        } else if let state = try await store.attemptRecord(k.taskInstanceId)?.state, state != .submitted && state != .dispatched {
+            problem = "task attempt \(k.taskInstanceId) is \(state.rawValue), not queued"
+        } else {
+            return nil
+        }
+        return try await zk.exists(paths.queueItem(group, k)) == nil ? .some(nil) : .some(problem)
+    }
+
     /// The next item of each group: what a worker of the group claims next.
-    public static func peek(group: String?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+    public static func peek(group: String?, json: Bool, quiet: Bool = false, configuration: Configuration) async throws -> ExitStatus {
         let zk = try await configuration.connectZooKeeper()
         defer { zk.close() }
         let paths = configuration.paths
@@ -94,14 +147,14 @@ public enum QueueTool {
             ? try configuration.openStore() : nil
         var groups = try await zk.childrenIfPresent(paths.queue)
         if let group { groups = groups.filter { $0 == group } }
-        if !json { print(header) }
+        if !json && !quiet { print(table.header()) }
         let now = ProcessStats.now()
         for g in groups.sorted() where Limits.groupNameProblem(g) == nil {
             guard let first = try await zk.childrenIfPresent(paths.queue(g)).compactMap(TaskQueueKey.init).min() else { continue }
             let n = try await store?.attemptNames([first.taskInstanceId])[first.taskInstanceId]
             let row = QueueRow(QueueEntry(key: first, group: g, task: n?.task, workflow: n?.workflow, readySince: n?.since),
                                location: "window", now: now)
-            print(json ? WireJSON.string(row) : line(row))
+            print(quiet ? String(row.taskInstanceId) : json ? WireJSON.string(row) : line(row))
         }
         return .success
     }
@@ -134,6 +187,40 @@ public enum QueueTool {
             }
             try await _Concurrency.Task.sleep(for: .milliseconds(100))
         }
+    }
+
+    /// `ds-queue remove --raw NAME`: deletes a malformed node (as `list` shows it) straight from
+    /// ZooKeeper, in `group` or in the one group that has it. No master dispatches such a node, so
+    /// none has to take it out; the queue item of a real attempt is refused (its master must).
+    public static func removeRaw(_ name: String, group: String?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
+        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), name.utf8.count <= 1024 else {
+            throw ControlRefusal(description: "--raw \(Limits.quoted(name)) is no node name (one path component, at most 1024 bytes)", exitStatus: .usage)
+        }
+        let zk = try await configuration.connectZooKeeper()
+        defer { zk.close() }
+        let paths = configuration.paths
+        if let key = TaskQueueKey(name), configuration.databaseMayExist,
+           let state = try await configuration.openStore().attemptRecord(key.taskInstanceId)?.state,
+           state == .submitted || state == .dispatched {
+            throw ControlRefusal(description: "\(Limits.quoted(name)) is the queue item of task \(key.taskInstanceId): remove it with ds-queue remove \(key.taskInstanceId), through its master",
+                                 exitStatus: .usage)
+        }
+        var holders: [String] = []
+        for g in try await zk.childrenIfPresent(paths.queue).sorted() where group == nil || g == group {
+            guard Limits.groupNameProblem(g) == nil else { continue }
+            if try await zk.exists(paths.queue(g) + "/" + name) != nil { holders.append(g) }
+        }
+        guard !holders.isEmpty else {
+            throw ControlRefusal(description: "no queue node \(Limits.quoted(name))\(group.map { " in group \($0)" } ?? ""); see ds-queue list", exitStatus: .dataError)
+        }
+        guard holders.count == 1 else {
+            throw ControlRefusal(description: "\(Limits.quoted(name)) is in groups \(holders.joined(separator: ", ")): say which with --group", exitStatus: .usage)
+        }
+        let path = paths.queue(holders[0]) + "/" + name
+        try await zk.delete(path)
+        struct Removed: Encodable { var group: String; var rawName: String }
+        print(json ? WireJSON.string(Removed(group: holders[0], rawName: name)) : "removed queue node \(Limits.escaped(path))")
+        return .success
     }
 
     /// One group in `ds-queue stats`.
@@ -240,119 +327,47 @@ public enum QueueTool {
         return .success
     }
 
-    /// One change of the queue, as `watch` prints it.
-    public struct QueueEvent: Codable, Sendable {
-        /// "added", "claimed" (a worker took it) or "removed" (taken back by a master, or gone unclaimed).
-        public var event: String
-        public var group: String
-        public var key: TaskQueueKey
-        public var taskInstanceId: Int64
-        public var worker: String?
-        public var time: Double
-    }
-
-    /// Prints additions, claims and removals as they happen, until interrupted. Each listing
-    /// re-arms its watch; a change between two listings is seen by comparing them.
-    public static func watch(group: String?, json: Bool, configuration: Configuration) async throws -> ExitStatus {
-        let zk = try await configuration.connectZooKeeper()
-        defer { zk.close() }
-        let paths = configuration.paths
-        // Opened once it exists: a watch may start before the first master has made it.
-        var store: Store?
-        let (changes, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        var known: [String: Set<String>] = [:]
-        var first = true
-        signal.yield(())
-        Tool.warn(tool, "watching \(paths.queue)\(group.map { "/" + $0 } ?? ""); Ctrl-C stops")
-        for await _ in changes {
-            // Before any daemon made the tree there is no /queue to watch the children of: its creation is.
-            if try await zk.exists(paths.queue, watch: { _ in signal.yield(()) }) == nil { continue }
-            var groups = try await zk.childrenIfPresent(paths.queue) { _ in signal.yield(()) }
-            if let group { groups = groups.filter { $0 == group } }
-            for g in groups.sorted() where Limits.groupNameProblem(g) == nil {
-                let now = Set(try await zk.childrenIfPresent(paths.queue(g)) { _ in signal.yield(()) }.filter { TaskQueueKey($0) != nil })
-                defer { known[g] = now }
-                guard !first else { continue }
-                let before = known[g] ?? []
-                for name in now.subtracting(before).sorted() { emit(QueueEvent(event: "added", group: g, key: TaskQueueKey(name)!,
-                                                                              taskInstanceId: TaskQueueKey(name)!.taskInstanceId,
-                                                                              worker: nil, time: ProcessStats.now()), json: json) }
-                for name in before.subtracting(now).sorted() {
-                    let key = TaskQueueKey(name)!
-                    if store == nil, configuration.databaseMayExist {
-                        store = try configuration.openStore()
-                    }
-                    let (event, worker) = try await whatBecameOf(key.taskInstanceId, zk: zk, paths: paths, store: store)
-                    emit(QueueEvent(event: event, group: g, key: key, taskInstanceId: key.taskInstanceId, worker: worker,
-                                    time: ProcessStats.now()), json: json)
-                }
-            }
-            first = false
-        }
-        return .success
-    }
-
-    /// Why an item left the queue. A claim leaves a `/running` node, then a result; a task that
-    /// ended at once may have left both before this looks, and then the database tells (its
-    /// attempt names the worker that ran it). Without the database, or before the master has
-    /// stored anything, the item "left": claimed or removed, this cannot tell.
-    static func whatBecameOf(_ id: Int64, zk: ZooKeeperClient, paths: ZooKeeperPaths, store: Store?) async throws -> (String, String?) {
-        if let (data, _) = try await zk.getDataIfPresent(paths.running(id)) {
-            return ("claimed", (try? WireJSON.decode(RunningTask.self, data))?.worker)
-        }
-        if let (data, _) = try await zk.getDataIfPresent(paths.result(id)) {
-            return ("claimed", (try? WireJSON.decode(TaskResultMessage.self, data))?.worker)
-        }
-        guard let store else { return ("left", nil) }
-        // A master stores a claimed attempt's outcome (with its worker) before it deletes the result,
-        // and a removal's KILL or PAUSE just after it deletes the node: a moment tells.
-        for _ in 0..<30 {
-            guard let attempt = try await store.attemptRecord(id) else { return ("left", nil) }
-            if let host = attempt.host { return ("claimed", host) }
-            if attempt.state == .running { return ("claimed", nil) }
-            if attempt.state == .kill || attempt.state == .pause { return ("removed", nil) }
-            try await _Concurrency.Task.sleep(for: .milliseconds(100))
-        }
-        return ("left", nil)
-    }
-
-    static func emit(_ e: QueueEvent, json: Bool) {
-        if json {
-            print(WireJSON.string(e))
-        } else {
-            print("\(InstanceTool.time(e.time))  \(e.event.padding(toLength: 7, withPad: " ", startingAt: 0))  \(e.group)  \(e.key)"
-                  + (e.worker.map { "  \($0)" } ?? ""))
-        }
-        fflush(nil)  // a pipe gets each line as it happens (nil: every output stream)
-    }
-
-    static let header = pad(["WHERE", "GROUP", "KEY", "WORKFLOW", "INSTANCE", "TASK", "TASK_ID", "AGE"])
-
-    /// Fixed columns: a list streams, so widths cannot come from the rows.
-    static func pad(_ cells: [String]) -> String {
-        let widths = [8, 12, 30, 20, 9, 20, 9]
-        return cells.enumerated().map { i, c in
-            i < widths.count ? c.padding(toLength: max(widths[i], c.count), withPad: " ", startingAt: 0) : c
-        }.joined(separator: " ")
-    }
+    /// Fixed least widths: a list streams, so widths cannot come from the rows.
+    static let table = TablePrinter(columns: ["WHERE", "GROUP", "KEY", "WORKFLOW", "INSTANCE", "TASK", "TASK_ID", "AGE"],
+                                    widths: [7, 12, 29, 20, 8, 20, 7])
 
     static func line(_ r: QueueRow) -> String {
-        pad([r.location, r.group, r.key.description, r.workflow ?? "?", String(r.workflowInstanceId), r.task ?? "?",
-             String(r.taskInstanceId), r.ageSeconds.map(age) ?? "?"])
+        table.line([r.location, r.group, r.key.description, r.workflow ?? "?", String(r.workflowInstanceId), r.task ?? "?",
+                    String(r.taskInstanceId), r.ageSeconds.map(age) ?? "?"])
     }
 
     static func age(_ s: Double) -> String {
         s < 60 ? String(format: "%.1fs", s) : s < 3600 ? String(format: "%.1fm", s / 60) : String(format: "%.1fh", s / 3600)
     }
 
-    /// The command of `push` from standard input, at most `Limits.maxCommandBytes`.
+    /// How `push`'s refusals name what they refuse, after the tool's own "ds-queue: " prefix.
+    static let pushSource = "push"
+
+    /// The command of `push` from standard input, at most `Limits.maxCommandBytes`, refused
+    /// (exit 65) unless it is UTF-8, as ds-submit refuses a workflow file's: never repaired to U+FFFD.
     public static func readCommandFromStandardInput() throws -> String {
         let data = try Submitter.readInput("-")
         guard data.count <= Limits.maxCommandBytes else {
-            throw WorkflowValidationError(source: "ds-queue push", problems: [ValidationProblem(
+            throw WorkflowValidationError(source: pushSource, problems: [ValidationProblem(
                 field: "command", message: "standard input holds more than \(Limits.maxCommandBytes) bytes, the limit of a command")])
         }
-        return String(decoding: data, as: UTF8.self)
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw WorkflowValidationError(source: pushSource, problems: [ValidationProblem(
+                field: "command", message: "standard input is not valid UTF-8; nothing was pushed")])
+        }
+        return text
+    }
+
+    /// Refuses (exit 65) a command line argument that is not UTF-8: Swift would hand the option
+    /// its value with U+FFFD in place of the bad bytes, and `push` would run something else.
+    public static func checkArgumentsAreUTF8() throws {
+        for i in 1..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[i] else { continue }
+            guard String(validatingCString: raw) != nil else {
+                throw WorkflowValidationError(source: pushSource, problems: [ValidationProblem(
+                    field: "arguments", message: "argument \(i) is not valid UTF-8; nothing was pushed")])
+            }
+        }
     }
 
     /// `ds-queue push`: an ad-hoc SHELL task, run as a one-task instance of a workflow of its own
@@ -364,14 +379,14 @@ public enum QueueTool {
         }
         struct Workflow: Encodable { var name: String, priority: Priority, tasks: [Task] }
         guard !command.allSatisfy(\.isWhitespace) else {
-            throw WorkflowValidationError(source: "ds-queue push", problems: [
+            throw WorkflowValidationError(source: pushSource, problems: [
                 ValidationProblem(field: "command", message: "is empty: give --command, or the command on standard input")])
         }
         let text = try JSONEncoder.sorted.encode(Workflow(name: name, priority: priority, tasks: [
             Task(name: name, command: command, priority: priority, worker_group: group, env: env)]))
         // Through the same parser and checks as a workflow file: every bound and rule applies.
-        let definition = try WorkflowParser.parse(text, source: "ds-queue push")
-        try Submitter.checkResolution(definition, overrides: [:], source: "ds-queue push")
+        let definition = try WorkflowParser.parse(text, source: pushSource)
+        try Submitter.checkResolution(definition, overrides: [:], source: pushSource)
         var request = SubmitRequest(input: "-")
         request.wait = wait
         request.json = json

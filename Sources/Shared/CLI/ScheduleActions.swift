@@ -13,9 +13,7 @@ public struct ScheduleRunOptions: ParsableArguments, Sendable {
     public init() {}
 
     public func validate() throws {
-        if let priority, Priority(rawValue: priority) == nil {
-            throw ValidationError("--priority '\(priority)' is not one of \(Priority.names)")
-        }
+        try Priority.checkFlag(priority)
         var seen: Set<String> = []
         for p in params {
             guard let (name, value) = Submitter.parseParam(p) else { throw ValidationError("--param '\(p)' is not of the form name=value") }
@@ -108,13 +106,17 @@ extension ScheduleTool {
         for v in views { if let problem = v.problem { Tool.warn("ds-schedule", problem) } }
     }
 
-    /// A schedule as shown and the instances it started (the `latest` fire times).
+    /// A schedule as shown and the instances it started (the `latest` fire times, oldest first;
+    /// 0: all). When more exist, stderr says so.
     public static func show(_ global: GlobalOptions, _ id: Int64, latest: Int) async throws -> (ScheduleView, [ScheduledInstanceView]) {
         let store = try store(global)
         guard let s = try await store.schedule(id) else { throw notFound(id) }
         let view = ScheduleView(s)
         warnUnfirable([view])
-        return (view, try await store.instances(schedule: id, latest: latest).map(ScheduledInstanceView.init))
+        // Newest last: a cut drops the oldest.
+        let read = try await store.instances(schedule: id, latest: ListOutput.fetchCount(latest))
+        let kept = ListOutput.cut(read.reversed(), limit: latest, tool: "ds-schedule", noun: "instances (the latest fire times)")
+        return (view, kept.reversed().map(ScheduledInstanceView.init))
     }
 
     /// Puts a schedule online or offline; warns of an online one with no fire time left.
@@ -193,4 +195,13 @@ public struct CheckView: Encodable, Sendable {
     public var timeZone: String
     public var nextFireTime: Double?
     public var nextFire: String?
+}
+
+extension Priority {
+    /// A `--priority` flag's value, refused unless it is a name as written in workflow files: upper
+    /// case only, in every tool (one rule for the case of names on the command line).
+    public static func checkFlag(_ text: String?) throws {
+        guard let text, Priority(rawValue: text) == nil else { return }
+        throw ValidationError("--priority '\(text)' is not one of \(names) (upper case, as in workflow files)")
+    }
 }

@@ -20,6 +20,13 @@ public enum Tool {
         }
     }
 
+    /// A tool of subcommands run without one: its help on stderr and exit 64 (a script that forgot
+    /// the verb must not succeed having done nothing).
+    public static func missingSubcommand(_ tool: String, help: String) -> Never {
+        FileHandle.standardError.write(Data("\(help)\n\n\(tool): a subcommand is required (see the list above)\n".utf8))
+        exit(.usage)
+    }
+
     public static func warn(_ tool: String, _ message: String) {
         FileHandle.standardError.write(Data("\(tool): \(message)\n".utf8))
     }

@@ -50,7 +50,14 @@ public struct CronExpression: Sendable, Equatable {
         public var description: String { "field '\(field)': \(message)" }
     }
 
+    /// The longest expression read: every minute and hour listed one by one is under 400 bytes, and
+    /// a longer one was stored and echoed whole in every listing (125 KB seen).
+    public static let maxLength = 1024
+
     public init(_ text: String) throws {
+        guard text.utf8.count <= Self.maxLength else {
+            throw ParseError(field: "expression", message: "is \(text.utf8.count) bytes; a cron expression may be at most \(Self.maxLength) (use ranges and steps, or several schedules)")
+        }
         self.text = text
         let parts = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         let quartz: Bool
@@ -196,6 +203,10 @@ public struct CronExpression: Sendable, Equatable {
         default: break
         }
         if let hash = text.firstIndex(of: "#") {
+            // Quartz takes one n#k item alone in the field, not in a list or with a range.
+            guard !text.contains(","), !text.contains("-"), !text.contains("/") else {
+                throw ParseError(field: field, message: "'\(text)': n#k stands alone in day-of-week (Quartz allows one # item per field, not a list); use one schedule for each")
+            }
             let k = String(text[text.index(after: hash)...])
             guard let n = Int(k), k.allSatisfy({ $0.isASCII && $0.isNumber }), (1...5).contains(n) else {
                 throw ParseError(field: field, message: "'\(text)': n#k takes k from 1 to 5")

@@ -21,6 +21,10 @@ public enum Limits {
     public static let maxDefinitionBytes = 4 << 20
     /// The most tasks in one workflow.
     public static let maxTasks = 10_000
+    /// The most tasks one worker runs at once (`--slots`): each holds a supervised process, its
+    /// output pipe and log file, and a claim in ZooKeeper, and a worker claims up to its free slots
+    /// in one pass; more than this on one host is a typo (100000000 was accepted), not a machine.
+    public static let maxWorkerSlots = 4096
     /// The longest command of one task, in UTF-8 bytes, as written and once resolved: it is one
     /// argument of `/bin/sh -c`, and Linux refuses an argument of 128 KiB with its NUL
     /// (MAX_ARG_STRLEN: "Argument list too long").
@@ -129,10 +133,21 @@ public enum Limits {
     /// C0 controls, DEL and C1 controls.
     static func isControl(_ s: Unicode.Scalar) -> Bool { s.value < 0x20 || (0x7F...0x9F).contains(s.value) }
 
-    /// `text` in double quotes for a message, controls escaped and long text cut.
+    /// `text` in single quotes for a message, controls escaped and long text cut.
     public static func quoted(_ text: String, max: Int = 60) -> String {
-        let shown = text.count > max ? String(text.prefix(max)) + "…" : text
-        return "'" + shown.unicodeScalars.map { isControl($0) || isInvisible($0) || $0 == "'" ? $0.escaped(asASCII: true) : String($0) }.joined() + "'"
+        "'" + escaped(text.count > max ? String(text.prefix(max)) + "…" : text, also: "'") + "'"
+    }
+
+    /// `text` safe to print for a person: each control or invisible character (newline, tab, ESC,
+    /// DEL, direction overrides) written as Swift writes it (`\n`, `\u{1B}`), so no value can end
+    /// a line, forge a row or send the terminal an escape sequence. The one escaping of human
+    /// output: every table cell (`TablePrinter`) and every quoted name goes through it.
+    public static func escaped(_ text: String, also extra: Unicode.Scalar? = nil) -> String {
+        var out = ""
+        for s in text.unicodeScalars {
+            if isControl(s) || isInvisible(s) || s == extra { out += s.escaped(asASCII: true) } else { out.unicodeScalars.append(s) }
+        }
+        return out
     }
 
     /// A byte count as people read it.

@@ -193,6 +193,12 @@ public struct ParameterResolver: Sendable {
 public struct OutputScanner: Sendable {
     public private(set) var outputs: [String: String] = [:]
     public private(set) var problem: String?
+    /// `${setValue(` openings with no `)}` after them on their line: an assignment whose value
+    /// spans lines, which the worker (reading line by line) cannot take. Ignored, and told in the
+    /// task's log (`unclosedWarning`), never silently.
+    public private(set) var unclosed = 0
+    /// The text after the first unclosed opening, to name it (at most 40 characters).
+    public private(set) var firstUnclosed: String?
     private var bytes = 0
 
     public init() {}
@@ -216,7 +222,11 @@ public struct OutputScanner: Sendable {
             let body = start + open.count
             var end = body
             while end + 1 < bytes.count, !(bytes[end] == UInt8(ascii: ")") && bytes[end + 1] == UInt8(ascii: "}")) { end += 1 }
-            guard end + 1 < bytes.count else { break }
+            guard end + 1 < bytes.count else {
+                unclosed += 1
+                if firstUnclosed == nil { firstUnclosed = String(decoding: bytes[body...].prefix(40), as: UTF8.self) }
+                break
+            }
             assignments += 1
             if assignments > Self.maxAssignments {
                 return refuse("more than \(Self.maxAssignments) ${setValue(...)} assignments in the output")
@@ -238,6 +248,13 @@ public struct OutputScanner: Sendable {
             i += 1
         }
         return nil
+    }
+
+    /// The `[ds]` line a task's log gets when an assignment was not closed on its line, or nil.
+    public var unclosedWarning: String? {
+        guard unclosed > 0 else { return nil }
+        return "[ds] ignored \(unclosed) ${setValue(...)} not closed on its line (the first: \(Limits.quoted(firstUnclosed ?? ""))): "
+            + "an output parameter's value is one line; print it without newlines (for example through tr '\\n' ' ')"
     }
 
     /// Notes a breach found outside `scan` (an overlong line that mentions setValue).

@@ -13,8 +13,8 @@ import Foundation
 /// output parameters of the tasks upstream). Inside quotes it means the value too, as
 /// DolphinScheduler users write it (`"${region}" == "us"`, `"v-${n}"`): the value is put in as
 /// text, never read as syntax, whatever quotes or backslashes it holds; `\$` in quotes is a `$`. When both sides read as numbers they compare as
-/// numbers (`${n} > 3`, `"10" == 10.0`): whole numbers exactly, at any length, others as 64-bit
-/// floats; otherwise `==` and `!=` compare text byte for byte, and an ordering of text is an
+/// numbers (`${n} > 3`, `"10" == 10.0`): decimals without an exponent (`-007`, `2.50`, a
+/// 400-digit id) exactly, as decimal strings of any length; others (`1e3`) as 64-bit floats; otherwise `==` and `!=` compare text byte for byte, and an ordering of text is an
 /// error. A parameter that is not defined is an error, never false: the node fails naming it,
 /// rather than quietly taking the default branch. `&&` and `||` read their right side only when
 /// the left does not decide (`${a} == 1 && ${b} == 2` is false when a is not 1, b defined or not).
@@ -89,7 +89,7 @@ public indirect enum SwitchExpression: Sendable, Equatable {
         case .or(let a, let b): return try a.evaluate(values) || b.evaluate(values)
         case .compare(let a, let op, let b):
             let (x, y) = (try a.value(values), try b.value(values))
-            if let order = Self.compareWholeNumbers(x, y) {
+            if let order = Self.compareDecimals(x, y) {
                 switch op {
                 case .equal: return order == 0
                 case .notEqual: return order != 0
@@ -120,29 +120,45 @@ public indirect enum SwitchExpression: Sendable, Equatable {
         }
     }
 
-    /// Two whole numbers of any length (`-007`, `12345678901234567890`) compared exactly, without
-    /// the rounding of a 64-bit float beyond 2^53: -1, 0 or 1; nil unless both are whole numbers.
-    static func compareWholeNumbers(_ a: String, _ b: String) -> Int? {
-        func parts(_ s: String) -> (negative: Bool, digits: Substring)? {
-            var t = Substring(s.trimmingCharacters(in: .whitespaces))
-            var negative = false
-            if let c = t.first, c == "-" || c == "+" { negative = c == "-"; t = t.dropFirst() }
-            guard !t.isEmpty, t.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
-            let digits = t.drop { $0 == "0" }
-            return (negative && !digits.isEmpty, digits)
-        }
-        guard let x = parts(a), let y = parts(b) else { return nil }
+    /// A decimal without an exponent, as its sign, whole digits (no leading zeros) and fraction
+    /// digits (no trailing zeros): `-007.50` is (true, "7", "5"); nil for anything else.
+    static func decimalParts(_ s: String) -> (negative: Bool, whole: Substring, fraction: Substring)? {
+        var t = Substring(s.trimmingCharacters(in: .whitespaces))
+        var negative = false
+        if let c = t.first, c == "-" || c == "+" { negative = c == "-"; t = t.dropFirst() }
+        let pieces = t.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        let isDigits = { (p: Substring) in p.utf8.allSatisfy { (0x30...0x39).contains($0) } }
+        guard pieces.allSatisfy(isDigits), pieces.contains(where: { !$0.isEmpty }) else { return nil }
+        let whole = pieces[0].drop { $0 == "0" }
+        var fraction = pieces.count > 1 ? pieces[1] : ""
+        while fraction.last == "0" { fraction = fraction.dropLast() }
+        return (negative && !(whole.isEmpty && fraction.isEmpty), whole, fraction)
+    }
+
+    /// Two decimals without an exponent, of any length (`-007`, `2.50`, a 400-digit id), compared
+    /// exactly as decimal strings, without the rounding (or overflow to infinity) of a 64-bit
+    /// float: -1, 0 or 1; nil unless both are such decimals.
+    static func compareDecimals(_ a: String, _ b: String) -> Int? {
+        guard let x = decimalParts(a), let y = decimalParts(b) else { return nil }
         if x.negative != y.negative { return x.negative ? -1 : 1 }
-        let magnitude = x.digits.count != y.digits.count ? (x.digits.count < y.digits.count ? -1 : 1)
-            : (x.digits == y.digits ? 0 : (x.digits.lexicographicallyPrecedes(y.digits) ? -1 : 1))
+        func order<S: StringProtocol>(_ p: S, _ q: S) -> Int { p == q ? 0 : (p.lexicographicallyPrecedes(q) ? -1 : 1) }
+        var magnitude = x.whole.count != y.whole.count ? (x.whole.count < y.whole.count ? -1 : 1) : order(x.whole, y.whole)
+        if magnitude == 0 {
+            // Fractions compare digit by digit once the shorter is padded with zeros.
+            let width = max(x.fraction.count, y.fraction.count)
+            func padded(_ f: Substring) -> String { f + String(repeating: "0", count: width - f.count) }
+            magnitude = order(padded(x.fraction), padded(y.fraction))
+        }
         return x.negative ? -magnitude : magnitude
     }
 
     /// A decimal number as written in JSON or a shell (`3`, `-2.5`, `1e3`); not `inf`, `nan` or hex.
+    /// A decimal of more than 308 digits is ±infinity here, which still orders it against `1e300`
+    /// (two such decimals compare exactly, in `compareDecimals`).
     static func number(_ s: String) -> Double? {
         let t = s.trimmingCharacters(in: .whitespaces)
         guard !t.isEmpty, t.unicodeScalars.allSatisfy({ "0123456789+-.eE".unicodeScalars.contains($0) }),
-              let d = Double(t), d.isFinite else { return nil }
+              let d = Double(t), d.isFinite || decimalParts(t) != nil else { return nil }
         return d
     }
 

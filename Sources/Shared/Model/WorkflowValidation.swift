@@ -171,7 +171,7 @@ public enum WorkflowParser {
                 if let problem = Limits.groupNameProblem(g) { problems.add("\(Limits.quoted(g)) \(problem)", task: label, field: "worker_group") }
                 task.workerGroup = g
             }
-            if let v = raw["env"] { task.env = problems.stringMap(v, field: "env", task: label) }
+            if let v = raw["env"] { task.env = problems.stringMap(v, field: "env", task: label, numbers: false) }
             if let v = raw["pool"], let p = problems.string(v, field: "pool", task: label, required: false) {
                 if let problem = Limits.groupNameProblem(p) { problems.add("\(Limits.quoted(p)) \(problem)", task: label, field: "pool") }
                 task.pool = p
@@ -241,7 +241,7 @@ public enum WorkflowParser {
                 add("\(v.brief) is longer than the limit of 30d", task: task, field: field)
                 return nil
             }
-            add("\(v.brief) is not a duration such as 30s, 5m, 2h or a number of seconds", task: task, field: field)
+            add("\(v.brief) is not a duration such as 30s, 5m, 1h30m or a number of seconds (digits and a unit: ms s m h d)", task: task, field: field)
             return nil
         }
 
@@ -279,7 +279,9 @@ public enum WorkflowParser {
             return names
         }
 
-        mutating func stringMap(_ v: JSONValue, field: String, task: String?) -> [String: String] {
+        /// With `numbers` false (`env`: an environment holds text, and `5` quietly read as `"5"`
+        /// hid a typo such as a missing quote), a number is refused naming its key.
+        mutating func stringMap(_ v: JSONValue, field: String, task: String?, numbers: Bool = true) -> [String: String] {
             guard case .object(let members) = v else { add("must be an object of names to string values", task: task, field: field); return [:] }
             if members.count > Limits.maxEntries {
                 add("has \(members.count) entries; the limit is \(Limits.maxEntries)", task: task, field: field)
@@ -290,8 +292,9 @@ public enum WorkflowParser {
                 if let problem = Limits.keyProblem(k) { add("name \(Limits.quoted(k)) \(problem)", task: task, field: field) }
                 switch value {
                 case .string(let s): result[k] = s
-                case .number(let n): result[k] = n
-                default: add("value of \(Limits.quoted(k)) must be a string or a number, not \(value.kind)", task: task, field: field)
+                case .number(let n) where numbers: result[k] = n
+                case .number(let n): add("value of \(Limits.quoted(k)) must be a string, not the number \(n): write \"\(n)\"", task: task, field: field)
+                default: add("value of \(Limits.quoted(k)) must be a string\(numbers ? " or a number" : ""), not \(value.kind)", task: task, field: field)
                 }
                 if let s = result[k], let problem = Limits.valueProblem(s) {
                     add("value of \(Limits.quoted(k)) \(problem)", task: task, field: field)

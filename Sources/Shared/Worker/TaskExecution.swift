@@ -71,6 +71,7 @@ extension WorkerDaemon {
             }
             // Off the actor: a long log must not stop this worker claiming, stopping or fencing.
             let printed = await Task.detached { Self.outputs(ofLog: logPath) }.value
+            if let warning = printed.unclosedWarning { Self.appendToLog(logPath, warning + "\n") }
             if let problem = printed.problem {
                 // Refused whole: a task's outputs are used together, and a result must stay small.
                 Self.appendToLog(logPath, "[ds] \(problem)\n")
