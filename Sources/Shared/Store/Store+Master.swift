@@ -223,16 +223,24 @@ extension Store {
     /// Writes one round of scheduling, but only for instances `session` still owns: a master that
     /// was failed over while hung can never write for an instance another master now runs.
     public func apply(_ batch: SchedulingBatch, session: Int64) async throws -> AppliedBatch {
-        // Isolation: the fence (which instances `session` owns) and the event counter are read,
-        // then written on: SERIALIZABLE on PostgreSQL, so a takeover that commits in between aborts
-        // this round (40001) and its retry finds the instance lost; IMMEDIATE on SQLite.
+        // Isolation: the fence is the round's first statement, the owner checked in the statement
+        // that writes it: each instance `session` still owns is written (its owner onto itself,
+        // RETURNING it), which row-locks it for the round. A takeover (`adoptOrphans`, which moves
+        // instances in one UPDATE) then waits for the round and is retried, or the round waits
+        // for the takeover and is retried (40001 on PostgreSQL's SERIALIZABLE) and finds the
+        // instance lost: every round lands wholly before a takeover or writes nothing for it.
+        // A plain read of the owner fenced as well, but made every round part of a cycle with a
+        // takeover that reads the attempts the round writes, and PostgreSQL aborted the longer
+        // one, the takeover, each time (seen: 20 retries lost to a master writing every 5 ms).
+        // The event counter is read, then written: SERIALIZABLE; IMMEDIATE on SQLite.
         try await transaction("recording \(batch.outcomes.count) results and \(batch.newAttempts.count) dispatches") { db in
-            let ids = Array(batch.instanceIDs)
+            let ids = Array(batch.instanceIDs).sorted()
             var owned: Set<Int64> = []
             for chunk in ids.chunked(500) {
                 owned.formUnion(try Int64.fetchAll(db, sql: """
-                    SELECT id FROM workflow_instance WHERE id IN (\(WorkflowInstanceRecord.marks(chunk.count))) AND master_session = ?
-                    """, arguments: SQLArguments(chunk + [session])))
+                    UPDATE workflow_instance SET master_session = ? WHERE id IN (\(WorkflowInstanceRecord.marks(chunk.count))) AND master_session = ?
+                    RETURNING id
+                    """, arguments: SQLArguments([session] + chunk + [session])))
             }
             let lost = Set(ids).subtracting(owned)
             let batch = lost.isEmpty ? batch : batch.dropping(lost)
@@ -347,19 +355,27 @@ extension Store {
     public func adoptOrphans(host: String, session: Int64,
                              deadSessions: Set<Int64>) async throws -> (adopted: [ClaimedInstance], previousOwners: [DeadServer]) {
         try await transaction("taking over instances of dead masters") { db in
-            // Read-then-write: the active instances of dead (or no) sessions, each moved only if
-            // it still has the owner read (conditional UPDATE checked by its row count), so two
-            // masters adopting at once take each instance once.
+            // Read-then-write: the active instances of dead (or no) sessions, moved in one UPDATE
+            // right after the read, each only if it still has a dead owner (or none), so two masters
+            // adopting at once take each instance once. Moving them all before reading any history
+            // keeps the window short in which a dead master's last round can conflict with the
+            // takeover (see `apply`): once moved, the rows are locked and such a round waits.
             let orphans = try WorkflowInstanceRecord.fetchAll(db, sql: "SELECT * FROM workflow_instance WHERE state IN \(WorkflowState.activeSQL) ORDER BY id")
-                .filter { $0.masterSession.map(deadSessions.contains) ?? true }
+                .filter { ($0.masterSession.map(deadSessions.contains) ?? true) && $0.masterSession != session }
+            let dead = Array(deadSessions).sorted()
+            var moved: Set<Int64> = []
+            for chunk in orphans.compactMap(\.id).chunked(500) {
+                moved.formUnion(try Int64.fetchAll(db, sql: """
+                    UPDATE workflow_instance SET host = ?, master_session = ?
+                    WHERE id IN (\(WorkflowInstanceRecord.marks(chunk.count))) AND state IN \(WorkflowState.activeSQL)
+                      AND (master_session IS NULL\(dead.isEmpty ? "" : " OR master_session IN (\(WorkflowInstanceRecord.marks(dead.count)))"))
+                    RETURNING id
+                    """, arguments: [host, session] + SQLArguments(chunk) + SQLArguments(dead)))
+            }
             var adopted: [ClaimedInstance] = []
             var owners: Set<DeadServer> = []
-            for var instance in orphans where instance.masterSession != session {
+            for var instance in orphans where moved.contains(instance.id!) {
                 owners.insert(DeadServer(type: "master", identity: instance.host ?? "unknown", session: instance.masterSession ?? 0))
-                let moved = try db.execute(sql: """
-                    UPDATE workflow_instance SET host = ?, master_session = ? WHERE id = ? AND master_session IS NOT DISTINCT FROM ?
-                    """, arguments: [host, session, instance.id, instance.masterSession])
-                guard moved == 1 else { continue }
                 instance.host = host
                 instance.masterSession = session
                 if let claimed = try Self.historyOrFailure(&instance, now: ProcessStats.now(), db) {
