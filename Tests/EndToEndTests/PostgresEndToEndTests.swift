@@ -102,4 +102,35 @@ final class PostgresEndToEndTests: ClusterTestCase {
         let pools = try await store.pools()
         XCTAssertTrue(pools.isEmpty, "the pool was not written: \(pools)")
     }
+
+    /// Item 4: a master outlives a PostgreSQL outage of 30 s (its server stopped while work runs,
+    /// then started again on its port): it waits and retries, does not exit, and loses nothing:
+    /// every workflow submitted before the outage ends SUCCESS with each task succeeded once, and
+    /// one submitted after it runs too.
+    func testAMasterOutlivesA30SecondOutageAndLosesNothing() async throws {
+        let server = try PostgresServer.start()
+        defer { server.remove() }
+        let own = try Cluster(zk: Self.server!, postgres: try server.createDatabase())
+        defer { own.remove() }
+        let master = try own.startMaster()
+        let worker = try own.startWorker(slots: 4)
+        let workflow = #"{"name":"outage","tasks":[{"name":"a","command":"sleep 2"},{"name":"b","deps":["a"],"command":"sleep 2"},{"name":"c","deps":["b"],"command":"true"}]}"#
+        var ids: [Int64] = []
+        for _ in 0..<5 { ids.append(try own.submit(workflow)) }
+        try await Task.sleep(for: .seconds(3))
+        try server.stop()
+        try await Task.sleep(for: .seconds(30))
+        XCTAssertTrue(master.isRunning, "the master exited during the outage with status \(master.isRunning ? 0 : master.terminationStatus)")
+        try server.start()
+        ids.append(try own.submit(workflow))
+        let store = try own.store()
+        for id in ids {
+            let state = try await own.waitForEnd(id, timeout: 300)
+            XCTAssertEqual(state, .success, "instance \(id)")
+            let succeeded = try await store.taskAttempts(of: id).filter { $0.state == .success }.map(\.taskName).sorted()
+            XCTAssertEqual(succeeded, ["a", "b", "c"], "instance \(id): each task succeeded once")
+        }
+        XCTAssertTrue(master.isRunning, "the master is still running")
+        XCTAssertTrue(worker.isRunning, "the worker is still running")
+    }
 }
