@@ -144,13 +144,16 @@ final class PostgresServer: @unchecked Sendable {
                         password: password, passwordFile: passwordFile)
     }
 
-    /// Runs `sql` as the superuser over the server's socket (the postgres user's only way in).
-    func psql(_ sql: String) throws {
+    /// Runs `sql` as the superuser over the server's socket (the postgres user's only way in), in
+    /// `database`; what it printed, unaligned (`|` between columns), without headers.
+    @discardableResult
+    func psql(_ sql: String, database: String = "postgres") throws -> String {
         let bin = try Self.binFolder()
-        let (status, _, errors) = try Self.run("/usr/sbin/runuser", ["-u", "postgres", "--", bin + "/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                                                                 "-h", directory.appendingPathComponent("socket").path, "-p", String(port),
-                                                                 "-U", "postgres", "-d", "postgres", "-c", sql])
+        let (status, output, errors) = try Self.run("/usr/sbin/runuser", ["-u", "postgres", "--", bin + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                                                      "-h", directory.appendingPathComponent("socket").path, "-p", String(port),
+                                                                      "-U", "postgres", "-d", database, "-c", sql])
         guard status == 0 else { throw NSError(domain: "psql", code: Int(status), userInfo: [NSLocalizedDescriptionKey: "\(sql): \(errors)"]) }
+        return output
     }
 
     /// Stops the server by its pid (scripts/postgres.sh stop) and removes its folder.
