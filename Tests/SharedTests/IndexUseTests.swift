@@ -25,7 +25,7 @@ final class IndexUseTests: ScratchFolderTestCase {
 
     /// The table's statistics as a busy database would have them: `ANALYZE` on rows of every
     /// shape, so that SQLite plans as it would in production, not for empty tables.
-    func fill(_ store: Store, analyze: Bool) async throws {
+    static func fill(_ store: Store, analyze: Bool) async throws {
         let workflow = WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "a", command: "true")])
         for n in 0..<50 { _ = try await store.submit(workflow, params: ["n": "\(n)"], now: Double(n)) }
         try await store.transaction("shaping") { db in
@@ -51,7 +51,7 @@ final class IndexUseTests: ScratchFolderTestCase {
         for analyze in [false, true] {
             print("ANALYZE: \(analyze)")
             let store = try Store(path: directory.appendingPathComponent("ds-\(analyze).db").path)
-            try await fill(store, analyze: analyze)
+            try await Self.fill(store, analyze: analyze)
             try await checkPlans(store)
         }
     }
