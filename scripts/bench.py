@@ -9,16 +9,21 @@ zk_packets_received), database transactions per task (counted by the masters), p
 master and worker (VmHWM), and the physical floor: the same number of `true` processes spawned
 directly with the same parallelism, with the overhead over it.
 
-    scripts/bench.py BIN_DIR [workload ...]      workloads: floor fanout chain branches layers many big backlog logs
+    scripts/bench.py BIN_DIR [workload ...]      workloads: floor fanout chain branches layers many big backlog logs stores
+
+`stores` runs fanout, chain and many on SQLite and on PostgreSQL (a scratch server started by
+scripts/postgres.sh, a database per cluster) in the same run, then many on PostgreSQL with one
+master instead of two, and prints the ratios.
 
 With PERF_DIR=DIR, each workload of a fresh cluster is also sampled by `perf record -a -g` into
 DIR/<workload>.perf.data (read it with `perf report -i ... --sort comm,dso`).
 """
-import json, os, random, shutil, signal, socket, sqlite3, statistics, subprocess, sys, tempfile, time
+import glob, json, os, random, shutil, signal, socket, sqlite3, statistics, subprocess, sys, tempfile, time
 
 BIN = sys.argv[1]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = tempfile.mkdtemp(prefix="ds-bench-")
+os.chmod(WORK, 0o711)  # PostgreSQL's server user must reach its folder in here
 BACKLOG_TASKS = int(os.environ.get("BACKLOG_TASKS", "1000000"))
 BACKLOG_SECONDS = float(os.environ.get("BACKLOG_SECONDS", "20"))
 
@@ -33,6 +38,72 @@ def free_port():
 
 ZK_PORT = free_port()
 ZK_DIR = os.path.join(WORK, "zookeeper")
+PG_DIR = os.path.join(WORK, "postgres")
+PG = {}
+
+
+def postgres():
+    """A scratch PostgreSQL (scripts/postgres.sh), started on first use: its DS_DB and DS_DB_PASSWORD_FILE."""
+    if not PG:
+        out = subprocess.run([os.path.join(ROOT, "scripts", "postgres.sh"), "start", PG_DIR],
+                             check=True, capture_output=True, text=True).stdout
+        PG.update(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return PG
+
+
+class Psql:
+    """One psql session as PostgreSQL's superuser over the server's socket: the benchmark's own
+    reads (waits, states, hops) without a process or a connection each. Rows as tuples of ints,
+    floats or strings, like sqlite3's."""
+    SEP = "\x1f"
+
+    def __init__(self, database):
+        bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+        with open(os.path.join(PG_DIR, "port")) as f:
+            port = f.read().strip()
+        argv = [bindir + "/psql", "-X", "-q", "-A", "-t", "-F", self.SEP, "-v", "ON_ERROR_STOP=1",
+                "-h", os.path.join(PG_DIR, "socket"), "-p", port, "-U", "postgres", "-d", database]
+        if os.getuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--"] + argv
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    @staticmethod
+    def value(text):
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    def execute(self, sql, params=()):
+        for v in params:  # the script's own ints and names
+            sql = sql.replace("?", str(v) if isinstance(v, (int, float)) else "'" + str(v).replace("'", "''") + "'", 1)
+        self.p.stdin.write(sql.rstrip().rstrip(";") + ";\n\\echo __end__\n")
+        self.p.stdin.flush()
+        rows = []
+        for line in self.p.stdout:
+            line = line.rstrip("\n")
+            if line == "__end__":
+                break
+            if line:
+                rows.append(tuple(self.value(v) for v in line.split(self.SEP)))
+        return Rows(rows)
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Rows(list):
+    def fetchone(self):
+        return self[0] if self else None
 
 
 def mntr():
@@ -55,12 +126,20 @@ def mntr():
 
 
 class Cluster:
-    def __init__(self, name, window=None):
+    def __init__(self, name, window=None, store="sqlite"):
         self.name = name
         self.dir = os.path.join(WORK, name)
         os.makedirs(self.dir)
         self.env = dict(os.environ, DS_ZK=f"127.0.0.1:{ZK_PORT}", DS_ZK_ROOT="/" + name,
                         DS_DB=os.path.join(self.dir, "ds.db"), DS_HOME=self.dir)
+        self.database = None
+        if store == "postgres":
+            pg = postgres()
+            self.database = "bench_" + "".join(ch if ch.isalnum() else "_" for ch in name.lower())
+            with Psql("postgres") as admin:
+                admin.execute(f"CREATE DATABASE {self.database} OWNER ds")
+            self.env.update(DS_DB=pg["DS_DB"].rsplit("/", 1)[0] + "/" + self.database,
+                            DS_DB_PASSWORD_FILE=pg["DS_DB_PASSWORD_FILE"])
         self.procs = []
         self.port = 9000
         self.window = window
@@ -94,7 +173,7 @@ class Cluster:
         return out.stdout
 
     def db(self):
-        return sqlite3.connect(self.env["DS_DB"])
+        return Psql(self.database) if self.database else sqlite3.connect(self.env["DS_DB"])
 
     def wait_all(self, ids, timeout=3600):
         """Polls one connection every 20 ms: the poller must not steal the CPU it measures."""
@@ -220,8 +299,8 @@ def floor_seconds(n, parallel):
     return time.time() - t
 
 
-def run(name, workflows, masters=1, workers=2, slots=4, window=None, submit_parallel=1):
-    c = Cluster(name, window)
+def run(name, workflows, masters=1, workers=2, slots=4, window=None, submit_parallel=1, store="sqlite"):
+    c = Cluster(name, window, store)
     for _ in range(masters):
         c.master()
     for _ in range(workers):
@@ -249,7 +328,7 @@ def run(name, workflows, masters=1, workers=2, slots=4, window=None, submit_para
     tasks = sum(len(w["tasks"]) for w in workflows)
     floor = floor_seconds(tasks, workers * slots)
     return {
-        "workload": name, "tasks": tasks, "workflows": len(ids), "all_success": all(s == "SUCCESS" for s in states),
+        "workload": name, "store": store, "masters": masters, "tasks": tasks, "workflows": len(ids), "all_success": all(s == "SUCCESS" for s in states),
         "wall_seconds": round(wall, 3), "tasks_per_second": round(tasks / wall, 1),
         "hop_ms_p50": pct(hop, 50), "hop_ms_p99": pct(hop, 99),
         "zk_ops_per_task": round(packets / tasks, 2), "db_tx_per_task": round(stats["db_transactions"] / tasks, 3),
@@ -467,6 +546,34 @@ def schedules(count=20, seconds=10, masters=3):
             "db_transactions": stats["db_transactions"], "master_cpu_s": stats["master_cpu_s"]}
 
 
+def stores():
+    """Fan-out, chain and many on SQLite and PostgreSQL in one run; many on PostgreSQL with one
+    master and with two. Each run's JSON, then the ratios (PostgreSQL over SQLite)."""
+    many = [dict(fanout(20), name=f"many{i}") for i in range(50)]
+    cases = [("fanout", [fanout(1000)], 1, 1), ("chain", [chain(100)], 1, 1), ("many", many, 2, 50)]
+    r = {}
+    for label, workflows, masters, parallel in cases:
+        for store in ("sqlite", "postgres"):
+            r[label, store] = run(f"{label}-{store}", workflows, masters=masters, submit_parallel=parallel, store=store)
+            print(json.dumps(r[label, store]), flush=True)
+    r["many1", "postgres"] = run("many-postgres-one-master", many, masters=1, submit_parallel=50, store="postgres")
+    print(json.dumps(r["many1", "postgres"]), flush=True)
+    ratio = lambda a, b: round(a / b, 2) if a and b else None
+    print(json.dumps({
+        "workload": "stores",
+        "fanout_tasks_per_s": {s: r["fanout", s]["tasks_per_second"] for s in ("sqlite", "postgres")},
+        "fanout_postgres_over_sqlite": ratio(r["fanout", "postgres"]["tasks_per_second"], r["fanout", "sqlite"]["tasks_per_second"]),
+        "chain_hop_ms_p50": {s: r["chain", s]["hop_ms_p50"] for s in ("sqlite", "postgres")},
+        "chain_hop_ms_p99": {s: r["chain", s]["hop_ms_p99"] for s in ("sqlite", "postgres")},
+        "chain_hop_p50_postgres_over_sqlite": ratio(r["chain", "postgres"]["hop_ms_p50"], r["chain", "sqlite"]["hop_ms_p50"]),
+        "many_tasks_per_s": {s: r["many", s]["tasks_per_second"] for s in ("sqlite", "postgres")},
+        "many_postgres_over_sqlite": ratio(r["many", "postgres"]["tasks_per_second"], r["many", "sqlite"]["tasks_per_second"]),
+        "db_tx_per_task": {f"{label}_{s}": r[label, s]["db_tx_per_task"] for label, _, _, _ in cases for s in ("sqlite", "postgres")},
+        "postgres_many_two_masters_over_one": ratio(r["many", "postgres"]["tasks_per_second"], r["many1", "postgres"]["tasks_per_second"]),
+        "floor_seconds_1000_spawns": r["fanout", "sqlite"]["floor_seconds"],
+    }), flush=True)
+
+
 def main():
     subprocess.run([os.path.join(ROOT, "scripts", "zookeeper.sh"), "start", ZK_DIR, str(ZK_PORT)], check=True)
     try:
@@ -478,6 +585,8 @@ def main():
                                   "seconds": round(floor_seconds(n, 8), 3)}), flush=True)
             elif w == "fanout":
                 print(json.dumps(run("fanout" + str(random.randint(0, 9999)), [fanout(1000)])), flush=True)
+            elif w == "stores":
+                stores()
             elif w == "logs":
                 print(json.dumps(logs()), flush=True)
             elif w == "chain":
@@ -506,6 +615,8 @@ def main():
                 raise SystemExit(f"unknown workload {w}")
     finally:
         subprocess.run([os.path.join(ROOT, "scripts", "zookeeper.sh"), "stop", ZK_DIR])
+        if PG:
+            subprocess.run([os.path.join(ROOT, "scripts", "postgres.sh"), "stop", PG_DIR])
 
 
 if __name__ == "__main__":

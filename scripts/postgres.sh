@@ -95,6 +95,11 @@ start() {
   chmod 711 "$dir"
   mkdir -m 700 "$dir/data" "$dir/socket"
   [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir/data" "$dir/socket"
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -w "$dir/data"; then
+    rm -rf "$dir/data" "$dir/socket"
+    echo "postgres.sh: the postgres user cannot reach $dir: a folder above it is closed to others (mktemp -d makes one so); give a folder under one others may enter, such as /tmp/NAME" >&2
+    exit 64
+  fi
   (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > "$dir/password")
   chmod 600 "$dir/password"
   as_server "$bindir/initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C.UTF-8 \
