@@ -4,7 +4,7 @@ import XCTest
 
 /// Alert delivery through --alert-command on real masters: one JSON per event on the command's
 /// standard input, also with two masters that both notice it; retries with the outcome recorded.
-final class AlertTests: ClusterTestCase {
+class AlertTests: ClusterTestCase {
     var delivered: String { cluster.directory.appendingPathComponent("delivered.ndjson").path }
 
     /// A command script in the cluster's folder; the path.

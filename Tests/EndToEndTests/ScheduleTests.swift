@@ -5,7 +5,7 @@ import XCTest
 /// Cron schedules and backfills on real masters, workers, ZooKeeper and SQLite: each fire time
 /// starts one instance however many masters run and whichever dies; catch-up policies after every
 /// master was down; backfills one date at a time or N at once; built-ins from the fire time.
-final class ScheduleTests: ClusterTestCase {
+class ScheduleTests: ClusterTestCase {
     var marker: String { cluster.directory.appendingPathComponent("markers").path }
     var gate: String { cluster.directory.appendingPathComponent("go").path }
 

@@ -4,7 +4,7 @@ import XCTest
 
 /// A workflow's execution type, each with three quick submissions of one workflow, on real
 /// masters, workers, ZooKeeper and SQLite.
-final class SerialExecutionTests: ClusterTestCase {
+class SerialExecutionTests: ClusterTestCase {
     var marker: String { cluster.directory.appendingPathComponent("markers").path }
     var gate: String { cluster.directory.appendingPathComponent("go").path }
 

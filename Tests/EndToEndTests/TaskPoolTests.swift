@@ -4,7 +4,7 @@ import XCTest
 
 /// Task pools on real masters, workers, ZooKeeper and SQLite: a pool's slots bound how many of its
 /// tasks run at once across workflows and masters, also across a master's kill -9, and nothing leaks.
-final class TaskPoolTests: ClusterTestCase {
+class TaskPoolTests: ClusterTestCase {
     var marker: String { cluster.directory.appendingPathComponent("markers").path }
     var gate: String { cluster.directory.appendingPathComponent("go").path }
     var runningDir: String { cluster.directory.appendingPathComponent("running").path }
