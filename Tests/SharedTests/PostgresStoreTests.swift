@@ -197,6 +197,29 @@ final class PostgresStoreTests: StoreTests {
     }
 
     /// `?` placeholders become `$n`, except inside quoted strings and identifiers.
+    /// Item 4: a write whose COMMIT got no answer (the connection lost) is not taken for not
+    /// stored: the server is asked, by the transaction's id, whether it committed. Here the
+    /// question itself, for a transaction that committed and one that did not.
+    func testTheOutcomeOfACommitIsAskedOfTheServerByItsTransactionID() async throws {
+        guard case .postgres(let settings) = try location("outcome") else { return XCTFail("not PostgreSQL") }
+        _ = try Store(location: .postgres(settings))
+        let backend = try PostgresBackend(settings)
+        let stored = try await backend.write { db in try Int64.fetchOne(db, sql: "SELECT txid_current()")! }
+        XCTAssertTrue(try backend.committed(stored))
+        let seen = XIDBox()
+        do {
+            _ = try await backend.write { db -> Int in
+                seen.xid = try Int64.fetchOne(db, sql: "SELECT txid_current()")
+                throw StoreError.failed("the body gives up")
+            }
+            XCTFail("the body threw")
+        } catch StoreError.failed {}
+        let rolledBack = try XCTUnwrap(seen.xid)
+        XCTAssertFalse(try backend.committed(rolledBack))
+    }
+
+    final class XIDBox: @unchecked Sendable { var xid: Int64? }
+
     func testPlaceholdersAreNumberedOutsideQuotes() {
         XCTAssertEqual(PostgresSQLConnection.numberedPlaceholders("SELECT ? , '?', \"a?\", ? WHERE x = '' AND y = ?"),
                        "SELECT $1 , '?', \"a?\", $2 WHERE x = '' AND y = $3")

@@ -75,7 +75,7 @@ extension StoreTests {
         end.controls = controls.map { var c = $0; c.applied = true; return c }
         end.finishedInstances = [(id, .failure, 6)]
         _ = try await store.apply(end, session: 5)
-        try await store.recordLateResult(attempt: a, note: "late")
+        try await store.recordLateResult(attempt: a, note: "late", session: 99)  // ended: noted whoever asks
         let deaths = try await store.supervisorDeaths(instance: id, task: "b", run: 1)
         XCTAssertEqual(deaths, 1)
         let attempts = try await store.taskAttempts(of: id)

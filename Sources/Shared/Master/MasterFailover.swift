@@ -284,7 +284,7 @@ extension MasterScheduler {
                 continue
             }
             let note = "late result ignored: \(message?.state.rawValue ?? "?") from \(message?.worker ?? "?") after this attempt was \(owner.attempt.state.rawValue)"
-            try await store.recordLateResult(attempt: id, note: note)
+            try await store.recordLateResult(attempt: id, note: note, session: session)
             logger.notice("attempt \(id): \(note)")
             do { try await zk.delete(paths.result(id)) } catch ZooKeeperError.noNode {}
         }

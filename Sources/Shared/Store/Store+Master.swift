@@ -473,12 +473,16 @@ extension Store {
         }
     }
 
-    /// Notes a result that came after its attempt was superseded or ended; the state stays.
-    public func recordLateResult(attempt id: Int64, note: String) async throws {
-        // Isolation: a single UPDATE.
+    /// Notes a result that came after its attempt was superseded or ended; the state stays. Only
+    /// while `session` owns the attempt's instance or the instance has ended (the owner checked in
+    /// the statement: a master that lost the instance since it looked writes nothing).
+    public func recordLateResult(attempt id: Int64, note: String, session: Int64) async throws {
         try await transaction("recording a late result for attempt \(id)") { db in
-            try db.execute(sql: "UPDATE task_instance SET message = COALESCE(message || '; ', '') || ? WHERE id = ?",
-                           arguments: [note, id])
+            try db.execute(sql: """
+                UPDATE task_instance SET message = COALESCE(message || '; ', '') || ?
+                WHERE id = ? AND workflow_instance_id IN (SELECT id FROM workflow_instance
+                                                          WHERE master_session = ? OR state NOT IN \(WorkflowState.activeSQL))
+                """, arguments: [note, id, session])
         }
     }
 }

@@ -53,9 +53,10 @@ final class PostgresBackend: StoreBackend {
         try await retrying {
             let leased = LeaseMark()
             do {
+                let backend: PostgresBackend? = begin == Self.serializableBegin ? self : nil
                 return try await self.client.withConnection { connection in
                     leased.done = true
-                    return try await Self.onOwnThread { try Self.transaction(connection, begin, body) }
+                    return try await Self.onOwnThread { try Self.transaction(connection, begin, body, resolvedBy: backend) }
                 }
             } catch where !leased.done && !(error is CancellationError) {
                 // The pool gave no connection: it could not make one for its connect timeout
@@ -79,13 +80,13 @@ final class PostgresBackend: StoreBackend {
     func writeBlocking<T>(_ body: (SQLConnection) throws -> T) throws -> T {
         let connection = try connectDirectly()
         defer { _ = try? connection.close().wait() }
-        return try Self.serializableRetrying(connection, body)
+        return try serializableRetrying(connection, body)
     }
 
-    private static func serializableRetrying<T>(_ connection: PostgresConnection, _ body: (SQLConnection) throws -> T) throws -> T {
+    private func serializableRetrying<T>(_ connection: PostgresConnection, _ body: (SQLConnection) throws -> T) throws -> T {
         var tries = 0
         while true {
-            do { return try Self.transaction(connection, serializableBegin, body) } catch where Self.isRetryable(error) && tries + 1 < Self.maxTries {
+            do { return try Self.transaction(connection, Self.serializableBegin, body, resolvedBy: self) } catch where Self.isRetryable(error) && tries + 1 < Self.maxTries {
                 tries += 1
                 Thread.sleep(forTimeInterval: Self.backoff(tries))
             }
@@ -100,7 +101,7 @@ final class PostgresBackend: StoreBackend {
         let db = PostgresSQLConnection(connection: connection)
         _ = try db.rows(sql: "SELECT pg_advisory_lock(\(Self.openLock))")
         defer { _ = try? db.rows(sql: "SELECT pg_advisory_unlock(\(Self.openLock))") }
-        return try Self.serializableRetrying(connection, body)
+        return try serializableRetrying(connection, body)
     }
 
     /// The advisory lock key processes opening one database take in turn.
@@ -132,17 +133,68 @@ final class PostgresBackend: StoreBackend {
         }
     }
 
-    private static func transaction<T>(_ connection: PostgresConnection, _ begin: String, _ body: (SQLConnection) throws -> T) throws -> T {
+    /// `resolvedBy`, for a write: the backend that asks whether a transaction committed. A connection lost
+    /// during COMMIT leaves its outcome unknown: the server may have committed. Taken for not
+    /// stored, a master would plan the round again and write it twice (two attempts of one task);
+    /// so the transaction's id is asked first, and then the server, once it answers, is asked
+    /// whether that transaction committed.
+    private static func transaction<T>(_ connection: PostgresConnection, _ begin: String, _ body: (SQLConnection) throws -> T,
+                                       resolvedBy resolver: PostgresBackend? = nil) throws -> T {
         let db = PostgresSQLConnection(connection: connection)
         try db.execute(sql: begin)
+        let result: T
+        let xid: Int64?
         do {
-            let result = try body(db)
-            try db.execute(sql: "COMMIT")
-            return result
+            xid = resolver == nil ? nil : try Int64.fetchOne(db, sql: "SELECT txid_current()")
+            result = try body(db)
         } catch {
             _ = try? db.execute(sql: "ROLLBACK")
             throw error
         }
+        do {
+            try db.execute(sql: "COMMIT")
+        } catch {
+            // A server's answer (40001 at COMMIT, say) is an outcome: nothing was stored.
+            guard let xid, let resolver, Self.outcomeUnknown(error) else {
+                _ = try? db.execute(sql: "ROLLBACK")
+                throw error
+            }
+            if try resolver.committed(xid) { return result }
+            throw error
+        }
+        return result
+    }
+
+    /// The error says nothing of what the server did: no SQLSTATE came back.
+    static func outcomeUnknown(_ error: Error) -> Bool {
+        guard let error = error as? PSQLError else { return error is NIOConnectionError || error is IOError || error is ChannelError }
+        return error.serverInfo?[.sqlState] == nil
+    }
+
+    /// Whether transaction `xid` committed, asked on a connection of its own: waits while the
+    /// server cannot be reached or the transaction is still in progress (a COMMIT the server
+    /// finishes after its client is gone), up to an hour; then, or if the server no longer knows
+    /// (`txid_status` is NULL past its horizon), the database is unreachable for this caller.
+    func committed(_ xid: Int64) throws -> Bool {
+        let deadline = Date().addingTimeInterval(3600)
+        var pause = 0.2
+        while Date() < deadline {
+            if let connection = try? connectDirectly() {
+                defer { _ = try? connection.close().wait() }
+                let db = PostgresSQLConnection(connection: connection)
+                let status: String?
+                do { status = try String.fetchOne(db, sql: "SELECT txid_status(?)", arguments: [xid]) } catch { status = "unasked" }
+                switch status {
+                case "committed": return true
+                case "aborted": return false
+                case nil: throw StoreError.unreachable("\(settings.description): transaction \(xid) is past the server's memory; its outcome is unknown")
+                default: break  // in progress, or the question failed
+                }
+            }
+            Thread.sleep(forTimeInterval: pause)
+            pause = min(pause * 2, 5)
+        }
+        throw StoreError.unreachable("\(settings.description): the outcome of transaction \(xid)'s COMMIT is unknown after an hour")
     }
 
     private func connectDirectly() throws -> PostgresConnection {
