@@ -220,6 +220,25 @@ final class PostgresStoreTests: StoreTests {
 
     final class XIDBox: @unchecked Sendable { var xid: Int64? }
 
+    /// A wrong password or database name is the configuration's fault: exit 78 with what to check,
+    /// not an internal error (70) nor a temporary one (75).
+    func testAWrongPasswordOrDatabaseIsAConfigurationError() throws {
+        guard case .postgres(let settings) = try location("config") else { return XCTFail("not PostgreSQL") }
+        var wrongPassword = settings
+        wrongPassword.password = "not-the-password"
+        var noDatabase = settings
+        noDatabase.database = "ds_no_such_database"
+        for (what, bad) in [("a wrong password", wrongPassword), ("no such database", noDatabase)] {
+            do {
+                _ = try Store(location: .postgres(bad))
+                XCTFail("\(what): opened")
+            } catch let error as StoreError {
+                XCTAssertEqual(error.exitStatus, .config, "\(what): \(error)")
+                XCTAssertTrue(error.description.contains("DS_DB_PASSWORD_FILE"), "\(what): \(error)")
+            }
+        }
+    }
+
     func testPlaceholdersAreNumberedOutsideQuotes() {
         XCTAssertEqual(PostgresSQLConnection.numberedPlaceholders("SELECT ? , '?', \"a?\", ? WHERE x = '' AND y = ?"),
                        "SELECT $1 , '?', \"a?\", $2 WHERE x = '' AND y = $3")

@@ -16,7 +16,9 @@ public enum StoreError: Error, CustomStringConvertible, ExitStatusProviding {
         switch self {
         case .missing(let p):
             return "database \(p) does not exist: no master has opened it. Point --db / DS_DB at the database the masters use, or start ds-master with this one (a master creates it)"
-        case .open(let p, let r): return "database \(p): cannot open: \(r); check --db / DS_DB and the folder's permissions"
+        case .open(let p, let r):
+            return "database \(p): cannot open: \(r); check --db / DS_DB and "
+                + (p.contains("://") ? "the user, its password (DS_DB_PASSWORD_FILE or PGPASSWORD) and the database's name" : "the folder's permissions")
         case .busy(let what): return "database busy during \(what); retry"
         case .unreachable(let what): return "database unreachable during \(what); retry when the database server is back"
         case .failed(let what): return "database error: \(what)"

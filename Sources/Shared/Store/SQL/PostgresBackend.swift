@@ -223,6 +223,9 @@ final class PostgresBackend: StoreBackend {
         if let info = error.serverInfo {
             let state = info[.sqlState] ?? "?"
             if state == "40001" || state == "40P01" { return .busy("\(what): \(info[.message] ?? state) (retried \(Self.maxTries) times)") }
+            // 28xxx: the user or its password refused; 3D000: no such database: the configuration
+            // is wrong (exit 78), not ds (70), and retrying will not help (75).
+            if state.hasPrefix("28") || state == "3D000" { return .open(path: settings.description, reason: "\(info[.message] ?? state) (SQLSTATE \(state))") }
             // 57P01-03: the server is shutting down or starting; 08xxx: the connection failed.
             if state.hasPrefix("08") || state.hasPrefix("57P") { return .unreachable("\(what): \(settings.description): \(info[.message] ?? state)") }
             return .failed("\(what): \(info[.message] ?? "") (SQLSTATE \(state))\(info[.detail].map { "; \($0)" } ?? "")")
