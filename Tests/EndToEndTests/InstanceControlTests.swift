@@ -51,8 +51,7 @@ final class InstanceControlTests: ClusterTestCase {
               {"name":"b","deps":["a"],"command":"echo $$ > \(file("pgid")); (trap '' TERM; sleep 600) & sleep 600; echo b >> \(marker)"},
               {"name":"c","deps":["b"],"command":"echo c >> \(marker)"}]}
             """)
-        try await eventually("b has started") { FileManager.default.fileExists(atPath: self.file("pgid")) }
-        let pgid = try XCTUnwrap(Int32(String(contentsOfFile: file("pgid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let pgid = try await numberWritten(to: file("pgid"), by: "b")
         try await eventually("b's group has its sleeps") { Self.liveProcesses(inGroup: pgid).count >= 3 }
         try await eventually("show names b's worker") {
             let show = try self.instanceTool(["show", String(id)])
@@ -318,8 +317,7 @@ final class InstanceControlTests: ClusterTestCase {
             {"name":"orphaned","tasks":[{"name":"b","command":"echo $$ > \(file("pgid")); sleep 600"},
               {"name":"c","deps":["b"],"command":"echo c >> \(marker)"}]}
             """)
-        try await eventually("b has started") { FileManager.default.fileExists(atPath: self.file("pgid")) }
-        let pgid = Int32(try String(contentsOfFile: file("pgid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        let pgid = try await numberWritten(to: file("pgid"), by: "b")
         kill(worker.processIdentifier, SIGSTOP)
         XCTAssertEqual(try instanceTool(["stop", String(id)]).status, 0)
         let zk = try await cluster.client()
@@ -345,8 +343,7 @@ final class InstanceControlTests: ClusterTestCase {
             {"name":"long-host","tasks":[{"name":"b","command":"echo $$ > \(file("pgid")); sleep 600"},
               {"name":"c","deps":["b"],"command":"echo c >> \(marker)"}]}
             """)
-        try await eventually("b has started") { FileManager.default.fileExists(atPath: self.file("pgid")) }
-        let pgid = Int32(try String(contentsOfFile: file("pgid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        let pgid = try await numberWritten(to: file("pgid"), by: "b")
         try await eventually("b's worker is recorded") { try await self.attempts(id).first?.host == "\(Self.longHost):7346" }
         XCTAssertEqual(try instanceTool(["stop", String(id)]).status, 0)
         let state = try await cluster.waitForEnd(id, timeout: 120)

@@ -18,9 +18,7 @@ final class TimeoutTests: ClusterTestCase {
     }
 
     func pgid(_ name: String) async throws -> Int32 {
-        try await eventually("\(name) has started") { FileManager.default.fileExists(atPath: self.file("pgid-" + name)) }
-        let text = try String(contentsOfFile: file("pgid-" + name), encoding: .utf8)
-        return try XCTUnwrap(Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        try await numberWritten(to: file("pgid-" + name), by: name)
     }
 
     func testFailKillsTheWholeGroupAndFailsTheWorkflowWithoutAnAlert() async throws {

@@ -266,6 +266,20 @@ func eventually(_ what: String, timeout: TimeInterval = 120, _ condition: () asy
     XCTFail("timed out after \(timeout)s waiting for: \(what)")
 }
 
+/// Waits until the task has written a whole number (a pid, a process group) to `path`, and returns
+/// it. The shell's `echo $$ > file` creates the file before it writes to it, so a file that exists
+/// can still be empty: waiting for the file alone races the write.
+func numberWritten(to path: String, by what: String) async throws -> Int32 {
+    var number: Int32?
+    try await eventually("\(what) wrote its number to \(path)") {
+        number = (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { text in
+            text.hasSuffix("\n") ? Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) : nil
+        }
+        return number != nil
+    }
+    return try XCTUnwrap(number)
+}
+
 /// A suite that shares one ZooKeeper server among its tests; each test gets its own cluster, on
 /// SQLite, or with `onPostgreSQL` on a fresh database of the test process's scratch PostgreSQL
 /// (skipped, saying why, where none can run).
