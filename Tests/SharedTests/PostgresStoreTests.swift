@@ -239,9 +239,59 @@ final class PostgresStoreTests: StoreTests {
         }
     }
 
+    /// A transaction that one of its statements aborted answers COMMIT with the tag ROLLBACK and
+    /// no error. A body that caught that statement's error is told the write was not stored, and
+    /// nothing it wrote before is there.
+    func testACommitTheServerAnswersWithRollbackIsNotTakenForStored() async throws {
+        guard case .postgres(let settings) = try location("rollback-tag") else { return XCTFail("not PostgreSQL") }
+        _ = try Store(location: .postgres(settings))
+        let backend = try PostgresBackend(settings)
+        _ = try await backend.write { db in try db.execute(sql: "CREATE TABLE probe (n INTEGER)") }
+        do {
+            _ = try await backend.write { db -> Int in
+                try db.execute(sql: "INSERT INTO probe (n) VALUES (1)")
+                _ = try? db.execute(sql: "SELECT 1 / 0")
+                return 1
+            }
+            XCTFail("a rolled-back transaction was reported stored")
+        } catch let error as StoreError {
+            XCTAssertTrue(error.description.contains("rolled the transaction back"), "\(error)")
+        }
+        let count = try await backend.read { db in try Int64.fetchOne(db, sql: "SELECT count(*) FROM probe") }
+        XCTAssertEqual(count, 0)
+        // The connection went back to the pool usable: the next write is stored.
+        _ = try await backend.write { db in try db.execute(sql: "INSERT INTO probe (n) VALUES (2)") }
+        let after = try await backend.read { db in try Int64.fetchOne(db, sql: "SELECT count(*) FROM probe") }
+        XCTAssertEqual(after, 1)
+    }
+
+    /// A server out of connections for the user (SQLSTATE 53300) is a temporary failure (exit 75):
+    /// a cron job tries again later; it is neither a fault of ds (70) nor of the configuration.
+    func testAServerOutOfConnectionsIsATemporaryFailure() throws {
+        guard case .postgres(let settings) = try location("no-connections") else { return XCTFail("not PostgreSQL") }
+        let role = "ds_limited_\(getpid())"
+        let server = try PostgresServer.shared()
+        try server.psql("DROP ROLE IF EXISTS \(role); CREATE ROLE \(role) LOGIN PASSWORD 'limited' CONNECTION LIMIT 0")
+        defer { _ = try? server.psql("DROP ROLE IF EXISTS \(role)") }
+        var limited = settings
+        limited.user = role
+        limited.password = "limited"
+        do {
+            _ = try Store(location: .postgres(limited))
+            XCTFail("opened with no connection allowed")
+        } catch let error as StoreError {
+            XCTAssertEqual(error.exitStatus, .tempFail, "\(error)")
+            XCTAssertTrue(error.description.contains("too many connections"), "\(error)")
+        }
+    }
+
     func testPlaceholdersAreNumberedOutsideQuotes() {
         XCTAssertEqual(PostgresSQLConnection.numberedPlaceholders("SELECT ? , '?', \"a?\", ? WHERE x = '' AND y = ?"),
                        "SELECT $1 , '?', \"a?\", $2 WHERE x = '' AND y = $3")
+        XCTAssertEqual(PostgresSQLConnection.numberedPlaceholders("SELECT ? -- why?\n, E'it\\'s ?', $$a ? b$$, $q$?$q$, /* ? */ ?, 'it''s ?', ?"),
+                       "SELECT $1 -- why?\n, E'it\\'s ?', $$a ? b$$, $q$?$q$, /* ? */ $2, 'it''s ?', $3")
+        XCTAssertEqual(PostgresSQLConnection.numberedPlaceholders("SELECT $1 ?"), "SELECT $1 $1")
+        XCTAssertEqual(PostgresSQLConnection.numberedPlaceholders("'open ?"), "'open ?")
     }
 }
 

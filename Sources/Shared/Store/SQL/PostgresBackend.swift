@@ -148,21 +148,38 @@ final class PostgresBackend: StoreBackend {
             xid = resolver == nil ? nil : try Int64.fetchOne(db, sql: "SELECT txid_current()")
             result = try body(db)
         } catch {
-            _ = try? db.execute(sql: "ROLLBACK")
+            rollBack(db)
             throw error
         }
+        let tag: String
         do {
-            try db.execute(sql: "COMMIT")
+            tag = try db.commandTag(sql: "COMMIT")
         } catch {
             // A server's answer (40001 at COMMIT, say) is an outcome: nothing was stored.
             guard let xid, let resolver, Self.outcomeUnknown(error) else {
-                _ = try? db.execute(sql: "ROLLBACK")
+                rollBack(db)
                 throw error
             }
             if try resolver.committed(xid) { return result }
             throw error
         }
+        // A transaction that a failed statement aborted answers COMMIT with ROLLBACK, and no
+        // error: a body that caught that statement's error must not be taken for stored.
+        guard tag == "COMMIT" else {
+            throw StoreError.failed("the database rolled the transaction back at COMMIT (it answered \(tag)): one of its statements had failed")
+        }
         return result
+    }
+
+    /// Ends a transaction that will not commit. A connection whose ROLLBACK failed may still be in
+    /// that transaction: it is closed, so the pool makes a new one rather than lease it out again
+    /// (the next BEGIN would only warn, and its work would join the old transaction).
+    private static func rollBack(_ db: PostgresSQLConnection) {
+        do {
+            try db.execute(sql: "ROLLBACK")
+        } catch {
+            _ = try? db.connection.close().wait()
+        }
     }
 
     /// The error says nothing of what the server did: no SQLSTATE came back.
@@ -226,8 +243,9 @@ final class PostgresBackend: StoreBackend {
             // 28xxx: the user or its password refused; 3D000: no such database: the configuration
             // is wrong (exit 78), not ds (70), and retrying will not help (75).
             if state.hasPrefix("28") || state == "3D000" { return .open(path: settings.description, reason: "\(info[.message] ?? state) (SQLSTATE \(state))") }
-            // 57P01-03: the server is shutting down or starting; 08xxx: the connection failed.
-            if state.hasPrefix("08") || state.hasPrefix("57P") { return .unreachable("\(what): \(settings.description): \(info[.message] ?? state)") }
+            // 57P01-03: the server is shutting down or starting; 08xxx: the connection failed;
+            // 53xxx: out of a resource, such as connections (53300): all pass, so try again later.
+            if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") { return .unreachable("\(what): \(settings.description): \(info[.message] ?? state)") }
             return .failed("\(what): \(info[.message] ?? "") (SQLSTATE \(state))\(info[.detail].map { "; \($0)" } ?? "")")
         }
         switch error.code {
@@ -267,6 +285,11 @@ struct PostgresSQLConnection: SQLConnection {
 
     func execute(sql: String, arguments: SQLArguments) throws -> Int {
         try run(sql, arguments).metadata.rows ?? 0
+    }
+
+    /// The server's command tag for a statement without arguments (COMMIT may answer ROLLBACK).
+    func commandTag(sql: String) throws -> String {
+        try run(sql, []).metadata.command
     }
 
     func rows(sql: String, arguments: SQLArguments) throws -> [SQLRow] {
@@ -311,25 +334,54 @@ struct PostgresSQLConnection: SQLConnection {
         }
     }
 
-    /// `?` → `$1`, `$2` …, outside quoted strings and identifiers: the store's SQL is written
-    /// with `?` for both databases.
+    /// `?` → `$1`, `$2` …, where a `?` is a placeholder: not inside a quoted string (`'…'`,
+    /// `E'…'` with its backslash escapes, `$tag$…$tag$`), a quoted identifier, or a comment
+    /// (`-- …` to the line's end, `/* … */`). The store's SQL is written with `?` for both databases.
     static func numberedPlaceholders(_ sql: String) -> String {
+        let chars = Array(sql)
         var out = ""
         out.reserveCapacity(sql.utf8.count + 16)
         var n = 0
-        var quote: Character? = nil
-        for c in sql {
-            if let q = quote {
-                if c == q { quote = nil }
-                out.append(c)
-            } else if c == "'" || c == "\"" {
-                quote = c
-                out.append(c)
-            } else if c == "?" {
+        var i = 0
+        /// Copies from `i` up to and including the first `end` (at or after `from`), or to the end.
+        func copy(through end: String, from: Int, escapes: Bool = false) {
+            let e = Array(end)
+            var k = from
+            while k < chars.count {
+                if escapes && chars[k] == "\\" { k += 2; continue }
+                if k + e.count <= chars.count && Array(chars[k..<k + e.count]) == e { k += e.count; break }
+                k += 1
+            }
+            k = min(k, chars.count)
+            out += String(chars[i..<k])
+            i = k
+        }
+        while i < chars.count {
+            let c = chars[i]
+            let next: Character? = i + 1 < chars.count ? chars[i + 1] : nil
+            switch c {
+            case "'":
+                let escaped = i > 0 && (chars[i - 1] == "E" || chars[i - 1] == "e") && (i < 2 || !(chars[i - 2].isLetter || chars[i - 2].isNumber || chars[i - 2] == "_"))
+                copy(through: "'", from: i + 1, escapes: escaped)
+            case "\"": copy(through: "\"", from: i + 1)
+            case "-" where next == "-": copy(through: "\n", from: i + 2)
+            case "/" where next == "*": copy(through: "*/", from: i + 2)
+            case "$" where next.map { $0 == "$" || $0.isLetter || $0 == "_" } ?? false:
+                var k = i + 1
+                while k < chars.count && (chars[k].isLetter || chars[k].isNumber || chars[k] == "_") { k += 1 }
+                if k < chars.count && chars[k] == "$" {
+                    copy(through: String(chars[i...k]), from: k + 1)
+                } else {
+                    out.append(c)
+                    i += 1
+                }
+            case "?":
                 n += 1
                 out += "$\(n)"
-            } else {
+                i += 1
+            default:
                 out.append(c)
+                i += 1
             }
         }
         return out
