@@ -56,6 +56,43 @@ class StoreTests: XCTestCase {
         XCTAssertEqual(instance?.paramsJson, #"{"k":"v"}"#)
     }
 
+    /// Each instance numbers its own events (dispatches and stored outcomes), in the order the
+    /// engine saw them, whatever other instances a round writes besides: the replay after a
+    /// takeover reads one instance's history. Two masters share no counter row, so their rounds
+    /// do not conflict on PostgreSQL.
+    func testEachInstanceNumbersItsOwnEventsInTheOrderTheEngineSawThem() async throws {
+        let store = try Store(location: try location("ds"))
+        let w = WorkflowDefinition(name: "w", tasks: [TaskDefinition(name: "a", command: "true")])
+        let a = try await store.submit(w, params: [:], now: 1).instanceId
+        let b = try await store.submit(w, params: [:], now: 1).instanceId
+        while try await store.claimCommand(host: "m1:1", session: 1, now: 2) != nil {}
+        func attempt(_ instance: Int64, _ name: String) -> TaskInstanceRecord {
+            TaskInstanceRecord(workflowInstanceId: instance, taskName: name, attempt: 1, state: .submitted,
+                               priority: .medium, workerGroup: "default", submitTime: 3)
+        }
+        var first = SchedulingBatch()
+        first.newAttempts = [attempt(a, "a1"), attempt(b, "b1"), attempt(a, "a2")]
+        let inserted = try await store.apply(first, session: 1).inserted
+        XCTAssertEqual(inserted.map(\.dispatchSeq), [1, 1, 2])
+        var second = SchedulingBatch()
+        second.outcomes = [AttemptOutcome(taskInstanceId: inserted[2].id!, workflowInstanceId: a, state: .success, endTime: 4),
+                           AttemptOutcome(taskInstanceId: inserted[1].id!, workflowInstanceId: b, state: .success, endTime: 4),
+                           AttemptOutcome(taskInstanceId: inserted[0].id!, workflowInstanceId: a, state: .success, endTime: 4)]
+        second.newAttempts = [attempt(b, "b2")]
+        _ = try await store.apply(second, session: 1)
+        let ofA = try await store.taskAttempts(of: a).map { "\($0.taskName) \($0.dispatchSeq ?? 0) \($0.finishSeq ?? 0)" }
+        let ofB = try await store.taskAttempts(of: b).map { "\($0.taskName) \($0.dispatchSeq ?? 0) \($0.finishSeq ?? 0)" }
+        XCTAssertEqual(ofA, ["a1 1 4", "a2 2 3"], "a2's outcome came first, then a1's")
+        XCTAssertEqual(ofB, ["b1 1 2", "b2 3 0"])
+        // A master that lost the instance numbers nothing of it.
+        var stale = SchedulingBatch()
+        stale.newAttempts = [attempt(a, "a3")]
+        let lost = try await store.apply(stale, session: 9)
+        XCTAssertEqual(lost.lostOwnership, [a])
+        let afterStale = try await store.taskAttempts(of: a).count
+        XCTAssertEqual(afterStale, 2)
+    }
+
     // MARK: - Pause and stop commands
 
     /// A stop written while the owner's engine was finishing the instance: the owner stores the

@@ -286,5 +286,15 @@ enum Migrations {
             try db.execute(sql: "DROP INDEX IF EXISTS workflow_instance_active_by_name")
             try db.execute(sql: "DROP INDEX IF EXISTS workflow_instance_waiting_by_name")
         },
+        Step(version: 19, name: "v19-event-seq-per-instance") { db, t in
+            // Events are ordered within their instance only (a master taking over replays one
+            // instance's history): each instance counts its own, on its row, which a master's round
+            // locks anyway. The one shared counter (v3's `sequence` row, read and written by every
+            // round) made any two masters' rounds conflict on PostgreSQL. Every instance continues
+            // from the shared counter's value, above every number it already has; the row stays,
+            // unused, for a database opened by an older ds (which refuses a newer schema anyway).
+            try db.execute(sql: "ALTER TABLE workflow_instance ADD COLUMN event_seq \(t.integer) NOT NULL DEFAULT 0")
+            try db.execute(sql: "UPDATE workflow_instance SET event_seq = COALESCE((SELECT value FROM sequence WHERE name = 'event'), 0)")
+        },
     ]
 }

@@ -93,7 +93,7 @@ public struct TaskInstanceRecord: Codable, Sendable, StoredRecord {
     public var submitTime: Double
     public var startTime: Double?
     public var endTime: Double?
-    /// Position of this attempt's dispatch, and of its stored outcome, in the global event order.
+    /// Position of this attempt's dispatch, and of its stored outcome, in its instance's event order.
     public var dispatchSeq: Int64?
     public var finishSeq: Int64?
     /// The run of the instance this attempt belongs to.

@@ -232,27 +232,37 @@ extension Store {
         // A plain read of the owner fenced as well, but made every round part of a cycle with a
         // takeover that reads the attempts the round writes, and PostgreSQL aborted the longer
         // one, the takeover, each time (seen: 20 retries lost to a master writing every 5 ms).
-        // The event counter is read, then written: SERIALIZABLE; IMMEDIATE on SQLite.
+        // Each instance counts its own events (`event_seq`, on the row the fence locks): one
+        // counter shared by every instance made any two masters' rounds conflict on PostgreSQL.
         try await transaction("recording \(batch.outcomes.count) results and \(batch.newAttempts.count) dispatches") { db in
             let ids = Array(batch.instanceIDs).sorted()
-            var owned: Set<Int64> = []
+            // The last event number of each instance `session` still owns.
+            var seqs: [Int64: Int64] = [:]
             for chunk in ids.chunked(500) {
-                owned.formUnion(try Int64.fetchAll(db, sql: """
+                for row in try db.rows(sql: """
                     UPDATE workflow_instance SET master_session = ? WHERE id IN (\(WorkflowInstanceRecord.marks(chunk.count))) AND master_session = ?
-                    RETURNING id
-                    """, arguments: SQLArguments([session] + chunk + [session])))
+                    RETURNING id, event_seq
+                    """, arguments: SQLArguments([session] + chunk + [session])) {
+                    seqs[try row["id"]] = try row["event_seq"]
+                }
             }
-            let lost = Set(ids).subtracting(owned)
+            let lost = Set(ids).subtracting(seqs.keys)
             let batch = lost.isEmpty ? batch : batch.dropping(lost)
-            // Outcomes, then new attempts, in the order the engine consumed and produced them.
-            var seq = try Int64.fetchOne(db, sql: "SELECT value FROM sequence WHERE name = 'event'") ?? 0
+            let first = seqs
+            /// The instance's next event number: outcomes, then new attempts, in the order the
+            /// engine consumed and produced them.
+            func next(_ instance: Int64) -> Int64 {
+                let seq = (seqs[instance] ?? 0) + 1
+                seqs[instance] = seq
+                return seq
+            }
             var inserted: [TaskInstanceRecord] = []
             var decisions = batch.decisions[...]
             func insertDecisions(upTo count: Int) throws {
                 while let d = decisions.first, d.afterOutcomes <= count {
                     decisions.removeFirst()
                     var record = d.record
-                    seq += 1
+                    let seq = next(record.workflowInstanceId)
                     (record.dispatchSeq, record.finishSeq) = (seq, seq)
                     try record.insert(db)
                     inserted.append(record)
@@ -263,13 +273,12 @@ extension Store {
             for c in batch.controls {
                 if let id = c.commandID { try db.execute(sql: "DELETE FROM command WHERE id = ?", arguments: [id]) }
                 guard c.applied else { continue }
-                seq += 1
                 try db.execute(sql: "UPDATE workflow_instance SET \(c.stop ? "stop_seq" : "pause_seq") = ? WHERE id = ?",
-                               arguments: [seq, c.instance])
+                               arguments: [next(c.instance), c.instance])
             }
             for (k, o) in batch.outcomes.enumerated() {
                 try insertDecisions(upTo: k)
-                seq += 1
+                let seq = next(o.workflowInstanceId)
                 try db.execute(sql: """
                     UPDATE task_instance SET state = ?, host = COALESCE(?, host), pid = COALESCE(?, pid),
                       log_path = COALESCE(?, log_path), exit_code = ?, output_json = ?, message = ?,
@@ -299,8 +308,7 @@ extension Store {
             for var alert in batch.alerts { try alert.insertUnlessPresent(db) }
             var childProblems: [Int64: String] = [:]
             for var attempt in batch.newAttempts {
-                seq += 1
-                attempt.dispatchSeq = seq
+                attempt.dispatchSeq = next(attempt.workflowInstanceId)
                 try attempt.insert(db)
                 if let request = attempt.childRequest {
                     do {
@@ -312,7 +320,9 @@ extension Store {
                 }
                 inserted.append(attempt)
             }
-            try db.execute(sql: "UPDATE sequence SET value = ? WHERE name = 'event'", arguments: [seq])
+            for (instance, seq) in seqs.sorted(by: { $0.key < $1.key }) where seq != first[instance] {
+                try db.execute(sql: "UPDATE workflow_instance SET event_seq = ? WHERE id = ?", arguments: [seq, instance])
+            }
             for f in batch.finishedInstances {
                 try db.execute(sql: "UPDATE workflow_instance SET state = ?, end_time = ? WHERE id = ?",
                                arguments: [f.state, f.time, f.id])
