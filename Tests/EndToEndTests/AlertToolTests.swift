@@ -111,6 +111,7 @@ class AlertToolTests: ClusterTestCase {
         XCTAssertTrue(cut.stderr.contains("listed the first 1 alerts and more exist"), cut.stderr)
         XCTAssertEqual(try alert(["list", "--limit", "0", "-q"]).stdout.split(separator: "\n").count, 2)
         XCTAssertEqual(try alert(["list", "--limit", "2"]).stderr, "", "no notice when nothing was cut")
+        XCTAssertEqual(try alert(["list", "--limit", String(Int.max), "-q"]).stdout.split(separator: "\n").count, 2, "the largest limit is no crash")
 
         // show: human and JSON.
         let shown = try alert(["show", String(failure.id)])
@@ -188,7 +189,7 @@ class AlertToolTests: ClusterTestCase {
         for (arguments, names) in [
             ([], "a subcommand is required"), (["list", "--state", "sent"], "--state 'sent'"), (["list", "--limit", "-1"], "--limit -1"),
             (["list", "-q", "--json"], "-q and --json"), (["list", "--workflow", "a\nb"], "--workflow 'a\\nb'"),
-            (["list", "--instance", "0"], "--instance 0"), (["show", "abc"], "abc"), (["show", "0"], "not 0"), (["ack", "3", "0"], "not 0"), (["show", "-5"], "-5"),
+            (["list", "--instance", "0"], "--instance 0"), (["show", "abc"], "abc"), (["show", "0"], "not 0"), (["ack", "3", "0"], "not 0"), (["show", "-5"], "<id>"),
             (["ack"], "<id>"), (["ack", "1", "--by", ""], "--by ''"), (["ack", "1", "--by", "\u{1B}[31mx"], "--by '\\u{1B}[31mx'"),
             (["ack", "99999999999999999999"], "99999999999999999999"),
         ] {
