@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "ds-logs", targets: ["ds-logs"]),
         .executable(name: "ds-pool", targets: ["ds-pool"]),
         .executable(name: "ds-schedule", targets: ["ds-schedule"]),
+        .executable(name: "ds-alert", targets: ["ds-alert"]),
         .executable(name: "task-supervisor", targets: ["task-supervisor"]),
     ],
     dependencies: [
@@ -65,9 +66,10 @@ let package = Package(
         .executableTarget(name: "ds-logs", dependencies: ["Shared"]),
         .executableTarget(name: "ds-pool", dependencies: ["Shared"]),
         .executableTarget(name: "ds-schedule", dependencies: ["Shared"]),
+        .executableTarget(name: "ds-alert", dependencies: ["Shared"]),
         .testTarget(name: "SharedTests", dependencies: ["Shared", .product(name: "PostgresNIO", package: "postgres-nio")], exclude: ["ShippedSchemas"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Runs the built ds-* binaries as separate processes against a real ZooKeeper and SQLite.
-        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "ds-schedule", "task-supervisor",
+        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "ds-schedule", "ds-alert", "task-supervisor",
                                                           .product(name: "PostgresNIO", package: "postgres-nio")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

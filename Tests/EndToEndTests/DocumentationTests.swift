@@ -4,7 +4,7 @@ import XCTest
 /// Every tool answers --help and ships a man page that mandoc lints clean and that describes every
 /// subcommand.
 final class DocumentationTests: XCTestCase {
-    static let tools = [("ds-master", "8"), ("ds-worker", "8"), ("ds-submit", "1"), ("ds-failover", "1"), ("ds-instance", "1"), ("ds-queue", "1"), ("ds-logs", "1"), ("ds-pool", "1"), ("ds-schedule", "1")]
+    static let tools = [("ds-master", "8"), ("ds-worker", "8"), ("ds-submit", "1"), ("ds-failover", "1"), ("ds-instance", "1"), ("ds-queue", "1"), ("ds-logs", "1"), ("ds-pool", "1"), ("ds-schedule", "1"), ("ds-alert", "1")]
     static let manDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("man")
 
@@ -77,10 +77,10 @@ final class DocumentationTests: XCTestCase {
             XCTAssertEqual(status, 0, "\(tool): \(output)")
             XCTAssertEqual(output, "", "\(tool): \(output)")
             let text = try String(contentsOf: page, encoding: .utf8)
-            for section in ["ENVIRONMENT", "FILES", "EXIT STATUS", "EXAMPLES", "SEE ALSO"] {
+            for section in ["COMPLETION", "ENVIRONMENT", "FILES", "EXIT STATUS", "EXAMPLES", "SEE ALSO"] {
                 XCTAssertTrue(text.contains(".Sh \(section)"), "\(tool) man page lacks \(section)")
             }
-            for entry in [".Op Fl -zk-auth", "Fl -zk-auth", ".It Ev DS_ZK_AUTH\n", ".It Ev DS_ZK_AUTH_FILE\n"] {
+            for entry in [".Op Fl -zk-auth", "Fl -zk-auth", "Fl -generate-completion-script Cm bash | zsh", ".It Ev DS_ZK_AUTH\n", ".It Ev DS_ZK_AUTH_FILE\n"] {
                 XCTAssertTrue(text.contains(entry), "\(tool) man page lacks \(entry)")
             }
             // Issue 23: every tool that opens the database says how to name a PostgreSQL one and its password.

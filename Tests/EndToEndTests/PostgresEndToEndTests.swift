@@ -57,6 +57,7 @@ final class PostgresEndToEndTests: ClusterTestCase {
             ("ds-pool", ["list"], "pg"),
             ("ds-queue", ["list"], ""),
             ("ds-schedule", ["list"], ""),
+            ("ds-alert", ["list"], "ID"),
             ("ds-failover", ["--list"], ""),
             ("ds-instance", ["prune", "--older-than", "1h", "--dry-run"], ""),
         ]
@@ -85,6 +86,7 @@ final class PostgresEndToEndTests: ClusterTestCase {
             ("ds-instance", ["stop", String(before)]),
             ("ds-pool", ["set", "p", "2"]),
             ("ds-schedule", ["list"]),
+            ("ds-alert", ["ack", "1"]),
             ("ds-queue", ["list"]),
             ("ds-failover", ["--list"]),
             ("ds-logs", ["1"]),

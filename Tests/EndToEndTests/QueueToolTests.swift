@@ -325,7 +325,7 @@ final class QueueToolTests: ClusterTestCase {
     /// Every tool of subcommands run without one prints its help on stderr and exits 64 (ds-instance
     /// printed its help on stdout and exited 0).
     func testAToolOfSubcommandsWithoutOneExits64WithHelpOnStderr() throws {
-        for tool in ["ds-instance", "ds-queue", "ds-schedule", "ds-pool"] {
+        for tool in ["ds-instance", "ds-queue", "ds-schedule", "ds-pool", "ds-alert"] {
             let run = try cluster.run(tool, [])
             XCTAssertEqual(run.status, 64, "\(tool): \(run.stderr)")
             XCTAssertEqual(run.stdout, "", tool)
@@ -337,7 +337,7 @@ final class QueueToolTests: ClusterTestCase {
     /// A negative --limit is read as the value it is and refused naming it, exit 64, in every tool
     /// that lists (it was taken for a flag: "Missing value for '--limit <limit>'").
     func testANegativeLimitIsRefusedNamingTheValue() throws {
-        for (tool, args) in [("ds-queue", ["list"]), ("ds-instance", ["list"]), ("ds-schedule", ["show", "1"])] {
+        for (tool, args) in [("ds-queue", ["list"]), ("ds-instance", ["list"]), ("ds-schedule", ["show", "1"]), ("ds-alert", ["list"])] {
             let run = try cluster.run(tool, args + ["--limit", "-1"])
             XCTAssertEqual(run.status, 64, "\(tool): \(run.stderr)")
             XCTAssertTrue(run.stderr.contains("--limit -1 is out of range"), "\(tool): \(run.stderr)")
@@ -350,7 +350,8 @@ final class QueueToolTests: ClusterTestCase {
     func testPriorityAndStateNamesAreUpperCaseInEveryTool() throws {
         for (tool, args) in [("ds-queue", ["push", "--command", "true", "--priority", "low"]),
                              ("ds-submit", ["--dry-run", "--priority", "low", "-"]),
-                             ("ds-instance", ["list", "--state", "success"])] {
+                             ("ds-instance", ["list", "--state", "success"]),
+                             ("ds-alert", ["list", "--state", "failed"])] {
             let run = try cluster.run(tool, args, stdin: "{}")
             XCTAssertEqual(run.status, 64, "\(tool): \(run.stderr)")
             XCTAssertTrue(run.stderr.contains("upper case"), "\(tool): \(run.stderr)")

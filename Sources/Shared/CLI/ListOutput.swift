@@ -15,8 +15,9 @@ public struct ListOutput: ParsableArguments, Sendable {
         if let limit, limit < 0 { throw ValidationError("--limit \(limit) is out of range: give 0 for all, or how many to list") }
     }
 
-    /// How many rows to read for a `--limit`: one more than it, so that a cut can be told; nil for all.
-    public static func fetchCount(_ limit: Int) -> Int? { limit == 0 ? nil : limit + 1 }
+    /// How many rows to read for a `--limit`: one more than it, so that a cut can be told; nil for
+    /// all (also for the largest number, which has no "one more": it trapped).
+    public static func fetchCount(_ limit: Int) -> Int? { limit == 0 || limit == Int.max ? nil : limit + 1 }
 
     /// The first `limit` of `rows` (0: all); when there were more, says so on standard error.
     public static func cut<Row>(_ rows: [Row], limit: Int, tool: String, noun: String) -> [Row] {

@@ -286,6 +286,14 @@ enum Migrations {
             try db.execute(sql: "DROP INDEX IF EXISTS workflow_instance_active_by_name")
             try db.execute(sql: "DROP INDEX IF EXISTS workflow_instance_waiting_by_name")
         },
+        Step(version: 17, name: "v17-alert-ack") { db, t in
+            // ds-alert ack: when an operator acknowledged an alert, and who. Written only by the
+            // acknowledgement (an UPDATE of these two columns), never by delivery.
+            try db.execute(sql: "ALTER TABLE alert ADD COLUMN ack_time \(t.double)")
+            try db.execute(sql: "ALTER TABLE alert ADD COLUMN ack_by TEXT")
+            // ds-alert list --unacked, newest first: partial, so that acknowledged alerts cost nothing.
+            try db.execute(sql: "CREATE INDEX alert_unacked ON alert(id) WHERE ack_time IS NULL")
+        },
         Step(version: 19, name: "v19-event-seq-per-instance") { db, t in
             // Events are ordered within their instance only (a master taking over replays one
             // instance's history): each instance counts its own, on its row, which a master's round

@@ -121,12 +121,15 @@ extension AlertRecord {
         owner = try r["owner"]
         leaseUntil = try r["lease_until"]
         nextAttemptTime = try r["next_attempt_time"]
+        ackTime = try r["ack_time"]
+        ackBy = try r["ack_by"]
     }
 
     public var columnValues: [(String, SQLValue)] {
         [("kind", value(kind)), ("dedup_key", value(dedupKey)), ("workflow_instance_id", value(workflowInstanceId)),
          ("task_instance_id", value(taskInstanceId)), ("content_json", value(contentJson)), ("create_time", value(createTime)),
          ("state", value(state)), ("attempts", value(attempts)), ("last_error", value(lastError)), ("sent_time", value(sentTime)),
-         ("owner", value(owner)), ("lease_until", value(leaseUntil)), ("next_attempt_time", value(nextAttemptTime))]
+         ("owner", value(owner)), ("lease_until", value(leaseUntil)), ("next_attempt_time", value(nextAttemptTime)),
+         ("ack_time", value(ackTime)), ("ack_by", value(ackBy))]
     }
 }

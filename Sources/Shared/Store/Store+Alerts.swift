@@ -23,6 +23,14 @@ public struct AlertRecord: Codable, Sendable, StoredRecord {
     public var leaseUntil: Double?
     /// When a failed delivery is tried again.
     public var nextAttemptTime: Double?
+    /// When an operator acknowledged it (`ds-alert ack`), and who; nil until then. Written only by
+    /// the acknowledgement: delivery goes on as before.
+    public var ackTime: Double?
+    public var ackBy: String?
+
+    /// Every state an alert is in: PENDING until delivered, SENDING while a master's command
+    /// runs, SENT, or FAILED once its retries are spent.
+    public static let states = ["PENDING", "SENDING", "SENT", "FAILED"]
 
     public init(_ content: AlertContent, dedupKey: String) {
         kind = content.kind
@@ -38,7 +46,7 @@ public struct AlertRecord: Codable, Sendable, StoredRecord {
     enum CodingKeys: String, CodingKey {
         case id, kind, dedupKey = "dedup_key", workflowInstanceId = "workflow_instance_id", taskInstanceId = "task_instance_id",
              contentJson = "content_json", createTime = "create_time", state, attempts, lastError = "last_error", sentTime = "sent_time",
-             owner, leaseUntil = "lease_until", nextAttemptTime = "next_attempt_time"
+             owner, leaseUntil = "lease_until", nextAttemptTime = "next_attempt_time", ackTime = "ack_time", ackBy = "ack_by"
     }
 }
 
