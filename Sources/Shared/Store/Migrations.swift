@@ -286,5 +286,10 @@ enum Migrations {
             try db.execute(sql: "DROP INDEX IF EXISTS workflow_instance_active_by_name")
             try db.execute(sql: "DROP INDEX IF EXISTS workflow_instance_waiting_by_name")
         },
+        Step(version: 18, name: "v18-backfill-cancel") { db, t in
+            // ds-schedule cancel: when a backfill was cancelled (its waiting dates dropped, its
+            // running ones stopped), shown by ds-schedule backfills.
+            try db.execute(sql: "ALTER TABLE backfill ADD COLUMN cancelled_at \(t.double)")
+        },
     ]
 }
