@@ -118,14 +118,14 @@ class BackfillTests: ClusterTestCase {
                                           (["backfills", "-q", "--json"], 64, "exclusive")] as [([String], Int32, String)] {
             let run = try schedule(arguments)
             XCTAssertEqual(run.status, status, "\(arguments): \(run.stderr)")
-            XCTAssertTrue(run.stderr.contains(text), "\(arguments): \(run.stderr)")
+            XCTAssertTrue(text.isEmpty || run.stderr.contains(text), "\(arguments): \(run.stderr)")
             XCTAssertEqual(run.stdout, "", "\(arguments)")
         }
     }
 
-    /// Two masters; the one that runs the backfill's date is killed (-9) right after the cancel,
-    /// before it could apply the stop: the other takes the date over and stops it, and no waiting
-    /// date ever starts.
+    /// Two masters; the one that runs the backfill's date is killed (-9) before the cancel, so
+    /// that it never applies the stop: the other takes the date over and stops it (its task
+    /// killed), and no waiting date ever starts, though that master is free to start them.
     func testCancelHoldsWhenTheOwningMasterDiesMidCancel() async throws {
         let owner = try cluster.startMaster()
         try cluster.startWorker(slots: 8)
@@ -134,8 +134,8 @@ class BackfillTests: ClusterTestCase {
         try await eventually("the first date runs") { self.runningDates().count == 1 }
         let pid = try await numberWritten(to: pids.appendingPathComponent("20260301").path, by: "the first date")
         try cluster.startMaster()
-        let cancel = try schedule(["cancel", String(id)])
         cluster.kill9(owner)
+        let cancel = try schedule(["cancel", String(id)])
         XCTAssertEqual(cancel.status, 0, cancel.stderr)
         XCTAssertTrue(cancel.stdout.contains("stopping 1 running") && cancel.stdout.contains("dropped 3 waiting"), cancel.stdout)
         try await XCTAssertEqualAsync(try await cluster.waitForEnd(ids[0], timeout: 240), .stop)

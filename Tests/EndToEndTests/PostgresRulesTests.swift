@@ -45,3 +45,8 @@ final class PostgresBackfillTests: BackfillTests {
     override class var onPostgreSQL: Bool { true }
     func testOnPostgreSQL() async throws { try await assertOnPostgreSQL(cluster) }
 }
+
+final class PostgresDefinitionEdgesTests: DefinitionEdgesTests {
+    override class var onPostgreSQL: Bool { true }
+    func testOnPostgreSQL() async throws { try await assertOnPostgreSQL(cluster) }
+}
