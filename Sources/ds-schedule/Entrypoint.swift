@@ -17,7 +17,8 @@ struct ScheduleCommand: AsyncParsableCommand {
 
             """ + exitStatusHelp,
         version: dsVersion,
-        subcommands: [Add.self, List.self, Show.self, Online.self, Offline.self, Remove.self, Next.self, Check.self, Backfill.self])
+        subcommands: [Add.self, List.self, Show.self, Online.self, Offline.self, Remove.self, Next.self, Check.self, Backfill.self,
+                      Backfills.self, Cancel.self])
 
     func run() async { Tool.missingSubcommand("ds-schedule", help: Self.helpMessage()) }
 }
@@ -226,7 +227,9 @@ extension ScheduleCommand {
             discussion: """
                 Each instance's system.biz.date is its business date: it runs as a daily schedule at midnight would \
                 have run it the next day (schedule time: the start of the next day in --tz). Serial by default: one \
-                date at a time, oldest first; --parallel N runs up to N at once. Prints the instance ids, one per line.
+                date at a time, oldest first; --parallel N runs up to N at once. Prints the instance ids, one per line; \
+                the backfill's id comes first, on standard error ('ds-schedule: backfill ID: ...'): see ds-schedule \
+                backfills, and ds-schedule cancel ID.
                 """)
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workflow: WorkflowNameArgument
@@ -247,7 +250,60 @@ extension ScheduleCommand {
         func run() async {
             await Tool.run("ds-schedule") {
                 let instances = try await ScheduleTool.backfill(global, workflow: workflow.workflow, from: from, to: to, parallel: parallel, run: self.run)
+                if let first = instances.first, let last = instances.last {
+                    Tool.warn("ds-schedule", "backfill \(first.backfillId): \(instances.count) dates of \(Limits.quoted(workflow.workflow)) from \(first.businessDate) to \(last.businessDate) (ds-schedule cancel \(first.backfillId) stops it)")
+                }
                 for i in instances { print(json ? WireJSON.string(i) : String(i.instanceId)) }
+                return .success
+            }
+        }
+    }
+
+    struct Backfills: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List backfills: workflow, range of dates, state, and how many dates are done, running and waiting.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(help: "One JSON object per line (snake_case; created_at and cancelled_at RFC 3339 UTC).")
+        var json = false
+        @OptionGroup var output: ListOutput
+
+        func validate() throws { try ListOutput.check(quiet: output.quiet, json: json, limit: nil) }
+
+        func run() async {
+            await Tool.run("ds-schedule") {
+                let backfills = try await ScheduleTool.backfills(global)
+                if json || output.quiet {
+                    for b in backfills { print(output.quiet ? String(b.id) : WireJSON.string(b)) }
+                } else {
+                    print(ScheduleTool.backfillTable(backfills), terminator: "")
+                }
+                return .success
+            }
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel a backfill: stop its running dates (as ds-instance stop does) and drop its waiting ones.",
+            discussion: """
+                In one transaction: a date that waits ends STOP and never starts; one that runs is stopped by its \
+                master, which kills its tasks; one that ended stays as it is. Cancelling again is harmless (exit 0). \
+                An unknown id exits 65.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Backfill id (printed on standard error by ds-schedule backfill; ds-schedule backfills).")
+        var id: Int64
+        @Flag(help: "Print what was done as JSON: backfill_id, stopping, dropped, ended, cancelled_at, already_cancelled.")
+        var json = false
+
+        func validate() throws {
+            guard id > 0 else { throw ValidationError("a backfill id is a whole number from 1, not \(id)") }
+        }
+
+        func run() async {
+            await Tool.run("ds-schedule") {
+                let view = try await ScheduleTool.cancel(global, backfill: id)
+                print(json ? WireJSON.string(view) : view.sentence)
                 return .success
             }
         }

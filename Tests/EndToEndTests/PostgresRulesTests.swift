@@ -40,3 +40,13 @@ final class PostgresScheduleTests: ScheduleTests {
         throw XCTSkip("SQLite only: the test writes the stored cron with sqlite3, as an older version could have stored it")
     }
 }
+
+final class PostgresBackfillTests: BackfillTests {
+    override class var onPostgreSQL: Bool { true }
+    func testOnPostgreSQL() async throws { try await assertOnPostgreSQL(cluster) }
+}
+
+final class PostgresDefinitionEdgesTests: DefinitionEdgesTests {
+    override class var onPostgreSQL: Bool { true }
+    func testOnPostgreSQL() async throws { try await assertOnPostgreSQL(cluster) }
+}

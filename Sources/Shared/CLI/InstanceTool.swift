@@ -162,6 +162,7 @@ public enum InstanceTool {
         print("submitted \(time(instance.submitTime))" + (instance.startTime.map { "  started \(time($0))" } ?? "")
               + (instance.endTime.map { "  ended \(time($0))" } ?? "")
               + (instance.startTime.map { "  duration \(InstanceReport.duration($0, instance.endTime ?? ProcessStats.now()))" } ?? ""))
+        if let text = definition.description { print("description \(Limits.escaped(text))") }
         if !view.params.isEmpty { print("parameters " + TablePrinter.pairs(view.params)) }
         if let fire = ScheduledInstanceView(instance).scheduleFire {
             let origin = instance.scheduleId.map { "schedule \($0)" } ?? instance.backfillId.map { "backfill \($0)" } ?? "parent's"
@@ -303,8 +304,12 @@ public enum InstanceTool {
             for d in all { print(WireJSON.string(d)) }
             return .success
         }
-        var printer = TablePrinter(columns: ["WORKFLOW", "VERSION", "TASKS", "INSTANCES", "STORED"])
-        for d in all { printer.add([d.name, String(d.version), String(d.tasks), String(d.instances), time(d.createdAt)]) }
+        var printer = TablePrinter(columns: ["WORKFLOW", "VERSION", "TASKS", "INSTANCES", "STORED", "DESCRIPTION"])
+        for d in all {
+            // The first line, cut: the whole text is in --json and ds-instance definition.
+            let line = d.description.map { $0.split(separator: "\n", omittingEmptySubsequences: false)[0] }.map { $0.count > 60 ? $0.prefix(59) + "…" : String($0) }
+            printer.add([d.name, String(d.version), String(d.tasks), String(d.instances), time(d.createdAt), line ?? "-"])
+        }
         print(printer.render(), terminator: "")
         return .success
     }

@@ -390,6 +390,7 @@ public enum QueueTool {
         var request = SubmitRequest(input: "-")
         request.wait = wait
         request.json = json
+        request.reuseAnyVersion = true
         let (status, submitted) = try await Submitter.submit(definition, request, tool: tool, configuration: configuration, printID: false)
         guard !wait, let submitted else { return status }
         // The task's own id comes once a master has dispatched it; a moment is enough when one runs.

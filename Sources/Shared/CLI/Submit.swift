@@ -16,6 +16,9 @@ public struct SubmitRequest: Sendable {
     /// The zone the instance's dates are read in (--tz); nil: TZ, else the local zone. Stored
     /// with the instance, so that every master reads them alike.
     public var timeZone: String?
+    /// Run an earlier stored version whose definition is the same, not only the latest (ds-queue
+    /// push: its ad-hoc workflows change with every command, and come back).
+    public var reuseAnyVersion = false
     public init(input: String) { self.input = input }
 }
 
@@ -107,6 +110,45 @@ public enum Submitter {
         return definition
     }
 
+    /// A pool that does not exist would hold its tasks for ever: refused (exit 65), with what to do.
+    static func checkPools(_ definition: WorkflowDefinition, _ request: SubmitRequest, _ store: Store) async throws {
+        let missing = Set(try await store.missingPools(Set(definition.tasks.compactMap(\.pool))))
+        guard !missing.isEmpty else { return }
+        throw WorkflowValidationError(source: request.input, problems: definition.tasks.filter { $0.pool.map(missing.contains) ?? false }.map {
+            ValidationProblem(task: Limits.quoted($0.name), field: "pool",
+                              message: "pool \(Limits.quoted($0.pool!)) does not exist; make it first: ds-pool set \($0.pool!) SLOTS")
+        })
+    }
+
+    /// `--dry-run`'s checks of what the database holds, when it can be read (nothing is written):
+    /// an unknown pool is refused as a submit refuses it; a SUB_PROCESS target that is not stored
+    /// is told on stderr (a submit stores it, and the node fails when it runs unless the target
+    /// is stored by then). Without a database, stderr says the checks were skipped and why.
+    static func checkAgainstDatabase(_ definition: WorkflowDefinition, _ request: SubmitRequest, tool: String,
+                                     configuration: Configuration) async throws {
+        let targets = definition.tasks.filter { $0.type == .subProcess && $0.workflow != nil }
+        guard targets.count + definition.tasks.filter({ $0.pool != nil }).count > 0 else { return }
+        func skipped(_ why: String) { Tool.warn(tool, "--dry-run did not check pools and SUB_PROCESS targets: \(why)") }
+        guard configuration.databaseMayExist else {
+            return skipped("there is no database at \(configuration.databasePath) (--db / DS_DB)")
+        }
+        let store: Store
+        do { store = try configuration.openStore() } catch {
+            return skipped("the database cannot be read: \(error)")
+        }
+        do {
+            try await checkPools(definition, request, store)
+            for task in targets {
+                guard try await store.storedDefinition(named: task.workflow!, version: task.version) == nil else { continue }
+                Tool.warn(tool, "task \(Limits.quoted(task.name)): SUB_PROCESS workflow \(Limits.quoted(task.workflow!))\(task.version.map { " version \($0)" } ?? "") is not stored; the task fails when it runs unless it is stored first (ds-submit --no-start FILE)")
+            }
+        } catch let refusal as WorkflowValidationError {
+            throw refusal
+        } catch {
+            skipped("the database cannot be read: \(error)")
+        }
+    }
+
     /// Runs the request; returns the exit status.
     public static func run(_ request: SubmitRequest, configuration: Configuration) async throws -> ExitStatus {
         try await submit(try prepare(request), request, configuration: configuration).status
@@ -116,6 +158,7 @@ public enum Submitter {
     public static func submit(_ definition: WorkflowDefinition, _ request: SubmitRequest, tool: String = "ds-submit",
                               configuration: Configuration, printID: Bool = true) async throws -> (status: ExitStatus, submitted: SubmittedInstance?) {
         if request.dryRun {
+            try await checkAgainstDatabase(definition, request, tool: tool, configuration: configuration)
             if request.dot {
                 print(DotGraph.render(definition, title: definition.name), terminator: "")
             } else {
@@ -134,15 +177,9 @@ public enum Submitter {
         let isNew = !configuration.databaseMayExist
         let store = try configuration.openStore(create: true)
         if isNew { Tool.warn(tool, "created a new database \(configuration.databasePath); only masters started with this --db / DS_DB run its instances") }
-        // A pool that does not exist would hold its tasks for ever: refused, with what to do.
-        let missing = Set(try await store.missingPools(Set(definition.tasks.compactMap(\.pool))))
-        if !missing.isEmpty {
-            throw WorkflowValidationError(source: request.input, problems: definition.tasks.filter { $0.pool.map(missing.contains) ?? false }.map {
-                ValidationProblem(task: Limits.quoted($0.name), field: "pool",
-                                  message: "pool \(Limits.quoted($0.pool!)) does not exist; make it first: ds-pool set \($0.pool!) SLOTS")
-            })
-        }
-        let submitted = try await store.submit(definition, params: request.params, timeZone: zoneName, now: ProcessStats.now(), start: !request.noStart)
+        try await checkPools(definition, request, store)
+        let submitted = try await store.submit(definition, params: request.params, timeZone: zoneName, now: ProcessStats.now(), start: !request.noStart,
+                                               reuseAnyVersion: request.reuseAnyVersion)
         if request.noStart {
             if request.json {
                 print(WireJSON.string(StoredDefinition(definitionId: submitted.definitionId, name: submitted.name, version: submitted.version)))

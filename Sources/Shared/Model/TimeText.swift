@@ -35,4 +35,13 @@ public enum TimeText {
         f.formatOptions = [.withInternetDateTime]
         return f.string(from: Date(timeIntervalSince1970: t.rounded(.down)))
     }
+
+    /// An instant as RFC 3339 in UTC with milliseconds (`2026-12-05T08:00:00.123Z`): the times
+    /// of JSON lines that are not a schedule's (whose zone goes with them).
+    public static func utc(_ t: Double) -> String {
+        let f = ISO8601DateFormatter()
+        f.timeZone = TimeZone(identifier: "UTC")!
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: t))
+    }
 }

@@ -48,6 +48,8 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
     /// Output parameters the task may set with `${setValue(NAME=value)}` besides the workflow's
     /// `params` (DolphinScheduler's OUT parameters); any other name it prints is ignored.
     public var outputs: [String]?
+    /// Free text for people (nil: none), stored and shown, never run.
+    public var description: String?
 
     public var isEnabled: Bool { enabled ?? true }
     /// The timeout whose passing writes an alert (WARN, WARNFAIL), if any.
@@ -77,7 +79,7 @@ public struct TaskDefinition: Codable, Sendable, Equatable {
         case name, type, command, deps, retries, retryInterval = "retry_interval", timeout,
              timeoutStrategy = "timeout_strategy", memoryMax = "memory_max", cpuQuota = "cpu_quota", priority, workerGroup = "worker_group", env, pool, delay, workflow, version, params, dependsOn = "depends_on", relation, enabled, condition,
              successBranch = "success_branch", failureBranch = "failure_branch", cases, defaultBranch = "default_branch",
-             tenant, outputs
+             tenant, outputs, description
     }
 }
 
@@ -123,6 +125,8 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
     public var warning: WarningType?
     /// The OS user its tasks run as (a task's own `tenant` wins); nil: the worker's default.
     public var tenant: String?
+    /// Free text for people (nil: none), stored and shown (ds-instance definitions, show).
+    public var description: String?
     public var tasks: [TaskDefinition]
 
     public init(name: String, tasks: [TaskDefinition]) {
@@ -131,7 +135,7 @@ public struct WorkflowDefinition: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, priority, failureStrategy = "failure_strategy", params, timeout, execution, warning, tenant, tasks
+        case name, priority, failureStrategy = "failure_strategy", params, timeout, execution, warning, tenant, description, tasks
     }
 
     /// The tenant task `task` runs as: its own, else the workflow's; nil for the worker's default.

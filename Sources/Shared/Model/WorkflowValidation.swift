@@ -75,8 +75,8 @@ public enum WorkflowParser {
         }
         let name = problems.string(root["name"], field: "name", task: nil, required: true)
         if let name, let problem = Limits.nameProblem(name) { problems.add("\(Limits.quoted(name)) \(problem)", field: "name") }
-        if let v = root["description"] { _ = problems.string(v, field: "description", task: nil, required: false) }
         var workflow = WorkflowDefinition(name: name ?? "", tasks: [])
+        if let v = root["description"] { workflow.description = problems.description(v, task: nil) }
         if let p = root["priority"] { workflow.priority = problems.enumValue(p, field: "priority", task: nil) ?? .medium }
         if let f = root["failure_strategy"] {
             workflow.failureStrategy = problems.enumValue(f, field: "failure_strategy", task: nil) ?? .end
@@ -176,7 +176,7 @@ public enum WorkflowParser {
                 if let problem = Limits.groupNameProblem(p) { problems.add("\(Limits.quoted(p)) \(problem)", task: label, field: "pool") }
                 task.pool = p
             }
-            if let v = raw["description"] { _ = problems.string(v, field: "description", task: label, required: false) }
+            if let v = raw["description"] { task.description = problems.description(v, task: label) }
             if let v = raw["enabled"] {
                 if case .bool(let b) = v { task.enabled = b ? nil : false }
                 else { problems.add("\(v.brief) is not true or false", task: label, field: "enabled") }
@@ -223,6 +223,13 @@ public enum WorkflowParser {
             }
             guard case .string(let s) = v else { add("must be a string, not \(v.kind)", task: task, field: field); return nil }
             return s
+        }
+
+        /// A description: any string within a parameter value's bounds; an empty one is none.
+        mutating func description(_ v: JSONValue, task: String?) -> String? {
+            guard let s = string(v, field: "description", task: task, required: false) else { return nil }
+            if let problem = Limits.valueProblem(s) { add(problem, task: task, field: "description"); return nil }
+            return s.isEmpty ? nil : s
         }
 
         mutating func enumValue<E: RawRepresentable & CaseIterable>(_ v: JSONValue, field: String, task: String?) -> E?

@@ -294,6 +294,11 @@ enum Migrations {
             // ds-alert list --unacked, newest first: partial, so that acknowledged alerts cost nothing.
             try db.execute(sql: "CREATE INDEX alert_unacked ON alert(id) WHERE ack_time IS NULL")
         },
+        Step(version: 18, name: "v18-backfill-cancel") { db, t in
+            // ds-schedule cancel: when a backfill was cancelled (its waiting dates dropped, its
+            // running ones stopped), shown by ds-schedule backfills.
+            try db.execute(sql: "ALTER TABLE backfill ADD COLUMN cancelled_at \(t.double)")
+        },
         Step(version: 19, name: "v19-event-seq-per-instance") { db, t in
             // Events are ordered within their instance only (a master taking over replays one
             // instance's history): each instance counts its own, on its row, which a master's round

@@ -96,12 +96,12 @@ extension ScheduleRecord {
 extension BackfillRecord {
     public init(row r: SQLRow) throws {
         self.init(id: try r["id"], workflow: try r["workflow"], fromDate: try r["from_date"], toDate: try r["to_date"],
-                  parallel: try r["parallel"], timeZone: try r["time_zone"], createdAt: try r["created_at"])
+                  parallel: try r["parallel"], timeZone: try r["time_zone"], createdAt: try r["created_at"], cancelledAt: try r["cancelled_at"])
     }
 
     public var columnValues: [(String, SQLValue)] {
         [("workflow", value(workflow)), ("from_date", value(fromDate)), ("to_date", value(toDate)), ("parallel", value(parallel)),
-         ("time_zone", value(timeZone)), ("created_at", value(createdAt))]
+         ("time_zone", value(timeZone)), ("created_at", value(createdAt)), ("cancelled_at", value(cancelledAt))]
     }
 }
 

@@ -219,14 +219,18 @@ public struct BackfillRecord: Codable, Sendable, StoredRecord {
     public var parallel: Int
     public var timeZone: String
     public var createdAt: Double
+    /// When `ds-schedule cancel` cancelled it (nil: it was not).
+    public var cancelledAt: Double?
 
-    public init(id: Int64? = nil, workflow: String, fromDate: String, toDate: String, parallel: Int, timeZone: String, createdAt: Double) {
+    public init(id: Int64? = nil, workflow: String, fromDate: String, toDate: String, parallel: Int, timeZone: String, createdAt: Double,
+                cancelledAt: Double? = nil) {
         (self.id, self.workflow, self.fromDate, self.toDate) = (id, workflow, fromDate, toDate)
-        (self.parallel, self.timeZone, self.createdAt) = (parallel, timeZone, createdAt)
+        (self.parallel, self.timeZone, self.createdAt, self.cancelledAt) = (parallel, timeZone, createdAt, cancelledAt)
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, workflow, fromDate = "from_date", toDate = "to_date", parallel, timeZone = "time_zone", createdAt = "created_at"
+        case id, workflow, fromDate = "from_date", toDate = "to_date", parallel, timeZone = "time_zone", createdAt = "created_at",
+             cancelledAt = "cancelled_at"
     }
 }
 

@@ -210,6 +210,8 @@ public struct DefinitionSummary: Sendable, Codable {
     public var createdAt: Double
     public var tasks: Int
     public var instances: Int
+    /// The workflow's description (nil: none).
+    public var description: String?
 }
 
 extension Store {
@@ -254,9 +256,9 @@ extension Store {
             sql += " ORDER BY d.name, d.version"
             return try db.rows(sql: sql, arguments: arguments).map { row in
                 let json: String = try row["json"]
-                let tasks = (try? WorkflowDefinition.fromStored(json).tasks.count) ?? 0
-                return DefinitionSummary(name: try row["name"], version: try row["version"], createdAt: try row["created_at"], tasks: tasks,
-                                         instances: try row["instances"])
+                let definition = try? WorkflowDefinition.fromStored(json)
+                return DefinitionSummary(name: try row["name"], version: try row["version"], createdAt: try row["created_at"],
+                                         tasks: definition?.tasks.count ?? 0, instances: try row["instances"], description: definition?.description)
             }
         }
     }

@@ -12,9 +12,11 @@ public struct SubmittedInstance: Sendable, Codable {
 extension Store {
     /// Stores the definition (a new version only when it changed) and, unless `start` is false,
     /// a START command for a new instance (`instanceId` 0 when none was started), whose dates
-    /// are read in `timeZone` (an IANA name) by every master.
+    /// are read in `timeZone` (an IANA name) by every master. `reuseAnyVersion`: an earlier
+    /// version with the same definition is run rather than stored again (not for ds-submit: its
+    /// resubmitted file must become the latest version, the one schedules fire).
     public func submit(_ definition: WorkflowDefinition, params: [String: String], timeZone: String = InstanceClock.unzonedName,
-                       now: Double, start: Bool = true) async throws -> SubmittedInstance {
+                       now: Double, start: Bool = true, reuseAnyVersion: Bool = false) async throws -> SubmittedInstance {
         let json = definition.canonicalJSON()
         let paramsJSON = String(decoding: try JSONEncoder.sorted.encode(params), as: UTF8.self)
         // Isolation: the latest version is read, then the next inserted: SERIALIZABLE on
@@ -24,6 +26,10 @@ extension Store {
             var stored: WorkflowDefinitionRecord
             if let latest, latest.json == json {
                 stored = latest
+            } else if reuseAnyVersion, let same = try WorkflowDefinitionRecord.fetchOne(db, sql: """
+                SELECT * FROM workflow_definition WHERE name = ? AND json = ? ORDER BY version DESC LIMIT 1
+                """, arguments: [definition.name, json]) {
+                stored = same
             } else {
                 stored = WorkflowDefinitionRecord(id: nil, name: definition.name, version: (latest?.version ?? 0) + 1,
                                                   json: json, createdAt: now)
