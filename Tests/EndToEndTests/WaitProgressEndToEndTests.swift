@@ -65,7 +65,7 @@ class WaitProgressEndToEndTests: ClusterTestCase {
             XCTAssertTrue(text(out).contains("SUCCESS"), text(out))
         }
         // The time stamp is one word, ISO 8601 local time.
-        let stamp = text(firstErr).split(separator: "\n").first.map { String($0.split(separator: " ")[0]) } ?? ""
+        let stamp = text(firstErr).split(separator: "\n").first { $0.contains(" held#") }.map { String($0.split(separator: " ")[0]) } ?? ""
         XCTAssertNotNil(stamp.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$"#, options: .regularExpression), stamp)
     }
 }

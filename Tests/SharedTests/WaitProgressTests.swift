@@ -50,9 +50,12 @@ final class WaitProgressTests: XCTestCase {
                        ["etl#7 a\\u{1B}[31m RUNNING attempt 1"])
         var retry = attempt(3, "a\u{1B}[31m", .failure, attempt: 2)
         retry.exitCode = 3
-        retry.message = "exit status 3"
+        retry.message = "exited with status 3"
         report.tasks.append(retry)
         XCTAssertEqual(log.lines(report, notes: [:], now: 3).map { String($0.split(separator: " ").dropFirst().joined(separator: " ")) },
-                       ["etl#7 a\\u{1B}[31m FAILURE attempt 2 exit 3 exit status 3"])
+                       ["etl#7 a\\u{1B}[31m FAILURE attempt 2 exited with status 3"])
+        report.tasks[1].message = nil
+        report.tasks[1].attempt = 3
+        XCTAssertTrue(log.lines(report, notes: [:], now: 4)[0].hasSuffix("FAILURE attempt 3 exit 3"), "no message: the exit status")
     }
 }

@@ -55,8 +55,9 @@ struct ProgressLog {
         }
     }
 
-    /// `<time> <workflow>#<instance> <task> <STATE> [attempt n] [reason]` for each task whose
-    /// latest attempt changed state (or attempt) since the last call; values escaped.
+    /// `<time> <workflow>#<instance> <task> <STATE> attempt n [reason]` for each task whose
+    /// latest attempt changed state (or attempt) since the last call; the reason is the attempt's
+    /// message, else what it waits for, else its exit status if not 0; values escaped.
     mutating func lines(_ report: InstanceReport, notes: [String: String], now: Double) -> [String] {
         var out: [String] = []
         let latest = report.latestAttempts()
@@ -66,8 +67,11 @@ struct ProgressLog {
             if let last = printed[name], last.0 == t.state, last.1 == t.attempt { continue }
             printed[name] = (t.state, t.attempt)
             var line = "\(Self.time(now)) \(label) \(Limits.escaped(name)) \(t.state.rawValue) attempt \(t.attempt)"
-            if t.state.isTerminal, let exit = t.exitCode, exit != 0 { line += " exit \(exit)" }
-            if let reason = t.message ?? notes[name], !reason.isEmpty { line += " " + Limits.escaped(reason) }
+            if let reason = t.message ?? notes[name], !reason.isEmpty {
+                line += " " + Limits.escaped(reason)
+            } else if t.state.isTerminal, let exit = t.exitCode, exit != 0 {
+                line += " exit \(exit)"
+            }
             out.append(line)
         }
         return out

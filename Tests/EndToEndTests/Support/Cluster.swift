@@ -102,7 +102,7 @@ final class Cluster {
             p.executableURL = Binaries.url(tool)
             p.arguments = arguments
         }
-        p.environment = environment.merging(extra) { _, new in new }.filter { !unset.contains($0.key) }
+        p.environment = environment.filter { !unset.contains($0.key) }.merging(extra) { _, new in new }
         let logPath = directory.appendingPathComponent("\(tool)-\(daemons.count).log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
         // One descriptor for both: two would each write from offset 0 over the other's lines.
@@ -163,7 +163,7 @@ final class Cluster {
         let p = Process()
         p.executableURL = Binaries.url(tool)
         p.arguments = arguments
-        p.environment = environment.merging(extra) { _, new in new }.filter { !unset.contains($0.key) }
+        p.environment = environment.filter { !unset.contains($0.key) }.merging(extra) { _, new in new }
         let id = UUID().uuidString
         let out = directory.appendingPathComponent("run-\(id).out"), err = directory.appendingPathComponent("run-\(id).err")
         FileManager.default.createFile(atPath: out.path, contents: nil)
