@@ -208,7 +208,7 @@ extension ContextFile {
         var template = Array((folder + "/.config.XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw InputError.configuration("cannot write in \(folder): \(String(cString: strerror(errno)))") }
-        let temporary = String(cString: template)
+        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var ok = fchmod(fd, mode) == 0
         ok = ok && data.withUnsafeBytes { buffer -> Bool in
             var offset = 0
