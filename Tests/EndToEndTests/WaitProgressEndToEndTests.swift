@@ -68,4 +68,24 @@ class WaitProgressEndToEndTests: ClusterTestCase {
         let stamp = text(firstErr).split(separator: "\n").first { $0.contains(" held#") }.map { String($0.split(separator: " ")[0]) } ?? ""
         XCTAssertNotNil(stamp.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$"#, options: .regularExpression), stamp)
     }
+
+    /// On a real terminal (script(1) gives ds-submit one): the live table says what a waiting task
+    /// waits for, and no progress lines are written (stderr is the terminal too).
+    func testOnATerminalTheLiveTableSaysWhatATaskWaitsFor() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { throw XCTSkip("script(1) is missing (util-linux)") }
+        XCTAssertEqual(try cluster.run("ds-pool", ["set", "zero", "0"]).status, 0)
+        try cluster.startMaster()
+        try cluster.startWorker()
+        let workflow = try cluster.workflowFile(#"{"name":"tty","tasks":[{"name":"t","pool":"zero","command":"echo hi"}]}"#)
+        let command = [Binaries.url("ds-submit").path, workflow, "--wait"].map { "'" + $0 + "'" }.joined(separator: " ")
+        let (wait, out, _) = try start("/usr/bin/script", ["-qefc", command, "/dev/null"])
+        try await eventually("the live table names the pool the task waits for") {
+            self.text(out).contains("waiting for pool zero: 0/0 in use")
+        }
+        XCTAssertTrue(text(out).contains("NOTE"), text(out))
+        XCTAssertEqual(try cluster.run("ds-pool", ["set", "zero", "1"]).status, 0)
+        XCTAssertEqual(cluster.exitStatus(of: wait), 0, text(out))
+        XCTAssertFalse(text(out).contains("tty#1 t SUBMITTED"), "no progress lines on a terminal: \(text(out))")
+        XCTAssertTrue(text(out).contains("instance 1 tty SUCCESS"), text(out))
+    }
 }

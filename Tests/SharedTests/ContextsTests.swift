@@ -143,5 +143,11 @@ final class ContextsTests: XCTestCase {
         XCTAssertEqual(try GlobalOptions.parse([]).resolve(environment).zkConnect, "h:1")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.path + "/ds")
         XCTAssertEqual(leftovers, ["config"], "no temporary file left behind")
+        // A link (to a dotfiles repository) stays a link; the file it points to gets the change.
+        let real = folder.path + "/real-config"
+        try FileManager.default.moveItem(atPath: file, toPath: real)
+        try FileManager.default.createSymbolicLink(atPath: file, withDestinationPath: real)
+        try XCTUnwrap(try ContextFile.load(environment)).use("a \"b\"")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: file), real)
     }
 }

@@ -24,7 +24,7 @@ final class WaitProgressTests: XCTestCase {
         let lines = report.liveTable(notes).split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
         XCTAssertEqual(lines, [
             "TASK STATE ATTEMPT WORKER EXIT DURATION NOTE",
-            "load RUNNING 1 12.5s running",
+            "load RUNNING 1 12.5s",
             "heavy SUBMITTED 1 waiting for pool db: 0/0 in use",
             "report - waiting for upstream 'load'",
         ])

@@ -184,7 +184,8 @@ extension ContextFile {
         guard check.current == name, check.contexts == contexts else {
             throw InputError.configuration("cannot set 'current' in \(path) without changing more of it; set current = \(Self.basicString(name)) by hand")
         }
-        try Self.replace(path, with: updated, mode: mode)
+        // A symbolic link (a dotfiles repository's) stays one: the file it points to is replaced.
+        try Self.replace((path as NSString).resolvingSymlinksInPath, with: updated, mode: mode)
     }
 
     /// `name` as a TOML basic string.

@@ -36,7 +36,7 @@ extension InstanceReport {
             let duration = t.state.isTerminal || t.run != instance.run ? Self.duration(t.startTime, t.endTime)
                 : t.state == .running ? Self.duration(t.startTime, max(live.now, t.startTime ?? live.now)) : ""
             printer.add([name, state, String(t.attempt), t.host ?? "", t.exitCode.map(String.init) ?? "", duration,
-                         t.state == .running && note.isEmpty ? "running" : note])
+                         note])
         }
         let header = live.instance.map { "instance \(instance.id ?? 0) \(Limits.escaped($0))\n" } ?? ""
         return header + printer.render()
