@@ -124,6 +124,16 @@ final class ContextsTests: XCTestCase {
         XCTAssertNoThrow(try ContextFile.load(environment), "no credential: any mode")
         try write("[contexts.p]\ndb_password_file = \"/etc/ds/pg\"\n", mode: 0o600)
         XCTAssertNoThrow(try ContextFile.load(environment))
+        // A password in a context's URL is in a file only its owner reads: not the warning about ps
+        // that the same URL in DS_DB gets.
+        try write("current = \"p\"\n[contexts.p]\ndb = \"postgres://ds:pw@db/ds\"\n", mode: 0o600)
+        var warnings: [String] = []
+        _ = try GlobalOptions.parse([]).resolve(environment) { warnings.append($0) }
+        XCTAssertEqual(warnings, [])
+        var env = environment
+        env["DS_DB"] = "postgres://ds:pw@db/ds"
+        _ = try GlobalOptions.parse([]).resolve(env) { warnings.append($0) }
+        XCTAssertEqual(warnings.count, 1, "\(warnings)")
     }
 
     func testUseRewritesOnlyCurrentAndKeepsTheMode() throws {
