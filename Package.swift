@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "ds-pool", targets: ["ds-pool"]),
         .executable(name: "ds-schedule", targets: ["ds-schedule"]),
         .executable(name: "ds-alert", targets: ["ds-alert"]),
+        .executable(name: "ds-context", targets: ["ds-context"]),
         .executable(name: "task-supervisor", targets: ["task-supervisor"]),
     ],
     dependencies: [
@@ -30,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // The contexts file ($XDG_CONFIG_HOME/ds/config) is TOML.
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CZooKeeper", path: "Sources/CZooKeeper"),
@@ -51,6 +54,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         .executableTarget(name: "ds-master", dependencies: ["Shared"]),
@@ -67,9 +71,10 @@ let package = Package(
         .executableTarget(name: "ds-pool", dependencies: ["Shared"]),
         .executableTarget(name: "ds-schedule", dependencies: ["Shared"]),
         .executableTarget(name: "ds-alert", dependencies: ["Shared"]),
+        .executableTarget(name: "ds-context", dependencies: ["Shared"]),
         .testTarget(name: "SharedTests", dependencies: ["Shared", .product(name: "PostgresNIO", package: "postgres-nio")], exclude: ["ShippedSchemas"], swiftSettings: [.swiftLanguageMode(.v5)]),
         // Runs the built ds-* binaries as separate processes against a real ZooKeeper and SQLite.
-        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "ds-schedule", "ds-alert", "task-supervisor",
+        .testTarget(name: "EndToEndTests", dependencies: ["Shared", "ds-master", "ds-worker", "ds-submit", "ds-failover", "ds-instance", "ds-queue", "ds-logs", "ds-pool", "ds-schedule", "ds-alert", "ds-context", "task-supervisor",
                                                           .product(name: "PostgresNIO", package: "postgres-nio")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

@@ -4,7 +4,9 @@ import XCTest
 /// Every tool answers --help and ships a man page that mandoc lints clean and that describes every
 /// subcommand.
 final class DocumentationTests: XCTestCase {
-    static let tools = [("ds-master", "8"), ("ds-worker", "8"), ("ds-submit", "1"), ("ds-failover", "1"), ("ds-instance", "1"), ("ds-queue", "1"), ("ds-logs", "1"), ("ds-pool", "1"), ("ds-schedule", "1"), ("ds-alert", "1")]
+    static let tools = [("ds-master", "8"), ("ds-worker", "8"), ("ds-submit", "1"), ("ds-failover", "1"), ("ds-instance", "1"), ("ds-queue", "1"), ("ds-logs", "1"), ("ds-pool", "1"), ("ds-schedule", "1"), ("ds-alert", "1"), ("ds-context", "1")]
+    /// Subcommands that read only the contexts file: they take no ZooKeeper or database flags.
+    static let contextFileOnly: Set<String> = ["ds-context list", "ds-context use"]
     static let manDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("man")
 
@@ -48,7 +50,8 @@ final class DocumentationTests: XCTestCase {
                     return ("\(tool) \(subcommand)", text)
                 }
             }
-            for (command, text) in helps {
+            for (command, text) in helps where !Self.contextFileOnly.contains(command) {
+                XCTAssertTrue(text.contains("--context <name>") && text.contains("DS_CONTEXT"), "\(command) --help lacks --context")
                 XCTAssertTrue(text.contains("--zk"), "\(command) --help lacks --zk")
                 XCTAssertTrue(text.contains("--zk-auth <user:password>") && text.contains("DS_ZK_AUTH_FILE"),
                               "\(command) --help lacks --zk-auth and DS_ZK_AUTH_FILE")
@@ -80,7 +83,9 @@ final class DocumentationTests: XCTestCase {
             for section in ["COMPLETION", "ENVIRONMENT", "FILES", "EXIT STATUS", "EXAMPLES", "SEE ALSO"] {
                 XCTAssertTrue(text.contains(".Sh \(section)"), "\(tool) man page lacks \(section)")
             }
-            for entry in [".Op Fl -zk-auth", "Fl -zk-auth", "Fl -generate-completion-script Cm bash | zsh", ".It Ev DS_ZK_AUTH\n", ".It Ev DS_ZK_AUTH_FILE\n"] {
+            // Issue 25: every tool and daemon takes a context.
+            for entry in [".Op Fl -zk-auth", "Fl -zk-auth", "Fl -generate-completion-script Cm bash | zsh", ".It Ev DS_ZK_AUTH\n", ".It Ev DS_ZK_AUTH_FILE\n", "Fl -context Ar name",
+                          ".It Ev DS_CONTEXT\n", ".It Pa $XDG_CONFIG_HOME/ds/config\n"] {
                 XCTAssertTrue(text.contains(entry), "\(tool) man page lacks \(entry)")
             }
             // Issue 23: every tool that opens the database says how to name a PostgreSQL one and its password.

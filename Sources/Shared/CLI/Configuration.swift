@@ -26,12 +26,27 @@ public struct GlobalOptions: ParsableArguments, Sendable {
     public var dbPool: Int?
     @Option(name: .customLong("home"), help: "State folder (env DS_HOME, default $XDG_STATE_HOME/ds or ~/.local/state/ds).")
     public var home: String?
+    @Option(name: .customLong("context"), help: ArgumentHelp("""
+        A context of $XDG_CONFIG_HOME/ds/config (default ~/.config/ds/config) whose values stand in for the \
+        environment variables unset (env DS_CONTEXT, default the file's 'current'; see ds-context).
+        """, valueName: "name"))
+    public var context: String?
 
     public init() {}
 
-    /// Flags over environment over defaults.
-    public func resolve(_ environment: [String: String] = ProcessInfo.processInfo.environment,
+    /// Flags over environment over the context (--context, DS_CONTEXT, the contexts file's
+    /// 'current') over defaults.
+    public func resolve(_ given: [String: String] = ProcessInfo.processInfo.environment,
                         warn: (String) -> Void = GlobalOptions.warnOnStandardError) throws -> Configuration {
+        let selected = try ContextFile.selected(flag: context, environment: given)
+        let environment = selected.map { ContextFile.apply($0.0, to: given) } ?? given
+        /// Where a bad value came from: the flag and its variable, or the context's key.
+        func source(_ flag: String, _ variable: String, _ key: String, _ flagValue: String?) -> String {
+            guard flagValue == nil, given[variable] == nil, let (context, file) = selected, context.values[key] != nil else {
+                return "--\(flag) / \(variable)"
+            }
+            return "\(key) of context \(Limits.quoted(context.name)) in \(file.path)"
+        }
         let home = self.home ?? environment["DS_HOME"] ?? {
             if let xdg = environment["XDG_STATE_HOME"], !xdg.isEmpty { return xdg + "/ds" }
             return (environment["HOME"] ?? NSHomeDirectory()) + "/.local/state/ds"
@@ -40,21 +55,23 @@ public struct GlobalOptions: ParsableArguments, Sendable {
         // ZooKeeper servers cap sessions at maxSessionTimeout (20 ticks by default); an hour is far
         // beyond any server's, and keeps the conversion to milliseconds from trapping.
         guard let timeout = DurationText.parse(timeoutText), timeout >= 0.1, timeout <= 3600 else {
-            throw InputError.configuration("--zk-session-timeout '\(timeoutText)' is not a duration from 100ms to 1h, such as 10s or 2500ms")
+            throw InputError.configuration("\(source("zk-session-timeout", "DS_ZK_SESSION_TIMEOUT", "zk_session_timeout", zkSessionTimeout)) '\(Limits.escaped(timeoutText))' is not a duration from 100ms to 1h, such as 10s or 2500ms")
         }
         var root = zkRoot ?? environment["DS_ZK_ROOT"] ?? "/dolphinscheduler"
         while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
         if let why = Self.zkRootProblem(root) {
-            throw InputError.configuration("--zk-root / DS_ZK_ROOT \(Limits.quoted(root)) \(why)")
+            throw InputError.configuration("\(source("zk-root", "DS_ZK_ROOT", "zk_root", zkRoot)) \(Limits.quoted(root)) \(why)")
         }
         let connect = zk ?? environment["DS_ZK"] ?? "127.0.0.1:2181"
         if let why = Self.connectStringProblem(connect) {
-            throw InputError.configuration("--zk / DS_ZK \(Limits.quoted(connect)) \(why)")
+            throw InputError.configuration("\(source("zk", "DS_ZK", "zk", zk)) \(Limits.quoted(connect)) \(why)")
         }
         let database = db ?? environment["DS_DB"] ?? home + "/ds.db"
         // Before anything connects: a bad location is a mistake found at once, not after a ZooKeeper wait.
         let poolSize = try DatabasePoolSize.size(flag: dbPool, environment: environment)
-        let location = try DatabaseLocation.parse(database, poolSize: poolSize, environment: environment, warn: warn)
+        // A password in a context's db URL is in a file only its owner reads (load checks), not in ps.
+        let dbFromContext = db == nil && given["DS_DB"] == nil && selected?.0.values["db"] != nil
+        let location = try DatabaseLocation.parse(database, poolSize: poolSize, environment: environment, warn: dbFromContext ? { _ in } : warn)
         var configuration = Configuration(
             zkConnect: connect,
             zkRoot: root,

@@ -94,8 +94,15 @@ struct InstanceWatcher {
     /// The tool whose name prefixes its warnings.
     var tool = "ds-submit"
 
-    func waitForEnd(live: Bool) async throws -> InstanceReport {
+    /// `live`: redraw the table on stdout (a terminal); `progress`: one line per task state change
+    /// on stderr (off a terminal, for a CI log).
+    func waitForEnd(live: Bool, progress: Bool = !Tool.stderrIsTerminal) async throws -> InstanceReport {
         var warned: Set<String> = []
+        var log = ProgressLog()
+        var notes = LiveNotes(now: 0)
+        var notesTaken = 0.0
+        var emptyGroups: Set<String> = []
+        var heldBackSaid: String?
         // The first look comes after two seconds: a master that is just starting is not missing.
         var lastCheck = ProcessStats.now()
         var drawnLines = 0
@@ -110,6 +117,21 @@ struct InstanceWatcher {
             }
             var report = InstanceReport(instance: instance, tasks: try await store.taskAttempts(of: instanceID),
                                         order: definition.tasks.map(\.name))
+            let now = ProcessStats.now()
+            // What tasks wait for, read again each second (a 10,000-task view is not free).
+            // A line's reason is read for the state it reports.
+            if (live || progress) && (now - notesTaken >= 1 || instance.state.isTerminal || (progress && log.changed(report))) {
+                notes = try await self.notes(report, emptyGroups: emptyGroups, now: now)
+                notesTaken = now
+            }
+            notes.now = now
+            if progress {
+                for line in log.lines(report, notes: notes.tasks, now: now) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+                if let held = notes.heldBack, held != heldBackSaid, !instance.state.isTerminal {
+                    Tool.warn(tool, "instance \(instanceID) \(held)")
+                }
+                heldBackSaid = notes.heldBack
+            }
             if instance.state.isTerminal {
                 for t in InstanceTool.view(instance, definition, report.tasks, emptyGroups: []).tasks {
                     if let state = t.state { report.neverRun[t.task] = state }
@@ -118,19 +140,18 @@ struct InstanceWatcher {
                 return report
             }
             if live {
-                let text = report.table()
+                let text = report.liveTable(notes)
                 if drawnLines > 0 { print("\u{1B}[\(drawnLines)A\u{1B}[J", terminator: "") }
                 print(text, terminator: "")
                 drawnLines = text.split(separator: "\n", omittingEmptySubsequences: false).count - 1
             }
-            let now = ProcessStats.now()
             if now - lastCheck > 2 && zkUsable {
                 lastCheck = now
                 // A warning comes only from a listing that succeeded; a failed one is tried again later.
                 do {
                     // Not connected: a request would wait for the connection, and with it the wait.
                     guard zk.isConnected else { throw ZooKeeperError.connectionLoss(paths.masters) }
-                    try await warnAboutMissingServers(report, &warned)
+                    try await warnAboutMissingServers(report, &warned, &emptyGroups)
                     if warned.remove("zookeeper") != nil { Tool.warn(tool, "ZooKeeper answers again") }
                 } catch let error as ZooKeeperError {
                     // The database stays the truth of the instance's state: the wait goes on.
@@ -148,7 +169,7 @@ struct InstanceWatcher {
     /// "waiting for a worker of group gpu": a task with no one to run it is visible, never silent.
     /// The same for an instance no master will claim (none registered, or none serving this
     /// database) and for one whose master died (it waits for a failover).
-    private func warnAboutMissingServers(_ report: InstanceReport, _ warned: inout Set<String>) async throws {
+    private func warnAboutMissingServers(_ report: InstanceReport, _ warned: inout Set<String>, _ emptyGroups: inout Set<String>) async throws {
         let masters = try await zk.childrenIfPresent(paths.masters)
         if report.instance.host == nil {
             if masters.isEmpty, !warned.contains("master") {
@@ -176,9 +197,13 @@ struct InstanceWatcher {
                       + (masters.isEmpty ? " (none is registered: start ds-master)" : ""))
         }
         let waitingGroups = Set(report.tasks.filter { $0.state == .dispatched }.map(\.workerGroup))
+        // For the notes: every group a task waits in, queued or in the master's backlog.
+        var empty: Set<String> = []
+        for group in Set(report.tasks.filter { [.dispatched, .submitted].contains($0.state) }.map(\.workerGroup))
+        where try await zk.childrenIfPresent(paths.workerGroup(group)).isEmpty { empty.insert(group) }
+        emptyGroups = empty
         for group in waitingGroups.sorted() where !warned.contains("group:" + group) {
-            let workers = try await zk.childrenIfPresent(paths.workerGroup(group))
-            if workers.isEmpty {
+            if empty.contains(group) {
                 warned.insert("group:" + group)
                 Tool.warn(tool, "waiting for a worker of group \(group): none is registered (start ds-worker --group \(group))")
             }

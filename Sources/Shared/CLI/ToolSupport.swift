@@ -43,6 +43,7 @@ public enum Tool {
     }
 
     public static var stdoutIsTerminal: Bool { isatty(1) == 1 }
+    public static var stderrIsTerminal: Bool { isatty(2) == 1 }
 }
 
 /// The exit-status table every tool prints in its `--help` (and every man page repeats).

@@ -62,6 +62,9 @@ final class Cluster {
         if let postgres { env.merge(postgres.environment) { $1 } } else { env["DS_DB"] = databasePath }
         env["DS_HOME"] = directory.path
         env["DS_ZK_SESSION_TIMEOUT"] = sessionTimeout
+        // The contexts file of whoever runs the tests is not the test's.
+        env["XDG_CONFIG_HOME"] = directory.appendingPathComponent("config").path
+        env["DS_CONTEXT"] = nil
         return env
     }
 
@@ -90,7 +93,7 @@ final class Cluster {
     /// Starts a daemon; `prefix` runs it through another command that execs it in place (so the
     /// pid is the daemon's), e.g. `ip netns exec <namespace>` to start it on a `NetworkHosts` host.
     func startDaemon(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:],
-                     prefix: [String] = []) throws -> Process {
+                     unset: [String] = [], prefix: [String] = []) throws -> Process {
         let p = Process()
         if let launcher = prefix.first {
             p.executableURL = URL(fileURLWithPath: launcher)
@@ -99,7 +102,7 @@ final class Cluster {
             p.executableURL = Binaries.url(tool)
             p.arguments = arguments
         }
-        p.environment = environment.merging(extra) { _, new in new }
+        p.environment = environment.filter { !unset.contains($0.key) }.merging(extra) { _, new in new }
         let logPath = directory.appendingPathComponent("\(tool)-\(daemons.count).log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
         // One descriptor for both: two would each write from offset 0 over the other's lines.
@@ -156,11 +159,11 @@ final class Cluster {
 
     /// Runs a tool to completion; stdout and stderr go through files, so nothing can block on a pipe.
     func run(_ tool: String, _ arguments: [String], stdin: String? = nil, environment extra: [String: String] = [:],
-             timeout: TimeInterval = 300) throws -> ToolRun {
+             unset: [String] = [], timeout: TimeInterval = 300) throws -> ToolRun {
         let p = Process()
         p.executableURL = Binaries.url(tool)
         p.arguments = arguments
-        p.environment = environment.merging(extra) { _, new in new }
+        p.environment = environment.filter { !unset.contains($0.key) }.merging(extra) { _, new in new }
         let id = UUID().uuidString
         let out = directory.appendingPathComponent("run-\(id).out"), err = directory.appendingPathComponent("run-\(id).err")
         FileManager.default.createFile(atPath: out.path, contents: nil)
