@@ -3,16 +3,6 @@ import Foundation
 import Glibc
 #endif
 
-extension TimeText {
-    /// An instant as RFC 3339 in UTC, to the millisecond (`2026-12-05T08:00:00.123Z`): the times of `--json`.
-    public static func rfc3339(_ t: Double) -> String {
-        let f = ISO8601DateFormatter()
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date(timeIntervalSince1970: t))
-    }
-}
-
 /// An alert as `ds-alert` prints it with `--json`: every key always present (null when it does
 /// not apply), times as RFC 3339 UTC strings, durations in seconds; no internal column (the
 /// delivering master and its lease). man/ds-alert.1 lists the keys; a test checks that it does.
@@ -61,18 +51,18 @@ public struct AlertView: Encodable, Sendable {
         id = a.id ?? 0
         (kind, state, key) = (a.kind.rawValue, a.state, a.dedupKey)
         title = c?.title ?? "(its stored content does not read)"
-        createdAt = TimeText.rfc3339(a.createTime)
+        createdAt = TimeText.utc(a.createTime)
         workflow = c?.workflow
         instance = a.workflowInstanceId ?? c?.instance
         (run, task, attempt, worker) = (c?.run, c?.task, c?.attempt, c?.worker)
         taskInstance = a.taskInstanceId ?? c?.taskInstance
         (serverType, server, timeoutSeconds, instanceState) = (c?.serverType, c?.server, c?.timeoutSeconds, c?.state)
-        scheduleTime = c?.scheduleTime.map(TimeText.rfc3339)
+        scheduleTime = c?.scheduleTime.map(TimeText.utc)
         (deliveries, lastError) = (a.attempts, a.lastError)
-        sentAt = a.sentTime.map(TimeText.rfc3339)
+        sentAt = a.sentTime.map(TimeText.utc)
         // A retry time means something only while the alert waits for it.
-        nextAttemptAt = a.state == "PENDING" ? a.nextAttemptTime.map(TimeText.rfc3339) : nil
-        (acked, ackedAt, ackedBy) = (a.ackTime != nil, a.ackTime.map(TimeText.rfc3339), a.ackTime == nil ? nil : a.ackBy)
+        nextAttemptAt = a.state == "PENDING" ? a.nextAttemptTime.map(TimeText.utc) : nil
+        (acked, ackedAt, ackedBy) = (a.ackTime != nil, a.ackTime.map(TimeText.utc), a.ackTime == nil ? nil : a.ackBy)
     }
 
     /// Every key, null included: a script reads `.acked_by` without asking whether it is there.
