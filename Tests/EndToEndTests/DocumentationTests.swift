@@ -105,10 +105,17 @@ final class DocumentationTests: XCTestCase {
             let page = Self.manDirectory.appendingPathComponent("\(tool).\(section)").path
             let (status, output) = try run("/usr/bin/mandoc", ["-Tutf8", page])
             XCTAssertEqual(status, 0, tool)
-            let plain = output.replacingOccurrences(of: #".\u{8}"#, with: "", options: .regularExpression)
-            for bad in ["’’", "-‘", "-default", "‘‘"] {
+            // mandoc overstrikes bold and underline (`X\bX`, `_\bX`): the plain text is what is
+            // left without each character that a backspace follows. (Written as a raw string, the
+            // pattern's `\u{8}` is not ICU's escape for a backspace, and the text came out empty:
+            // nothing was checked.)
+            let plain = output.replacingOccurrences(of: ".\u{8}", with: "", options: .regularExpression)
+            XCTAssertGreaterThan(plain.count, 1000, "\(tool): the page renders to text")
+            for bad in ["’’", "-‘", "‘‘"] {
                 XCTAssertFalse(plain.contains(bad), "\(tool) renders '\(bad)'")
             }
+            // A flag spelled `Fl -default` renders as one dash ("-default -20"); `--default-tenant` is fine.
+            XCTAssertNil(plain.range(of: #"(^|[^-])-default([^-]|$)"#, options: .regularExpression), "\(tool) renders a one-dash '-default'")
         }
     }
 }
