@@ -77,6 +77,14 @@ class ContextEndToEndTests: ClusterTestCase {
                        contexts.replacingOccurrences(of: "current = \"nowhere\"", with: "current = \"test\""))
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: configFile)[.posixPermissions] as? Int, 0o640)
         XCTAssertEqual(try run("ds-instance", ["list", "-q"]).stdout, "\(id)\n", "the current context")
+        // A password in a context's database URL is shown by no listing, JSON included.
+        try write(contexts + "\n[contexts.pg]\ndb = \"postgres://ds:hunter2@db.example/ds\"\n", mode: 0o600)
+        for arguments in [["list"], ["list", "--json"]] {
+            let listed = try run("ds-context", arguments)
+            XCTAssertEqual(listed.status, 0, listed.stderr)
+            XCTAssertTrue(listed.stdout.contains("postgres://ds:REDACTED@db.example/ds"), listed.stdout)
+            XCTAssertFalse(listed.stdout.contains("hunter2"), listed.stdout)
+        }
     }
 
     func testABadContextsFileExits78NamingWhatToFixAndWritesNothing() throws {

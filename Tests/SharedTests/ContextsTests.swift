@@ -160,4 +160,49 @@ final class ContextsTests: XCTestCase {
         try XCTUnwrap(try ContextFile.load(environment)).use("a \"b\"")
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: file), real)
     }
+
+    /// A relative link (how dotfiles managers link a config into place) stays a link too, and the
+    /// file it leads to, through a second link, gets the change.
+    func testUseFollowsRelativeAndChainedLinks() throws {
+        let dot = folder.appendingPathComponent("dot/sub")
+        try FileManager.default.createDirectory(at: dot, withIntermediateDirectories: true)
+        try Self.twoContexts.write(toFile: dot.path + "/real", atomically: false, encoding: .utf8)
+        chmod(dot.path + "/real", 0o600)
+        try FileManager.default.createSymbolicLink(atPath: dot.path + "/hop", withDestinationPath: "real")
+        try FileManager.default.createSymbolicLink(atPath: file, withDestinationPath: "../dot/sub/hop")
+        try XCTUnwrap(try ContextFile.load(environment)).use("staging")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: file), "../dot/sub/hop", "the link stays")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dot.path + "/hop"), "real")
+        XCTAssertTrue(try String(contentsOfFile: dot.path + "/real", encoding: .utf8).contains("current = \"staging\""))
+    }
+
+    /// Whoever can change the file picks the servers the tools give their passwords to: a file
+    /// others can write, or another user's, is refused whatever it holds.
+    func testAFileOthersCanChangeOrAnotherUserOwnsIsRefused() throws {
+        try write("[contexts.p]\nzk = \"h:1\"\n", mode: 0o602)
+        var message = configurationError { try ContextFile.load(self.environment) as Any }
+        XCTAssertTrue(message.contains("others can change the contexts file") && message.contains("chmod go-w"), message)
+        try write("[contexts.p]\nzk = \"h:1\"\n", mode: 0o620)
+        message = configurationError { try ContextFile.load(self.environment) as Any }
+        XCTAssertTrue(message.contains("others can change"), message)
+        try write("[contexts.p]\nzk = \"h:1\"\n", mode: 0o644)
+        XCTAssertNotNil(try ContextFile.load(environment), "readable by others, holding no credential: fine")
+        guard geteuid() == 0, let nobody = getpwnam("nobody") else { return }
+        chown(file, nobody.pointee.pw_uid, nobody.pointee.pw_gid)
+        message = configurationError { try ContextFile.load(self.environment) as Any }
+        XCTAssertTrue(message.contains("not to the user running this tool"), message)
+    }
+
+    /// Credentials never leave through `ds-context list --json` or an error quoting a URL.
+    func testPasswordsInAURLAreRedactedEverywhere() {
+        XCTAssertEqual(DatabaseLocation.redacted("postgres://u:s3cret@h/d?sslmode=require"), "postgres://u:REDACTED@h/d?sslmode=require")
+        XCTAssertEqual(DatabaseLocation.redacted("postgres://u@h/d?password=s3cret&sslmode=disable"), "postgres://u@h/d?password=REDACTED&sslmode=disable")
+        XCTAssertEqual(DatabaseLocation.redacted("/var/lib/ds/ds.db"), "/var/lib/ds/ds.db")
+        do {
+            _ = try DatabaseLocation.parse("postgres://u@h/d?password=s3cret", environment: [:], warn: { _ in })
+            XCTFail("a password parameter is refused")
+        } catch {
+            XCTAssertFalse("\(error)".contains("s3cret"), "\(error)")
+        }
+    }
 }

@@ -124,4 +124,23 @@ final class MigrationHistoryTests: XCTestCase {
         let untouched = try queue2.read { db in try Bool.fetchOne(db, sql: "SELECT COUNT(*) = 0 FROM sqlite_master WHERE name = 'schema_version'") }
         XCTAssertEqual(untouched, true, "the refused database is left as it was")
     }
+
+    /// A look that must write nothing (`ds-submit --dry-run`) opens without upgrading: a database
+    /// at an older schema is refused (exit 78, saying so) and left at its version; one at this
+    /// ds's schema opens.
+    func testAnOpenWithoutUpgradeLeavesAnOlderSchemaAsItIs() throws {
+        let path = directory.appendingPathComponent("older.db").path
+        _ = try Store(path: path)
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in try db.execute(sql: "UPDATE schema_version SET version = ?", arguments: [Migrations.latest - 1]) }
+        try queue.close()
+        XCTAssertThrowsError(try Store(location: .sqlite(path: path), create: false, upgrade: false)) { error in
+            XCTAssertEqual(ExitStatus.of(error), .config, "\(error)")
+            XCTAssertTrue("\(error)".contains("older than this ds's \(Migrations.latest)"), "\(error)")
+        }
+        XCTAssertEqual(try schema(path)["schema version"], ["\(Migrations.latest - 1)"], "nothing written")
+        let current = directory.appendingPathComponent("current.db").path
+        _ = try Store(path: current)
+        XCTAssertNoThrow(try Store(location: .sqlite(path: current), create: false, upgrade: false), "a database at this ds's schema opens")
+    }
 }

@@ -178,8 +178,8 @@ extension Configuration {
     /// Opens (and migrates) the database --db / DS_DB names, a SQLite file or a PostgreSQL server
     /// with --db-pool connections: the one way every daemon and tool opens its store. Only a
     /// master (and ds-submit, ds-pool set, which warn) makes a new one (`create`).
-    public func openStore(create: Bool = false) throws -> Store {
-        try Store(location: database, create: create)
+    public func openStore(create: Bool = false, upgrade: Bool = true) throws -> Store {
+        try Store(location: database, create: create, upgrade: upgrade)
     }
 
     /// Whether the database may be there without asking it: the SQLite file exists; a PostgreSQL

@@ -14,7 +14,11 @@ public enum ContextTool {
         let inForce = try ContextFile.selected(flag: flag, environment: environment)?.0.name
         if json {
             struct Row: Encodable { var name: String; var current: Bool; var settings: [String: String] }
-            for c in file.contexts { print(WireJSON.string(Row(name: c.name, current: c.name == inForce, settings: c.values))) }
+            for c in file.contexts {
+                var settings = c.values
+                settings["db"] = settings["db"].map(DatabaseLocation.redacted)
+                print(WireJSON.string(Row(name: c.name, current: c.name == inForce, settings: settings)))
+            }
             return .success
         }
         var printer = TablePrinter(columns: ["CURRENT", "NAME", "ZK", "ZK_ROOT", "DB", "HOME"])

@@ -61,6 +61,14 @@ public struct ContextFile: Sendable {
             throw InputError.configuration("the contexts file \(path) names credentials (context \(Limits.quoted(named.name))) "
                                            + "and others can read it (mode \(String(file.mode, radix: 8))): chmod 600 \(path)")
         }
+        // Whoever can change the file chooses the servers the tools send their passwords to, and
+        // the commands the workers run: only its owner, and only the user who runs the tool.
+        if file.mode & 0o022 != 0 {
+            throw InputError.configuration("others can change the contexts file \(path) (mode \(String(file.mode, radix: 8))): chmod go-w \(path)")
+        }
+        if info.st_uid != geteuid() {
+            throw InputError.configuration("the contexts file \(path) belongs to user \(info.st_uid), not to the user running this tool (\(geteuid())); a file another user can change chooses this tool's servers: make your own")
+        }
         return file
     }
 
@@ -185,7 +193,12 @@ extension ContextFile {
             throw InputError.configuration("cannot set 'current' in \(path) without changing more of it; set current = \(Self.basicString(name)) by hand")
         }
         // A symbolic link (a dotfiles repository's) stays one: the file it points to is replaced.
-        try Self.replace((path as NSString).resolvingSymlinksInPath, with: updated, mode: mode)
+        // (realpath: a relative link, as dotfiles managers make, resolved from the link's folder.)
+        guard let resolved = realpath(path, nil) else {
+            throw InputError.configuration("cannot resolve the contexts file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { free(resolved) }
+        try Self.replace(String(cString: resolved), with: updated, mode: mode)
     }
 
     /// `name` as a TOML basic string.

@@ -133,7 +133,8 @@ public enum Submitter {
             return skipped("there is no database at \(configuration.databasePath) (--db / DS_DB)")
         }
         let store: Store
-        do { store = try configuration.openStore() } catch {
+        // Not upgraded: a look writes nothing, not even the schema.
+        do { store = try configuration.openStore(upgrade: false) } catch {
             return skipped("the database cannot be read: \(error)")
         }
         do {

@@ -123,11 +123,20 @@ extension DatabaseLocation {
     }
 
     /// `text` with the password of a URL (`scheme://user:PASSWORD@...`) hidden, for messages.
+    /// The value of every query parameter but `sslmode` is hidden too (`?password=...` is refused,
+    /// and the refusal quotes the URL).
     public static func redacted(_ text: String) -> String {
         guard let scheme = urlScheme(text) else { return text }
-        let rest = text.dropFirst(scheme.count + 3)
+        var rest = String(text.dropFirst(scheme.count + 3))
+        if let q = rest.firstIndex(of: "?") {
+            let query = rest[rest.index(after: q)...].split(separator: "&", omittingEmptySubsequences: false).map { item -> String in
+                let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                return pair.count == 2 && pair[0] != "sslmode" ? pair[0] + "=REDACTED" : String(item)
+            }
+            rest = rest[...q] + query.joined(separator: "&")
+        }
         let authorityEnd = rest.firstIndex(where: { "/?#".contains($0) }) ?? rest.endIndex
-        guard let at = rest[..<authorityEnd].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") else { return text }
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") else { return scheme + "://" + rest }
         return scheme + "://" + rest[..<colon] + ":REDACTED" + rest[at...]
     }
 

@@ -304,10 +304,14 @@ enum Migrations {
             // instance's history): each instance counts its own, on its row, which a master's round
             // locks anyway. The one shared counter (v3's `sequence` row, read and written by every
             // round) made any two masters' rounds conflict on PostgreSQL. Every instance continues
-            // from the shared counter's value, above every number it already has; the row stays,
-            // unused, for a database opened by an older ds (which refuses a newer schema anyway).
+            // from the shared counter's value, above every number it already has. The counter's
+            // table is dropped: a master of an older ds still running (a rolling upgrade, or any
+            // tool of this one opened the database first) would number from it, below what this
+            // ds's masters write, and replay an instance out of order after a takeover; without
+            // the table its rounds fail and write nothing, until it is restarted with this ds.
             try db.execute(sql: "ALTER TABLE workflow_instance ADD COLUMN event_seq \(t.integer) NOT NULL DEFAULT 0")
             try db.execute(sql: "UPDATE workflow_instance SET event_seq = COALESCE((SELECT value FROM sequence WHERE name = 'event'), 0)")
+            try db.execute(sql: "DROP TABLE sequence")
         },
     ]
 }

@@ -58,7 +58,9 @@ public final class Store: Sendable {
     }
 
     /// Opens (and migrates) the database at `location`: the one entry point for both stores.
-    public init(location: DatabaseLocation, create: Bool = true) throws {
+    /// Without `upgrade`, a database at an older schema is refused (exit 78) rather than migrated:
+    /// for a look that must write nothing (`ds-submit --dry-run`).
+    public init(location: DatabaseLocation, create: Bool = true, upgrade: Bool = true) throws {
         switch location {
         case .sqlite(let path):
             if let why = Self.databaseProblem(path) { throw InputError.usage("--db / DS_DB \(Limits.quoted(path)) \(why)") }
@@ -70,7 +72,7 @@ public final class Store: Sendable {
             do {
                 (backend, databaseID) = try Self.withFileLock(path + ".open-lock") {
                     let backend = try SQLiteBackend(path: path)
-                    return (backend, try Self.migrate(backend, location: path, create: true))
+                    return (backend, try Self.migrate(backend, location: path, create: true, upgrade: upgrade))
                 }
             } catch let error as StoreError {
                 if case .newerSchema = error { throw error }
@@ -83,7 +85,7 @@ public final class Store: Sendable {
             let backend = try PostgresBackend(settings)
             self.backend = backend
             do {
-                databaseID = try Self.migrate(backend, location: settings.description, create: create)
+                databaseID = try Self.migrate(backend, location: settings.description, create: create, upgrade: upgrade)
             } catch let error as StoreError {
                 throw error
             } catch {
@@ -94,9 +96,15 @@ public final class Store: Sendable {
 
     /// Migrates the database; its random id, made by its first migration. Without `create`, a
     /// server database no master has migrated is refused, as a missing file is.
-    private static func migrate(_ backend: any StoreBackend, location: String, create: Bool) throws -> String {
+    private static func migrate(_ backend: any StoreBackend, location: String, create: Bool, upgrade: Bool) throws -> String {
         try backend.open { db in
             if !create, try !Migrations.tableExists("schema_version", db) { throw StoreError.missing(path: location) }
+            if !upgrade {
+                let version = try Migrations.tableExists("schema_version", db) ? try Int.fetchOne(db, sql: "SELECT version FROM schema_version") ?? 0 : 0
+                if version < Migrations.latest {
+                    throw StoreError.open(path: location, reason: "its schema is version \(version), older than this ds's \(Migrations.latest); a master (or any other ds tool) upgrades it")
+                }
+            }
             try Migrations.migrate(db, location: location)
             return try String.fetchOne(db, sql: "SELECT id FROM database_identity") ?? ""
         }
