@@ -74,10 +74,10 @@ done
 for tool in "${tools[@]}"; do
   # Written beside, then moved: a failed tool leaves no empty completion behind.
   "$bin/$tool" --generate-completion-script bash > "$bash_dir/.$tool.new" || fail 70 "$tool did not print its bash completion"
-  mv -f "$bash_dir/.$tool.new" "$bash_dir/$tool"
+  mv -f "$bash_dir/.$tool.new" "$bash_dir/$tool" || fail 73 "cannot install the bash completion of $tool into $bash_dir"
   "$bin/$tool" --generate-completion-script zsh > "$zsh_dir/._$tool.new" || fail 70 "$tool did not print its zsh completion"
-  mv -f "$zsh_dir/._$tool.new" "$zsh_dir/_$tool"
-  chmod 644 "$bash_dir/$tool" "$zsh_dir/_$tool"
+  mv -f "$zsh_dir/._$tool.new" "$zsh_dir/_$tool" || fail 73 "cannot install the zsh completion of $tool into $zsh_dir"
+  chmod 644 "$bash_dir/$tool" "$zsh_dir/_$tool" || fail 73 "cannot make the completions of $tool readable"
 done
 
 echo "installed ${#tools[@]} tools and task-supervisor into $bin, their man pages into $man, completions into $bash_dir and $zsh_dir"
